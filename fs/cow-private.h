@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private core header: the structures behind cowroot.h and the prototypes
+ * shared between core files, grouped by file.
+ *
+ * Lock order (take left before right, never the reverse):
+ *   view.ns_lock  ->  inode.lock  ->  view.itable_lock / view.dirty_lock  ->  db.lock
+ * ns_lock (rwlock) serialises namespace changes (create, unlink, rename...)
+ * against lookups and readdir.  An inode lock is held for one inode at a
+ * time.  db.lock guards the one sqlite connection of the process.
+ */
+#ifndef COW_PRIVATE_H
+#define COW_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cowroot.h"
+
+#define COW_MAX_LAYERS 64
+#define COW_INO_BATCH 4096
+
+/* One version of an object as stored in a layer. */
+struct cow_irow {
+	uint64_t ino;
+	uint32_t mode, nlink, uid, gid;
+	uint64_t rdev;
+	int64_t size;
+	int64_t atime, mtime, ctime; /* ns since the epoch */
+	uint64_t data_layer;         /* layer whose data file holds the content, 0 = none */
+	char *target;                /* symlink target, malloc'd, or NULL */
+};
+
+struct cow_layer_info {
+	uint64_t id, parent, root;
+	int kind;
+	int64_t created;
+};
+
+enum { COW_LAYER_IMAGE = 0, COW_LAYER_CLIENT = 1, COW_LAYER_DEAD = 2 };
+
+/* ---- store.c: the only file that talks to sqlite ---- */
+struct cow_db;
+
+int cow_db_open(const char *path, int flags, struct cow_db **ret);
+void cow_db_close(struct cow_db *db);
+const char *cow_db_errmsg(struct cow_db *db);
+void cow_db_lock(struct cow_db *db);
+void cow_db_unlock(struct cow_db *db);
+/* Transactions (caller holds the db lock).  commit(durable) syncs the WAL. */
+int cow_db_begin(struct cow_db *db);
+int cow_db_commit(struct cow_db *db, bool durable);
+void cow_db_rollback(struct cow_db *db);
+
+int cow_db_alloc_inos(struct cow_db *db, uint64_t n, uint64_t *ret_first);
+int cow_db_layer_add(struct cow_db *db, uint64_t parent, int kind, uint64_t root, uint64_t *ret_id);
+int cow_db_layer_get(struct cow_db *db, uint64_t id, struct cow_layer_info *ret);
+int cow_db_layer_set_kind(struct cow_db *db, uint64_t id, int kind);
+int cow_db_layer_drop_rows(struct cow_db *db, uint64_t id);
+int cow_db_image_add(struct cow_db *db, const char *name, uint64_t layer);
+int cow_db_image_get(struct cow_db *db, const char *name, uint64_t *ret_layer);
+int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
+int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer);
+int cow_db_client_get(struct cow_db *db, const char *name, char *ret_image, uint64_t *ret_layer);
+int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_client_info *), void *arg);
+/* Every layer id, with its kind, for fsck. */
+int cow_db_layer_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_layer_info *), void *arg);
+bool cow_db_layer_used(struct cow_db *db, uint64_t id);
+
+int cow_db_inode_get(struct cow_db *db, uint64_t layer, uint64_t ino, struct cow_irow *ret);
+int cow_db_inode_put(struct cow_db *db, uint64_t layer, const struct cow_irow *row);
+int cow_db_inode_del(struct cow_db *db, uint64_t layer, uint64_t ino);
+/* Rows with nlink 0 in @layer (left by a crash while unlinked files were open). */
+int cow_db_inode_foreach_unlinked(struct cow_db *db, uint64_t layer, int (*fn)(void *arg, uint64_t ino, uint64_t data_layer), void *arg);
+/* Every row referencing a data file: (layer, ino) pairs with data_layer == layer. */
+int cow_db_data_foreach(struct cow_db *db, int (*fn)(void *arg, uint64_t layer, uint64_t ino), void *arg);
+bool cow_db_data_referenced(struct cow_db *db, uint64_t layer, uint64_t ino);
+
+int cow_db_dirent_get(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t *ret_ino,
+		      int *ret_type);
+int cow_db_dirent_put(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t ino, int type);
+int cow_db_dirent_del(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name);
+int cow_db_dirent_del_parent(struct cow_db *db, uint64_t layer, uint64_t parent);
+int cow_db_dirent_foreach(struct cow_db *db, uint64_t layer, uint64_t parent,
+			  int (*fn)(void *arg, const char *name, uint64_t ino, int type), void *arg);
+
+int cow_db_xattr_foreach(struct cow_db *db, uint64_t layer, uint64_t ino,
+			 int (*fn)(void *arg, const char *name, const void *value, size_t size), void *arg);
+int cow_db_xattr_put(struct cow_db *db, uint64_t layer, uint64_t ino, const char *name, const void *value, size_t size);
+int cow_db_xattr_del(struct cow_db *db, uint64_t layer, uint64_t ino, const char *name);
+int cow_db_xattr_copy(struct cow_db *db, uint64_t from_layer, uint64_t to_layer, uint64_t ino);
+int cow_db_xattr_del_all(struct cow_db *db, uint64_t layer, uint64_t ino);
+
+/* fsck helpers: dangling rows (dirents pointing at no inode in the view
+ * chain of their layer, xattrs without inode) */
+int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg, const char *line), void *arg,
+			  uint64_t *ret_count);
+int cow_db_integrity(struct cow_db *db, bool *ret_ok);
+
+/* ---- store.c / data.c: the store ---- */
+struct cow_store {
+	char *dir;
+	int dirfd;  /* the store directory */
+	int datafd; /* STORE/data */
+	int lockfd; /* STORE/lock, shared flock while open */
+	struct cow_db *db;
+	bool readonly;
+};
+
+/* data.c: data files are data/<layer>/<ino & 0xff, %02x>/<ino, %016llx> */
+void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino);
+int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags, mode_t mode);
+int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino);
+int cow_data_remove_layer(struct cow_store *st, uint64_t layer);
+/* Copy @in (from offset 0, @size bytes, keeping holes) into @out; fsync @out. */
+int cow_data_copy(int in, int out, int64_t size);
+
+/* ---- view.c ---- */
+
+/* An open data file shared by the opens of one inode; replaced (not
+ * changed) by copy-up, so a reader holding a reference keeps a valid fd. */
+struct cow_fd {
+	int fd;
+	bool writable;
+	atomic_int refs;
+};
+
+struct cow_dent {
+	char *name;    /* NULL: deleted slot */
+	uint64_t ino;  /* 0: a whiteout hiding a lower entry (invisible) */
+	uint8_t type;  /* DT_* */
+	bool in_layer; /* its row is in the writable layer */
+	bool lower;    /* a lower layer has this name (removing it needs a whiteout) */
+};
+
+/* The merged listing of one directory (protected by view.ns_lock: read for
+ * lookups, write for changes). */
+struct cow_dir {
+	struct cow_dent *ents;
+	size_t n, cap, live;
+	uint32_t *slots; /* open hash of indexes + 1, 0 empty, UINT32_MAX deleted */
+	size_t nslots;
+};
+
+struct cow_inode {
+	uint64_t ino;
+	struct cow_inode *hnext; /* itable chain, protected by view.itable_lock */
+	uint64_t refs;           /* lookups + opens + pins, protected by view.itable_lock */
+
+	pthread_mutex_t lock;
+	/* protected by lock: */
+	struct cow_irow row;
+	uint64_t row_layer; /* layer the row came from (== view layer once written there) */
+	int64_t blocks;
+	struct cow_fd *fd;  /* current data fd, or NULL */
+	int nopen;
+	bool dirty;         /* row has changes not yet in the database */
+	bool destroyed;     /* unlinked and its records removed */
+	bool on_dirty_list; /* protected by view.dirty_lock */
+	struct cow_inode *dirty_next;
+	struct cow_xattr *xattrs; /* loaded list, valid if xattrs_loaded */
+	bool xattrs_loaded;
+	uint64_t parent;     /* for directories: the parent's ino (0 unknown) */
+	struct cow_dir *dir; /* for directories: merged listing, once loaded (see cow_dir) */
+};
+
+struct cow_xattr {
+	struct cow_xattr *next;
+	char *name;
+	void *value;
+	size_t size;
+};
+
+struct cow_view {
+	struct cow_store *st;
+	uint64_t layers[COW_MAX_LAYERS]; /* top first; layers[0] is writable unless readonly */
+	int nlayers;
+	uint64_t layer; /* the writable layer, 0 if readonly */
+	uint64_t root;
+	bool readonly;
+	int layer_lockfd;
+
+	pthread_rwlock_t ns_lock;
+
+	pthread_mutex_t itable_lock;
+	struct cow_inode **itable;
+	size_t itable_size, itable_count;
+
+	pthread_mutex_t ino_lock; /* protects next_ino, end_ino */
+	uint64_t next_ino, end_ino;
+
+	pthread_mutex_t dirty_lock;
+	struct cow_inode *dirty;
+	pthread_t flusher;
+	pthread_cond_t flusher_cond;
+	bool flusher_running, stopping;
+};
+
+struct cow_file {
+	struct cow_view *v;
+	struct cow_inode *ip;
+	int flags;
+};
+
+struct cow_dirh {
+	struct cow_view *v;
+	struct cow_inode *ip;
+	uint64_t parent;
+	struct cow_dent *ents; /* snapshot */
+	size_t n;
+};
+
+int64_t cow_now_ns(void);
+static inline int64_t cow_ts_to_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+void cow_ns_to_ts(int64_t ns, struct timespec *ts);
+
+/* Find or load the inode @ino and take @n references (n may be 0 for a
+ * temporary pin, which is then released with cow_inode_put).  -ENOENT if
+ * no layer of the view has it. */
+int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret);
+void cow_inode_put(struct cow_view *v, struct cow_inode *ip);
+/* Insert a new object (row owned by the caller, moved into the inode). */
+int cow_inode_new(struct cow_view *v, const struct cow_irow *row, uint64_t parent, struct cow_inode **ret);
+void cow_inode_fill_attr(struct cow_inode *ip, struct cow_attr *ret);
+/* Write the row to the writable layer (inode lock and db lock held, inside
+ * a transaction); copies xattrs on the first write of a base object. */
+int cow_inode_store(struct cow_view *v, struct cow_inode *ip);
+void cow_inode_mark_dirty(struct cow_view *v, struct cow_inode *ip);
+int cow_alloc_ino(struct cow_view *v, uint64_t *ret);
+/* Drop an unlinked object's layer records and data (no references left). */
+void cow_inode_destroy_unlinked(struct cow_view *v, struct cow_inode *ip);
+void cow_fd_put(struct cow_fd *f);
+int cow_irow_copy(struct cow_irow *dst, const struct cow_irow *src);
+void cow_irow_release(struct cow_irow *row);
+
+/* ---- namei.c ---- */
+int cow_check_name(const char *name);
+/* Load (once) the merged listing of directory @ip; ns_lock held (any mode). */
+int cow_dir_load(struct cow_view *v, struct cow_inode *ip);
+struct cow_dent *cow_dir_find(struct cow_dir *d, const char *name);
+int cow_dir_add(struct cow_dir *d, const char *name, uint64_t ino, uint8_t type, bool in_layer, bool lower);
+void cow_dir_remove(struct cow_dir *d, struct cow_dent *e);
+void cow_dir_free(struct cow_dir *d);
+
+/* ---- copy_up.c ---- */
+/* Make the data of @ip writable in the view's layer, opened in ip->fd
+ * (inode lock held).  With @empty the content is about to be truncated
+ * away: nothing is copied. */
+int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty);
+/* Record the object in the view's layer without copying data (metacopy);
+ * inode lock held, db lock and transaction held. */
+int cow_copy_up_meta(struct cow_view *v, struct cow_inode *ip);
+/* Open (if needed) the current data fd of @ip: inode lock held. */
+int cow_inode_open_fd(struct cow_view *v, struct cow_inode *ip);
+
+/* ---- xattr.c ---- */
+int cow_xattrs_load(struct cow_view *v, struct cow_inode *ip);
+void cow_xattrs_free(struct cow_inode *ip);
+
+#endif

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cowroot core API.
+ *
+ * A store is a directory holding one sqlite database and the data files of
+ * every image and layer.  A view is what one client sees: its writable layer
+ * over the chain of image layers beneath it.  Every object (file, directory,
+ * symlink, device...) has a persistent 64-bit id, its "ino": the same in
+ * every layer, kept across copy-up, rename and restart.  Front ends (FUSE,
+ * the ganesha FSAL) use it as their inode number / handle.
+ *
+ * Conventions: functions return 0 (or a positive count) on success and a
+ * negative errno on failure; ret_* output parameters are untouched on
+ * failure.  The core never prints and never exits.
+ */
+#ifndef COWROOT_H
+#define COWROOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define COW_NAME_MAX 255       /* longest entry name */
+#define COW_XATTR_NAME_MAX 255 /* longest xattr name */
+#define COW_XATTR_SIZE_MAX 65536
+#define COW_SYMLINK_MAX 4095
+#define COW_ENTITY_NAME_MAX 64 /* longest image or client name */
+
+struct cow_store;
+struct cow_view;
+struct cow_file;
+struct cow_dirh;
+
+/* ---- store.c: opening a store ---- */
+
+enum {
+	COW_STORE_CREATE = 1 << 0,   /* create (and initialise) if missing */
+	COW_STORE_READONLY = 1 << 1, /* never write the database */
+};
+
+/* Open the store in directory @dir.  With COW_STORE_CREATE an empty or
+ * missing directory becomes a new store.  Errors: -ENOENT (no store there),
+ * -EEXIST (CREATE on an existing store), -EIO (corrupt database),
+ * -EAGAIN (database locked past the busy timeout), -EPROTO (schema newer
+ * than this program), -ENOTDIR/-EACCES from the file system. */
+int cow_store_open(const char *dir, int flags, struct cow_store **ret);
+void cow_store_close(struct cow_store *st);
+
+/* A short human explanation of the last database error on @st (valid until
+ * the next call on @st), or NULL. */
+const char *cow_store_errmsg(struct cow_store *st);
+
+/* ---- image.c / client.c: lifecycle ---- */
+
+struct cow_image_info {
+	char name[COW_ENTITY_NAME_MAX + 1];
+	uint64_t layer;   /* the image's top layer */
+	uint64_t parent;  /* layer beneath it, 0 for an imported base */
+	int64_t created;  /* unix seconds */
+	uint64_t objects; /* objects recorded in its top layer */
+	uint64_t bytes;   /* bytes of file data in its top layer */
+	uint32_t clients; /* clients on it */
+};
+
+struct cow_client_info {
+	char name[COW_ENTITY_NAME_MAX + 1];
+	char image[COW_ENTITY_NAME_MAX + 1];
+	uint64_t layer;
+	int64_t created;
+	uint64_t objects; /* objects in its layer */
+};
+
+/* Progress callback for long work: @done of @total units (total 0 if
+ * unknown), @what a short label.  Return non-zero to cancel (-ECANCELED). */
+typedef int (*cow_progress_fn)(void *arg, const char *what, uint64_t done, uint64_t total);
+
+/* Validate an image or client name: 1-64 bytes of [A-Za-z0-9._@+-], not
+ * starting with '.' or '-'.  Returns 0 or -EINVAL. */
+int cow_name_check(const char *name);
+
+/* Import the tree at @src (not crossing mount points) as image @name.
+ * All or nothing: on error or cancel no image is recorded and its data
+ * files are removed.  Errors: -EEXIST, -EINVAL (bad name), -ENOENT/-ENOTDIR
+ * (@src), -ENOSPC, -ECANCELED, -EIO. */
+int cow_image_import(struct cow_store *st, const char *name, const char *src, cow_progress_fn progress, void *arg);
+
+/* Call @fn for every image / client, ordered by name.  A non-zero return
+ * from @fn stops the walk and is returned. */
+int cow_image_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
+int cow_client_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_client_info *), void *arg);
+
+/* Add client @name with an empty layer on image @image.  Errors: -EEXIST,
+ * -EINVAL (bad name), -ENOENT (no such image). */
+int cow_client_add(struct cow_store *st, const char *name, const char *image);
+
+/* ---- fsck.c ---- */
+
+struct cow_fsck_report {
+	uint64_t orphan_files;   /* data files no record references */
+	uint64_t missing_data;   /* records whose data file is missing */
+	uint64_t dangling;       /* entries/attrs/xattrs of no object, unlinked objects */
+	uint64_t dead_layers;    /* layers no client or image uses */
+	uint64_t repaired;       /* problems fixed (with repair) */
+	bool db_ok;              /* sqlite integrity_check said ok */
+};
+
+/* Check the store; with @repair remove orphans and dangling records.
+ * @log (may be NULL) is called once per problem with a one-line text. */
+int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
+	     struct cow_fsck_report *ret);
+
+/* ---- view.c: views ---- */
+
+enum {
+	COW_VIEW_READONLY = 1 << 0, /* no writes: EROFS (image views always) */
+};
+
+/* Open the view of client @client (writable; takes the layer's write lock,
+ * -EBUSY if another process holds it), or with @client NULL the read-only
+ * view of image @image.  Errors: -ENOENT (unknown client/image), -EBUSY. */
+int cow_view_open(struct cow_store *st, const char *client, const char *image, int flags, struct cow_view **ret);
+/* Flush all cached metadata and close.  Open files must be released first. */
+int cow_view_close(struct cow_view *v);
+/* Write back dirty metadata of every inode (what syncfs does). */
+int cow_view_sync(struct cow_view *v);
+uint64_t cow_view_root(const struct cow_view *v);
+bool cow_view_readonly(const struct cow_view *v);
+
+/* Attributes of one object. */
+struct cow_attr {
+	uint64_t ino;
+	uint32_t mode; /* type and permission bits */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint64_t rdev;
+	int64_t size;
+	int64_t blocks; /* 512-byte blocks allocated */
+	struct timespec atime, mtime, ctime;
+};
+
+/* The caller creating an object. */
+struct cow_cred {
+	uint32_t uid, gid;
+	uint32_t umask;
+};
+
+/* namei.c: Look up @name in directory @parent and take one reference on the
+ * object found (released with cow_forget).  Errors: -ENOENT, -ENOTDIR,
+ * -ENAMETOOLONG, -EINVAL (name with '/', "." or ".."). */
+int cow_lookup(struct cow_view *v, uint64_t parent, const char *name, struct cow_attr *ret);
+/* Take one more reference on a known object (e.g. the root).  -ENOENT if
+ * the object does not exist in this view (a stale handle). */
+int cow_ref(struct cow_view *v, uint64_t ino, struct cow_attr *ret);
+/* Drop @n references.  An unlinked object goes away with its last reference. */
+void cow_forget(struct cow_view *v, uint64_t ino, uint64_t n);
+
+/* inode.c */
+int cow_getattr(struct cow_view *v, uint64_t ino, struct cow_attr *ret);
+
+enum {
+	COW_SET_MODE = 1 << 0,
+	COW_SET_UID = 1 << 1,
+	COW_SET_GID = 1 << 2,
+	COW_SET_SIZE = 1 << 3,
+	COW_SET_ATIME = 1 << 4, /* to attr.atime */
+	COW_SET_MTIME = 1 << 5,
+	COW_SET_ATIME_NOW = 1 << 6,
+	COW_SET_MTIME_NOW = 1 << 7,
+	COW_SET_CTIME = 1 << 8,
+};
+/* Change attributes (a metadata-only change never copies file data;
+ * COW_SET_SIZE copies up).  Clears setuid/setgid on chown as Linux does
+ * when the caller asks for it via the mode. */
+int cow_setattr(struct cow_view *v, uint64_t ino, const struct cow_attr *attr, int to_set, struct cow_attr *ret);
+int cow_readlink(struct cow_view *v, uint64_t ino, char *buf, size_t size); /* returns length, no NUL */
+
+/* xattr.c: value sizes as getxattr(2): with @size 0 return the size needed;
+ * -ERANGE if too small, -ENODATA if absent.  @flags XATTR_CREATE/REPLACE. */
+int cow_getxattr(struct cow_view *v, uint64_t ino, const char *name, void *buf, size_t size);
+int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void *value, size_t size, int flags);
+int cow_listxattr(struct cow_view *v, uint64_t ino, char *buf, size_t size);
+int cow_removexattr(struct cow_view *v, uint64_t ino, const char *name);
+
+/* dir.c: namespace changes.  Each created object comes back referenced.
+ * Errors as the matching syscalls: -EEXIST, -ENOENT, -ENOTDIR, -EISDIR,
+ * -ENOTEMPTY, -ENAMETOOLONG, -EINVAL, -EROFS, -EMLINK, -ENOSPC. */
+int cow_mknod(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+	      const struct cow_cred *cred, struct cow_attr *ret);
+int cow_mkdir(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, const struct cow_cred *cred,
+	      struct cow_attr *ret);
+int cow_symlink(struct cow_view *v, uint64_t parent, const char *name, const char *target,
+		const struct cow_cred *cred, struct cow_attr *ret);
+int cow_link(struct cow_view *v, uint64_t ino, uint64_t newparent, const char *newname, struct cow_attr *ret);
+int cow_unlink(struct cow_view *v, uint64_t parent, const char *name);
+int cow_rmdir(struct cow_view *v, uint64_t parent, const char *name);
+/* @flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE (RENAME_WHITEOUT: -EINVAL). */
+int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+	       unsigned int flags);
+
+/* file.c: open files.  @flags are open(2) flags; O_TRUNC truncates. */
+int cow_open(struct cow_view *v, uint64_t ino, int flags, struct cow_file **ret);
+/* Create and open a regular file (O_EXCL honoured). */
+int cow_create(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, int flags,
+	       const struct cow_cred *cred, struct cow_file **ret_file, struct cow_attr *ret);
+/* An anonymous file in @parent (O_TMPFILE): referenced, link count 0. */
+int cow_tmpfile(struct cow_view *v, uint64_t parent, mode_t mode, int flags, const struct cow_cred *cred,
+		struct cow_file **ret_file, struct cow_attr *ret);
+ssize_t cow_read(struct cow_file *f, void *buf, size_t size, off_t off);
+ssize_t cow_write(struct cow_file *f, const void *buf, size_t size, off_t off);
+/* The current data fd of @f to read with splice/pread (-1 for an empty file
+ * with no data file).  The fd stays valid until cow_read_done(*ret_token),
+ * even if a concurrent copy-up replaces it. */
+int cow_read_fd(struct cow_file *f, int *ret_fd, void **ret_token);
+void cow_read_done(void *token);
+int cow_fallocate(struct cow_file *f, int mode, off_t off, off_t len);
+int cow_flush(struct cow_file *f);
+/* Durable: data, then the object's metadata and names (the database). */
+int cow_fsync(struct cow_file *f, bool datasync);
+int cow_release(struct cow_file *f);
+uint64_t cow_file_ino(const struct cow_file *f);
+/* Seek for SEEK_DATA / SEEK_HOLE. */
+off_t cow_lseek(struct cow_file *f, off_t off, int whence);
+
+/* readdir.c: a directory listing is a snapshot taken at open. */
+int cow_opendir(struct cow_view *v, uint64_t ino, struct cow_dirh **ret);
+/* Call @fn for the entries from offset @off on ("." and ".." first); stop
+ * when @fn returns non-zero.  @next_off resumes after the entry.  With
+ * @plus @attr is filled and the entry referenced (except "." and "..")
+ * when @fn returns 0; without, attr has ino and the type bits of mode. */
+int cow_readdir(struct cow_dirh *d, off_t off, bool plus,
+		int (*fn)(void *arg, const char *name, const struct cow_attr *attr, off_t next_off), void *arg);
+void cow_releasedir(struct cow_dirh *d);
+
+int cow_statfs(struct cow_view *v, struct statvfs *ret);
+
+#endif

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Data files and the store directory.  Each regular file with content has
+ * one data file per layer that owns a version of it:
+ * STORE/data/<layer>/<ino & 0xff>/<ino>.  Image data files are never
+ * written after import; a client's are written in place.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cow-private.h"
+
+void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino)
+{
+	snprintf(buf, size, "%llu/%02x/%016llx", (unsigned long long)layer, (unsigned)(ino & 0xff),
+		 (unsigned long long)ino);
+}
+
+static int mkdir_parents(int dirfd, const char *path)
+{
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = strchr(tmp, '/'); p; p = strchr(p + 1, '/')) {
+		*p = 0;
+		if (mkdirat(dirfd, tmp, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags, mode_t mode)
+{
+	char path[128];
+	cow_data_path(path, sizeof(path), layer, ino);
+	int fd = openat(st->datafd, path, flags | O_CLOEXEC, mode);
+	if (fd < 0 && errno == ENOENT && (flags & O_CREAT)) {
+		int r = mkdir_parents(st->datafd, path);
+		if (r < 0)
+			return r;
+		fd = openat(st->datafd, path, flags | O_CLOEXEC, mode);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino)
+{
+	char path[128];
+	cow_data_path(path, sizeof(path), layer, ino);
+	if (unlinkat(st->datafd, path, 0) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int rm_tree_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	int r = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (de->d_type == DT_DIR)
+			r = rm_tree_at(fd, de->d_name);
+		else if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT)
+			r = -errno;
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	if (r == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = -errno;
+	return r;
+}
+
+int cow_data_remove_layer(struct cow_store *st, uint64_t layer)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%llu", (unsigned long long)layer);
+	return rm_tree_at(st->datafd, name);
+}
+
+int cow_data_copy(int in, int out, int64_t size)
+{
+	/* Share extents where the file system can (reflink), else copy
+	 * data segments only, so holes stay holes. */
+	if (ioctl(out, FICLONE, in) == 0)
+		goto sync;
+	off_t off = 0;
+	while (off < size) {
+		off_t data = lseek(in, off, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;
+			data = off; /* no SEEK_DATA: copy everything */
+		}
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0 || hole > size)
+			hole = size;
+		off_t pos = data;
+		while (pos < hole) {
+			loff_t ipos = pos, opos = pos;
+			ssize_t n = copy_file_range(in, &ipos, out, &opos, (size_t)(hole - pos), 0);
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+				char buf[65536];
+				size_t want = (size_t)(hole - pos) < sizeof(buf) ? (size_t)(hole - pos) : sizeof(buf);
+				n = pread(in, buf, want, pos);
+				if (n > 0 && pwrite(out, buf, (size_t)n, pos) != n)
+					return errno ? -errno : -EIO;
+			}
+			if (n < 0)
+				return -errno;
+			if (n == 0)
+				break;
+			pos += n;
+		}
+		off = hole;
+	}
+	if (ftruncate(out, size) < 0)
+		return -errno;
+sync:
+	if (fdatasync(out) < 0)
+		return -errno;
+	return 0;
+}

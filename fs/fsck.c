@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Consistency check: the database's own integrity, records that refer to
+ * nothing, data files no record refers to (what a crash between writing
+ * data and committing leaves), records whose data file is missing, and
+ * layers that nothing uses.  With repair, everything but missing data is
+ * fixed; missing data is reported, never papered over.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cow-private.h"
+
+struct fsck {
+	struct cow_store *st;
+	bool repair;
+	void (*log)(void *arg, const char *line);
+	void *arg;
+	struct cow_fsck_report *rep;
+};
+
+static void say(struct fsck *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct fsck *f, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (f->log)
+		f->log(f->arg, line);
+}
+
+static bool parse_u64(const char *s, int base, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, base);
+	if (errno || end == s || *end)
+		return false;
+	*ret = v;
+	return true;
+}
+
+/* One layer's data directory: every file must be referenced. */
+static int check_layer_files(struct fsck *f, int lfd, uint64_t layer, bool layer_exists)
+{
+	DIR *d = fdopendir(dup(lfd));
+	if (d)
+		rewinddir(d); /* dup shares the offset */
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int sfd = openat(lfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sfd < 0)
+			continue;
+		DIR *sd = fdopendir(sfd);
+		if (!sd) {
+			close(sfd);
+			continue;
+		}
+		struct dirent *fe;
+		while ((fe = readdir(sd))) {
+			uint64_t ino;
+			if (fe->d_name[0] == '.')
+				continue;
+			bool ok = parse_u64(fe->d_name, 16, &ino) && layer_exists &&
+				  cow_db_data_referenced(f->st->db, layer, ino);
+			if (ok)
+				continue;
+			f->rep->orphan_files++;
+			say(f, "orphan data file data/%llu/%s/%s", (unsigned long long)layer, de->d_name, fe->d_name);
+			if (f->repair) {
+				if (unlinkat(dirfd(sd), fe->d_name, 0) == 0)
+					f->rep->repaired++;
+				else
+					r = -errno;
+			}
+		}
+		closedir(sd);
+	}
+	closedir(d);
+	return r;
+}
+
+static int check_data_dir(struct fsck *f)
+{
+	DIR *d = fdopendir(dup(f->st->datafd));
+	if (d)
+		rewinddir(d); /* dup shares the offset */
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		uint64_t layer;
+		struct cow_layer_info li;
+		if (de->d_name[0] == '.' || strstr(de->d_name, ".lock"))
+			continue;
+		if (!parse_u64(de->d_name, 10, &layer)) {
+			say(f, "unexpected entry data/%s (left alone)", de->d_name);
+			continue;
+		}
+		bool exists = cow_db_layer_get(f->st->db, layer, &li) == 0;
+		int lfd = openat(f->st->datafd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (lfd < 0)
+			continue;
+		r = check_layer_files(f, lfd, layer, exists);
+		close(lfd);
+		if (r == 0 && !exists && f->repair)
+			cow_data_remove_layer(f->st, layer);
+	}
+	closedir(d);
+	return r;
+}
+
+static int check_ref(void *arg, uint64_t layer, uint64_t ino)
+{
+	struct fsck *f = arg;
+	char path[128];
+	struct stat s;
+	cow_data_path(path, sizeof(path), layer, ino);
+	if (fstatat(f->st->datafd, path, &s, 0) < 0 && errno == ENOENT) {
+		f->rep->missing_data++;
+		say(f, "object %llu of layer %llu: data file data/%s is missing", (unsigned long long)ino,
+		    (unsigned long long)layer, path);
+	}
+	return 0;
+}
+
+static int check_layer(void *arg, const struct cow_layer_info *l)
+{
+	struct fsck *f = arg;
+	if (l->kind != COW_LAYER_DEAD && cow_db_layer_used(f->st->db, l->id))
+		return 0;
+	f->rep->dead_layers++;
+	say(f, "layer %llu is used by no client or image", (unsigned long long)l->id);
+	return 0;
+}
+
+int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
+	     struct cow_fsck_report *ret)
+{
+	struct cow_fsck_report rep = {0};
+	struct fsck f = {.st = st, .repair = repair && !st->readonly, .log = log, .arg = arg, .rep = &rep};
+	struct cow_db *db = st->db;
+	int r;
+
+	cow_db_lock(db);
+	r = cow_db_integrity(db, &rep.db_ok);
+	if (r < 0)
+		goto out;
+	if (!rep.db_ok) {
+		say(&f, "database integrity check failed: %s", cow_db_errmsg(db) ? cow_db_errmsg(db) : "?");
+		goto out; /* nothing below can be trusted */
+	}
+	/* one transaction: a consistent picture, and repairs all or nothing */
+	r = cow_db_begin(db);
+	if (r < 0)
+		goto out;
+	uint64_t n = 0;
+	r = cow_db_layer_foreach(db, check_layer, &f);
+	if (r == 0)
+		r = cow_db_check_dangling(db, f.repair, log, arg, &n);
+	rep.dangling = n;
+	if (f.repair)
+		rep.repaired += n;
+	if (r == 0)
+		r = cow_db_data_foreach(db, check_ref, &f);
+	if (r == 0)
+		r = check_data_dir(&f);
+	if (r == 0)
+		r = cow_db_commit(db, true);
+	else
+		cow_db_rollback(db);
+out:
+	cow_db_unlock(db);
+	if (r == 0)
+		*ret = rep;
+	return r;
+}

@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Importing a tree as a new image: one layer with every object of the
+ * tree.  Data files are written and synced before the one transaction that
+ * records the image commits; on any error the transaction is rolled back
+ * and the layer's data directory removed, so the store is as before.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cow-private.h"
+
+struct hl { /* a hardlinked source inode already imported */
+	dev_t dev;
+	ino_t ino;
+	uint64_t id;
+};
+
+struct import {
+	struct cow_store *st;
+	uint64_t layer;
+	dev_t dev;
+	uint64_t next, end; /* ino batch */
+	struct hl *hls;
+	size_t nhl, caphl;
+	uint64_t done, total;
+	cow_progress_fn progress;
+	void *arg;
+	char *xbuf, *vbuf;
+};
+
+static int alloc_ino(struct import *im, uint64_t *ret)
+{
+	if (im->next == im->end) {
+		int r = cow_db_alloc_inos(im->st->db, COW_INO_BATCH, &im->next);
+		if (r < 0)
+			return r;
+		im->end = im->next + COW_INO_BATCH;
+	}
+	*ret = im->next++;
+	return 0;
+}
+
+static int tick(struct import *im)
+{
+	im->done++;
+	if (im->progress && (im->done % 256 == 0 || im->done == im->total))
+		if (im->progress(im->arg, "import", im->done, im->total))
+			return -ECANCELED;
+	return 0;
+}
+
+static int import_xattrs(struct import *im, int fd, uint64_t ino)
+{
+	/* through /proc/self/fd: works for O_PATH fds of any file type */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = listxattr(path, im->xbuf, 65536);
+	if (n < 0)
+		return (errno == ENOTSUP || errno == ENOSYS) ? 0 : -errno;
+	for (char *x = im->xbuf; x < im->xbuf + n; x += strlen(x) + 1) {
+		ssize_t vn = getxattr(path, x, im->vbuf, COW_XATTR_SIZE_MAX);
+		if (vn < 0) {
+			if (errno == ENODATA)
+				continue;
+			return -errno;
+		}
+		int r = cow_db_xattr_put(im->st->db, im->layer, ino, x, im->vbuf, (size_t)vn);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int import_entry(struct import *im, int pfd, uint64_t parent, const char *name);
+
+static struct cow_irow row_from_stat(uint64_t ino, const struct stat *s)
+{
+	return (struct cow_irow){
+		.ino = ino,
+		.mode = s->st_mode,
+		.nlink = (uint32_t)s->st_nlink,
+		.uid = s->st_uid,
+		.gid = s->st_gid,
+		.rdev = (S_ISCHR(s->st_mode) || S_ISBLK(s->st_mode)) ? s->st_rdev : 0,
+		.size = S_ISREG(s->st_mode) ? s->st_size : 0,
+		.atime = cow_ts_to_ns(&s->st_atim),
+		.mtime = cow_ts_to_ns(&s->st_mtim),
+		.ctime = cow_ts_to_ns(&s->st_ctim),
+	};
+}
+
+/* Record object @ino from entry @name of @pfd (or the directory @fd). */
+static int import_object(struct import *im, int pfd, const char *name, int fd, uint64_t ino, const struct stat *s)
+{
+	struct cow_irow row = row_from_stat(ino, s);
+	char target[COW_SYMLINK_MAX + 2];
+	int r = 0, ofd = fd;
+
+	if (S_ISLNK(s->st_mode)) {
+		ssize_t n = readlinkat(pfd, name, target, sizeof(target) - 1);
+		if (n < 0)
+			return -errno;
+		if (n > COW_SYMLINK_MAX)
+			return -ENAMETOOLONG;
+		target[n] = 0;
+		row.target = target;
+		row.size = n;
+	} else if (S_ISREG(s->st_mode)) {
+		ofd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+		if (ofd < 0 && errno == EPERM)
+			ofd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (ofd < 0)
+			return -errno;
+		if (s->st_size > 0) {
+			int out = cow_data_open(im->st, im->layer, ino, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (out < 0) {
+				r = out;
+				goto out;
+			}
+			/* synced once for the whole import, before the commit */
+			r = 0;
+			off_t off = 0;
+			while (off < s->st_size) {
+				off_t data = lseek(ofd, off, SEEK_DATA);
+				if (data < 0) {
+					if (errno == ENXIO)
+						break;
+					data = off;
+				}
+				off_t hole = lseek(ofd, data, SEEK_HOLE);
+				if (hole < 0 || hole > s->st_size)
+					hole = s->st_size;
+				loff_t ip = data, op = data;
+				while (ip < hole) {
+					ssize_t n = copy_file_range(ofd, &ip, out, &op, (size_t)(hole - ip), 0);
+					if (n < 0) {
+						r = -errno;
+						break;
+					}
+					if (n == 0)
+						break;
+				}
+				if (r < 0)
+					break;
+				off = hole;
+			}
+			if (r == 0 && ftruncate(out, s->st_size) < 0)
+				r = -errno;
+			close(out);
+			if (r < 0)
+				goto out;
+			row.data_layer = im->layer;
+		}
+	} else if (!S_ISDIR(s->st_mode) && !S_ISCHR(s->st_mode) && !S_ISBLK(s->st_mode) && !S_ISFIFO(s->st_mode) &&
+		   !S_ISSOCK(s->st_mode)) {
+		return -EINVAL;
+	}
+	r = cow_db_inode_put(im->st->db, im->layer, &row);
+	if (r == 0 && !S_ISLNK(s->st_mode) && !S_ISFIFO(s->st_mode) && !S_ISSOCK(s->st_mode) &&
+	    !S_ISCHR(s->st_mode) && !S_ISBLK(s->st_mode)) {
+		r = import_xattrs(im, ofd, ino);
+	} else if (r == 0 && !S_ISLNK(s->st_mode)) {
+		/* no fd for these types: open with O_PATH and read through /proc */
+		int pfd2 = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pfd2 >= 0) {
+			r = import_xattrs(im, pfd2, ino);
+			close(pfd2);
+		}
+	}
+	if (r == 0)
+		r = tick(im);
+	if (r == 0 && S_ISDIR(s->st_mode)) {
+		DIR *d = fdopendir(dup(fd));
+		if (d)
+			rewinddir(d); /* dup shares the offset */
+		if (!d)
+			return -errno;
+		struct dirent *de;
+		errno = 0;
+		while (r == 0 && (de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			r = import_entry(im, fd, ino, de->d_name);
+		}
+		closedir(d);
+	}
+out:
+	if (ofd >= 0 && ofd != fd)
+		close(ofd);
+	return r;
+}
+
+/* Import the entry @name of directory @pfd (parent object @parent). */
+static int import_entry(struct import *im, int pfd, uint64_t parent, const char *name)
+{
+	struct stat stbuf;
+	int r;
+	if (fstatat(pfd, name, &stbuf, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (strlen(name) > COW_NAME_MAX)
+		return -ENAMETOOLONG;
+	int type = (int)((stbuf.st_mode & S_IFMT) >> 12);
+
+	/* a hardlink to something already imported */
+	if (!S_ISDIR(stbuf.st_mode) && stbuf.st_nlink > 1) {
+		for (size_t i = 0; i < im->nhl; i++)
+			if (im->hls[i].dev == stbuf.st_dev && im->hls[i].ino == stbuf.st_ino)
+				return cow_db_dirent_put(im->st->db, im->layer, parent, name, im->hls[i].id, type);
+	}
+	uint64_t ino;
+	r = alloc_ino(im, &ino);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(stbuf.st_mode) && stbuf.st_nlink > 1) {
+		if (im->nhl == im->caphl) {
+			size_t nc = im->caphl ? im->caphl * 2 : 256;
+			struct hl *n = realloc(im->hls, nc * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			im->hls = n;
+			im->caphl = nc;
+		}
+		im->hls[im->nhl++] = (struct hl){stbuf.st_dev, stbuf.st_ino, ino};
+	}
+	r = cow_db_dirent_put(im->st->db, im->layer, parent, name, ino, type);
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(stbuf.st_mode))
+		return import_object(im, pfd, name, -1, ino, &stbuf);
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (stbuf.st_dev != im->dev) {
+		/* another file system mounted here: record the mount point only */
+		close(fd);
+		fd = -1;
+		struct cow_irow row = row_from_stat(ino, &stbuf);
+		r = cow_db_inode_put(im->st->db, im->layer, &row);
+		return r < 0 ? r : tick(im);
+	}
+	r = import_object(im, pfd, name, fd, ino, &stbuf);
+	close(fd);
+	return r;
+}
+
+static int count_tree(int dfd, dev_t dev, uint64_t *n)
+{
+	DIR *d = fdopendir(dup(dfd));
+	if (d)
+		rewinddir(d); /* dup shares the offset */
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		(*n)++;
+		if (de->d_type == DT_DIR) {
+			int fd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			struct stat s;
+			if (fd >= 0 && fstat(fd, &s) == 0 && s.st_dev == dev)
+				count_tree(fd, dev, n);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int cow_image_import(struct cow_store *st, const char *name, const char *src, cow_progress_fn progress, void *arg)
+{
+	struct import im = {.st = st, .progress = progress, .arg = arg};
+	struct stat s;
+	int r;
+
+	if (cow_name_check(name) < 0)
+		return -EINVAL;
+	if (st->readonly)
+		return -EROFS;
+	int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &s) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	im.dev = s.st_dev;
+	im.xbuf = malloc(65536);
+	im.vbuf = malloc(COW_XATTR_SIZE_MAX);
+	if (!im.xbuf || !im.vbuf) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	if (progress) {
+		im.total = 1;
+		count_tree(fd, s.st_dev, &im.total);
+	}
+
+	struct cow_db *db = st->db;
+	cow_db_lock(db);
+	uint64_t layer_dummy;
+	r = cow_db_begin(db);
+	if (r < 0)
+		goto out_unlock;
+	if (cow_db_image_get(db, name, &layer_dummy) == 0) {
+		r = -EEXIST;
+		goto rollback;
+	}
+	uint64_t root;
+	r = alloc_ino(&im, &root);
+	if (r == 0)
+		r = cow_db_layer_add(db, 0, COW_LAYER_IMAGE, root, &im.layer);
+	if (r == 0)
+		r = import_object(&im, fd, ".", fd, root, &s);
+	if (r == 0)
+		r = cow_db_image_add(db, name, im.layer);
+	/* data first: every file of the image is on disk before the commit */
+	if (r == 0 && syncfs(st->datafd) < 0)
+		r = -errno;
+	if (r == 0) {
+		r = cow_db_commit(db, true);
+		goto out_unlock;
+	}
+rollback:
+	cow_db_rollback(db);
+	if (im.layer)
+		cow_data_remove_layer(st, im.layer);
+out_unlock:
+	cow_db_unlock(db);
+out_free:
+	free(im.xbuf);
+	free(im.vbuf);
+	free(im.hls);
+	close(fd);
+	return r;
+}

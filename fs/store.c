@@ -1,0 +1,973 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The database: the only file that includes sqlite3.h.  All SQL lives here,
+ * as prepared statements kept for the life of the connection.  Callers hold
+ * the db lock around every call and group writes in cow_db_begin/commit.
+ * SQLITE_BUSY/FULL/NOMEM/CORRUPT become -EAGAIN/-ENOSPC/-ENOMEM/-EIO.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "cow-private.h"
+
+extern const char *const cow_schema_migrations[];
+extern const int cow_schema_version;
+
+enum stmt_id {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_META_GET,
+	S_META_SET,
+	S_LAYER_ADD,
+	S_LAYER_GET,
+	S_LAYER_SET_KIND,
+	S_LAYER_ALL,
+	S_LAYER_USED,
+	S_IMAGE_ADD,
+	S_IMAGE_GET,
+	S_IMAGE_ALL,
+	S_CLIENT_ADD,
+	S_CLIENT_GET,
+	S_CLIENT_ALL,
+	S_INODE_GET,
+	S_INODE_PUT,
+	S_INODE_DEL,
+	S_INODE_UNLINKED,
+	S_DATA_ALL,
+	S_DATA_REF,
+	S_DIRENT_GET,
+	S_DIRENT_PUT,
+	S_DIRENT_DEL,
+	S_DIRENT_DEL_PARENT,
+	S_DIRENT_LIST,
+	S_XATTR_LIST,
+	S_XATTR_PUT,
+	S_XATTR_DEL,
+	S_XATTR_COPY,
+	S_XATTR_DEL_ALL,
+	S_LAYER_DROP_INODES,
+	S_LAYER_DROP_DIRENTS,
+	S_LAYER_DROP_XATTRS,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_META_GET] = "SELECT value FROM meta WHERE key = :key",
+	[S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)",
+	[S_LAYER_ADD] = "INSERT INTO layers (parent, kind, root, created) VALUES (:parent, :kind, :root, :created)",
+	[S_LAYER_GET] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers WHERE id = :id",
+	[S_LAYER_SET_KIND] = "UPDATE layers SET kind = :kind WHERE id = :id",
+	[S_LAYER_ALL] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers ORDER BY id",
+	[S_LAYER_USED] = "SELECT 1 FROM images WHERE layer = :id UNION ALL SELECT 1 FROM clients WHERE layer = :id "
+			 "UNION ALL SELECT 1 FROM layers WHERE parent = :id AND kind != 2 LIMIT 1",
+	[S_IMAGE_ADD] = "INSERT INTO images (name, layer, created) VALUES (:name, :layer, :created)",
+	[S_IMAGE_GET] = "SELECT layer FROM images WHERE name = :name",
+	[S_IMAGE_ALL] = "SELECT i.name, i.layer, ifnull(l.parent, 0), i.created,"
+			" (SELECT count(*) FROM inodes n WHERE n.layer = i.layer),"
+			" (SELECT ifnull(sum(size), 0) FROM inodes n WHERE n.layer = i.layer AND n.data_layer = i.layer),"
+			" (SELECT count(*) FROM clients c WHERE c.image = i.name)"
+			" FROM images i JOIN layers l ON l.id = i.layer ORDER BY i.name",
+	[S_CLIENT_ADD] = "INSERT INTO clients (name, image, layer, created) VALUES (:name, :image, :layer, :created)",
+	[S_CLIENT_GET] = "SELECT image, layer FROM clients WHERE name = :name",
+	[S_CLIENT_ALL] = "SELECT c.name, c.image, c.layer, c.created,"
+			 " (SELECT count(*) FROM inodes n WHERE n.layer = c.layer)"
+			 " FROM clients c ORDER BY c.name",
+	[S_INODE_GET] = "SELECT mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_layer, target"
+			" FROM inodes WHERE layer = :layer AND ino = :ino",
+	[S_INODE_PUT] = "INSERT OR REPLACE INTO inodes (layer, ino, mode, nlink, uid, gid, rdev, size, atime, mtime,"
+			" ctime, data_layer, target) VALUES (:layer, :ino, :mode, :nlink, :uid, :gid, :rdev, :size,"
+			" :atime, :mtime, :ctime, :data_layer, :target)",
+	[S_INODE_DEL] = "DELETE FROM inodes WHERE layer = :layer AND ino = :ino",
+	[S_INODE_UNLINKED] = "SELECT ino, data_layer FROM inodes WHERE layer = :layer AND nlink = 0",
+	[S_DATA_ALL] = "SELECT layer, ino FROM inodes WHERE data_layer = layer",
+	[S_DATA_REF] = "SELECT 1 FROM inodes WHERE data_layer = :layer AND ino = :ino LIMIT 1",
+	[S_DIRENT_GET] = "SELECT ino, type FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",
+	[S_DIRENT_PUT] = "INSERT OR REPLACE INTO dirents (layer, parent, name, ino, type)"
+			 " VALUES (:layer, :parent, :name, :ino, :type)",
+	[S_DIRENT_DEL] = "DELETE FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",
+	[S_DIRENT_DEL_PARENT] = "DELETE FROM dirents WHERE layer = :layer AND parent = :parent",
+	[S_DIRENT_LIST] = "SELECT name, ino, type FROM dirents WHERE layer = :layer AND parent = :parent",
+	[S_XATTR_LIST] = "SELECT name, value FROM xattrs WHERE layer = :layer AND ino = :ino ORDER BY name",
+	[S_XATTR_PUT] = "INSERT OR REPLACE INTO xattrs (layer, ino, name, value) VALUES (:layer, :ino, :name, :value)",
+	[S_XATTR_DEL] = "DELETE FROM xattrs WHERE layer = :layer AND ino = :ino AND name = :name",
+	[S_XATTR_COPY] = "INSERT OR REPLACE INTO xattrs (layer, ino, name, value)"
+			 " SELECT :to, ino, name, value FROM xattrs WHERE layer = :from AND ino = :ino",
+	[S_XATTR_DEL_ALL] = "DELETE FROM xattrs WHERE layer = :layer AND ino = :ino",
+	[S_LAYER_DROP_INODES] = "DELETE FROM inodes WHERE layer = :layer",
+	[S_LAYER_DROP_DIRENTS] = "DELETE FROM dirents WHERE layer = :layer",
+	[S_LAYER_DROP_XATTRS] = "DELETE FROM xattrs WHERE layer = :layer",
+};
+
+struct cow_db {
+	sqlite3 *sql;
+	pthread_mutex_t lock;
+	sqlite3_stmt *stmt[S_COUNT];
+	char errmsg[256];
+	char *wal_path;
+};
+
+static int map_rc(struct cow_db *db, int rc)
+{
+	if (db && db->sql)
+		snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_errmsg(db->sql));
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EAGAIN;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	default: /* CORRUPT, NOTADB, IOERR, SCHEMA, ... */
+		return -EIO;
+	}
+}
+
+const char *cow_db_errmsg(struct cow_db *db)
+{
+	return db && db->errmsg[0] ? db->errmsg : NULL;
+}
+
+void cow_db_lock(struct cow_db *db)
+{
+	pthread_mutex_lock(&db->lock);
+}
+
+void cow_db_unlock(struct cow_db *db)
+{
+	pthread_mutex_unlock(&db->lock);
+}
+
+/* The prepared statement @id, reset and unbound. */
+static sqlite3_stmt *stmt(struct cow_db *db, enum stmt_id id)
+{
+	sqlite3_stmt *s = db->stmt[id];
+	if (!s) {
+		int rc = sqlite3_prepare_v3(db->sql, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &db->stmt[id], NULL);
+		if (rc != SQLITE_OK) {
+			map_rc(db, rc);
+			return NULL;
+		}
+		s = db->stmt[id];
+	}
+	return s;
+}
+
+static void bind_i64(sqlite3_stmt *s, const char *name, int64_t v)
+{
+	sqlite3_bind_int64(s, sqlite3_bind_parameter_index(s, name), v);
+}
+
+static void bind_text(sqlite3_stmt *s, const char *name, const char *v)
+{
+	sqlite3_bind_text(s, sqlite3_bind_parameter_index(s, name), v, -1, SQLITE_STATIC);
+}
+
+static void bind_blob(sqlite3_stmt *s, const char *name, const void *v, size_t n)
+{
+	sqlite3_bind_blob64(s, sqlite3_bind_parameter_index(s, name), v ? v : "", n, SQLITE_STATIC);
+}
+
+/* Run @s to completion (no rows expected). */
+static int run(struct cow_db *db, sqlite3_stmt *s)
+{
+	if (!s)
+		return -EIO;
+	int rc = sqlite3_step(s);
+	int r = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : map_rc(db, rc);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return r;
+}
+
+static void done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+/* First step of a query: 1 row, 0 no row, <0 error. */
+static int step(struct cow_db *db, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return map_rc(db, rc);
+}
+
+static int exec(struct cow_db *db, const char *sql)
+{
+	char *err = NULL;
+	int rc = sqlite3_exec(db->sql, sql, NULL, NULL, &err);
+	if (rc != SQLITE_OK) {
+		int r = map_rc(db, rc);
+		if (err)
+			snprintf(db->errmsg, sizeof(db->errmsg), "%s", err);
+		sqlite3_free(err);
+		return r;
+	}
+	return 0;
+}
+
+static int user_version(struct cow_db *db, int *ret)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return map_rc(db, rc);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		int r = map_rc(db, rc);
+		sqlite3_finalize(s);
+		return r;
+	}
+	*ret = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+static int migrate(struct cow_db *db)
+{
+	int version, r;
+
+	r = user_version(db, &version);
+	if (r < 0)
+		return r;
+	if (version > cow_schema_version) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "store schema %d is newer than this program's %d", version,
+			 cow_schema_version);
+		return -EPROTO;
+	}
+	if (version == cow_schema_version)
+		return 0;
+	r = exec(db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	/* re-read inside the write lock: another process may have migrated */
+	r = user_version(db, &version);
+	for (int i = version; r == 0 && i < cow_schema_version; i++)
+		r = exec(db, cow_schema_migrations[i]);
+	if (r == 0) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", cow_schema_version);
+		r = exec(db, sql);
+	}
+	if (r == 0)
+		r = exec(db, "COMMIT");
+	if (r < 0)
+		exec(db, "ROLLBACK");
+	return r;
+}
+
+int cow_db_open(const char *path, int flags, struct cow_db **ret)
+{
+	struct cow_db *db = calloc(1, sizeof(*db));
+	int r;
+
+	if (!db)
+		return -ENOMEM;
+	pthread_mutex_init(&db->lock, NULL);
+	if (asprintf(&db->wal_path, "%s-wal", path) < 0) {
+		db->wal_path = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	int oflags = SQLITE_OPEN_NOMUTEX;
+	if (flags & COW_STORE_READONLY)
+		oflags |= SQLITE_OPEN_READONLY;
+	else
+		oflags |= SQLITE_OPEN_READWRITE | ((flags & COW_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+	int rc = sqlite3_open_v2(path, &db->sql, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		r = map_rc(db, rc);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->sql, 0);
+	sqlite3_busy_timeout(db->sql, 10000);
+	/* The first statement that reads the file tells a non-database apart. */
+	if (!(flags & COW_STORE_READONLY)) {
+		r = exec(db, "PRAGMA journal_mode = WAL");
+		if (r < 0)
+			goto fail;
+	}
+	r = exec(db, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536;"
+		     " PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY");
+	if (r < 0)
+		goto fail;
+	if (!(flags & COW_STORE_READONLY)) {
+		r = migrate(db);
+		if (r < 0)
+			goto fail;
+	} else {
+		int version;
+		r = user_version(db, &version);
+		if (r < 0)
+			goto fail;
+		if (version != cow_schema_version) {
+			r = version > cow_schema_version ? -EPROTO : -EIO;
+			goto fail;
+		}
+	}
+	*ret = db;
+	return 0;
+fail:
+	if (ret)
+		*ret = NULL;
+	cow_db_close(db);
+	return r;
+}
+
+void cow_db_close(struct cow_db *db)
+{
+	if (!db)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(db->stmt[i]);
+	sqlite3_close_v2(db->sql);
+	free(db->wal_path);
+	pthread_mutex_destroy(&db->lock);
+	free(db);
+}
+
+int cow_db_begin(struct cow_db *db)
+{
+	return run(db, stmt(db, S_BEGIN));
+}
+
+int cow_db_commit(struct cow_db *db, bool durable)
+{
+	int r = run(db, stmt(db, S_COMMIT));
+	if (r < 0) {
+		cow_db_rollback(db);
+		return r;
+	}
+	if (durable) {
+		/* synchronous=NORMAL commits without syncing the WAL; syncing it
+		 * now makes this commit and every earlier one durable, which is
+		 * what synchronous=FULL would have done at this commit. */
+		int fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (fdatasync(fd) < 0)
+				r = -errno;
+			close(fd);
+		} else if (errno != ENOENT) {
+			r = -errno;
+		}
+	}
+	return r;
+}
+
+void cow_db_rollback(struct cow_db *db)
+{
+	if (!sqlite3_get_autocommit(db->sql))
+		run(db, stmt(db, S_ROLLBACK));
+}
+
+/* ---- meta ---- */
+
+int cow_db_alloc_inos(struct cow_db *db, uint64_t n, uint64_t *ret_first)
+{
+	sqlite3_stmt *s = stmt(db, S_META_GET);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":key", "next_ino");
+	int r = step(db, s);
+	uint64_t first = r > 0 ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+	done(s);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -EIO;
+	s = stmt(db, S_META_SET);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":key", "next_ino");
+	bind_i64(s, ":value", (int64_t)(first + n));
+	r = run(db, s);
+	if (r < 0)
+		return r;
+	*ret_first = first;
+	return 0;
+}
+
+/* ---- layers, images, clients ---- */
+
+int cow_db_layer_add(struct cow_db *db, uint64_t parent, int kind, uint64_t root, uint64_t *ret_id)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_ADD);
+	if (!s)
+		return -EIO;
+	if (parent)
+		bind_i64(s, ":parent", (int64_t)parent);
+	bind_i64(s, ":kind", kind);
+	bind_i64(s, ":root", (int64_t)root);
+	bind_i64(s, ":created", time(NULL));
+	int r = run(db, s);
+	if (r < 0)
+		return r;
+	*ret_id = (uint64_t)sqlite3_last_insert_rowid(db->sql);
+	return 0;
+}
+
+static void layer_row(sqlite3_stmt *s, struct cow_layer_info *l)
+{
+	l->id = (uint64_t)sqlite3_column_int64(s, 0);
+	l->parent = (uint64_t)sqlite3_column_int64(s, 1);
+	l->kind = sqlite3_column_int(s, 2);
+	l->root = (uint64_t)sqlite3_column_int64(s, 3);
+	l->created = sqlite3_column_int64(s, 4);
+}
+
+int cow_db_layer_get(struct cow_db *db, uint64_t id, struct cow_layer_info *ret)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_GET);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":id", (int64_t)id);
+	int r = step(db, s);
+	if (r > 0)
+		layer_row(s, ret);
+	done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_layer_set_kind(struct cow_db *db, uint64_t id, int kind)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_SET_KIND);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":id", (int64_t)id);
+	bind_i64(s, ":kind", kind);
+	return run(db, s);
+}
+
+int cow_db_layer_drop_rows(struct cow_db *db, uint64_t id)
+{
+	static const enum stmt_id ids[] = {S_LAYER_DROP_INODES, S_LAYER_DROP_DIRENTS, S_LAYER_DROP_XATTRS};
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		sqlite3_stmt *s = stmt(db, ids[i]);
+		if (!s)
+			return -EIO;
+		bind_i64(s, ":layer", (int64_t)id);
+		int r = run(db, s);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int cow_db_layer_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_layer_info *), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_ALL);
+	if (!s)
+		return -EIO;
+	int r;
+	while ((r = step(db, s)) > 0) {
+		struct cow_layer_info l;
+		layer_row(s, &l);
+		r = fn(arg, &l);
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
+bool cow_db_layer_used(struct cow_db *db, uint64_t id)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_USED);
+	if (!s)
+		return true;
+	bind_i64(s, ":id", (int64_t)id);
+	int r = step(db, s);
+	done(s);
+	return r != 0;
+}
+
+int cow_db_image_add(struct cow_db *db, const char *name, uint64_t layer)
+{
+	sqlite3_stmt *s = stmt(db, S_IMAGE_ADD);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":created", time(NULL));
+	return run(db, s);
+}
+
+int cow_db_image_get(struct cow_db *db, const char *name, uint64_t *ret_layer)
+{
+	sqlite3_stmt *s = stmt(db, S_IMAGE_GET);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	int r = step(db, s);
+	if (r > 0)
+		*ret_layer = (uint64_t)sqlite3_column_int64(s, 0);
+	done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+static void copy_name(char *dst, const unsigned char *src)
+{
+	snprintf(dst, COW_ENTITY_NAME_MAX + 1, "%s", src ? (const char *)src : "");
+}
+
+int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_IMAGE_ALL);
+	if (!s)
+		return -EIO;
+	int r;
+	while ((r = step(db, s)) > 0) {
+		struct cow_image_info i = {0};
+		copy_name(i.name, sqlite3_column_text(s, 0));
+		i.layer = (uint64_t)sqlite3_column_int64(s, 1);
+		i.parent = (uint64_t)sqlite3_column_int64(s, 2);
+		i.created = sqlite3_column_int64(s, 3);
+		i.objects = (uint64_t)sqlite3_column_int64(s, 4);
+		i.bytes = (uint64_t)sqlite3_column_int64(s, 5);
+		i.clients = (uint32_t)sqlite3_column_int64(s, 6);
+		r = fn(arg, &i);
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
+int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer)
+{
+	sqlite3_stmt *s = stmt(db, S_CLIENT_ADD);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_text(s, ":image", image);
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":created", time(NULL));
+	return run(db, s);
+}
+
+int cow_db_client_get(struct cow_db *db, const char *name, char *ret_image, uint64_t *ret_layer)
+{
+	sqlite3_stmt *s = stmt(db, S_CLIENT_GET);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	int r = step(db, s);
+	if (r > 0) {
+		if (ret_image)
+			copy_name(ret_image, sqlite3_column_text(s, 0));
+		*ret_layer = (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_client_info *), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_CLIENT_ALL);
+	if (!s)
+		return -EIO;
+	int r;
+	while ((r = step(db, s)) > 0) {
+		struct cow_client_info c = {0};
+		copy_name(c.name, sqlite3_column_text(s, 0));
+		copy_name(c.image, sqlite3_column_text(s, 1));
+		c.layer = (uint64_t)sqlite3_column_int64(s, 2);
+		c.created = sqlite3_column_int64(s, 3);
+		c.objects = (uint64_t)sqlite3_column_int64(s, 4);
+		r = fn(arg, &c);
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
+/* ---- inodes ---- */
+
+int cow_db_inode_get(struct cow_db *db, uint64_t layer, uint64_t ino, struct cow_irow *ret)
+{
+	sqlite3_stmt *s = stmt(db, S_INODE_GET);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	int r = step(db, s);
+	if (r > 0) {
+		struct cow_irow row = {.ino = ino};
+		row.mode = (uint32_t)sqlite3_column_int64(s, 0);
+		row.nlink = (uint32_t)sqlite3_column_int64(s, 1);
+		row.uid = (uint32_t)sqlite3_column_int64(s, 2);
+		row.gid = (uint32_t)sqlite3_column_int64(s, 3);
+		row.rdev = (uint64_t)sqlite3_column_int64(s, 4);
+		row.size = sqlite3_column_int64(s, 5);
+		row.atime = sqlite3_column_int64(s, 6);
+		row.mtime = sqlite3_column_int64(s, 7);
+		row.ctime = sqlite3_column_int64(s, 8);
+		row.data_layer = (uint64_t)sqlite3_column_int64(s, 9);
+		if (sqlite3_column_type(s, 10) != SQLITE_NULL) {
+			int n = sqlite3_column_bytes(s, 10);
+			row.target = malloc((size_t)n + 1);
+			if (!row.target) {
+				done(s);
+				return -ENOMEM;
+			}
+			memcpy(row.target, sqlite3_column_blob(s, 10), (size_t)n);
+			row.target[n] = 0;
+		}
+		*ret = row;
+	}
+	done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_inode_put(struct cow_db *db, uint64_t layer, const struct cow_irow *row)
+{
+	sqlite3_stmt *s = stmt(db, S_INODE_PUT);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)row->ino);
+	bind_i64(s, ":mode", row->mode);
+	bind_i64(s, ":nlink", row->nlink);
+	bind_i64(s, ":uid", row->uid);
+	bind_i64(s, ":gid", row->gid);
+	bind_i64(s, ":rdev", (int64_t)row->rdev);
+	bind_i64(s, ":size", row->size);
+	bind_i64(s, ":atime", row->atime);
+	bind_i64(s, ":mtime", row->mtime);
+	bind_i64(s, ":ctime", row->ctime);
+	bind_i64(s, ":data_layer", (int64_t)row->data_layer);
+	if (row->target)
+		bind_blob(s, ":target", row->target, strlen(row->target));
+	return run(db, s);
+}
+
+int cow_db_inode_del(struct cow_db *db, uint64_t layer, uint64_t ino)
+{
+	sqlite3_stmt *s = stmt(db, S_INODE_DEL);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	return run(db, s);
+}
+
+int cow_db_inode_foreach_unlinked(struct cow_db *db, uint64_t layer,
+				  int (*fn)(void *arg, uint64_t ino, uint64_t data_layer), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_INODE_UNLINKED);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	/* collect first: @fn may change the table */
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+	while ((r = step(db, s)) > 0) {
+		if (n + 2 > cap) {
+			cap = cap ? cap * 2 : 64;
+			uint64_t *nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[n++] = (uint64_t)sqlite3_column_int64(s, 0);
+		v[n++] = (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	done(s);
+	for (size_t i = 0; r == 0 && i < n; i += 2)
+		r = fn(arg, v[i], v[i + 1]);
+	free(v);
+	return r;
+}
+
+int cow_db_data_foreach(struct cow_db *db, int (*fn)(void *arg, uint64_t layer, uint64_t ino), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_DATA_ALL);
+	if (!s)
+		return -EIO;
+	int r;
+	while ((r = step(db, s)) > 0) {
+		r = fn(arg, (uint64_t)sqlite3_column_int64(s, 0), (uint64_t)sqlite3_column_int64(s, 1));
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
+bool cow_db_data_referenced(struct cow_db *db, uint64_t layer, uint64_t ino)
+{
+	sqlite3_stmt *s = stmt(db, S_DATA_REF);
+	if (!s)
+		return true;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	int r = step(db, s);
+	done(s);
+	return r != 0;
+}
+
+/* ---- dirents ---- */
+
+int cow_db_dirent_get(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t *ret_ino,
+		      int *ret_type)
+{
+	sqlite3_stmt *s = stmt(db, S_DIRENT_GET);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":parent", (int64_t)parent);
+	bind_blob(s, ":name", name, strlen(name));
+	int r = step(db, s);
+	if (r > 0) {
+		*ret_ino = (uint64_t)sqlite3_column_int64(s, 0);
+		if (ret_type)
+			*ret_type = sqlite3_column_int(s, 1);
+	}
+	done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_dirent_put(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t ino, int type)
+{
+	sqlite3_stmt *s = stmt(db, S_DIRENT_PUT);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":parent", (int64_t)parent);
+	bind_blob(s, ":name", name, strlen(name));
+	bind_i64(s, ":ino", (int64_t)ino);
+	bind_i64(s, ":type", type);
+	return run(db, s);
+}
+
+int cow_db_dirent_del(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name)
+{
+	sqlite3_stmt *s = stmt(db, S_DIRENT_DEL);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":parent", (int64_t)parent);
+	bind_blob(s, ":name", name, strlen(name));
+	return run(db, s);
+}
+
+int cow_db_dirent_del_parent(struct cow_db *db, uint64_t layer, uint64_t parent)
+{
+	sqlite3_stmt *s = stmt(db, S_DIRENT_DEL_PARENT);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":parent", (int64_t)parent);
+	return run(db, s);
+}
+
+int cow_db_dirent_foreach(struct cow_db *db, uint64_t layer, uint64_t parent,
+			  int (*fn)(void *arg, const char *name, uint64_t ino, int type), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_DIRENT_LIST);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":parent", (int64_t)parent);
+	int r;
+	char name[COW_NAME_MAX + 1];
+	while ((r = step(db, s)) > 0) {
+		int n = sqlite3_column_bytes(s, 0);
+		if (n <= 0 || n > COW_NAME_MAX) {
+			r = -EIO;
+			break;
+		}
+		memcpy(name, sqlite3_column_blob(s, 0), (size_t)n);
+		name[n] = 0;
+		r = fn(arg, name, (uint64_t)sqlite3_column_int64(s, 1), sqlite3_column_int(s, 2));
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
+/* ---- xattrs ---- */
+
+int cow_db_xattr_foreach(struct cow_db *db, uint64_t layer, uint64_t ino,
+			 int (*fn)(void *arg, const char *name, const void *value, size_t size), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_XATTR_LIST);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	int r;
+	char name[COW_XATTR_NAME_MAX + 1];
+	while ((r = step(db, s)) > 0) {
+		int n = sqlite3_column_bytes(s, 0);
+		if (n <= 0 || n > COW_XATTR_NAME_MAX) {
+			r = -EIO;
+			break;
+		}
+		memcpy(name, sqlite3_column_blob(s, 0), (size_t)n);
+		name[n] = 0;
+		const void *val = sqlite3_column_blob(s, 1);
+		r = fn(arg, name, val, (size_t)sqlite3_column_bytes(s, 1));
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
+int cow_db_xattr_put(struct cow_db *db, uint64_t layer, uint64_t ino, const char *name, const void *value, size_t size)
+{
+	sqlite3_stmt *s = stmt(db, S_XATTR_PUT);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	bind_blob(s, ":name", name, strlen(name));
+	bind_blob(s, ":value", value, size);
+	return run(db, s);
+}
+
+int cow_db_xattr_del(struct cow_db *db, uint64_t layer, uint64_t ino, const char *name)
+{
+	sqlite3_stmt *s = stmt(db, S_XATTR_DEL);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	bind_blob(s, ":name", name, strlen(name));
+	return run(db, s);
+}
+
+int cow_db_xattr_copy(struct cow_db *db, uint64_t from_layer, uint64_t to_layer, uint64_t ino)
+{
+	sqlite3_stmt *s = stmt(db, S_XATTR_COPY);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":from", (int64_t)from_layer);
+	bind_i64(s, ":to", (int64_t)to_layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	return run(db, s);
+}
+
+int cow_db_xattr_del_all(struct cow_db *db, uint64_t layer, uint64_t ino)
+{
+	sqlite3_stmt *s = stmt(db, S_XATTR_DEL_ALL);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	return run(db, s);
+}
+
+/* ---- fsck ---- */
+
+int cow_db_integrity(struct cow_db *db, bool *ret_ok)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(db->sql, "PRAGMA quick_check", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return map_rc(db, rc);
+	rc = sqlite3_step(s);
+	bool ok = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "ok");
+	if (!ok && rc == SQLITE_ROW)
+		snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_column_text(s, 0));
+	int r = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : map_rc(db, rc);
+	sqlite3_finalize(s);
+	*ret_ok = ok;
+	return r;
+}
+
+/* Rows that refer to nothing: dirents and xattrs of layers that do not
+ * exist, xattrs of objects the layer does not record, and dirents whose
+ * object no layer of the chain records. */
+static const char *const dangling_sql[][2] = {
+	{"entries of missing layers",
+	 "FROM dirents WHERE layer NOT IN (SELECT id FROM layers)"},
+	{"objects of missing layers",
+	 "FROM inodes WHERE layer NOT IN (SELECT id FROM layers)"},
+	{"xattrs of missing objects",
+	 "FROM xattrs x WHERE NOT EXISTS (SELECT 1 FROM inodes n WHERE n.layer = x.layer AND n.ino = x.ino)"},
+	{"entries naming missing objects",
+	 "FROM dirents d WHERE d.ino != 0 AND NOT EXISTS (WITH RECURSIVE chain(id) AS"
+	 " (SELECT d.layer UNION ALL SELECT l.parent FROM layers l JOIN chain c ON l.id = c.id WHERE l.parent IS NOT NULL)"
+	 " SELECT 1 FROM inodes n JOIN chain c ON n.layer = c.id WHERE n.ino = d.ino)"},
+};
+
+int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg, const char *line), void *arg,
+			  uint64_t *ret_count)
+{
+	uint64_t total = 0;
+	char sql[1024], line[256];
+	for (size_t i = 0; i < sizeof(dangling_sql) / sizeof(dangling_sql[0]); i++) {
+		sqlite3_stmt *s;
+		snprintf(sql, sizeof(sql), "SELECT count(*) %s", dangling_sql[i][1]);
+		int rc = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
+		if (rc != SQLITE_OK)
+			return map_rc(db, rc);
+		rc = sqlite3_step(s);
+		int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+		sqlite3_finalize(s);
+		if (rc != SQLITE_ROW)
+			return map_rc(db, rc);
+		if (n == 0)
+			continue;
+		total += (uint64_t)n;
+		snprintf(line, sizeof(line), "%lld %s", (long long)n, dangling_sql[i][0]);
+		if (log)
+			log(arg, line);
+		if (repair) {
+			/* DELETE FROM <table> <alias> WHERE ... : sqlite has no alias on
+			 * DELETE, so delete by rowid-free key through the same predicate. */
+			const char *from = dangling_sql[i][1] + 5; /* skip "FROM " */
+			char table[16];
+			sscanf(from, "%15s", table);
+			const char *where = strstr(from, "WHERE");
+			const char *alias = i >= 2 ? (i == 2 ? "x" : "d") : NULL;
+			if (alias)
+				snprintf(sql, sizeof(sql), "DELETE FROM %s AS %s %s", table, alias, where);
+			else
+				snprintf(sql, sizeof(sql), "DELETE FROM %s %s", table, where);
+			int r = exec(db, sql);
+			if (r < 0)
+				return r;
+		}
+	}
+	*ret_count = total;
+	return 0;
+}

@@ -1,0 +1,786 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stores and views: opening a store, stacking a view's layers, the
+ * in-memory inode table and the background writer of dirty metadata.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cow-private.h"
+
+#define FLUSH_INTERVAL_MS 1000
+
+int64_t cow_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return cow_ts_to_ns(&ts);
+}
+
+void cow_ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	int64_t sec = ns / 1000000000LL, nsec = ns % 1000000000LL;
+	if (nsec < 0) {
+		nsec += 1000000000LL;
+		sec--;
+	}
+	ts->tv_sec = sec;
+	ts->tv_nsec = nsec;
+}
+
+/* ---- stores ---- */
+
+int cow_store_open(const char *dir, int flags, struct cow_store **ret)
+{
+	struct cow_store *st = calloc(1, sizeof(*st));
+	int r;
+
+	if (!st)
+		return -ENOMEM;
+	st->dirfd = st->datafd = st->lockfd = -1;
+	st->readonly = flags & COW_STORE_READONLY;
+	st->dir = strdup(dir);
+	if (!st->dir) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((flags & COW_STORE_CREATE) && mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		goto fail;
+	}
+	st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->dirfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	bool exists = faccessat(st->dirfd, "cowroot.db", F_OK, 0) == 0;
+	if (flags & COW_STORE_CREATE) {
+		if (exists) {
+			r = -EEXIST;
+			goto fail;
+		}
+		if (mkdirat(st->dirfd, "data", 0700) < 0 && errno != EEXIST) {
+			r = -errno;
+			goto fail;
+		}
+	} else if (!exists) {
+		r = -ENOENT;
+		goto fail;
+	}
+	st->datafd = openat(st->dirfd, "data", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->datafd < 0) {
+		r = errno == ENOENT ? -EIO : -errno;
+		goto fail;
+	}
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/cowroot.db", dir);
+	r = cow_db_open(path, flags, &st->db);
+	if (r < 0)
+		goto fail;
+	*ret = st;
+	return 0;
+fail:
+	cow_store_close(st);
+	return r;
+}
+
+void cow_store_close(struct cow_store *st)
+{
+	if (!st)
+		return;
+	cow_db_close(st->db);
+	if (st->datafd >= 0)
+		close(st->datafd);
+	if (st->dirfd >= 0)
+		close(st->dirfd);
+	if (st->lockfd >= 0)
+		close(st->lockfd);
+	free(st->dir);
+	free(st);
+}
+
+const char *cow_store_errmsg(struct cow_store *st)
+{
+	return st ? cow_db_errmsg(st->db) : NULL;
+}
+
+int cow_name_check(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > COW_ENTITY_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '@' || c == '+' || c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int cow_client_add(struct cow_store *st, const char *name, const char *image)
+{
+	struct cow_layer_info img;
+	uint64_t image_layer, layer;
+	int r;
+
+	if (cow_name_check(name) < 0)
+		return -EINVAL;
+	cow_db_lock(st->db);
+	r = cow_db_begin(st->db);
+	if (r < 0)
+		goto out;
+	uint64_t dummy;
+	if (cow_db_client_get(st->db, name, NULL, &dummy) == 0) {
+		r = -EEXIST;
+		goto rollback;
+	}
+	r = cow_db_image_get(st->db, image, &image_layer);
+	if (r < 0)
+		goto rollback;
+	r = cow_db_layer_get(st->db, image_layer, &img);
+	if (r < 0)
+		goto rollback;
+	r = cow_db_layer_add(st->db, image_layer, COW_LAYER_CLIENT, img.root, &layer);
+	if (r < 0)
+		goto rollback;
+	r = cow_db_client_add(st->db, name, image, layer);
+	if (r < 0)
+		goto rollback;
+	r = cow_db_commit(st->db, true);
+	goto out;
+rollback:
+	cow_db_rollback(st->db);
+out:
+	cow_db_unlock(st->db);
+	return r;
+}
+
+int cow_image_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_image_info *), void *arg)
+{
+	cow_db_lock(st->db);
+	int r = cow_db_image_foreach(st->db, fn, arg);
+	cow_db_unlock(st->db);
+	return r;
+}
+
+int cow_client_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_client_info *), void *arg)
+{
+	cow_db_lock(st->db);
+	int r = cow_db_client_foreach(st->db, fn, arg);
+	cow_db_unlock(st->db);
+	return r;
+}
+
+/* ---- inode rows ---- */
+
+int cow_irow_copy(struct cow_irow *dst, const struct cow_irow *src)
+{
+	*dst = *src;
+	if (src->target) {
+		dst->target = strdup(src->target);
+		if (!dst->target)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void cow_irow_release(struct cow_irow *row)
+{
+	free(row->target);
+	row->target = NULL;
+}
+
+void cow_fd_put(struct cow_fd *f)
+{
+	if (f && atomic_fetch_sub(&f->refs, 1) == 1) {
+		close(f->fd);
+		free(f);
+	}
+}
+
+/* ---- the inode table ---- */
+
+static size_t ihash(struct cow_view *v, uint64_t ino)
+{
+	return (size_t)((ino * 0x9E3779B97F4A7C15ULL) >> 20) & (v->itable_size - 1);
+}
+
+static struct cow_inode *itable_find(struct cow_view *v, uint64_t ino)
+{
+	for (struct cow_inode *ip = v->itable[ihash(v, ino)]; ip; ip = ip->hnext)
+		if (ip->ino == ino)
+			return ip;
+	return NULL;
+}
+
+static void itable_grow(struct cow_view *v)
+{
+	size_t nsize = v->itable_size * 2;
+	struct cow_inode **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return; /* keep the longer chains */
+	struct cow_inode **old = v->itable;
+	size_t osize = v->itable_size;
+	v->itable = nt;
+	v->itable_size = nsize;
+	for (size_t i = 0; i < osize; i++) {
+		struct cow_inode *ip = old[i], *next;
+		for (; ip; ip = next) {
+			next = ip->hnext;
+			size_t h = ihash(v, ip->ino);
+			ip->hnext = nt[h];
+			nt[h] = ip;
+		}
+	}
+	free(old);
+}
+
+/* Insert @ip unless another thread loaded the same ino first: then free
+ * @ip and return the winner.  itable_lock held. */
+static struct cow_inode *itable_insert(struct cow_view *v, struct cow_inode *ip)
+{
+	struct cow_inode *cur = itable_find(v, ip->ino);
+	if (cur)
+		return cur;
+	if (v->itable_count + 1 > v->itable_size)
+		itable_grow(v);
+	size_t h = ihash(v, ip->ino);
+	ip->hnext = v->itable[h];
+	v->itable[h] = ip;
+	v->itable_count++;
+	return ip;
+}
+
+static void inode_free(struct cow_inode *ip)
+{
+	cow_irow_release(&ip->row);
+	cow_fd_put(ip->fd);
+	cow_xattrs_free(ip);
+	if (ip->dir)
+		cow_dir_free(ip->dir);
+	pthread_mutex_destroy(&ip->lock);
+	free(ip);
+}
+
+static struct cow_inode *inode_alloc(void)
+{
+	struct cow_inode *ip = calloc(1, sizeof(*ip));
+	if (ip)
+		pthread_mutex_init(&ip->lock, NULL);
+	return ip;
+}
+
+/* Size and allocation come from the data file: it is the truth after a
+ * crash, whatever the row last recorded. */
+static void inode_stat_data(struct cow_view *v, struct cow_inode *ip)
+{
+	if (!S_ISREG(ip->row.mode)) {
+		ip->blocks = 0;
+		if (S_ISLNK(ip->row.mode) && ip->row.target)
+			ip->row.size = (int64_t)strlen(ip->row.target);
+		return;
+	}
+	if (!ip->row.data_layer) {
+		ip->row.size = 0;
+		ip->blocks = 0;
+		return;
+	}
+	char path[128];
+	struct stat stbuf;
+	cow_data_path(path, sizeof(path), ip->row.data_layer, ip->ino);
+	if (fstatat(v->st->datafd, path, &stbuf, 0) == 0) {
+		ip->row.size = stbuf.st_size;
+		ip->blocks = stbuf.st_blocks;
+	}
+}
+
+static int inode_load(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
+{
+	struct cow_inode *ip = inode_alloc();
+	int r = -ENOENT;
+	if (!ip)
+		return -ENOMEM;
+	ip->ino = ino;
+	cow_db_lock(v->st->db);
+	for (int i = 0; i < v->nlayers; i++) {
+		r = cow_db_inode_get(v->st->db, v->layers[i], ino, &ip->row);
+		if (r == 0) {
+			ip->row_layer = v->layers[i];
+			break;
+		}
+		if (r != -ENOENT)
+			break;
+	}
+	cow_db_unlock(v->st->db);
+	if (r < 0) {
+		inode_free(ip);
+		return r;
+	}
+	inode_stat_data(v, ip);
+	*ret = ip;
+	return 0;
+}
+
+int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
+{
+	pthread_mutex_lock(&v->itable_lock);
+	struct cow_inode *ip = itable_find(v, ino);
+	if (ip) {
+		ip->refs++;
+		pthread_mutex_unlock(&v->itable_lock);
+		*ret = ip;
+		return 0;
+	}
+	pthread_mutex_unlock(&v->itable_lock);
+
+	struct cow_inode *n;
+	int r = inode_load(v, ino, &n);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&v->itable_lock);
+	ip = itable_insert(v, n);
+	ip->refs++;
+	pthread_mutex_unlock(&v->itable_lock);
+	if (ip != n)
+		inode_free(n);
+	*ret = ip;
+	return 0;
+}
+
+int cow_inode_new(struct cow_view *v, const struct cow_irow *row, uint64_t parent, struct cow_inode **ret)
+{
+	struct cow_inode *ip = inode_alloc();
+	if (!ip)
+		return -ENOMEM;
+	ip->ino = row->ino;
+	ip->row = *row;
+	ip->row_layer = v->layer;
+	ip->parent = parent;
+	ip->xattrs_loaded = true;
+	inode_stat_data(v, ip);
+	pthread_mutex_lock(&v->itable_lock);
+	struct cow_inode *cur = itable_insert(v, ip);
+	cur->refs++;
+	pthread_mutex_unlock(&v->itable_lock);
+	if (cur != ip) { /* cannot happen: inos are never reused */
+		ip->row.target = NULL;
+		inode_free(ip);
+		return -EIO;
+	}
+	*ret = ip;
+	return 0;
+}
+
+/* Drop one reference.  Unreferenced inodes stay cached (the kernel keeps
+ * its own cache of them); unlinked ones are destroyed. */
+void cow_inode_put(struct cow_view *v, struct cow_inode *ip)
+{
+	cow_forget(v, ip->ino, 1);
+}
+
+void cow_forget(struct cow_view *v, uint64_t ino, uint64_t n)
+{
+	pthread_mutex_lock(&v->itable_lock);
+	struct cow_inode *ip = itable_find(v, ino);
+	if (!ip) {
+		pthread_mutex_unlock(&v->itable_lock);
+		return;
+	}
+	ip->refs = ip->refs > n ? ip->refs - n : 0;
+	bool gone = ip->refs == 0 && ip->row.nlink == 0;
+	if (gone) {
+		/* unlink from the table; nobody can find it any more */
+		struct cow_inode **pp = &v->itable[ihash(v, ino)];
+		while (*pp != ip)
+			pp = &(*pp)->hnext;
+		*pp = ip->hnext;
+		v->itable_count--;
+	}
+	pthread_mutex_unlock(&v->itable_lock);
+	if (gone) {
+		pthread_mutex_lock(&v->dirty_lock);
+		if (ip->on_dirty_list) {
+			struct cow_inode **pp = &v->dirty;
+			while (*pp != ip)
+				pp = &(*pp)->dirty_next;
+			*pp = ip->dirty_next;
+			ip->on_dirty_list = false;
+		}
+		pthread_mutex_unlock(&v->dirty_lock);
+		cow_inode_destroy_unlinked(v, ip);
+		inode_free(ip);
+	}
+}
+
+void cow_inode_destroy_unlinked(struct cow_view *v, struct cow_inode *ip)
+{
+	if (v->readonly || ip->destroyed)
+		return;
+	ip->destroyed = true;
+	struct cow_db *db = v->st->db;
+	cow_db_lock(db);
+	if (cow_db_begin(db) == 0) {
+		int r = cow_db_inode_del(db, v->layer, ip->ino);
+		if (r == 0)
+			r = cow_db_xattr_del_all(db, v->layer, ip->ino);
+		if (r == 0)
+			r = cow_db_commit(db, false);
+		else
+			cow_db_rollback(db);
+	}
+	cow_db_unlock(db);
+	/* after the records: a crash in between leaves an orphan file, which
+	 * fsck removes, never a record of a missing file */
+	if (ip->row.data_layer == v->layer)
+		cow_data_unlink(v->st, v->layer, ip->ino);
+}
+
+void cow_inode_fill_attr(struct cow_inode *ip, struct cow_attr *a)
+{
+	a->ino = ip->ino;
+	a->mode = ip->row.mode;
+	a->nlink = ip->row.nlink;
+	a->uid = ip->row.uid;
+	a->gid = ip->row.gid;
+	a->rdev = ip->row.rdev;
+	a->size = ip->row.size;
+	a->blocks = ip->blocks;
+	cow_ns_to_ts(ip->row.atime, &a->atime);
+	cow_ns_to_ts(ip->row.mtime, &a->mtime);
+	cow_ns_to_ts(ip->row.ctime, &a->ctime);
+}
+
+int cow_inode_store(struct cow_view *v, struct cow_inode *ip)
+{
+	int r;
+	if (v->readonly)
+		return -EROFS;
+	if (ip->row_layer != v->layer) {
+		r = cow_db_xattr_copy(v->st->db, ip->row_layer, v->layer, ip->ino);
+		if (r < 0)
+			return r;
+	}
+	r = cow_db_inode_put(v->st->db, v->layer, &ip->row);
+	if (r < 0)
+		return r;
+	ip->row_layer = v->layer;
+	ip->dirty = false;
+	return 0;
+}
+
+void cow_inode_mark_dirty(struct cow_view *v, struct cow_inode *ip)
+{
+	ip->dirty = true;
+	pthread_mutex_lock(&v->dirty_lock);
+	if (!ip->on_dirty_list) {
+		ip->on_dirty_list = true;
+		ip->dirty_next = v->dirty;
+		v->dirty = ip;
+		/* the list holds a reference: keep the inode until written */
+		pthread_mutex_lock(&v->itable_lock);
+		ip->refs++;
+		pthread_mutex_unlock(&v->itable_lock);
+	}
+	pthread_mutex_unlock(&v->dirty_lock);
+}
+
+int cow_getattr(struct cow_view *v, uint64_t ino, struct cow_attr *ret)
+{
+	struct cow_inode *ip;
+	int r = cow_inode_get(v, ino, &ip);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&ip->lock);
+	cow_inode_fill_attr(ip, ret);
+	pthread_mutex_unlock(&ip->lock);
+	cow_inode_put(v, ip);
+	return 0;
+}
+
+int cow_ref(struct cow_view *v, uint64_t ino, struct cow_attr *ret)
+{
+	struct cow_inode *ip;
+	int r = cow_inode_get(v, ino, &ip);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&ip->lock);
+	cow_inode_fill_attr(ip, ret);
+	bool unlinked = ip->row.nlink == 0 && ip->nopen == 0 && ip->refs <= 1;
+	pthread_mutex_unlock(&ip->lock);
+	if (unlinked) { /* a handle to a removed object */
+		cow_inode_put(v, ip);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+int cow_alloc_ino(struct cow_view *v, uint64_t *ret)
+{
+	int r = 0;
+	pthread_mutex_lock(&v->ino_lock);
+	if (v->next_ino >= v->end_ino) {
+		/* its own transaction: inos are never reused, gaps are fine */
+		uint64_t first;
+		struct cow_db *db = v->st->db;
+		cow_db_lock(db);
+		r = cow_db_begin(db);
+		if (r == 0) {
+			r = cow_db_alloc_inos(db, COW_INO_BATCH, &first);
+			if (r == 0)
+				r = cow_db_commit(db, false);
+			else
+				cow_db_rollback(db);
+		}
+		cow_db_unlock(db);
+		if (r == 0) {
+			v->next_ino = first;
+			v->end_ino = first + COW_INO_BATCH;
+		}
+	}
+	if (r == 0)
+		*ret = v->next_ino++;
+	pthread_mutex_unlock(&v->ino_lock);
+	return r;
+}
+
+/* ---- dirty metadata ---- */
+
+/* Write every dirty row in one transaction. */
+static int flush_dirty(struct cow_view *v, bool durable)
+{
+	pthread_mutex_lock(&v->dirty_lock);
+	struct cow_inode *list = v->dirty;
+	v->dirty = NULL;
+	for (struct cow_inode *ip = list; ip; ip = ip->dirty_next)
+		ip->on_dirty_list = false;
+	pthread_mutex_unlock(&v->dirty_lock);
+	if (!list && !durable)
+		return 0;
+
+	struct cow_db *db = v->st->db;
+	int r = 0;
+	struct cow_inode *next;
+	for (struct cow_inode *ip = list; ip; ip = next) {
+		next = ip->dirty_next;
+		pthread_mutex_lock(&ip->lock);
+		if (ip->dirty && ip->row.nlink > 0) {
+			cow_db_lock(db);
+			int q = cow_db_begin(db);
+			if (q == 0)
+				q = cow_inode_store(v, ip);
+			if (q == 0)
+				q = cow_db_commit(db, false);
+			else
+				cow_db_rollback(db);
+			cow_db_unlock(db);
+			if (q < 0) {
+				r = q;
+				ip->dirty = true;
+			}
+		}
+		bool again = ip->dirty && ip->row.nlink > 0;
+		pthread_mutex_unlock(&ip->lock);
+		if (again)
+			cow_inode_mark_dirty(v, ip); /* retry later */
+		cow_inode_put(v, ip);     /* the list's reference */
+	}
+	if (durable && r == 0) {
+		cow_db_lock(db);
+		r = cow_db_begin(db);
+		if (r == 0)
+			r = cow_db_commit(db, true);
+		cow_db_unlock(db);
+	}
+	return r;
+}
+
+int cow_view_sync(struct cow_view *v)
+{
+	if (v->readonly)
+		return 0;
+	return flush_dirty(v, true);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct cow_view *v = arg;
+	pthread_mutex_lock(&v->dirty_lock);
+	while (!v->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += FLUSH_INTERVAL_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&v->flusher_cond, &v->dirty_lock, &ts);
+		if (v->stopping)
+			break;
+		pthread_mutex_unlock(&v->dirty_lock);
+		flush_dirty(v, false);
+		pthread_mutex_lock(&v->dirty_lock);
+	}
+	pthread_mutex_unlock(&v->dirty_lock);
+	return NULL;
+}
+
+/* ---- views ---- */
+
+/* Remove what a crash left of unlinked-but-open objects. */
+static int reap_unlinked(void *arg, uint64_t ino, uint64_t data_layer)
+{
+	struct cow_view *v = arg;
+	int r = cow_db_inode_del(v->st->db, v->layer, ino);
+	if (r == 0)
+		r = cow_db_xattr_del_all(v->st->db, v->layer, ino);
+	if (r == 0 && data_layer == v->layer)
+		cow_data_unlink(v->st, v->layer, ino);
+	return r;
+}
+
+static int view_stack(struct cow_view *v, uint64_t top)
+{
+	struct cow_layer_info l;
+	uint64_t id = top;
+	v->nlayers = 0;
+	while (id) {
+		if (v->nlayers == COW_MAX_LAYERS)
+			return -ELOOP;
+		int r = cow_db_layer_get(v->st->db, id, &l);
+		if (r < 0)
+			return r == -ENOENT ? -EIO : r;
+		v->layers[v->nlayers++] = id;
+		v->root = l.root;
+		id = l.parent;
+	}
+	return 0;
+}
+
+int cow_view_open(struct cow_store *st, const char *client, const char *image, int flags, struct cow_view **ret)
+{
+	struct cow_view *v = calloc(1, sizeof(*v));
+	uint64_t top;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	v->st = st;
+	v->layer_lockfd = -1;
+	v->readonly = !client || (flags & COW_VIEW_READONLY) || st->readonly;
+	pthread_rwlock_init(&v->ns_lock, NULL);
+	pthread_mutex_init(&v->itable_lock, NULL);
+	pthread_mutex_init(&v->ino_lock, NULL);
+	pthread_mutex_init(&v->dirty_lock, NULL);
+	pthread_cond_init(&v->flusher_cond, NULL);
+	v->itable_size = 4096;
+	v->itable = calloc(v->itable_size, sizeof(*v->itable));
+	if (!v->itable) {
+		free(v);
+		return -ENOMEM;
+	}
+
+	cow_db_lock(st->db);
+	r = client ? cow_db_client_get(st->db, client, NULL, &top) : cow_db_image_get(st->db, image, &top);
+	if (r == 0)
+		r = view_stack(v, top);
+	cow_db_unlock(st->db);
+	if (r < 0)
+		goto fail;
+
+	if (!v->readonly) {
+		v->layer = top;
+		/* one writer per layer, across processes */
+		char name[64];
+		snprintf(name, sizeof(name), "data/%llu.lock", (unsigned long long)top);
+		v->layer_lockfd = openat(st->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (v->layer_lockfd < 0) {
+			r = -errno;
+			goto fail;
+		}
+		if (flock(v->layer_lockfd, LOCK_EX | LOCK_NB) < 0) {
+			r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			goto fail;
+		}
+		cow_db_lock(st->db);
+		r = cow_db_begin(st->db);
+		if (r == 0) {
+			r = cow_db_inode_foreach_unlinked(st->db, v->layer, reap_unlinked, v);
+			if (r == 0)
+				r = cow_db_commit(st->db, false);
+			else
+				cow_db_rollback(st->db);
+		}
+		cow_db_unlock(st->db);
+		if (r < 0)
+			goto fail;
+		if (pthread_create(&v->flusher, NULL, flusher_main, v) != 0) {
+			r = -EAGAIN;
+			goto fail;
+		}
+		v->flusher_running = true;
+	}
+	*ret = v;
+	return 0;
+fail:
+	cow_view_close(v);
+	return r;
+}
+
+int cow_view_close(struct cow_view *v)
+{
+	int r = 0;
+	if (!v)
+		return 0;
+	if (v->flusher_running) {
+		pthread_mutex_lock(&v->dirty_lock);
+		v->stopping = true;
+		pthread_cond_signal(&v->flusher_cond);
+		pthread_mutex_unlock(&v->dirty_lock);
+		pthread_join(v->flusher, NULL);
+	}
+	if (!v->readonly && v->layer)
+		r = flush_dirty(v, true);
+	/* what is still referenced and unlinked goes now */
+	for (size_t i = 0; i < v->itable_size; i++) {
+		struct cow_inode *ip = v->itable[i], *next;
+		for (; ip; ip = next) {
+			next = ip->hnext;
+			if (ip->row.nlink == 0 && !v->readonly && v->layer)
+				cow_inode_destroy_unlinked(v, ip);
+			inode_free(ip);
+		}
+	}
+	free(v->itable);
+	if (v->layer_lockfd >= 0)
+		close(v->layer_lockfd);
+	pthread_rwlock_destroy(&v->ns_lock);
+	pthread_mutex_destroy(&v->itable_lock);
+	pthread_mutex_destroy(&v->ino_lock);
+	pthread_mutex_destroy(&v->dirty_lock);
+	pthread_cond_destroy(&v->flusher_cond);
+	free(v);
+	return r;
+}
+
+uint64_t cow_view_root(const struct cow_view *v)
+{
+	return v->root;
+}
+
+bool cow_view_readonly(const struct cow_view *v)
+{
+	return v->readonly;
+}
+
+int cow_statfs(struct cow_view *v, struct statvfs *ret)
+{
+	if (fstatvfs(v->st->datafd, ret) < 0)
+		return -errno;
+	ret->f_namemax = COW_NAME_MAX;
+	return 0;
+}

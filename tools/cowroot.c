@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cowroot: the admin CLI.  `cowroot [--store DIR] <noun> <verb> ...`.
+ * Exit codes: 0 ok, 1 error, 2 usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cowfuse.h"
+#include "cowroot.h"
+
+#define DEFAULT_STORE "/var/lib/cowroot"
+
+static const char *store_dir;
+static bool json;
+
+static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("cowroot: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static int usage_err(const char *usage)
+{
+	fprintf(stderr, "usage: cowroot [--store DIR] %s\n", usage);
+	return 2;
+}
+
+/* One line explaining why the store could not be opened. */
+static void store_errmsg(int r, char *buf, size_t n)
+{
+	switch (r) {
+	case -ENOENT:
+		snprintf(buf, n, "no store at '%s' (create one with 'cowroot --store %s init')", store_dir, store_dir);
+		break;
+	case -EEXIST:
+		snprintf(buf, n, "a store already exists at '%s'", store_dir);
+		break;
+	case -EIO:
+		snprintf(buf, n, "the store database at '%s/cowroot.db' is corrupt or not a cowroot database", store_dir);
+		break;
+	case -EAGAIN:
+		snprintf(buf, n, "the store database at '%s' is locked by another process; try again", store_dir);
+		break;
+	case -EPROTO:
+		snprintf(buf, n, "the store at '%s' was written by a newer cowroot", store_dir);
+		break;
+	case -ENOSPC:
+		snprintf(buf, n, "no space left on the device holding '%s'", store_dir);
+		break;
+	default:
+		snprintf(buf, n, "cannot open store '%s': %s", store_dir, strerror(-r));
+	}
+}
+
+static void store_error(int r)
+{
+	char msg[512];
+	store_errmsg(r, msg, sizeof(msg));
+	err("%s", msg);
+}
+
+static int open_store(int flags, struct cow_store **ret)
+{
+	int r = cow_store_open(store_dir, flags, ret);
+	if (r < 0) {
+		store_error(r);
+		return 1;
+	}
+	return 0;
+}
+
+static bool want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+/* ---- init ---- */
+
+static int cmd_init(int argc, char **argv)
+{
+	static const char usage[] = "init";
+	if (argc != 1 || want_help(argc, argv))
+		return usage_err(usage);
+	struct cow_store *st;
+	int r = cow_store_open(store_dir, COW_STORE_CREATE, &st);
+	if (r < 0) {
+		store_error(r);
+		return 1;
+	}
+	cow_store_close(st);
+	printf("initialised store '%s'\n", store_dir);
+	return 0;
+}
+
+/* ---- images ---- */
+
+static int progress(void *arg, const char *what, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	if (total)
+		fprintf(stderr, "\r%s: %llu/%llu (%d%%)", what, (unsigned long long)done, (unsigned long long)total,
+			(int)(done * 100 / total));
+	else
+		fprintf(stderr, "\r%s: %llu", what, (unsigned long long)done);
+	return 0;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static int progress_or_cancel(void *arg, const char *what, uint64_t done, uint64_t total)
+{
+	if (interrupted)
+		return 1;
+	if (arg)
+		progress(arg, what, done, total);
+	return 0;
+}
+
+static int cmd_image_import(int argc, char **argv)
+{
+	static const char usage[] = "image import NAME SRC_DIR";
+	if (argc != 3 || want_help(argc, argv))
+		return usage_err(usage);
+	if (cow_name_check(argv[1]) < 0) {
+		err("invalid image name '%s': use 1-64 of A-Z a-z 0-9 . _ @ + -, not starting with . or -", argv[1]);
+		return 1;
+	}
+	struct cow_store *st;
+	if (open_store(0, &st))
+		return 1;
+	struct sigaction sa = {.sa_handler = on_sigint};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	bool tty = isatty(2);
+	int r = cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty ? (void *)1 : NULL);
+	if (tty)
+		fputc('\n', stderr);
+	if (r == -EEXIST)
+		err("image '%s' already exists", argv[1]);
+	else if (r == -ECANCELED)
+		err("import of '%s' interrupted; the store is unchanged", argv[1]);
+	else if (r == -ENOENT || r == -ENOTDIR)
+		err("cannot import '%s': %s", argv[2], strerror(-r));
+	else if (r < 0)
+		err("cannot import '%s' as '%s': %s%s%s", argv[2], argv[1], strerror(-r),
+		    r == -EIO && cow_store_errmsg(st) ? ": " : "", r == -EIO && cow_store_errmsg(st) ? cow_store_errmsg(st) : "");
+	else
+		printf("imported '%s' as image '%s'\n", argv[2], argv[1]);
+	cow_store_close(st);
+	return r < 0 ? 1 : 0;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void fmt_time(int64_t t, char *buf, size_t n)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int print_image(void *arg, const struct cow_image_info *i)
+{
+	int *count = arg;
+	char when[32];
+	fmt_time(i->created, when, sizeof(when));
+	if (json) {
+		printf("%s{\"name\":", (*count)++ ? "," : "");
+		json_str(i->name);
+		printf(",\"layer\":%llu,\"parent_layer\":%llu,\"created\":\"%s\",\"objects\":%llu,\"bytes\":%llu,"
+		       "\"clients\":%u}",
+		       (unsigned long long)i->layer, (unsigned long long)i->parent, when,
+		       (unsigned long long)i->objects, (unsigned long long)i->bytes, i->clients);
+	} else {
+		if ((*count)++ == 0)
+			printf("%-24s %10s %14s %8s  %s\n", "NAME", "OBJECTS", "BYTES", "CLIENTS", "CREATED");
+		printf("%-24s %10llu %14llu %8u  %s\n", i->name, (unsigned long long)i->objects,
+		       (unsigned long long)i->bytes, i->clients, when);
+	}
+	return 0;
+}
+
+static bool parse_json_flag(int *argc, char **argv)
+{
+	bool found = false;
+	int j = 0;
+	for (int i = 0; i < *argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			found = true;
+		else
+			argv[j++] = argv[i];
+	}
+	*argc = j;
+	return found;
+}
+
+static int cmd_image_list(int argc, char **argv)
+{
+	static const char usage[] = "image list [--json]";
+	json = parse_json_flag(&argc, argv);
+	if (argc != 1 || want_help(argc, argv))
+		return usage_err(usage);
+	struct cow_store *st;
+	if (open_store(COW_STORE_READONLY, &st))
+		return 1;
+	int count = 0;
+	if (json)
+		putchar('[');
+	int r = cow_image_foreach(st, print_image, &count);
+	if (json)
+		puts("]");
+	cow_store_close(st);
+	if (r < 0) {
+		err("cannot list images: %s", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- clients ---- */
+
+static int cmd_client_add(int argc, char **argv)
+{
+	static const char usage[] = "client add NAME --image IMAGE";
+	const char *image = NULL, *name = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--image") && i + 1 < argc)
+			image = argv[++i];
+		else if (!strncmp(argv[i], "--image=", 8))
+			image = argv[i] + 8;
+		else if (argv[i][0] != '-' && !name)
+			name = argv[i];
+		else
+			return usage_err(usage);
+	}
+	if (!name || !image)
+		return usage_err(usage);
+	if (cow_name_check(name) < 0) {
+		err("invalid client name '%s': use 1-64 of A-Z a-z 0-9 . _ @ + -, not starting with . or -", name);
+		return 1;
+	}
+	struct cow_store *st;
+	if (open_store(0, &st))
+		return 1;
+	int r = cow_client_add(st, name, image);
+	if (r == -EEXIST)
+		err("client '%s' already exists", name);
+	else if (r == -ENOENT)
+		err("no image '%s' (see 'cowroot image list')", image);
+	else if (r < 0)
+		err("cannot add client '%s': %s", name, strerror(-r));
+	else
+		printf("added client '%s' on image '%s'\n", name, image);
+	cow_store_close(st);
+	return r < 0 ? 1 : 0;
+}
+
+static int print_client(void *arg, const struct cow_client_info *c)
+{
+	int *count = arg;
+	char when[32];
+	fmt_time(c->created, when, sizeof(when));
+	if (json) {
+		printf("%s{\"name\":", (*count)++ ? "," : "");
+		json_str(c->name);
+		printf(",\"image\":");
+		json_str(c->image);
+		printf(",\"layer\":%llu,\"created\":\"%s\",\"changed_objects\":%llu}", (unsigned long long)c->layer,
+		       when, (unsigned long long)c->objects);
+	} else {
+		if ((*count)++ == 0)
+			printf("%-24s %-24s %10s  %s\n", "NAME", "IMAGE", "CHANGED", "CREATED");
+		printf("%-24s %-24s %10llu  %s\n", c->name, c->image, (unsigned long long)c->objects, when);
+	}
+	return 0;
+}
+
+static int cmd_client_list(int argc, char **argv)
+{
+	static const char usage[] = "client list [--json]";
+	json = parse_json_flag(&argc, argv);
+	if (argc != 1 || want_help(argc, argv))
+		return usage_err(usage);
+	struct cow_store *st;
+	if (open_store(COW_STORE_READONLY, &st))
+		return 1;
+	int count = 0;
+	if (json)
+		putchar('[');
+	int r = cow_client_foreach(st, print_client, &count);
+	if (json)
+		puts("]");
+	cow_store_close(st);
+	if (r < 0) {
+		err("cannot list clients: %s", strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- mount ---- */
+
+static void tell(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tell(int fd, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (fd < 0) {
+		err("%s", msg);
+		return;
+	}
+	if (write(fd, msg, strlen(msg)) < 0) {
+		/* parent gone */
+	}
+	close(fd);
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	static const char usage[] = "mount CLIENT MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
+				    "       cowroot [--store DIR] mount --image IMAGE MOUNTPOINT [-f] [-o OPTIONS]";
+	const char *image = NULL, *client = NULL, *mnt = NULL, *options = NULL;
+	bool fg = false, debug = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-f"))
+			fg = true;
+		else if (!strcmp(argv[i], "-d"))
+			debug = fg = true;
+		else if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			options = argv[++i];
+		else if (!strcmp(argv[i], "--image") && i + 1 < argc)
+			image = argv[++i];
+		else if (argv[i][0] == '-')
+			return usage_err(usage);
+		else if (!client && !image)
+			client = argv[i];
+		else if (!mnt)
+			mnt = argv[i];
+		else
+			return usage_err(usage);
+	}
+	if (!mnt || (!client && !image) || want_help(argc, argv))
+		return usage_err(usage);
+	struct stat sb;
+	if (stat(mnt, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		err("mount point '%s' is not a directory", mnt);
+		return 1;
+	}
+	char *abs = realpath(mnt, NULL);
+	if (!abs) {
+		err("cannot resolve '%s': %s", mnt, strerror(errno));
+		return 1;
+	}
+
+	int ready = -1;
+	if (!fg) {
+		/* The daemon reports back once mounted, so that errors reach
+		 * this terminal and a zero exit means "mounted". */
+		int p[2];
+		if (pipe(p) < 0) {
+			err("pipe: %s", strerror(errno));
+			return 1;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			err("fork: %s", strerror(errno));
+			return 1;
+		}
+		if (pid > 0) {
+			close(p[1]);
+			char msg[512];
+			ssize_t n = 0, k;
+			while ((k = read(p[0], msg + n, sizeof(msg) - 1 - (size_t)n)) > 0)
+				n += k;
+			msg[n < 0 ? 0 : n] = 0;
+			if (n > 0) {
+				err("%s", msg);
+				waitpid(pid, NULL, 0);
+				return 1;
+			}
+			if (k < 0 || waitpid(pid, NULL, WNOHANG) == pid) {
+				err("the mount daemon exited before mounting");
+				return 1;
+			}
+			return 0;
+		}
+		close(p[0]);
+		setsid();
+		ready = p[1];
+	}
+
+	struct cow_store *st;
+	int r = cow_store_open(store_dir, 0, &st);
+	if (r < 0) {
+		char msg[512];
+		store_errmsg(r, msg, sizeof(msg));
+		tell(ready, "%s", msg);
+		return 1;
+	}
+	struct cow_view *v;
+	r = cow_view_open(st, client, image, 0, &v);
+	if (r < 0) {
+		if (r == -ENOENT && client)
+			tell(ready, "no client '%s' (see 'cowroot client list')", client);
+		else if (r == -ENOENT)
+			tell(ready, "no image '%s' (see 'cowroot image list')", image);
+		else if (r == -EBUSY)
+			tell(ready, "client '%s' is already mounted or served by another process", client);
+		else
+			tell(ready, "cannot open the view of '%s': %s", client ? client : image, strerror(-r));
+		cow_store_close(st);
+		return 1;
+	}
+	char fsname[256];
+	snprintf(fsname, sizeof(fsname), "cowroot:%s%s", client ? "" : "image:", client ? client : image);
+	struct cowfuse_opts o = {
+		.mountpoint = abs, .fsname = fsname, .options = options, .debug = debug, .ready_fd = ready};
+	r = cowfuse_main(v, &o);
+	int c = cow_view_close(v);
+	cow_store_close(st);
+	free(abs);
+	if (c < 0 && ready < 0)
+		err("writing back metadata failed: %s", strerror(-c));
+	return r < 0 || c < 0 ? 1 : 0;
+}
+
+/* ---- fsck ---- */
+
+static void fsck_line(void *arg, const char *line)
+{
+	(void)arg;
+	printf("%s\n", line);
+}
+
+static int cmd_fsck(int argc, char **argv)
+{
+	static const char usage[] = "fsck [--repair]";
+	bool repair = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--repair"))
+			repair = true;
+		else
+			return usage_err(usage);
+	}
+	struct cow_store *st;
+	if (open_store(repair ? 0 : COW_STORE_READONLY, &st))
+		return 1;
+	struct cow_fsck_report rep;
+	int r = cow_fsck(st, repair, fsck_line, NULL, &rep);
+	cow_store_close(st);
+	if (r < 0) {
+		err("fsck failed: %s", strerror(-r));
+		return 1;
+	}
+	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.dead_layers + !rep.db_ok;
+	if (problems == 0) {
+		printf("store '%s' is consistent; nothing changed\n", store_dir);
+		return 0;
+	}
+	printf("%llu problem(s): %llu orphan data file(s), %llu missing data file(s), %llu dangling record(s), "
+	       "%llu unused layer(s)%s; %llu repaired\n",
+	       (unsigned long long)problems, (unsigned long long)rep.orphan_files,
+	       (unsigned long long)rep.missing_data, (unsigned long long)rep.dangling,
+	       (unsigned long long)rep.dead_layers, rep.db_ok ? "" : ", database damaged",
+	       (unsigned long long)rep.repaired);
+	if (!repair)
+		printf("run 'cowroot --store %s fsck --repair' to repair\n", store_dir);
+	return 1;
+}
+
+/* ---- dispatch ---- */
+
+struct command {
+	const char *noun, *verb;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{"init", NULL, cmd_init, "init                              create a new store"},
+	{"image", "import", cmd_image_import, "image import NAME SRC_DIR         import a rootfs tree as an image"},
+	{"image", "list", cmd_image_list, "image list [--json]               list images"},
+	{"client", "add", cmd_client_add, "client add NAME --image IMAGE     add a client with an empty layer"},
+	{"client", "list", cmd_client_list, "client list [--json]              list clients"},
+	{"mount", NULL, cmd_mount, "mount CLIENT MOUNTPOINT [-f] [-o OPTS]   mount a client's view (--image IMG: read-only)"},
+	{"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
+};
+
+static int help(FILE *f)
+{
+	fprintf(f, "usage: cowroot [--store DIR] COMMAND ...\n\n"
+		   "The store defaults to $COWROOT_STORE, else " DEFAULT_STORE ".\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %s\n", commands[i].help);
+	return f == stdout ? 0 : 2;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	store_dir = getenv("COWROOT_STORE");
+	if (!store_dir || !*store_dir)
+		store_dir = DEFAULT_STORE;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--store") && i + 1 < argc)
+			store_dir = argv[++i];
+		else if (!strncmp(argv[i], "--store=", 8))
+			store_dir = argv[i] + 8;
+		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return help(stdout);
+		else
+			return help(stderr);
+	}
+	if (i >= argc)
+		return help(stderr);
+	const char *noun = argv[i], *verb = i + 1 < argc ? argv[i + 1] : NULL;
+	bool known_noun = false;
+	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+		const struct command *cmd = &commands[c];
+		if (strcmp(cmd->noun, noun))
+			continue;
+		known_noun = true;
+		if (!cmd->verb)
+			return cmd->fn(argc - i, argv + i);
+		if (verb && !strcmp(cmd->verb, verb))
+			return cmd->fn(argc - i - 1, argv + i + 1);
+	}
+	if (known_noun) {
+		fprintf(stderr, "usage:\n");
+		for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+			if (!strcmp(commands[c].noun, noun))
+				fprintf(stderr, "  cowroot [--store DIR] %s\n", commands[c].help);
+		return 2;
+	}
+	err("unknown command '%s'", noun);
+	return help(stderr);
+}
