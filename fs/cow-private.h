@@ -178,6 +178,7 @@ struct cow_view {
 	uint64_t layer; /* the writable layer, 0 if readonly */
 	uint64_t root;
 	bool readonly;
+	bool caller_times; /* writes do not touch mtime/ctime */
 	int layer_lockfd;
 
 	pthread_rwlock_t ns_lock;
@@ -230,6 +231,13 @@ void cow_inode_fill_attr(struct cow_inode *ip, struct cow_attr *ret);
 int cow_inode_store(struct cow_view *v, struct cow_inode *ip);
 void cow_inode_mark_dirty(struct cow_view *v, struct cow_inode *ip);
 int cow_alloc_ino(struct cow_view *v, uint64_t *ret);
+/* Does a layer below the writable one record @ino?  (db lock held) */
+bool cow_exists_below(struct cow_view *v, uint64_t ino);
+/* Drop an unlinked object's records in the writable layer: a tombstone
+ * row (nlink 0, no data) where a lower layer has the object, so that its
+ * ino cannot bring the lower version back; nothing otherwise.  db lock
+ * and transaction held. */
+int cow_drop_records(struct cow_view *v, uint64_t ino);
 /* Drop an unlinked object's layer records and data (no references left). */
 void cow_inode_destroy_unlinked(struct cow_view *v, struct cow_inode *ip);
 void cow_fd_put(struct cow_fd *f);
@@ -256,7 +264,19 @@ int cow_copy_up_meta(struct cow_view *v, struct cow_inode *ip);
 /* Open (if needed) the current data fd of @ip: inode lock held. */
 int cow_inode_open_fd(struct cow_view *v, struct cow_inode *ip);
 
-/* ---- xattr.c ---- */
+/* ---- acl.c ---- */
+#define COW_ACL_ACCESS "system.posix_acl_access"
+#define COW_ACL_DEFAULT "system.posix_acl_default"
+/* The permission bits an access ACL implies (into *mode's 0777 bits);
+ * *ret_equiv when the ACL says no more than the mode. -EINVAL if malformed. */
+int cow_acl_to_mode(const void *value, size_t size, uint32_t *mode, bool *ret_equiv);
+/* Rewrite the owner/group-or-mask/other entries of an access ACL from @mode. */
+int cow_acl_chmod(void *value, size_t size, uint32_t mode);
+/* The access ACL and mode of an object created with @mode under default
+ * ACL @def (*ret_access NULL when the mode alone says it). */
+int cow_acl_create(const void *def, size_t size, uint32_t *mode, void **ret_access, size_t *ret_size);
+
+/* ---- inode.c (xattrs) ---- */
 int cow_xattrs_load(struct cow_view *v, struct cow_inode *ip);
 void cow_xattrs_free(struct cow_inode *ip);
 

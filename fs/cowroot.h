@@ -128,6 +128,9 @@ int cow_view_close(struct cow_view *v);
 /* Write back dirty metadata of every inode (what syncfs does). */
 int cow_view_sync(struct cow_view *v);
 uint64_t cow_view_root(const struct cow_view *v);
+/* The front end keeps file times itself (a FUSE writeback cache sends
+ * them with setattr): writes then leave mtime and ctime alone. */
+void cow_view_set_caller_times(struct cow_view *v, bool on);
 bool cow_view_readonly(const struct cow_view *v);
 
 /* Attributes of one object. */
@@ -206,9 +209,6 @@ int cow_open(struct cow_view *v, uint64_t ino, int flags, struct cow_file **ret)
 /* Create and open a regular file (O_EXCL honoured). */
 int cow_create(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, int flags,
 	       const struct cow_cred *cred, struct cow_file **ret_file, struct cow_attr *ret);
-/* An anonymous file in @parent (O_TMPFILE): referenced, link count 0. */
-int cow_tmpfile(struct cow_view *v, uint64_t parent, mode_t mode, int flags, const struct cow_cred *cred,
-		struct cow_file **ret_file, struct cow_attr *ret);
 ssize_t cow_read(struct cow_file *f, void *buf, size_t size, off_t off);
 ssize_t cow_write(struct cow_file *f, const void *buf, size_t size, off_t off);
 /* The current data fd of @f to read with splice/pread (-1 for an empty file

@@ -126,10 +126,7 @@ static int unlinked(struct cow_view *v, struct cow_inode *ip)
 	pthread_mutex_unlock(&v->itable_lock);
 	if (!last)
 		return 0;
-	int r = cow_db_inode_del(v->st->db, v->layer, ip->ino);
-	if (r == 0)
-		r = cow_db_xattr_del_all(v->st->db, v->layer, ip->ino);
-	return r;
+	return cow_drop_records(v, ip->ino);
 }
 
 static int new_object(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
@@ -138,6 +135,8 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 {
 	struct cow_inode *dp, *ip = NULL;
 	struct cow_db *db = v->st->db;
+	void *def = NULL, *acc = NULL; /* the parent's default ACL, the new access ACL */
+	size_t def_size = 0, acc_size = 0;
 	uint64_t ino;
 	int r = cow_check_name(name);
 	if (r < 0)
@@ -171,13 +170,30 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 		.mtime = now,
 		.ctime = now,
 	};
+	/* the directory's default ACL, if any, replaces the umask */
 	pthread_mutex_lock(&dp->lock);
 	if (dp->row.mode & S_ISGID) { /* BSD group semantics of setgid dirs */
 		row.gid = dp->row.gid;
 		if (S_ISDIR(mode))
 			row.mode |= S_ISGID;
 	}
+	if (!S_ISLNK(mode) && cow_xattrs_load(v, dp) == 0) {
+		for (struct cow_xattr *x = dp->xattrs; x; x = x->next)
+			if (!strcmp(x->name, COW_ACL_DEFAULT) && (def = malloc(x->size))) {
+				memcpy(def, x->value, x->size);
+				def_size = x->size;
+			}
+	}
 	pthread_mutex_unlock(&dp->lock);
+	if (def) {
+		r = cow_acl_create(def, def_size, &row.mode, &acc, &acc_size);
+		if (r < 0) {
+			free(def);
+			goto out_parent;
+		}
+	} else if (!S_ISLNK(mode)) {
+		row.mode &= ~(cred->umask & 0777);
+	}
 	if (target) {
 		row.target = strdup(target);
 		if (!row.target) {
@@ -203,6 +219,10 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 	if (r < 0)
 		goto out_db;
 	r = cow_db_inode_put(db, v->layer, &row);
+	if (r == 0 && acc)
+		r = cow_db_xattr_put(db, v->layer, ino, COW_ACL_ACCESS, acc, acc_size);
+	if (r == 0 && def && S_ISDIR(mode))
+		r = cow_db_xattr_put(db, v->layer, ino, COW_ACL_DEFAULT, def, def_size);
 	if (r == 0)
 		r = name_put(v, dp, name, ino, dtype(mode));
 	if (r == 0 && S_ISDIR(mode))
@@ -231,6 +251,11 @@ out_db:
 		cow_irow_release(&row);
 		goto out_parent;
 	}
+	if (acc || def) {
+		pthread_mutex_lock(&ip->lock);
+		cow_xattrs_free(ip); /* load what the transaction wrote */
+		pthread_mutex_unlock(&ip->lock);
+	}
 	if (!S_ISDIR(mode))
 		touch_dir(v, dp, now);
 	pthread_mutex_lock(&ip->lock);
@@ -239,6 +264,8 @@ out_db:
 	if (ret_ip)
 		*ret_ip = ip;
 out_parent:
+	free(def);
+	free(acc);
 	cow_inode_put(v, dp);
 out_unlock:
 	pthread_rwlock_unlock(&v->ns_lock);

@@ -52,7 +52,8 @@ static int open_inode(struct cow_view *v, struct cow_inode *ip, int flags, struc
 			}
 			if (r == 0 && (flags & O_TRUNC)) {
 				ip->blocks = 0;
-				ip->row.mtime = ip->row.ctime = cow_now_ns();
+				if (!v->caller_times)
+					ip->row.mtime = ip->row.ctime = cow_now_ns();
 				cow_inode_mark_dirty(v, ip);
 			}
 		} else {
@@ -118,19 +119,6 @@ int cow_create(struct cow_view *v, uint64_t parent, const char *name, mode_t mod
 	}
 	*ret = attr;
 	return 0;
-}
-
-int cow_tmpfile(struct cow_view *v, uint64_t parent, mode_t mode, int flags, const struct cow_cred *cred,
-		struct cow_file **ret_file, struct cow_attr *ret)
-{
-	(void)v;
-	(void)parent;
-	(void)mode;
-	(void)flags;
-	(void)cred;
-	(void)ret_file;
-	(void)ret;
-	return -EOPNOTSUPP;
 }
 
 uint64_t cow_file_ino(const struct cow_file *f)
@@ -213,7 +201,8 @@ static void written(struct cow_file *f, struct cow_fd *fd)
 		ip->row.size = stbuf.st_size;
 		ip->blocks = stbuf.st_blocks;
 	}
-	ip->row.mtime = ip->row.ctime = now;
+	if (!f->v->caller_times)
+		ip->row.mtime = ip->row.ctime = now;
 	pthread_mutex_unlock(&ip->lock);
 	cow_inode_mark_dirty(f->v, ip);
 }

@@ -84,10 +84,12 @@ static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 	struct cow_view *v = userdata;
 	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
-			FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_DIO;
+			FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_DIO | FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 	if (!cow_view_readonly(v))
 		want |= FUSE_CAP_WRITEBACK_CACHE;
 	conn->want |= want & conn->capable;
+	/* with a writeback cache the kernel owns mtime and sends it */
+	cow_view_set_caller_times(v, (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0);
 	/* readdirplus always: a listing is usually followed by stats */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_readahead = 1 << 20;
@@ -344,15 +346,9 @@ static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
 	fuse_reply_err(req, -cow_fallocate(file_of(fi), mode, off, len));
 }
 
-static void cowfuse_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
-{
-	(void)ino;
-	off_t r = cow_lseek(file_of(fi), off, whence);
-	if (r < 0)
-		fuse_reply_err(req, (int)-r);
-	else
-		fuse_reply_lseek(req, r);
-}
+/* No lseek op: the kernel does not write back its cache before
+ * FUSE_LSEEK, so SEEK_DATA/SEEK_HOLE answered here would miss cached
+ * writes; without the op the kernel answers from i_size. */
 
 static void cowfuse_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -521,7 +517,6 @@ static const struct fuse_lowlevel_ops cowfuse_ops = {
 	.release = cowfuse_release,
 	.fsync = cowfuse_fsync,
 	.fallocate = cowfuse_fallocate,
-	.lseek = cowfuse_lseek,
 	.opendir = cowfuse_opendir,
 	.readdir = cowfuse_readdir,
 	.readdirplus = cowfuse_readdirplus,

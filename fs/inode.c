@@ -9,17 +9,21 @@
 #include <string.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cow-private.h"
 
-/* Write @ip's row to the layer in its own transaction; inode lock held. */
-static int store_now(struct cow_view *v, struct cow_inode *ip)
+/* Write @ip's row (and a rewritten access ACL) to the layer in its own
+ * transaction; inode lock held. */
+static int store_now_acl(struct cow_view *v, struct cow_inode *ip, const void *acl, size_t acl_size)
 {
 	struct cow_db *db = v->st->db;
 	cow_db_lock(db);
 	int r = cow_db_begin(db);
 	if (r == 0) {
 		r = cow_inode_store(v, ip);
+		if (r == 0 && acl)
+			r = cow_db_xattr_put(db, v->layer, ip->ino, COW_ACL_ACCESS, acl, acl_size);
 		if (r == 0)
 			r = cow_db_commit(db, false);
 		else
@@ -81,7 +85,27 @@ int cow_setattr(struct cow_view *v, uint64_t ino, const struct cow_attr *a, int 
 	else if (to_set & COW_SET_MTIME_NOW)
 		ip->row.mtime = now;
 	ip->row.ctime = (to_set & COW_SET_CTIME) ? cow_ts_to_ns(&a->ctime) : now;
-	r = store_now(v, ip);
+	struct cow_xattr *acl = NULL;
+	void *acl_new = NULL;
+	if ((to_set & COW_SET_MODE) && !S_ISLNK(ip->row.mode) && (r = cow_xattrs_load(v, ip)) == 0) {
+		for (acl = ip->xattrs; acl && strcmp(acl->name, COW_ACL_ACCESS); acl = acl->next)
+			;
+		if (acl && (acl_new = malloc(acl->size))) {
+			memcpy(acl_new, acl->value, acl->size);
+			if (cow_acl_chmod(acl_new, acl->size, ip->row.mode) < 0) {
+				free(acl_new);
+				acl_new = NULL;
+			}
+		}
+	}
+	if (r == 0)
+		r = store_now_acl(v, ip, acl_new, acl ? acl->size : 0);
+	if (r == 0 && acl_new) {
+		free(acl->value);
+		acl->value = acl_new;
+	} else {
+		free(acl_new);
+	}
 	if (r < 0) {
 		/* keep memory equal to the database */
 		char *target = ip->row.target;
@@ -292,18 +316,40 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 		r = -ENODATA;
 		goto out;
 	}
+	/* an access ACL sets the mode; one the mode can say is not kept */
+	uint32_t mode = ip->row.mode;
+	bool equiv = false;
+	if (!strcmp(name, COW_ACL_ACCESS)) {
+		r = cow_acl_to_mode(value, size, &mode, &equiv);
+		if (r < 0)
+			goto out;
+	} else if (!strcmp(name, COW_ACL_DEFAULT)) {
+		uint32_t m = 0;
+		if (!S_ISDIR(ip->row.mode)) {
+			r = -EACCES;
+			goto out;
+		}
+		r = cow_acl_to_mode(value, size, &m, &equiv);
+		if (r < 0)
+			goto out;
+		equiv = false;
+	}
 	struct cow_xattr *x = xattr_new(name, value, size);
 	if (!x) {
 		r = -ENOMEM;
 		goto out;
 	}
 	int64_t old_ctime = ip->row.ctime;
+	uint32_t old_mode = ip->row.mode;
 	ip->row.ctime = cow_now_ns();
+	ip->row.mode = mode;
 	cow_db_lock(db);
 	r = cow_db_begin(db);
 	if (r == 0) {
 		r = cow_inode_store(v, ip);
-		if (r == 0)
+		if (r == 0 && equiv)
+			r = cow_db_xattr_del(db, v->layer, ino, name);
+		else if (r == 0)
 			r = cow_db_xattr_put(db, v->layer, ino, name, value, size);
 		if (r == 0)
 			r = cow_db_commit(db, false);
@@ -311,11 +357,21 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 			cow_db_rollback(db);
 	}
 	cow_db_unlock(db);
-	if (r < 0) {
-		ip->row.ctime = old_ctime;
+	if (r < 0 || equiv) {
+		if (r < 0) {
+			ip->row.ctime = old_ctime;
+			ip->row.mode = old_mode;
+		}
 		free(x->name);
 		free(x->value);
 		free(x);
+		if (r == 0 && pp) {
+			struct cow_xattr *old = *pp;
+			*pp = old->next;
+			free(old->name);
+			free(old->value);
+			free(old);
+		}
 		goto out;
 	}
 	if (pp) {

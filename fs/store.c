@@ -89,7 +89,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			" ctime, data_layer, target) VALUES (:layer, :ino, :mode, :nlink, :uid, :gid, :rdev, :size,"
 			" :atime, :mtime, :ctime, :data_layer, :target)",
 	[S_INODE_DEL] = "DELETE FROM inodes WHERE layer = :layer AND ino = :ino",
-	[S_INODE_UNLINKED] = "SELECT ino, data_layer FROM inodes WHERE layer = :layer AND nlink = 0",
+	[S_INODE_UNLINKED] = "SELECT ino, data_layer FROM inodes WHERE layer = :layer AND nlink = 0 AND mode != 0",
 	[S_DATA_ALL] = "SELECT layer, ino FROM inodes WHERE data_layer = layer",
 	[S_DATA_REF] = "SELECT 1 FROM inodes WHERE data_layer = :layer AND ino = :ino LIMIT 1",
 	[S_DIRENT_GET] = "SELECT ino, type FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",

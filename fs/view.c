@@ -311,6 +311,10 @@ static int inode_load(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 	cow_db_lock(v->st->db);
 	for (int i = 0; i < v->nlayers; i++) {
 		r = cow_db_inode_get(v->st->db, v->layers[i], ino, &ip->row);
+		if (r == 0 && ip->row.nlink == 0 && !S_ISDIR(ip->row.mode) && ip->row.mode == 0) {
+			r = -ENOENT; /* a tombstone: removed in this layer */
+			break;
+		}
 		if (r == 0) {
 			ip->row_layer = v->layers[i];
 			break;
@@ -419,6 +423,30 @@ void cow_forget(struct cow_view *v, uint64_t ino, uint64_t n)
 	}
 }
 
+bool cow_exists_below(struct cow_view *v, uint64_t ino)
+{
+	for (int i = 1; i < v->nlayers; i++) {
+		struct cow_irow row;
+		if (cow_db_inode_get(v->st->db, v->layers[i], ino, &row) == 0) {
+			cow_irow_release(&row);
+			return true;
+		}
+	}
+	return false;
+}
+
+int cow_drop_records(struct cow_view *v, uint64_t ino)
+{
+	struct cow_db *db = v->st->db;
+	int r = cow_db_xattr_del_all(db, v->layer, ino);
+	if (r < 0)
+		return r;
+	if (!cow_exists_below(v, ino))
+		return cow_db_inode_del(db, v->layer, ino);
+	struct cow_irow tomb = {.ino = ino};
+	return cow_db_inode_put(db, v->layer, &tomb);
+}
+
 void cow_inode_destroy_unlinked(struct cow_view *v, struct cow_inode *ip)
 {
 	if (v->readonly || ip->destroyed)
@@ -427,9 +455,7 @@ void cow_inode_destroy_unlinked(struct cow_view *v, struct cow_inode *ip)
 	struct cow_db *db = v->st->db;
 	cow_db_lock(db);
 	if (cow_db_begin(db) == 0) {
-		int r = cow_db_inode_del(db, v->layer, ip->ino);
-		if (r == 0)
-			r = cow_db_xattr_del_all(db, v->layer, ip->ino);
+		int r = cow_drop_records(v, ip->ino);
 		if (r == 0)
 			r = cow_db_commit(db, false);
 		else
@@ -555,49 +581,63 @@ int cow_alloc_ino(struct cow_view *v, uint64_t *ret)
 /* Write every dirty row in one transaction. */
 static int flush_dirty(struct cow_view *v, bool durable)
 {
+	/* Take the list as an array: once off the list, an inode may be
+	 * put back on it (and its link reused) by any thread. */
+	size_t n = 0, cap = 64;
+	struct cow_inode **ips = malloc(cap * sizeof(*ips));
+	if (!ips)
+		return -ENOMEM;
 	pthread_mutex_lock(&v->dirty_lock);
-	struct cow_inode *list = v->dirty;
-	v->dirty = NULL;
-	for (struct cow_inode *ip = list; ip; ip = ip->dirty_next)
-		ip->on_dirty_list = false;
-	pthread_mutex_unlock(&v->dirty_lock);
-	if (!list && !durable)
-		return 0;
-
-	struct cow_db *db = v->st->db;
-	int r = 0;
-	struct cow_inode *next;
-	for (struct cow_inode *ip = list; ip; ip = next) {
-		next = ip->dirty_next;
-		pthread_mutex_lock(&ip->lock);
-		if (ip->dirty && ip->row.nlink > 0) {
-			cow_db_lock(db);
-			int q = cow_db_begin(db);
-			if (q == 0)
-				q = cow_inode_store(v, ip);
-			if (q == 0)
-				q = cow_db_commit(db, false);
-			else
-				cow_db_rollback(db);
-			cow_db_unlock(db);
-			if (q < 0) {
-				r = q;
-				ip->dirty = true;
-			}
+	for (struct cow_inode *ip = v->dirty; ip; ip = ip->dirty_next) {
+		if (n == cap) {
+			struct cow_inode **nips = realloc(ips, cap * 2 * sizeof(*ips));
+			if (!nips)
+				break; /* the rest stays listed for the next round */
+			ips = nips;
+			cap *= 2;
 		}
+		ips[n++] = ip;
+	}
+	struct cow_inode *rest = n ? ips[n - 1]->dirty_next : v->dirty;
+	for (size_t i = 0; i < n; i++)
+		ips[i]->on_dirty_list = false;
+	v->dirty = rest;
+	pthread_mutex_unlock(&v->dirty_lock);
+	if (n == 0 && !durable) {
+		free(ips);
+		return 0;
+	}
+
+	/* One transaction for the batch: rows are small, commits are not.
+	 * The db lock is held throughout, against the lock order, so inode
+	 * locks are only tried: a busy inode stays dirty for the next round. */
+	struct cow_db *db = v->st->db;
+	cow_db_lock(db);
+	int r = cow_db_begin(db);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (pthread_mutex_trylock(&ips[i]->lock) != 0)
+			continue;
+		if (ips[i]->dirty && ips[i]->row.nlink > 0)
+			r = cow_inode_store(v, ips[i]);
+		pthread_mutex_unlock(&ips[i]->lock);
+	}
+	if (r == 0)
+		r = cow_db_commit(db, durable);
+	else
+		cow_db_rollback(db);
+	cow_db_unlock(db);
+	for (size_t i = 0; i < n; i++) {
+		struct cow_inode *ip = ips[i];
+		pthread_mutex_lock(&ip->lock);
+		if (r < 0)
+			ip->dirty = true; /* rolled back: again later */
 		bool again = ip->dirty && ip->row.nlink > 0;
 		pthread_mutex_unlock(&ip->lock);
 		if (again)
-			cow_inode_mark_dirty(v, ip); /* retry later */
-		cow_inode_put(v, ip);     /* the list's reference */
+			cow_inode_mark_dirty(v, ip);
+		cow_inode_put(v, ip); /* the list's reference */
 	}
-	if (durable && r == 0) {
-		cow_db_lock(db);
-		r = cow_db_begin(db);
-		if (r == 0)
-			r = cow_db_commit(db, true);
-		cow_db_unlock(db);
-	}
+	free(ips);
 	return r;
 }
 
@@ -635,9 +675,7 @@ static void *flusher_main(void *arg)
 static int reap_unlinked(void *arg, uint64_t ino, uint64_t data_layer)
 {
 	struct cow_view *v = arg;
-	int r = cow_db_inode_del(v->st->db, v->layer, ino);
-	if (r == 0)
-		r = cow_db_xattr_del_all(v->st->db, v->layer, ino);
+	int r = cow_drop_records(v, ino);
 	if (r == 0 && data_layer == v->layer)
 		cow_data_unlink(v->st, v->layer, ino);
 	return r;
@@ -702,9 +740,20 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 			r = -errno;
 			goto fail;
 		}
-		if (flock(v->layer_lockfd, LOCK_EX | LOCK_NB) < 0) {
-			r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			goto fail;
+		/* A daemon just unmounted may still be writing back: give it a
+		 * few seconds before calling the layer busy. */
+		for (int tries = 0;; tries++) {
+			if (flock(v->layer_lockfd, LOCK_EX | LOCK_NB) == 0)
+				break;
+			if (errno != EWOULDBLOCK) {
+				r = -errno;
+				goto fail;
+			}
+			if (tries == 50) {
+				r = -EBUSY;
+				goto fail;
+			}
+			usleep(100 * 1000);
 		}
 		cow_db_lock(st->db);
 		r = cow_db_begin(st->db);
@@ -770,6 +819,11 @@ int cow_view_close(struct cow_view *v)
 uint64_t cow_view_root(const struct cow_view *v)
 {
 	return v->root;
+}
+
+void cow_view_set_caller_times(struct cow_view *v, bool on)
+{
+	v->caller_times = on;
 }
 
 bool cow_view_readonly(const struct cow_view *v)
