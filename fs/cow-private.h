@@ -225,6 +225,9 @@ int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret);
 void cow_inode_put(struct cow_view *v, struct cow_inode *ip);
 /* Insert a new object (row owned by the caller, moved into the inode). */
 int cow_inode_new(struct cow_view *v, const struct cow_irow *row, uint64_t parent, struct cow_inode **ret);
+/* References held by anyone but the dirty list (which only keeps the
+ * inode until written back). */
+uint64_t cow_inode_holders(struct cow_view *v, struct cow_inode *ip);
 void cow_inode_fill_attr(struct cow_inode *ip, struct cow_attr *ret);
 /* Write the row to the writable layer (inode lock and db lock held, inside
  * a transaction); copies xattrs on the first write of a base object. */

@@ -121,9 +121,7 @@ static int nlink_add(struct cow_view *v, struct cow_inode *ip, int delta, int64_
  * it but the caller, else leave an nlink 0 row that forget removes. */
 static int unlinked(struct cow_view *v, struct cow_inode *ip)
 {
-	pthread_mutex_lock(&v->itable_lock);
-	bool last = ip->refs <= 1;
-	pthread_mutex_unlock(&v->itable_lock);
+	bool last = cow_inode_holders(v, ip) <= 1;
 	if (!last)
 		return 0;
 	return cow_drop_records(v, ip->ino);
@@ -466,9 +464,7 @@ static int remove_name(struct cow_view *v, uint64_t parent, const char *name, bo
 		goto out_ip;
 	}
 	if (ip->row.nlink == 0) {
-		pthread_mutex_lock(&v->itable_lock);
-		bool last = ip->refs <= 1;
-		pthread_mutex_unlock(&v->itable_lock);
+		bool last = cow_inode_holders(v, ip) <= 1;
 		if (last)
 			ip->destroyed = true; /* records went in the transaction */
 		if (last && ip->row.data_layer == v->layer)
@@ -642,9 +638,7 @@ int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t n
 		pthread_mutex_unlock(&tp->lock);
 		cow_inode_mark_dirty(v, tp);
 	} else if (tp && tp->row.nlink == 0) {
-		pthread_mutex_lock(&v->itable_lock);
-		bool last = tp->refs <= 1;
-		pthread_mutex_unlock(&v->itable_lock);
+		bool last = cow_inode_holders(v, tp) <= 1;
 		if (last) {
 			tp->destroyed = true;
 			if (tp->row.data_layer == v->layer)

@@ -51,7 +51,7 @@ static int alloc_ino(struct import *im, uint64_t *ret)
 static int tick(struct import *im)
 {
 	im->done++;
-	if (im->progress && (im->done % 256 == 0 || im->done == im->total))
+	if (im->progress && (im->done == 1 || im->done % 64 == 0))
 		if (im->progress(im->arg, "import", im->done, im->total))
 			return -ECANCELED;
 	return 0;
@@ -322,6 +322,8 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 		r = cow_db_layer_add(db, 0, COW_LAYER_IMAGE, root, &im.layer);
 	if (r == 0)
 		r = import_object(&im, fd, ".", fd, root, &s);
+	if (r == 0 && progress && progress(arg, "import", im.done, im.done))
+		r = -ECANCELED;
 	if (r == 0)
 		r = cow_db_image_add(db, name, im.layer);
 	/* data first: every file of the image is on disk before the commit */

@@ -169,7 +169,8 @@ static struct cow_xattr *xattr_new(const char *name, const void *value, size_t s
 		free(x);
 		return NULL;
 	}
-	memcpy(x->value, value, size);
+	if (size)
+		memcpy(x->value, value, size);
 	x->size = size;
 	return x;
 }

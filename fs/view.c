@@ -530,6 +530,16 @@ int cow_getattr(struct cow_view *v, uint64_t ino, struct cow_attr *ret)
 	return 0;
 }
 
+uint64_t cow_inode_holders(struct cow_view *v, struct cow_inode *ip)
+{
+	pthread_mutex_lock(&v->dirty_lock);
+	pthread_mutex_lock(&v->itable_lock);
+	uint64_t n = ip->refs - (ip->on_dirty_list ? 1 : 0);
+	pthread_mutex_unlock(&v->itable_lock);
+	pthread_mutex_unlock(&v->dirty_lock);
+	return n;
+}
+
 int cow_ref(struct cow_view *v, uint64_t ino, struct cow_attr *ret)
 {
 	struct cow_inode *ip;
@@ -538,8 +548,9 @@ int cow_ref(struct cow_view *v, uint64_t ino, struct cow_attr *ret)
 		return r;
 	pthread_mutex_lock(&ip->lock);
 	cow_inode_fill_attr(ip, ret);
-	bool unlinked = ip->row.nlink == 0 && ip->nopen == 0 && ip->refs <= 1;
+	bool unlinked = ip->row.nlink == 0 && ip->nopen == 0;
 	pthread_mutex_unlock(&ip->lock);
+	unlinked = unlinked && cow_inode_holders(v, ip) <= 1;
 	if (unlinked) { /* a handle to a removed object */
 		cow_inode_put(v, ip);
 		return -ENOENT;
