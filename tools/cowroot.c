@@ -355,6 +355,9 @@ static void tell(int fd, const char *fmt, ...)
 	close(fd);
 }
 
+static int mount_at(const char *abs, const char *client, const char *image, const char *options, bool fg,
+		    bool debug);
+
 static int cmd_mount(int argc, char **argv)
 {
 	static const char usage[] = "mount CLIENT MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
@@ -391,6 +394,13 @@ static int cmd_mount(int argc, char **argv)
 		err("cannot resolve '%s': %s", mnt, strerror(errno));
 		return 1;
 	}
+	int rc = mount_at(abs, client, image, options, fg, debug);
+	free(abs);
+	return rc;
+}
+
+static int mount_at(const char *abs, const char *client, const char *image, const char *options, bool fg, bool debug)
+{
 
 	int ready = -1;
 	if (!fg) {
@@ -458,7 +468,6 @@ static int cmd_mount(int argc, char **argv)
 	r = cowfuse_main(v, &o);
 	int c = cow_view_close(v);
 	cow_store_close(st);
-	free(abs);
 	if (c < 0 && ready < 0)
 		err("writing back metadata failed: %s", strerror(-c));
 	return r < 0 || c < 0 ? 1 : 0;

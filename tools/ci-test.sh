@@ -1,0 +1,65 @@
+#!/bin/bash
+# Install the dependencies, build, and run every test suite; then build
+# again with AddressSanitizer + UndefinedBehaviorSanitizer and run the unit
+# and fuse suites under it.  This is what CI runs (.ci/run).
+#
+# Run as root from anywhere:  tools/ci-test.sh
+# Environment:
+#   BUILD_DIR, ASAN_BUILD_DIR   build directories (default build, build-asan
+#                               in the source tree)
+#   SKIP_DEPS=1                 do not run tools/setup-deps.sh
+#   SKIP_ASAN=1                 skip the sanitizer build
+#   COW_FIXTURE_CACHE           where the realworld test caches its
+#                               debootstrap tree and .debs
+#                               (default /var/cache/cowroot-test)
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$src/build}
+asan=${ASAN_BUILD_DIR:-$src/build-asan}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+if [ "${SKIP_DEPS:-0}" != 1 ]; then
+	step "installing dependencies"
+	"$src/tools/setup-deps.sh"
+fi
+
+configure() { # DIR [meson options...]
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$src" "$@"
+	fi
+}
+
+status=0
+
+step "build ($build)"
+configure "$build"
+ninja -C "$build"
+
+step "test suite"
+meson test -C "$build" --print-errorlogs || status=1
+
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+	step "ASan/UBSan build ($asan)"
+	# Leak checking stays on: 'cowroot mount' forks its daemon, and the
+	# parent's exit is checked like any other command (the daemon's own
+	# stderr is not seen once it has detached).  Any finding fails the test.
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summary=1}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_summary=1:print_stacktrace=1}
+	configure "$asan" -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C "$asan"
+	step "unit + fuse suites under ASan/UBSan"
+	meson test -C "$asan" --print-errorlogs --suite unit --suite fuse || status=1
+fi
+
+if [ $status = 0 ]; then
+	step "all tests passed"
+else
+	step "some tests failed (see above)"
+fi
+exit $status
