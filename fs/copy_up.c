@@ -69,7 +69,7 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 	if (ip->row.data_layer && !empty) {
 		r = cow_inode_open_fd(v, ip);
 		if (r == 0)
-			r = cow_data_copy(ip->fd->fd, out, ip->row.size);
+			r = cow_data_copy(ip->fd->fd, out, ip->row.size, true);
 		if (r < 0)
 			goto fail;
 	}

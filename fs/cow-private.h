@@ -112,8 +112,9 @@ void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino);
 int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags, mode_t mode);
 int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino);
 int cow_data_remove_layer(struct cow_store *st, uint64_t layer);
-/* Copy @in (from offset 0, @size bytes, keeping holes) into @out; fsync @out. */
-int cow_data_copy(int in, int out, int64_t size);
+/* Copy @in (from offset 0, @size bytes, keeping holes) into @out, sharing
+ * extents where the file system can; with @sync fdatasync @out. */
+int cow_data_copy(int in, int out, int64_t size, bool sync);
 
 /* ---- view.c ---- */
 

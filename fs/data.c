@@ -96,12 +96,12 @@ int cow_data_remove_layer(struct cow_store *st, uint64_t layer)
 	return rm_tree_at(st->datafd, name);
 }
 
-int cow_data_copy(int in, int out, int64_t size)
+int cow_data_copy(int in, int out, int64_t size, bool sync)
 {
 	/* Share extents where the file system can (reflink), else copy
 	 * data segments only, so holes stay holes. */
 	if (ioctl(out, FICLONE, in) == 0)
-		goto sync;
+		goto synced;
 	off_t off = 0;
 	while (off < size) {
 		off_t data = lseek(in, off, SEEK_DATA);
@@ -134,8 +134,8 @@ int cow_data_copy(int in, int out, int64_t size)
 	}
 	if (ftruncate(out, size) < 0)
 		return -errno;
-sync:
-	if (fdatasync(out) < 0)
+synced:
+	if (sync && fdatasync(out) < 0)
 		return -errno;
 	return 0;
 }

@@ -126,34 +126,7 @@ static int import_object(struct import *im, int pfd, const char *name, int fd, u
 				goto out;
 			}
 			/* synced once for the whole import, before the commit */
-			r = 0;
-			off_t off = 0;
-			while (off < s->st_size) {
-				off_t data = lseek(ofd, off, SEEK_DATA);
-				if (data < 0) {
-					if (errno == ENXIO)
-						break;
-					data = off;
-				}
-				off_t hole = lseek(ofd, data, SEEK_HOLE);
-				if (hole < 0 || hole > s->st_size)
-					hole = s->st_size;
-				loff_t ip = data, op = data;
-				while (ip < hole) {
-					ssize_t n = copy_file_range(ofd, &ip, out, &op, (size_t)(hole - ip), 0);
-					if (n < 0) {
-						r = -errno;
-						break;
-					}
-					if (n == 0)
-						break;
-				}
-				if (r < 0)
-					break;
-				off = hole;
-			}
-			if (r == 0 && ftruncate(out, s->st_size) < 0)
-				r = -errno;
+			r = cow_data_copy(ofd, out, s->st_size, false);
 			close(out);
 			if (r < 0)
 				goto out;
