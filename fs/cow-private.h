@@ -224,6 +224,9 @@ void cow_ns_to_ts(int64_t ns, struct timespec *ts);
  * no layer of the view has it. */
 int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret);
 void cow_inode_put(struct cow_view *v, struct cow_inode *ip);
+/* After a rolled-back transaction: make @ip what the database says again
+ * (row, cached listing, xattrs).  Inode lock not held. */
+void cow_inode_reload(struct cow_view *v, struct cow_inode *ip);
 /* Insert a new object (row owned by the caller, moved into the inode). */
 int cow_inode_new(struct cow_view *v, const struct cow_irow *row, uint64_t parent, struct cow_inode **ret);
 /* References held by anyone but the dirty list (which only keeps the

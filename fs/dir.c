@@ -232,13 +232,7 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 out_db:
 	cow_db_unlock(db);
 	if (r < 0) {
-		/* the listing may hold the name: reload it next time */
-		pthread_mutex_lock(&dp->lock);
-		if (dp->dir) {
-			cow_dir_free(dp->dir);
-			dp->dir = NULL;
-		}
-		pthread_mutex_unlock(&dp->lock);
+		cow_inode_reload(v, dp); /* the listing and nlink as before */
 		if (with_data)
 			cow_data_unlink(v->st, v->layer, ino);
 		cow_irow_release(&row);
@@ -352,8 +346,11 @@ int cow_link(struct cow_view *v, uint64_t ino, uint64_t newparent, const char *n
 			cow_db_rollback(db);
 	}
 	cow_db_unlock(db);
-	if (r < 0)
+	if (r < 0) {
+		cow_inode_reload(v, dp);
+		cow_inode_reload(v, ip);
 		goto out_ip;
+	}
 	touch_dir(v, dp, now);
 	pthread_mutex_lock(&ip->lock);
 	cow_inode_fill_attr(ip, ret);
@@ -457,10 +454,9 @@ static int remove_name(struct cow_view *v, uint64_t parent, const char *name, bo
 	}
 	cow_db_unlock(db);
 	if (r < 0) {
-		pthread_mutex_lock(&dp->lock);
-		cow_dir_free(dp->dir);
-		dp->dir = NULL;
-		pthread_mutex_unlock(&dp->lock);
+		/* rolled back: memory must say what the database says */
+		cow_inode_reload(v, dp);
+		cow_inode_reload(v, ip);
 		goto out_ip;
 	}
 	if (ip->row.nlink == 0) {
@@ -612,16 +608,12 @@ int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t n
 	}
 	cow_db_unlock(db);
 	if (r < 0) {
-		pthread_mutex_lock(&dp->lock);
-		cow_dir_free(dp->dir);
-		dp->dir = NULL;
-		pthread_mutex_unlock(&dp->lock);
-		if (dp2 != dp) {
-			pthread_mutex_lock(&dp2->lock);
-			cow_dir_free(dp2->dir);
-			dp2->dir = NULL;
-			pthread_mutex_unlock(&dp2->lock);
-		}
+		cow_inode_reload(v, dp);
+		if (dp2 != dp)
+			cow_inode_reload(v, dp2);
+		cow_inode_reload(v, ip);
+		if (tp)
+			cow_inode_reload(v, tp);
 		goto out;
 	}
 	pthread_mutex_lock(&ip->lock);

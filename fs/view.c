@@ -332,6 +332,27 @@ static int inode_load(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 	return 0;
 }
 
+void cow_inode_reload(struct cow_view *v, struct cow_inode *ip)
+{
+	struct cow_inode *fresh;
+	if (inode_load(v, ip->ino, &fresh) < 0)
+		return;
+	pthread_mutex_lock(&ip->lock);
+	struct cow_irow old = ip->row;
+	ip->row = fresh->row;
+	ip->row_layer = fresh->row_layer;
+	ip->blocks = fresh->blocks;
+	ip->destroyed = false;
+	fresh->row = old; /* freed with it */
+	if (ip->dir) {
+		cow_dir_free(ip->dir);
+		ip->dir = NULL;
+	}
+	cow_xattrs_free(ip);
+	pthread_mutex_unlock(&ip->lock);
+	inode_free(fresh);
+}
+
 int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 {
 	pthread_mutex_lock(&v->itable_lock);
