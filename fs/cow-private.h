@@ -224,6 +224,8 @@ void cow_ns_to_ts(int64_t ns, struct timespec *ts);
  * no layer of the view has it. */
 int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret);
 void cow_inode_put(struct cow_view *v, struct cow_inode *ip);
+/* The cached parent of directory @ino (0 if not cached or unknown). */
+uint64_t cow_inode_parent(struct cow_view *v, uint64_t ino);
 /* After a rolled-back transaction: make @ip what the database says again
  * (row, cached listing, xattrs).  Inode lock not held. */
 void cow_inode_reload(struct cow_view *v, struct cow_inode *ip);

@@ -127,6 +127,17 @@ static int unlinked(struct cow_view *v, struct cow_inode *ip)
 	return cow_drop_records(v, ip->ino);
 }
 
+/* After the commit that dropped an object's last name: if unlinked()
+ * removed its records, its data file goes too (data after metadata). */
+static void unlinked_done(struct cow_view *v, struct cow_inode *ip)
+{
+	if (cow_inode_holders(v, ip) > 1)
+		return;
+	ip->destroyed = true;
+	if (ip->row.data_layer == v->layer)
+		cow_data_unlink(v->st, v->layer, ip->ino);
+}
+
 static int new_object(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
 		      const char *target, const struct cow_cred *cred, bool with_data, struct cow_inode **ret_ip,
 		      struct cow_attr *ret)
@@ -459,13 +470,8 @@ static int remove_name(struct cow_view *v, uint64_t parent, const char *name, bo
 		cow_inode_reload(v, ip);
 		goto out_ip;
 	}
-	if (ip->row.nlink == 0) {
-		bool last = cow_inode_holders(v, ip) <= 1;
-		if (last)
-			ip->destroyed = true; /* records went in the transaction */
-		if (last && ip->row.data_layer == v->layer)
-			cow_data_unlink(v->st, v->layer, ip->ino);
-	}
+	if (ip->row.nlink == 0)
+		unlinked_done(v, ip);
 	touch_dir(v, dp, now);
 out_ip:
 	cow_inode_put(v, ip);
@@ -494,15 +500,7 @@ static bool is_below(struct cow_view *v, uint64_t ino, uint64_t anc)
 			return true;
 		if (ino == v->root)
 			return false;
-		pthread_mutex_lock(&v->itable_lock);
-		struct cow_inode *ip = NULL;
-		for (struct cow_inode *p = v->itable[((ino * 0x9E3779B97F4A7C15ULL) >> 20) & (v->itable_size - 1)]; p;
-		     p = p->hnext)
-			if (p->ino == ino)
-				ip = p;
-		uint64_t up = ip ? ip->parent : 0;
-		pthread_mutex_unlock(&v->itable_lock);
-		ino = up;
+		ino = cow_inode_parent(v, ino);
 	}
 	return false;
 }
@@ -630,12 +628,7 @@ int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t n
 		pthread_mutex_unlock(&tp->lock);
 		cow_inode_mark_dirty(v, tp);
 	} else if (tp && tp->row.nlink == 0) {
-		bool last = cow_inode_holders(v, tp) <= 1;
-		if (last) {
-			tp->destroyed = true;
-			if (tp->row.data_layer == v->layer)
-				cow_data_unlink(v->st, v->layer, tp->ino);
-		}
+		unlinked_done(v, tp);
 	}
 	touch_dir(v, dp, now);
 	if (dp2 != dp)

@@ -332,6 +332,15 @@ static int inode_load(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 	return 0;
 }
 
+uint64_t cow_inode_parent(struct cow_view *v, uint64_t ino)
+{
+	pthread_mutex_lock(&v->itable_lock);
+	struct cow_inode *ip = itable_find(v, ino);
+	uint64_t up = ip ? ip->parent : 0;
+	pthread_mutex_unlock(&v->itable_lock);
+	return up;
+}
+
 void cow_inode_reload(struct cow_view *v, struct cow_inode *ip)
 {
 	struct cow_inode *fresh;
