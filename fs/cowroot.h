@@ -237,4 +237,7 @@ void cow_releasedir(struct cow_dirh *d);
 
 int cow_statfs(struct cow_view *v, struct statvfs *ret);
 
+/* inode.c: @a as stat(2) reports it (st_dev 0, st_blksize 4096). */
+void cow_attr_to_stat(const struct cow_attr *a, struct stat *st);
+
 #endif

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cowroot FSAL for nfs-ganesha: private declarations.
+ *
+ * One module per ganesha process holds one cow_store (the COWROOT config
+ * block's Store); each export serves one client (its FSAL block's Client)
+ * through that client's cow_view.  Object handles wrap a core object id
+ * (ino) and hold one core reference each.
+ *
+ * Lock order: module lock -> handle dir_lock -> export handles_lock;
+ * ganesha's per-handle obj_lock is never held with dir_lock.  The core
+ * has its own locks below all of these.
+ */
+#ifndef COWFSAL_H
+#define COWFSAL_H
+
+#include "config.h"
+
+#include "fsal.h"
+#include "fsal_api.h"
+#include "fsal_convert.h"
+#include "fsal_types.h"
+#include "FSAL/fsal_commonlib.h"
+#include "fsal_up.h"
+
+#include "cowroot.h"
+
+#define COWFSAL_NAME "COWROOT"
+#define COWFSAL_DEFAULT_STORE "/var/lib/cowroot"
+
+/*
+ * Wire handle, little-endian, COWFSAL_HANDLE_LEN bytes (NFSv3 allows the
+ * FSAL 59): version, 3 reserved zero bytes, client id, ino.  The whole
+ * handle is ganesha's cache key, so the client id in it keeps one client's
+ * cached objects from ever being found for another client's export.
+ */
+#define COWFSAL_HANDLE_VERSION 1
+#define COWFSAL_HANDLE_LEN 20
+
+struct cowfsal_module {
+	struct fsal_module fsal;
+	struct fsal_obj_ops handle_ops;
+	char *store_dir;	   /* config: Store */
+	struct cow_store *store;   /* opened at init_config */
+	pthread_mutex_t lock;	   /* protects exports */
+	struct glist_head exports; /* struct cowfsal_export.entry */
+};
+
+extern struct cowfsal_module COWFSAL;
+
+struct cowfsal_export {
+	struct fsal_export export;
+	char *client;		      /* config: Client */
+	struct cow_view *view;	      /* the client's view */
+	uint64_t client_id;	      /* store-unique id of the client */
+	pthread_mutex_t handles_lock; /* protects handles */
+	struct glist_head handles;    /* live struct cowfsal_handle.entry */
+	struct glist_head entry;      /* in COWFSAL.exports; module lock */
+	uint64_t generation;	      /* bumped by a reset (atomic) */
+};
+
+/* An open core file: ganesha's fsal_fd must come first (fsal_find_fd
+ * finds state fds at state + 1). */
+struct cowfsal_fd {
+	struct fsal_fd fsal_fd;
+	struct cow_file *file; /* NULL when closed */
+};
+
+struct cowfsal_handle {
+	struct fsal_obj_handle obj_handle;
+	struct cowfsal_export *exp;
+	uint64_t ino;
+	uint8_t key[COWFSAL_HANDLE_LEN];
+	struct glist_head entry; /* in exp->handles */
+	/* regular files, protected by obj_handle.obj_lock */
+	struct fsal_share share;
+	struct cowfsal_fd fd; /* the global (stateless) fd */
+	/* directories: the listing being read, kept between readdir calls so
+	 * that cookies (offsets into it) stay meaningful */
+	pthread_mutex_t dir_lock;
+	struct cow_dirh *dirh;
+	uint64_t dir_gen; /* the export's generation when dirh was taken */
+};
+
+/* main.c */
+fsal_status_t cowfsal_status(int r);
+
+/* export.c */
+fsal_status_t cowfsal_create_export(struct fsal_module *fsal_hdl, void *parse_node, struct config_error_type *err_type,
+				    const struct fsal_up_vector *up_ops);
+fsal_status_t cowfsal_update_export(struct fsal_module *fsal_hdl, void *parse_node, struct config_error_type *err_type,
+				    struct fsal_export *original, struct fsal_module *updated_super);
+void cowfsal_encode_key(uint8_t *key, uint64_t client_id, uint64_t ino);
+
+/* handle.c */
+void cowfsal_handle_ops_init(struct fsal_obj_ops *ops);
+/* A new handle for @attr->ino, taking over one core reference. */
+struct cowfsal_handle *cowfsal_handle_new(struct cowfsal_export *exp, const struct cow_attr *attr);
+/* The same, answering an operation: *@ret and @attrs_out (may be NULL). */
+fsal_status_t cowfsal_reply_obj(struct cowfsal_export *exp, const struct cow_attr *a, struct fsal_obj_handle **ret,
+				struct fsal_attrlist *attrs_out);
+void cowfsal_attr_out(struct cowfsal_handle *h, const struct cow_attr *a, struct fsal_attrlist *out);
+/* Invalidate ganesha's cache of every object of @exp. */
+void cowfsal_invalidate_all(struct cowfsal_export *exp);
+
+/* control.c */
+int cowfsal_control_start(const char *store_dir);
+void cowfsal_control_stop(void);
+
+#endif

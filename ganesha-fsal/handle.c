@@ -1,0 +1,886 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Object operations: each unpacks ganesha's arguments, calls the core on
+ * the export's view and converts the answer.  A handle holds one core
+ * reference on its object, dropped at release.  Open files use ganesha's
+ * fd helpers (fsal_find_fd): a global fd per handle for stateless NFSv3
+ * I/O and one fd per NFSv4 open state, each wrapping a struct cow_file.
+ */
+#include <fcntl.h>
+#include <sys/sysmacros.h>
+
+#include "cowfsal.h"
+
+static struct cowfsal_handle *handle_of(struct fsal_obj_handle *obj)
+{
+	return container_of(obj, struct cowfsal_handle, obj_handle);
+}
+
+static struct cow_view *view_of(struct fsal_obj_handle *obj)
+{
+	return handle_of(obj)->exp->view;
+}
+
+/* Errors about the object a handle names: gone means stale. */
+static fsal_status_t obj_status(int r)
+{
+	return cowfsal_status(r == -ENOENT ? -ESTALE : r);
+}
+
+static const fsal_status_t ok = {ERR_FSAL_NO_ERROR, 0};
+
+static struct cow_cred caller_cred(void)
+{
+	/* NFS clients apply their umask themselves */
+	return (struct cow_cred){.uid = op_ctx->creds.caller_uid, .gid = op_ctx->creds.caller_gid, .umask = 0};
+}
+
+void cowfsal_attr_out(struct cowfsal_handle *h, const struct cow_attr *a, struct fsal_attrlist *out)
+{
+	struct stat st;
+	cow_attr_to_stat(a, &st);
+	posix2fsal_attributes_all(&st, out);
+	out->fsid = h->obj_handle.fsid;
+}
+
+struct cowfsal_handle *cowfsal_handle_new(struct cowfsal_export *exp, const struct cow_attr *attr)
+{
+	struct cowfsal_handle *h = gsh_calloc(1, sizeof(*h));
+	h->exp = exp;
+	h->ino = attr->ino;
+	cowfsal_encode_key(h->key, exp->client_id, attr->ino);
+	pthread_mutex_init(&h->dir_lock, NULL);
+	fsal_obj_handle_init(&h->obj_handle, &exp->export, posix2fsal_type(attr->mode));
+	h->obj_handle.obj_ops = &COWFSAL.handle_ops;
+	h->obj_handle.fileid = attr->ino;
+	/* one file system per client: export id as fsid (stable in the config) */
+	h->obj_handle.fsid.major = exp->export.export_id;
+	h->obj_handle.fsid.minor = 0;
+	pthread_mutex_lock(&exp->handles_lock);
+	glist_add_tail(&exp->handles, &h->entry);
+	pthread_mutex_unlock(&exp->handles_lock);
+	return h;
+}
+
+fsal_status_t cowfsal_reply_obj(struct cowfsal_export *exp, const struct cow_attr *a, struct fsal_obj_handle **ret,
+				struct fsal_attrlist *attrs_out)
+{
+	struct cowfsal_handle *h = cowfsal_handle_new(exp, a);
+	*ret = &h->obj_handle;
+	if (attrs_out)
+		cowfsal_attr_out(h, a, attrs_out);
+	return ok;
+}
+
+static void close_fd(struct cowfsal_fd *fd)
+{
+	if (fd->file) {
+		cow_release(fd->file);
+		fd->file = NULL;
+	}
+	fd->fsal_fd.openflags = FSAL_O_CLOSED;
+}
+
+static void drop_listing(struct cowfsal_handle *h)
+{
+	pthread_mutex_lock(&h->dir_lock);
+	cow_releasedir(h->dirh);
+	h->dirh = NULL;
+	pthread_mutex_unlock(&h->dir_lock);
+}
+
+static void cowfsal_release(struct fsal_obj_handle *obj)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cowfsal_export *exp = h->exp;
+
+	if (obj->type == REGULAR_FILE) {
+		PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
+		close_fd(&h->fd);
+		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	}
+	drop_listing(h);
+	pthread_mutex_lock(&exp->handles_lock);
+	glist_del(&h->entry);
+	pthread_mutex_unlock(&exp->handles_lock);
+	cow_forget(exp->view, h->ino, 1);
+	fsal_obj_handle_fini(obj);
+	pthread_mutex_destroy(&h->dir_lock);
+	gsh_free(h);
+}
+
+static fsal_status_t cowfsal_merge(struct fsal_obj_handle *orig, struct fsal_obj_handle *dupe)
+{
+	if (orig == dupe || orig->type != REGULAR_FILE || dupe->type != REGULAR_FILE)
+		return ok;
+	return merge_share(orig, &handle_of(orig)->share, &handle_of(dupe)->share);
+}
+
+/* The parent of directory @dir, referenced (the root is its own parent). */
+static int lookup_parent(struct cow_view *v, uint64_t dir, struct cow_attr *ret);
+
+static fsal_status_t cowfsal_lookup(struct fsal_obj_handle *dir, const char *name, struct fsal_obj_handle **handle,
+				    struct fsal_attrlist *attrs_out)
+{
+	struct cowfsal_handle *d = handle_of(dir);
+	struct cow_attr a;
+	int r;
+	if (!strcmp(name, ".."))
+		r = lookup_parent(d->exp->view, d->ino, &a);
+	else if (!strcmp(name, "."))
+		r = cow_ref(d->exp->view, d->ino, &a);
+	else
+		r = cow_lookup(d->exp->view, d->ino, name, &a);
+	if (r < 0)
+		return cowfsal_status(r);
+	return cowfsal_reply_obj(d->exp, &a, handle, attrs_out);
+}
+
+static int find_dotdot(void *arg, const char *name, const struct cow_attr *attr, off_t next_off)
+{
+	*(uint64_t *)arg = attr->ino;
+	return 1;
+}
+
+static int lookup_parent(struct cow_view *v, uint64_t dir, struct cow_attr *ret)
+{
+	struct cow_dirh *dh;
+	uint64_t parent = 0;
+	int r = cow_opendir(v, dir, &dh);
+	if (r < 0)
+		return r;
+	r = cow_readdir(dh, 1, false, find_dotdot, &parent);
+	cow_releasedir(dh);
+	if (r < 0)
+		return r;
+	if (!parent)
+		return -ENOENT;
+	return cow_ref(v, parent, ret);
+}
+
+/* ---- readdir ---- */
+
+struct readdir_state {
+	struct cowfsal_handle *dir;
+	fsal_readdir_cb cb;
+	void *cb_state;
+	attrmask_t attrmask;
+	bool stop;  /* ganesha had enough: refuse the next entry */
+	bool ended; /* the listing has no more entries */
+};
+
+static int readdir_entry(void *arg, const char *name, const struct cow_attr *attr, off_t next_off)
+{
+	struct readdir_state *s = arg;
+	if (s->stop)
+		return 1; /* not referenced by the core */
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	struct cowfsal_handle *h = cowfsal_handle_new(s->dir->exp, attr);
+	struct fsal_attrlist attrs;
+	fsal_prepare_attrs(&attrs, s->attrmask);
+	cowfsal_attr_out(h, attr, &attrs);
+	/* the cookie resumes after this entry; 0-2 are ganesha's own */
+	enum fsal_dir_result res = s->cb(name, &h->obj_handle, &attrs, s->cb_state, (fsal_cookie_t)next_off + 2);
+	fsal_release_attrs(&attrs);
+	if (res >= DIR_TERMINATE)
+		s->stop = true;
+	return 0;
+}
+
+static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *whence, void *dir_state,
+				     fsal_readdir_cb cb, attrmask_t attrmask, bool *eof)
+{
+	struct cowfsal_handle *d = handle_of(dir);
+	uint64_t cookie = whence ? *whence : 0;
+	struct readdir_state s = {.dir = d, .cb = cb, .cb_state = dir_state, .attrmask = attrmask};
+	int r = 0;
+
+	pthread_mutex_lock(&d->dir_lock);
+	/* a listing from the start takes a new snapshot; a continuation
+	 * reads on in the snapshot its cookie came from */
+	if (d->dirh && (cookie < 3 || d->dir_gen != atomic_fetch_uint64_t(&d->exp->generation))) {
+		cow_releasedir(d->dirh);
+		d->dirh = NULL;
+	}
+	if (!d->dirh) {
+		d->dir_gen = atomic_fetch_uint64_t(&d->exp->generation);
+		r = cow_opendir(d->exp->view, d->ino, &d->dirh);
+	}
+	if (r == 0)
+		r = cow_readdir(d->dirh, cookie < 3 ? 2 : (off_t)(cookie - 2), true, readdir_entry, &s);
+	pthread_mutex_unlock(&d->dir_lock);
+	if (r < 0)
+		return obj_status(r);
+	*eof = !s.stop;
+	return ok;
+}
+
+/* ---- creating ---- */
+
+/* Apply what @attrs_in asks beyond the mode set at creation. */
+static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				      struct fsal_attrlist *attrs);
+
+static fsal_status_t finish_create(struct cowfsal_handle *dir, const struct cow_attr *a, struct fsal_attrlist *attrs_in,
+				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
+{
+	drop_listing(dir);
+	struct cowfsal_handle *h = cowfsal_handle_new(dir->exp, a);
+	*new_obj = &h->obj_handle;
+	if (attrs_in && (attrs_in->valid_mask & ~(attrmask_t)ATTR_MODE) & (ATTR_OWNER | ATTR_GROUP | ATTRS_SET_TIME)) {
+		struct fsal_attrlist rest = *attrs_in;
+		rest.valid_mask &= ATTR_OWNER | ATTR_GROUP | ATTRS_SET_TIME;
+		rest.acl = NULL;
+		rest.fs_locations = NULL;
+		rest.sec_label.slai_data.slai_data_val = NULL;
+		fsal_status_t st = cowfsal_setattr2(*new_obj, true, NULL, &rest);
+		if (FSAL_IS_ERROR(st)) {
+			/* the object exists: the caller must know it */
+			LogMajor(COMPONENT_FSAL, "cowroot: setting attributes of new object %" PRIu64 " failed",
+				 a->ino);
+		}
+	}
+	if (attrs_out) {
+		struct cow_attr now;
+		if (cow_getattr(dir->exp->view, a->ino, &now) == 0)
+			cowfsal_attr_out(h, &now, attrs_out);
+		else
+			cowfsal_attr_out(h, a, attrs_out);
+	}
+	return ok;
+}
+
+static mode_t mode_in(struct fsal_attrlist *attrs_in, mode_t def)
+{
+	if (attrs_in && (attrs_in->valid_mask & ATTR_MODE))
+		return fsal2unix_mode(attrs_in->mode);
+	return def;
+}
+
+static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
+				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
+{
+	struct cowfsal_handle *d = handle_of(dir);
+	struct cow_cred c = caller_cred();
+	struct cow_attr a;
+	int r = cow_mkdir(d->exp->view, d->ino, name, mode_in(attrs_in, 0755), &c, &a);
+	if (r < 0)
+		return cowfsal_status(r);
+	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
+}
+
+static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
+				    struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				    struct fsal_attrlist *attrs_out)
+{
+	struct cowfsal_handle *d = handle_of(dir);
+	struct cow_cred c = caller_cred();
+	struct cow_attr a;
+	mode_t type;
+	dev_t rdev = 0;
+	switch (nodetype) {
+	case CHARACTER_FILE:
+		type = S_IFCHR;
+		break;
+	case BLOCK_FILE:
+		type = S_IFBLK;
+		break;
+	case FIFO_FILE:
+		type = S_IFIFO;
+		break;
+	case SOCKET_FILE:
+		type = S_IFSOCK;
+		break;
+	default:
+		return fsalstat(ERR_FSAL_INVAL, EINVAL);
+	}
+	if ((type == S_IFCHR || type == S_IFBLK) && attrs_in)
+		rdev = makedev(attrs_in->rawdev.major, attrs_in->rawdev.minor);
+	int r = cow_mknod(d->exp->view, d->ino, name, type | mode_in(attrs_in, 0644), rdev, &c, &a);
+	if (r < 0)
+		return cowfsal_status(r);
+	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
+}
+
+static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
+				     struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				     struct fsal_attrlist *attrs_out)
+{
+	struct cowfsal_handle *d = handle_of(dir);
+	struct cow_cred c = caller_cred();
+	struct cow_attr a;
+	int r = cow_symlink(d->exp->view, d->ino, name, target, &c, &a);
+	if (r < 0)
+		return cowfsal_status(r);
+	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
+}
+
+static fsal_status_t cowfsal_readlink(struct fsal_obj_handle *obj, struct gsh_buffdesc *link_content, bool refresh)
+{
+	char buf[COW_SYMLINK_MAX + 1];
+	int r = cow_readlink(view_of(obj), handle_of(obj)->ino, buf, sizeof(buf) - 1);
+	if (r < 0)
+		return obj_status(r);
+	link_content->len = (size_t)r + 1;
+	link_content->addr = gsh_malloc(link_content->len);
+	memcpy(link_content->addr, buf, (size_t)r);
+	((char *)link_content->addr)[r] = 0;
+	return ok;
+}
+
+/* ---- attributes ---- */
+
+static fsal_status_t cowfsal_getattrs(struct fsal_obj_handle *obj, struct fsal_attrlist *attrs_out)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cow_attr a;
+	int r = cow_getattr(h->exp->view, h->ino, &a);
+	if (r < 0) {
+		if (attrs_out->request_mask & ATTR_RDATTR_ERR)
+			attrs_out->valid_mask = ATTR_RDATTR_ERR;
+		return obj_status(r);
+	}
+	cowfsal_attr_out(h, &a, attrs_out);
+	return ok;
+}
+
+static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				      struct fsal_attrlist *attrs)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cow_attr a = {0}, out;
+	int set = 0;
+	attrmask_t m = attrs->valid_mask;
+
+	if (m & ATTR_MODE) {
+		set |= COW_SET_MODE;
+		a.mode = fsal2unix_mode(attrs->mode);
+	}
+	if (m & ATTR_OWNER) {
+		set |= COW_SET_UID;
+		a.uid = (uint32_t)attrs->owner;
+	}
+	if (m & ATTR_GROUP) {
+		set |= COW_SET_GID;
+		a.gid = (uint32_t)attrs->group;
+	}
+	if (m & ATTR_SIZE) {
+		if (obj->type != REGULAR_FILE)
+			return fsalstat(ERR_FSAL_INVAL, EINVAL);
+		set |= COW_SET_SIZE;
+		a.size = (int64_t)attrs->filesize;
+	}
+	if (m & ATTR_ATIME_SERVER) {
+		set |= COW_SET_ATIME_NOW;
+	} else if (m & ATTR_ATIME) {
+		set |= COW_SET_ATIME;
+		a.atime = attrs->atime;
+	}
+	if (m & ATTR_MTIME_SERVER) {
+		set |= COW_SET_MTIME_NOW;
+	} else if (m & ATTR_MTIME) {
+		set |= COW_SET_MTIME;
+		a.mtime = attrs->mtime;
+	}
+	if (!set)
+		return ok;
+	int r = cow_setattr(h->exp->view, h->ino, &a, set, &out);
+	if (r < 0)
+		return obj_status(r);
+	return ok;
+}
+
+/* ---- namespace changes ---- */
+
+static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
+{
+	struct cowfsal_handle *h = handle_of(obj), *d = handle_of(destdir);
+	struct cow_attr a;
+	int r = cow_link(h->exp->view, h->ino, d->ino, name, &a);
+	if (r < 0)
+		return cowfsal_status(r);
+	cow_forget(h->exp->view, a.ino, 1);
+	drop_listing(d);
+	return ok;
+}
+
+static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
+				    struct fsal_obj_handle *newdir, const char *new_name)
+{
+	struct cowfsal_handle *o = handle_of(olddir), *n = handle_of(newdir);
+	int r = cow_rename(o->exp->view, o->ino, old_name, n->ino, new_name, 0);
+	if (r < 0)
+		return cowfsal_status(r);
+	drop_listing(o);
+	if (n != o)
+		drop_listing(n);
+	return ok;
+}
+
+static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
+{
+	struct cowfsal_handle *d = handle_of(dir);
+	int r = obj->type == DIRECTORY ? cow_rmdir(d->exp->view, d->ino, name) : cow_unlink(d->exp->view, d->ino, name);
+	if (r < 0)
+		return cowfsal_status(r);
+	drop_listing(d);
+	return ok;
+}
+
+/* ---- open files ---- */
+
+static int open_flags(fsal_openflags_t openflags)
+{
+	int flags;
+	switch (openflags & FSAL_O_RDWR) {
+	case FSAL_O_RDWR:
+		flags = O_RDWR;
+		break;
+	case FSAL_O_WRITE:
+		flags = O_WRONLY;
+		break;
+	default:
+		/* reads never copy a file up */
+		flags = O_RDONLY;
+	}
+	if (openflags & FSAL_O_TRUNC)
+		flags |= O_TRUNC;
+	return flags;
+}
+
+static fsal_status_t open_fd(struct fsal_obj_handle *obj, fsal_openflags_t openflags, struct cowfsal_fd *fd)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cow_file *f;
+	int r = cow_open(h->exp->view, h->ino, open_flags(openflags), &f);
+	if (r < 0)
+		return obj_status(r);
+	if (fd->file)
+		cow_release(fd->file);
+	fd->file = f;
+	fd->fsal_fd.openflags = FSAL_O_NFS_FLAGS(openflags);
+	return ok;
+}
+
+/* fsal_find_fd's callbacks */
+static fsal_status_t open_func(struct fsal_obj_handle *obj, fsal_openflags_t openflags, struct fsal_fd *fd)
+{
+	return open_fd(obj, openflags, (struct cowfsal_fd *)fd);
+}
+
+static fsal_status_t close_func(struct fsal_obj_handle *obj, struct fsal_fd *fd)
+{
+	struct cowfsal_fd *cfd = (struct cowfsal_fd *)fd;
+	if (!cfd->file)
+		return fsalstat(ERR_FSAL_NOT_OPENED, 0);
+	close_fd(cfd);
+	return ok;
+}
+
+static struct cowfsal_fd *state_fd(struct state_t *state)
+{
+	return (struct cowfsal_fd *)(state + 1);
+}
+
+static bool is_share_state(struct state_t *state)
+{
+	return state->state_type == STATE_TYPE_SHARE || state->state_type == STATE_TYPE_NLM_SHARE ||
+	       state->state_type == STATE_TYPE_9P_FID;
+}
+
+/* Open @obj by handle into @state's fd, or the global fd without state. */
+static fsal_status_t open_by_handle(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
+				    enum fsal_create_mode createmode, fsal_verifier_t verifier,
+				    struct fsal_attrlist *attrs_out)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cowfsal_fd *fd = state ? state_fd(state) : &h->fd;
+	fsal_status_t st;
+
+	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
+	if (state) {
+		st = check_share_conflict(&h->share, openflags, false);
+		if (FSAL_IS_ERROR(st)) {
+			PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+			return st;
+		}
+		update_share_counters(&h->share, FSAL_O_CLOSED, openflags);
+	}
+	st = open_fd(obj, openflags, fd);
+	if (!FSAL_IS_ERROR(st)) {
+		struct cow_attr a;
+		int r = cow_getattr(h->exp->view, h->ino, &a);
+		if (r < 0) {
+			st = obj_status(r);
+		} else if (createmode >= FSAL_EXCLUSIVE && createmode != FSAL_EXCLUSIVE_9P) {
+			struct stat sb;
+			cow_attr_to_stat(&a, &sb);
+			if (!check_verifier_stat(&sb, verifier, false))
+				st = fsalstat(ERR_FSAL_EXIST, EEXIST);
+		}
+		if (!FSAL_IS_ERROR(st) && attrs_out)
+			cowfsal_attr_out(h, &a, attrs_out);
+		if (FSAL_IS_ERROR(st))
+			close_fd(fd);
+	}
+	if (FSAL_IS_ERROR(st) && state)
+		update_share_counters(&h->share, openflags, FSAL_O_CLOSED);
+	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	return st;
+}
+
+static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
+				   enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
+				   fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
+				   struct fsal_attrlist *attrs_out, bool *caller_perm_check)
+{
+	struct cowfsal_handle *d = handle_of(obj);
+	struct cow_view *v = d->exp->view;
+	struct fsal_attrlist verifier_attrs;
+	struct cow_attr a;
+	int r;
+
+	if (createmode >= FSAL_EXCLUSIVE) {
+		/* the verifier is kept in atime/mtime */
+		if (!attrs_set) {
+			memset(&verifier_attrs, 0, sizeof(verifier_attrs));
+			attrs_set = &verifier_attrs;
+		}
+		set_common_verifier(attrs_set, verifier, false);
+	}
+
+	if (!name)
+		return open_by_handle(obj, state, openflags, createmode, verifier, attrs_out);
+
+	if (createmode == FSAL_NO_CREATE) {
+		r = cow_lookup(v, d->ino, name, &a);
+		if (r < 0)
+			return cowfsal_status(r);
+		if (!S_ISREG(a.mode)) {
+			cow_forget(v, a.ino, 1);
+			return fsalstat(S_ISDIR(a.mode) ? ERR_FSAL_ISDIR : ERR_FSAL_BADTYPE, 0);
+		}
+		struct cowfsal_handle *h = cowfsal_handle_new(d->exp, &a);
+		*new_obj = &h->obj_handle;
+		*caller_perm_check = true;
+		fsal_status_t st = open_by_handle(*new_obj, state, openflags, createmode, verifier, attrs_out);
+		if (FSAL_IS_ERROR(st)) {
+			cowfsal_release(*new_obj);
+			*new_obj = NULL;
+		}
+		return st;
+	}
+
+	/* create */
+	struct cow_cred c = caller_cred();
+	struct cow_file *f;
+	int flags = open_flags(openflags | FSAL_O_WRITE) & ~O_TRUNC;
+	if (createmode != FSAL_UNCHECKED)
+		flags |= O_EXCL;
+	r = cow_create(v, d->ino, name, mode_in(attrs_set, 0644), flags, &c, &f, &a);
+	if (r == -EEXIST && createmode >= FSAL_EXCLUSIVE) {
+		/* a retransmitted exclusive create: the same verifier opens it */
+		r = cow_lookup(v, d->ino, name, &a);
+		if (r < 0)
+			return cowfsal_status(r);
+		struct cowfsal_handle *h = cowfsal_handle_new(d->exp, &a);
+		*new_obj = &h->obj_handle;
+		*caller_perm_check = true;
+		fsal_status_t st = open_by_handle(*new_obj, state, openflags, createmode, verifier, attrs_out);
+		if (FSAL_IS_ERROR(st)) {
+			cowfsal_release(*new_obj);
+			*new_obj = NULL;
+		}
+		return st;
+	}
+	if (r < 0)
+		return cowfsal_status(r);
+	if (S_ISREG(a.mode) && (openflags & FSAL_O_TRUNC) && a.size > 0) {
+		/* UNCHECKED create of an existing file with truncation */
+		struct cow_attr sz = {.size = 0}, out;
+		r = cow_setattr(v, a.ino, &sz, COW_SET_SIZE, &out);
+		if (r < 0) {
+			cow_release(f);
+			cow_forget(v, a.ino, 1);
+			return cowfsal_status(r);
+		}
+	}
+	*caller_perm_check = false;
+	fsal_status_t st = finish_create(d, &a, attrs_set, new_obj, attrs_out);
+	struct cowfsal_handle *h = handle_of(*new_obj);
+	struct cowfsal_fd *fd = state ? state_fd(state) : &h->fd;
+	/* nobody else knows the new handle yet: no lock needed */
+	fd->file = f;
+	fd->fsal_fd.openflags = FSAL_O_NFS_FLAGS(openflags | FSAL_O_WRITE);
+	if (state)
+		update_share_counters(&h->share, FSAL_O_CLOSED, openflags);
+	return st;
+}
+
+static fsal_status_t cowfsal_reopen2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cowfsal_fd *fd = state_fd(state);
+	fsal_openflags_t old = fd->fsal_fd.openflags;
+
+	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
+	fsal_status_t st = check_share_conflict(&h->share, openflags, false);
+	if (FSAL_IS_ERROR(st)) {
+		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+		return st;
+	}
+	update_share_counters(&h->share, old, openflags);
+	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+
+	st = open_fd(obj, openflags, fd);
+	if (FSAL_IS_ERROR(st)) {
+		PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
+		update_share_counters(&h->share, openflags, old);
+		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	}
+	return st;
+}
+
+static fsal_openflags_t cowfsal_status2(struct fsal_obj_handle *obj, struct state_t *state)
+{
+	return state_fd(state)->fsal_fd.openflags;
+}
+
+/* Find the fd for I/O on @obj (see fsal_find_fd); done with put_io_fd. */
+struct io_fd {
+	struct fsal_fd *fd;
+	bool has_lock, closefd;
+};
+
+static fsal_status_t get_io_fd(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+			       fsal_openflags_t openflags, bool for_locks, struct io_fd *io)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	bool reusing = false;
+	io->fd = NULL;
+	io->has_lock = io->closefd = false;
+	return fsal_find_fd(&io->fd, obj, &h->fd.fsal_fd, &h->share, bypass, state, openflags, open_func, close_func,
+			    &io->has_lock, &io->closefd, for_locks, &reusing);
+}
+
+static void put_io_fd(struct fsal_obj_handle *obj, struct io_fd *io)
+{
+	if (io->closefd)
+		close_fd((struct cowfsal_fd *)io->fd);
+	if (io->has_lock)
+		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+}
+
+/* read2 and write2: one pass over the iovecs through the fd found. */
+static void do_io(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+		  void *caller_arg, bool write)
+{
+	struct io_fd io;
+	bool stable = write && arg->fsal_stable; /* shares a union with end_of_file */
+	fsal_status_t st = get_io_fd(obj, bypass, arg->state, write ? FSAL_O_WRITE : FSAL_O_READ, false, &io);
+	if (FSAL_IS_ERROR(st)) {
+		done_cb(obj, st, arg, caller_arg);
+		return;
+	}
+	struct cow_file *f = ((struct cowfsal_fd *)io.fd)->file;
+	uint64_t off = arg->offset;
+	bool short_read = false;
+	arg->io_amount = 0;
+	for (int i = 0; i < arg->iov_count && !short_read; i++) {
+		struct iovec *iov = &arg->iov[i];
+		ssize_t n = write ? cow_write(f, iov->iov_base, iov->iov_len, (off_t)off)
+				  : cow_read(f, iov->iov_base, iov->iov_len, (off_t)off);
+		if (n < 0) {
+			st = obj_status((int)n);
+			break;
+		}
+		arg->io_amount += (size_t)n;
+		off += (uint64_t)n;
+		short_read = !write && (size_t)n < iov->iov_len;
+	}
+	if (!write)
+		arg->end_of_file = short_read;
+	else if (stable && !FSAL_IS_ERROR(st)) {
+		int r = cow_fsync(f, false);
+		if (r < 0)
+			st = obj_status(r);
+	}
+	put_io_fd(obj, &io);
+	done_cb(obj, st, arg, caller_arg);
+}
+
+static void cowfsal_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+			  void *caller_arg)
+{
+	if (arg->info) { /* READ_PLUS */
+		done_cb(obj, fsalstat(ERR_FSAL_NOTSUPP, 0), arg, caller_arg);
+		return;
+	}
+	do_io(obj, bypass, done_cb, arg, caller_arg, false);
+}
+
+static void cowfsal_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+			   void *caller_arg)
+{
+	do_io(obj, bypass, done_cb, arg, caller_arg, true);
+}
+
+static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cow_file *f;
+	/* a read-only open makes the object's current data durable without
+	 * copying anything up */
+	int r = cow_open(h->exp->view, h->ino, O_RDONLY, &f);
+	if (r < 0)
+		return obj_status(r);
+	r = cow_fsync(f, false);
+	cow_release(f);
+	return r < 0 ? obj_status(r) : ok;
+}
+
+static fsal_status_t cowfsal_lock_op2(struct fsal_obj_handle *obj, struct state_t *state, void *owner,
+				      fsal_lock_op_t lock_op, fsal_lock_param_t *request_lock,
+				      fsal_lock_param_t *conflicting_lock)
+{
+	/* ganesha's state layer keeps the lock table and finds conflicts;
+	 * only the access mode is checked here */
+	struct io_fd io;
+	fsal_openflags_t openflags;
+	bool bypass = false;
+	if (obj->type != REGULAR_FILE)
+		return fsalstat(ERR_FSAL_INVAL, 0);
+	switch (lock_op) {
+	case FSAL_OP_LOCKT:
+		bypass = true;
+		openflags = FSAL_O_ANY;
+		break;
+	case FSAL_OP_LOCK:
+		openflags = request_lock->lock_type == FSAL_LOCK_R ? FSAL_O_READ : FSAL_O_WRITE;
+		break;
+	case FSAL_OP_UNLOCK:
+		openflags = FSAL_O_ANY;
+		break;
+	default:
+		return fsalstat(ERR_FSAL_NOTSUPP, 0);
+	}
+	if (conflicting_lock && lock_op == FSAL_OP_LOCKT)
+		conflicting_lock->lock_type = FSAL_NO_LOCK;
+	fsal_status_t st = get_io_fd(obj, bypass, state, openflags, true, &io);
+	if (FSAL_IS_ERROR(st))
+		return st;
+	if (io.has_lock)
+		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	return ok;
+}
+
+static fsal_status_t cowfsal_close2(struct fsal_obj_handle *obj, struct state_t *state)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	struct cowfsal_fd *fd = state_fd(state);
+	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
+	if (is_share_state(state))
+		update_share_counters(&h->share, fd->fsal_fd.openflags, FSAL_O_CLOSED);
+	bool was_open = fd->file != NULL;
+	close_fd(fd);
+	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
+}
+
+static fsal_status_t cowfsal_close(struct fsal_obj_handle *obj)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
+	bool was_open = h->fd.file != NULL;
+	close_fd(&h->fd);
+	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
+}
+
+/* ---- handles ---- */
+
+static fsal_status_t cowfsal_handle_to_wire(const struct fsal_obj_handle *obj, fsal_digesttype_t output_type,
+					    struct gsh_buffdesc *fh_desc)
+{
+	const struct cowfsal_handle *h = container_of(obj, const struct cowfsal_handle, obj_handle);
+	switch (output_type) {
+	case FSAL_DIGEST_NFSV3:
+	case FSAL_DIGEST_NFSV4:
+		if (fh_desc->len < COWFSAL_HANDLE_LEN)
+			return fsalstat(ERR_FSAL_TOOSMALL, 0);
+		memcpy(fh_desc->addr, h->key, COWFSAL_HANDLE_LEN);
+		fh_desc->len = COWFSAL_HANDLE_LEN;
+		return ok;
+	default:
+		return fsalstat(ERR_FSAL_SERVERFAULT, 0);
+	}
+}
+
+static void cowfsal_handle_to_key(struct fsal_obj_handle *obj, struct gsh_buffdesc *fh_desc)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	fh_desc->addr = h->key;
+	fh_desc->len = COWFSAL_HANDLE_LEN;
+}
+
+void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)
+{
+	fsal_default_obj_ops_init(ops);
+	ops->release = cowfsal_release;
+	ops->merge = cowfsal_merge;
+	ops->lookup = cowfsal_lookup;
+	ops->readdir = cowfsal_readdir;
+	ops->mkdir = cowfsal_mkdir;
+	ops->mknode = cowfsal_mknode;
+	ops->symlink = cowfsal_symlink;
+	ops->readlink = cowfsal_readlink;
+	ops->getattrs = cowfsal_getattrs;
+	ops->setattr2 = cowfsal_setattr2;
+	ops->link = cowfsal_link;
+	ops->rename = cowfsal_rename;
+	ops->unlink = cowfsal_unlink;
+	ops->open2 = cowfsal_open2;
+	ops->reopen2 = cowfsal_reopen2;
+	ops->status2 = cowfsal_status2;
+	ops->read2 = cowfsal_read2;
+	ops->write2 = cowfsal_write2;
+	ops->commit2 = cowfsal_commit2;
+	ops->lock_op2 = cowfsal_lock_op2;
+	ops->close2 = cowfsal_close2;
+	ops->close = cowfsal_close;
+	ops->handle_to_wire = cowfsal_handle_to_wire;
+	ops->handle_to_key = cowfsal_handle_to_key;
+}
+
+/* ---- cache invalidation (reset) ---- */
+
+void cowfsal_invalidate_all(struct cowfsal_export *exp)
+{
+	const struct fsal_up_vector *up = exp->export.up_ops;
+	struct glist_head *g;
+	size_t n = 0, i = 0;
+	uint8_t(*keys)[COWFSAL_HANDLE_LEN] = NULL;
+
+	/* listings taken before the reset are dropped at their next use */
+	(void)atomic_inc_uint64_t(&exp->generation);
+	/* copy the keys: the up-calls may release handles of this export */
+	pthread_mutex_lock(&exp->handles_lock);
+	glist_for_each(g, &exp->handles) n++;
+	if (n)
+		keys = gsh_malloc(n * COWFSAL_HANDLE_LEN);
+	glist_for_each(g, &exp->handles)
+	{
+		struct cowfsal_handle *h = glist_entry(g, struct cowfsal_handle, entry);
+		memcpy(keys[i++], h->key, COWFSAL_HANDLE_LEN);
+	}
+	pthread_mutex_unlock(&exp->handles_lock);
+	for (i = 0; i < n; i++) {
+		struct gsh_buffdesc key = {.addr = keys[i], .len = COWFSAL_HANDLE_LEN};
+		fsal_status_t st = up->invalidate_close(up, &key, FSAL_UP_INVALIDATE_CACHE);
+		if (FSAL_IS_ERROR(st) && st.major != ERR_FSAL_NOENT && st.major != ERR_FSAL_STALE)
+			LogMajor(COMPONENT_FSAL_UP, "cowroot: invalidating an object of '%s' failed: %s", exp->client,
+				 msg_fsal_err(st.major));
+	}
+	gsh_free(keys);
+}
