@@ -240,4 +240,20 @@ int cow_statfs(struct cow_view *v, struct statvfs *ret);
 /* inode.c: @a as stat(2) reports it (st_dev 0, st_blksize 4096). */
 void cow_attr_to_stat(const struct cow_attr *a, struct stat *st);
 
+/* ---- client.c: serving over NFS ---- */
+
+#define COW_ADDRS_MAX 1023 /* longest address list of a client */
+
+struct cow_client_serving {
+	uint64_t id;		       /* store-unique, never reused while the client exists */
+	char addrs[COW_ADDRS_MAX + 1]; /* comma-separated addresses or networks, "" if none */
+};
+
+/* What serving client @name needs.  Errors: -ENOENT, -EIO. */
+int cow_client_get_serving(struct cow_store *st, const char *name, struct cow_client_serving *ret);
+/* Record the addresses client @name connects from: a comma-separated list
+ * of IPv4/IPv6 addresses or networks (ADDR/PREFIX), "" for none.
+ * Errors: -ENOENT, -EINVAL (malformed list), -EIO. */
+int cow_client_set_addrs(struct cow_store *st, const char *name, const char *addrs);
+
 #endif

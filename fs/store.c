@@ -971,3 +971,46 @@ int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg,
 	*ret_count = total;
 	return 0;
 }
+
+/* ---- serving: client ids and addresses ----
+ * Statements prepared per call: these run once per admin command. */
+
+static sqlite3_stmt *prepare_once(struct cow_db *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		map_rc(db, rc);
+		return NULL;
+	}
+	return s;
+}
+
+int cow_db_client_serving(struct cow_db *db, const char *name, uint64_t *ret_id, char *addrs, size_t size)
+{
+	sqlite3_stmt *s = prepare_once(db, "SELECT rowid, addrs FROM clients WHERE name = :name");
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	int r = step(db, s);
+	if (r > 0) {
+		const unsigned char *a = sqlite3_column_text(s, 1);
+		*ret_id = (uint64_t)sqlite3_column_int64(s, 0);
+		snprintf(addrs, size, "%s", a ? (const char *)a : "");
+	}
+	sqlite3_finalize(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *addrs)
+{
+	sqlite3_stmt *s = prepare_once(db, "UPDATE clients SET addrs = :addrs WHERE name = :name");
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_text(s, ":addrs", addrs);
+	int rc = sqlite3_step(s);
+	int r = rc == SQLITE_DONE ? (sqlite3_changes(db->sql) ? 0 : -ENOENT) : map_rc(db, rc);
+	sqlite3_finalize(s);
+	return r;
+}

@@ -18,14 +18,15 @@
 
 #include "cowfuse.h"
 #include "cowroot.h"
+#include "serve.h"
 
 #define DEFAULT_STORE "/var/lib/cowroot"
 
-static const char *store_dir;
+const char *store_dir;
 static bool json;
 
-static void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void err(const char *fmt, ...)
+void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void err(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -258,13 +259,17 @@ static int cmd_image_list(int argc, char **argv)
 
 static int cmd_client_add(int argc, char **argv)
 {
-	static const char usage[] = "client add NAME --image IMAGE";
-	const char *image = NULL, *name = NULL;
+	static const char usage[] = "client add NAME --image IMAGE [--ip ADDR[,ADDR...]]";
+	const char *image = NULL, *name = NULL, *ip = "";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--image") && i + 1 < argc)
 			image = argv[++i];
 		else if (!strncmp(argv[i], "--image=", 8))
 			image = argv[i] + 8;
+		else if (!strcmp(argv[i], "--ip") && i + 1 < argc)
+			ip = argv[++i];
+		else if (!strncmp(argv[i], "--ip=", 5))
+			ip = argv[i] + 5;
 		else if (argv[i][0] != '-' && !name)
 			name = argv[i];
 		else
@@ -279,7 +284,16 @@ static int cmd_client_add(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	int r = cow_client_add(st, name, image);
+	/* the address list is checked before the client is looked up */
+	int r = cow_client_set_addrs(st, name, ip);
+	if (r == -EINVAL) {
+		err("invalid --ip '%s': use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks", ip);
+		cow_store_close(st);
+		return 1;
+	}
+	r = cow_client_add(st, name, image);
+	if (r == 0 && *ip)
+		r = cow_client_set_addrs(st, name, ip);
 	if (r == -EEXIST)
 		err("client '%s' already exists", name);
 	else if (r == -ENOENT)
@@ -289,6 +303,8 @@ static int cmd_client_add(int argc, char **argv)
 	else
 		printf("added client '%s' on image '%s'\n", name, image);
 	cow_store_close(st);
+	if (r == 0)
+		serve_notify(store_dir);
 	return r < 0 ? 1 : 0;
 }
 
@@ -529,9 +545,11 @@ static const struct command commands[] = {
 	{"init", NULL, cmd_init, "init                              create a new store"},
 	{"image", "import", cmd_image_import, "image import NAME SRC_DIR         import a rootfs tree as an image"},
 	{"image", "list", cmd_image_list, "image list [--json]               list images"},
-	{"client", "add", cmd_client_add, "client add NAME --image IMAGE     add a client with an empty layer"},
+	{"client", "add", cmd_client_add, "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
 	{"client", "list", cmd_client_list, "client list [--json]              list clients"},
 	{"mount", NULL, cmd_mount, "mount CLIENT MOUNTPOINT [-f] [-o OPTS]   mount a client's view (--image IMG: read-only)"},
+	{"serve", NULL, cmd_serve, "serve [--foreground] [--port N]   serve every client over NFS (nfs-ganesha)"},
+	{"netboot", NULL, cmd_netboot, "netboot CLIENT --tftp-dir DIR     write a client's u-boot netboot script"},
 	{"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
 };
 

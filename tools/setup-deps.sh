@@ -15,8 +15,37 @@ packages=(
 	# tests and the demo
 	debootstrap attr acl libcap2-bin fuse-overlayfs util-linux
 	ca-certificates coreutils findutils diffutils
+	# the ganesha FSAL, NFS serving and its tests
+	nfs-ganesha nfs-ganesha-vfs libntirpc-dev liburcu-dev libkrb5-dev libdbus-1-dev
+	rpcbind libnfs-dev libnfs-utils iproute2 u-boot-tools dpkg-dev
 )
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${packages[@]}"
+
+# The FSAL is built against the headers of the installed ganesha: unpack its
+# Debian source outside the tree (meson finds it with -Dganesha_src, whose
+# default is this directory).  Needs deb-src entries, added here.
+ganesha_src=${COW_GANESHA_SRC:-/var/cache/cowroot-build/ganesha-src}
+if [ ! -f "$ganesha_src/src/include/config-h.in.cmake" ]; then
+	sources=/etc/apt/sources.list.d/debian.sources
+	if [ -f "$sources" ] && ! grep -q '^Types:.*deb-src' "$sources"; then
+		sed -i 's/^Types: deb$/Types: deb deb-src/' "$sources"
+		apt-get update -q
+	fi
+	dl=$(mktemp -d)
+	# only the upstream tarball is needed (the Debian packaging part may be missing)
+	(cd "$dl" && apt-get source --download-only nfs-ganesha) || true
+	orig=$(ls "$dl"/nfs-ganesha_*.orig.tar.gz 2>/dev/null | head -n 1)
+	if [ -n "$orig" ]; then
+		rm -rf "$ganesha_src.tmp"
+		mkdir -p "$ganesha_src.tmp"
+		tar -xzf "$orig" -C "$ganesha_src.tmp" --strip-components=1
+		rm -rf "$ganesha_src"
+		mv "$ganesha_src.tmp" "$ganesha_src"
+	else
+		echo "setup-deps: could not fetch the nfs-ganesha source; the FSAL will not be built" >&2
+	fi
+	rm -rf "$dl"
+fi

@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A libnfs client for the NFS tests: `nfsclient SERVER EXPORT VERS CMD ARGS`
+ * mounts EXPORT from SERVER with NFS version VERS (3 or 4) and runs one
+ * command.  Exit 0 when the command did what it checks, 1 otherwise, with
+ * the reason on stderr.
+ *
+ *   semantics DIR          create/write/rename/link/symlink/mknod/setattr/
+ *                          readdir (5000 entries)/commit checks under DIR
+ *   write PATH TEXT        create or truncate PATH, write TEXT, COMMIT
+ *   read PATH TEXT         PATH holds exactly TEXT
+ *   absent PATH            PATH does not exist
+ *   ino PATH               print PATH's inode number
+ *   handle PATH            print PATH's file handle in hex
+ *   getattr-handle HEX     GETATTR of a raw handle; prints the NFS3 status
+ *   hold PATH TEXT         open PATH, check TEXT, print "ready INO", wait for
+ *                          a line on stdin, then read again through the same
+ *                          open handle and check TEXT and the inode number
+ *   churn DIR N            N rounds of write, read back, rename, unlink
+ *   mount                  just mount (fails when access is denied)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-nfs.h>
+
+/* libnfs 4.0 keeps this private; nfs_get_fh() returns it */
+struct nfs_fh {
+	int len;
+	char *val;
+};
+
+static struct nfs_context *nfs;
+static int failures;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("FAIL ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	failures++;
+}
+
+#define CHECK(cond, ...)                                                                                               \
+	do {                                                                                                           \
+		if (!(cond)) {                                                                                         \
+			fail(__VA_ARGS__);                                                                             \
+			return -1;                                                                                     \
+		}                                                                                                      \
+	} while (0)
+
+#define NFSCALL(call) CHECK((r = (call)) >= 0, "%s: %s (%d)", #call, nfs_get_error(nfs), r)
+
+static int write_file(const char *path, const char *data, size_t len)
+{
+	struct nfsfh *fh;
+	int r;
+	NFSCALL(nfs_open(nfs, path, O_WRONLY | O_CREAT | O_TRUNC, &fh));
+	size_t done = 0;
+	while (done < len) {
+		r = nfs_pwrite(nfs, fh, done, len - done, data + done);
+		if (r <= 0) {
+			fail("write %s: %s", path, nfs_get_error(nfs));
+			nfs_close(nfs, fh);
+			return -1;
+		}
+		done += (size_t)r;
+	}
+	r = nfs_fsync(nfs, fh);
+	nfs_close(nfs, fh);
+	CHECK(r >= 0, "commit %s: %s", path, nfs_get_error(nfs));
+	return 0;
+}
+
+/* Read all of @path (at most @size bytes) into @buf; returns the length. */
+static ssize_t read_fh(struct nfsfh *fh, char *buf, size_t size)
+{
+	size_t done = 0;
+	for (;;) {
+		int r = nfs_pread(nfs, fh, done, size - done, buf + done);
+		if (r < 0)
+			return r;
+		if (r == 0 || done + (size_t)r == size)
+			return (ssize_t)(done + (size_t)r);
+		done += (size_t)r;
+	}
+}
+
+static int check_content(const char *path, const char *want, size_t len)
+{
+	struct nfsfh *fh;
+	int r;
+	char *buf = malloc(len + 2);
+	NFSCALL(nfs_open(nfs, path, O_RDONLY, &fh));
+	ssize_t n = read_fh(fh, buf, len + 1);
+	nfs_close(nfs, fh);
+	bool same = n == (ssize_t)len && memcmp(buf, want, len) == 0;
+	free(buf);
+	CHECK(n >= 0, "read %s: %s", path, nfs_get_error(nfs));
+	CHECK(same, "%s: content differs (%zd bytes, want %zu)", path, n, len);
+	return 0;
+}
+
+static int stat_path(const char *path, struct nfs_stat_64 *st)
+{
+	int r;
+	NFSCALL(nfs_stat64(nfs, path, st));
+	return 0;
+}
+
+/* ---- semantics ---- */
+
+static int count_dir(const char *path, int *ret_n, uint64_t *ret_sum)
+{
+	struct nfsdir *d;
+	struct nfsdirent *e;
+	int r;
+	NFSCALL(nfs_opendir(nfs, path, &d));
+	*ret_n = 0;
+	*ret_sum = 0;
+	while ((e = nfs_readdir(nfs, d))) {
+		if (!strcmp(e->name, ".") || !strcmp(e->name, ".."))
+			continue;
+		(*ret_n)++;
+		*ret_sum += strtoull(e->name + 1, NULL, 10);
+	}
+	nfs_closedir(nfs, d);
+	return 0;
+}
+
+static int semantics(const char *dir)
+{
+	char p[512], q[512], buf[256];
+	struct nfs_stat_64 st, st2;
+	int r;
+	snprintf(p, sizeof(p), "%s", dir);
+	NFSCALL(nfs_mkdir(nfs, p));
+
+	/* create, write, read */
+	snprintf(p, sizeof(p), "%s/file", dir);
+	if (write_file(p, "hello world\n", 12) < 0 || check_content(p, "hello world\n", 12) < 0)
+		return -1;
+
+	/* rename over nothing, then over an existing file */
+	snprintf(q, sizeof(q), "%s/renamed", dir);
+	NFSCALL(nfs_rename(nfs, p, q));
+	CHECK(nfs_stat64(nfs, p, &st) < 0, "%s still exists after rename", p);
+	if (write_file(p, "other", 5) < 0)
+		return -1;
+	NFSCALL(nfs_rename(nfs, p, q));
+	if (check_content(q, "other", 5) < 0)
+		return -1;
+
+	/* hard link: same inode, two links */
+	snprintf(p, sizeof(p), "%s/hardlink", dir);
+	NFSCALL(nfs_link(nfs, q, p));
+	if (stat_path(p, &st) < 0 || stat_path(q, &st2) < 0)
+		return -1;
+	CHECK(st.nfs_ino == st2.nfs_ino && st.nfs_nlink == 2, "link: ino %" PRIu64 "/%" PRIu64 " nlink %" PRIu64,
+	      st.nfs_ino, st2.nfs_ino, st.nfs_nlink);
+	NFSCALL(nfs_unlink(nfs, p));
+	if (stat_path(q, &st2) < 0)
+		return -1;
+	CHECK(st2.nfs_nlink == 1, "nlink after unlink of a link: %" PRIu64, st2.nfs_nlink);
+
+	/* symlink */
+	snprintf(p, sizeof(p), "%s/symlink", dir);
+	NFSCALL(nfs_symlink(nfs, "some/where/else", p));
+	NFSCALL(nfs_readlink(nfs, p, buf, sizeof(buf)));
+	CHECK(!strcmp(buf, "some/where/else"), "readlink gave '%s'", buf);
+
+	/* device nodes and fifos */
+	snprintf(p, sizeof(p), "%s/chardev", dir);
+	NFSCALL(nfs_mknod(nfs, p, S_IFCHR | 0640, makedev(4, 64)));
+	if (stat_path(p, &st) < 0)
+		return -1;
+	CHECK(S_ISCHR(st.nfs_mode) && (st.nfs_mode & 07777) == 0640 && st.nfs_rdev == makedev(4, 64),
+	      "mknod chr: mode %o rdev %" PRIx64, (unsigned)st.nfs_mode, st.nfs_rdev);
+	snprintf(p, sizeof(p), "%s/nulldev", dir);
+	NFSCALL(nfs_mknod(nfs, p, S_IFCHR | 0600, makedev(0, 0)));
+	if (stat_path(p, &st) < 0)
+		return -1;
+	CHECK(S_ISCHR(st.nfs_mode), "a 0:0 character device is not a device: mode %o", (unsigned)st.nfs_mode);
+	snprintf(p, sizeof(p), "%s/fifo", dir);
+	NFSCALL(nfs_mknod(nfs, p, S_IFIFO | 0600, 0));
+	if (stat_path(p, &st) < 0)
+		return -1;
+	CHECK(S_ISFIFO(st.nfs_mode), "mknod fifo: mode %o", (unsigned)st.nfs_mode);
+
+	/* setattr: mode (with setuid), owner, times, size */
+	NFSCALL(nfs_truncate(nfs, q, 3)); /* first: it sets mtime */
+	NFSCALL(nfs_chown(nfs, q, 1234, 5678));
+	NFSCALL(nfs_chmod(nfs, q, 04755)); /* after chown, which clears setuid */
+	struct timeval tv[2] = {{.tv_sec = 1000000000, .tv_usec = 0}, {.tv_sec = 1234567890, .tv_usec = 0}};
+	NFSCALL(nfs_utimes(nfs, q, tv));
+	if (stat_path(q, &st) < 0)
+		return -1;
+	CHECK(st.nfs_uid == 1234 && st.nfs_gid == 5678, "chown: %" PRIu64 ":%" PRIu64, st.nfs_uid, st.nfs_gid);
+	CHECK(st.nfs_mtime == 1234567890 && st.nfs_atime == 1000000000, "utimes: atime %" PRIu64 " mtime %" PRIu64,
+	      st.nfs_atime, st.nfs_mtime);
+	CHECK(st.nfs_size == 3, "truncate: size %" PRIu64, st.nfs_size);
+	CHECK((st.nfs_mode & 07777) == 04755, "chmod: mode %o", (unsigned)(st.nfs_mode & 07777));
+	if (check_content(q, "oth", 3) < 0)
+		return -1;
+
+	/* a large directory: every entry exactly once */
+	enum { N = 5000 };
+	snprintf(p, sizeof(p), "%s/big", dir);
+	NFSCALL(nfs_mkdir(nfs, p));
+	uint64_t want_sum = 0;
+	for (int i = 0; i < N; i++) {
+		struct nfsfh *fh;
+		snprintf(q, sizeof(q), "%s/big/f%d", dir, i);
+		NFSCALL(nfs_creat(nfs, q, 0644, &fh));
+		nfs_close(nfs, fh);
+		want_sum += (uint64_t)i;
+	}
+	int n;
+	uint64_t sum;
+	if (count_dir(p, &n, &sum) < 0)
+		return -1;
+	CHECK(n == N && sum == want_sum, "readdir of %d entries saw %d (sum %" PRIu64 ", want %" PRIu64 ")", N, n, sum,
+	      want_sum);
+	/* remove every other entry and list again */
+	for (int i = 0; i < N; i += 2) {
+		snprintf(q, sizeof(q), "%s/big/f%d", dir, i);
+		NFSCALL(nfs_unlink(nfs, q));
+		want_sum -= (uint64_t)i;
+	}
+	if (count_dir(p, &n, &sum) < 0)
+		return -1;
+	CHECK(n == N / 2 && sum == want_sum, "readdir after removals saw %d (want %d)", n, N / 2);
+
+	/* directory removal */
+	snprintf(p, sizeof(p), "%s/sub", dir);
+	NFSCALL(nfs_mkdir(nfs, p));
+	snprintf(q, sizeof(q), "%s/sub/x", dir);
+	if (write_file(q, "x", 1) < 0)
+		return -1;
+	CHECK(nfs_rmdir(nfs, p) < 0, "rmdir of a non-empty directory succeeded");
+	NFSCALL(nfs_unlink(nfs, q));
+	NFSCALL(nfs_rmdir(nfs, p));
+	CHECK(nfs_stat64(nfs, p, &st) < 0, "%s still exists after rmdir", p);
+
+	/* names the protocol must refuse */
+	char longname[300];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	snprintf(q, sizeof(q), "%s/%s", dir, longname);
+	struct nfsfh *fh;
+	CHECK(nfs_creat(nfs, q, 0644, &fh) < 0, "a 299-byte name was accepted");
+	return 0;
+}
+
+/* ---- raw handles ---- */
+
+static void hex(const struct nfs_fh *fh)
+{
+	for (int i = 0; i < fh->len; i++)
+		printf("%02x", (unsigned char)fh->val[i]);
+	printf("\n");
+}
+
+struct raw_call {
+	bool done;
+	int status;
+	nfsstat3 nfs_status;
+};
+
+static void getattr_cb(struct rpc_context *rpc, int status, void *data, void *private_data)
+{
+	struct raw_call *c = private_data;
+	(void)rpc;
+	c->done = true;
+	c->status = status;
+	if (status == RPC_STATUS_SUCCESS)
+		c->nfs_status = ((GETATTR3res *)data)->status;
+}
+
+static int getattr_handle(const char *hexstr)
+{
+	size_t len = strlen(hexstr) / 2;
+	char *val = calloc(1, len + 1);
+	for (size_t i = 0; i < len; i++) {
+		unsigned b;
+		sscanf(hexstr + 2 * i, "%2x", &b);
+		val[i] = (char)b;
+	}
+	struct rpc_context *rpc = nfs_get_rpc_context(nfs);
+	GETATTR3args args = {.object = {.data = {.data_len = (u_int)len, .data_val = val}}};
+	struct raw_call c = {0};
+	CHECK(rpc_nfs3_getattr_async(rpc, getattr_cb, &args, &c) == 0, "cannot send GETATTR");
+	while (!c.done) {
+		struct pollfd p = {.fd = nfs_get_fd(nfs), .events = (short)nfs_which_events(nfs)};
+		CHECK(poll(&p, 1, 10000) > 0, "no answer to GETATTR");
+		CHECK(nfs_service(nfs, p.revents) >= 0, "nfs_service: %s", nfs_get_error(nfs));
+	}
+	free(val);
+	CHECK(c.status == RPC_STATUS_SUCCESS, "GETATTR rpc failed (%d)", c.status);
+	printf("%d\n", (int)c.nfs_status);
+	return 0;
+}
+
+static int hold(const char *path, const char *text)
+{
+	struct nfsfh *fh;
+	struct nfs_stat_64 st, st2;
+	char buf[4096], line[64];
+	int r;
+	size_t len = strlen(text);
+	NFSCALL(nfs_open(nfs, path, O_RDONLY, &fh));
+	NFSCALL(nfs_fstat64(nfs, fh, &st));
+	ssize_t n = read_fh(fh, buf, sizeof(buf));
+	CHECK(n == (ssize_t)len && !memcmp(buf, text, len), "%s: content before", path);
+	printf("ready %" PRIu64 "\n", st.nfs_ino);
+	fflush(stdout);
+	CHECK(fgets(line, sizeof(line), stdin), "no go-ahead on stdin");
+	r = nfs_fstat64(nfs, fh, &st2);
+	CHECK(r >= 0, "fstat through the old handle: %s", nfs_get_error(nfs));
+	CHECK(st2.nfs_ino == st.nfs_ino, "inode number changed: %" PRIu64 " -> %" PRIu64, st.nfs_ino, st2.nfs_ino);
+	n = read_fh(fh, buf, sizeof(buf));
+	CHECK(n >= 0, "read through the old handle: %s", nfs_get_error(nfs));
+	CHECK(n == (ssize_t)len && !memcmp(buf, text, len), "%s: content after", path);
+	nfs_close(nfs, fh);
+	return 0;
+}
+
+static int churn(const char *dir, int rounds)
+{
+	char p[512], q[512], data[8192];
+	int r;
+	r = nfs_mkdir(nfs, dir);
+	for (int i = 0; i < rounds; i++) {
+		size_t len = 1 + (size_t)(i * 977) % sizeof(data);
+		for (size_t k = 0; k < len; k++)
+			data[k] = (char)('a' + (k + (size_t)i) % 26);
+		snprintf(p, sizeof(p), "%s/f%d", dir, i);
+		snprintf(q, sizeof(q), "%s/g%d", dir, i);
+		if (write_file(p, data, len) < 0 || check_content(p, data, len) < 0)
+			return -1;
+		NFSCALL(nfs_rename(nfs, p, q));
+		if (check_content(q, data, len) < 0)
+			return -1;
+		if (i % 2)
+			NFSCALL(nfs_unlink(nfs, q));
+	}
+	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: nfsclient SERVER EXPORT VERS CMD [ARGS...] (see the source)\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5)
+		return usage();
+	const char *server = argv[1], *export = argv[2], *cmd = argv[4];
+	int vers = atoi(argv[3]), r = -1;
+	nfs = nfs_init_context();
+	if (!nfs) {
+		fprintf(stderr, "FAIL cannot create an NFS context\n");
+		return 1;
+	}
+	if (vers == 4)
+		nfs_set_version(nfs, 4);
+	/* every answer from the server, nothing remembered */
+	nfs_set_dircache(nfs, 0);
+	if (nfs_mount(nfs, server, export) < 0) {
+		fprintf(stderr, "FAIL mount %s:%s (v%d): %s\n", server, export, vers, nfs_get_error(nfs));
+		nfs_destroy_context(nfs);
+		return 1;
+	}
+	struct nfs_stat_64 st;
+	struct nfsfh *fh;
+	if (!strcmp(cmd, "mount") && argc == 5) {
+		r = 0;
+	} else if (!strcmp(cmd, "semantics") && argc == 6) {
+		r = semantics(argv[5]);
+	} else if (!strcmp(cmd, "write") && argc == 7) {
+		r = write_file(argv[5], argv[6], strlen(argv[6]));
+	} else if (!strcmp(cmd, "read") && argc == 7) {
+		r = check_content(argv[5], argv[6], strlen(argv[6]));
+	} else if (!strcmp(cmd, "absent") && argc == 6) {
+		r = nfs_stat64(nfs, argv[5], &st);
+		if (r == -ENOENT)
+			r = 0;
+		else
+			fail("%s: stat gave %d, not ENOENT", argv[5], r);
+	} else if (!strcmp(cmd, "ino") && argc == 6) {
+		r = stat_path(argv[5], &st);
+		if (r == 0)
+			printf("%" PRIu64 "\n", st.nfs_ino);
+	} else if (!strcmp(cmd, "handle") && argc == 6) {
+		r = nfs_open(nfs, argv[5], O_RDONLY, &fh);
+		if (r < 0) {
+			fail("open %s: %s", argv[5], nfs_get_error(nfs));
+		} else {
+			hex(nfs_get_fh(fh));
+			nfs_close(nfs, fh);
+		}
+	} else if (!strcmp(cmd, "getattr-handle") && argc == 6) {
+		r = getattr_handle(argv[5]);
+	} else if (!strcmp(cmd, "hold") && argc == 7) {
+		r = hold(argv[5], argv[6]);
+	} else if (!strcmp(cmd, "churn") && argc == 7) {
+		r = churn(argv[5], atoi(argv[6]));
+	} else {
+		nfs_destroy_context(nfs);
+		return usage();
+	}
+	nfs_umount(nfs);
+	nfs_destroy_context(nfs);
+	return r < 0 || failures ? 1 : 0;
+}

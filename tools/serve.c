@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `cowroot serve`: serve every client of the store over NFS with
+ * nfs-ganesha and the COWROOT FSAL.  It writes STORE/run/ganesha.conf (one
+ * export per client, reachable only from the client's addresses), starts
+ * rpcbind when none runs (NFSv3 needs it), runs ganesha.nfsd, and stops
+ * what it started when it gets SIGTERM or SIGINT.  SIGHUP rewrites the
+ * configuration and has ganesha reload its exports, so clients can be
+ * added and removed while others are served.
+ *
+ * `cowroot netboot`: the u-boot script that boots a client from the server.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cowroot.h"
+#include "serve.h"
+
+#ifndef COW_GANESHA_PLUGIN_DIR
+#define COW_GANESHA_PLUGIN_DIR "/usr/lib/x86_64-linux-gnu/ganesha"
+#endif
+#define GANESHA_NFSD "ganesha.nfsd"
+#define START_TIMEOUT_S 60
+#define STOP_TIMEOUT_S 60
+
+struct serve {
+	char store[PATH_MAX];	/* absolute store directory */
+	char run[PATH_MAX + 8]; /* STORE/run */
+	const char *fsal;	/* --fsal: module to use instead of the installed one */
+	const char *server;	/* --server: address printed in the nfsroot lines */
+	int port;		/* NFS port */
+	bool foreground, grace;
+	pid_t ganesha, rpcbind; /* children, 0 when not running */
+};
+
+static void run_path(const struct serve *s, char *buf, size_t n, const char *name)
+{
+	snprintf(buf, n, "%s/%s", s->run, name);
+}
+
+/* ---- the clients ---- */
+
+struct served_client {
+	char name[COW_ENTITY_NAME_MAX + 1];
+	struct cow_client_serving info;
+};
+
+struct client_list {
+	struct served_client *v;
+	size_t n;
+};
+
+static int collect(void *arg, const struct cow_client_info *c)
+{
+	struct client_list *l = arg;
+	struct served_client *v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	memset(&v[l->n], 0, sizeof(v[l->n]));
+	snprintf(v[l->n].name, sizeof(v[l->n].name), "%s", c->name);
+	l->n++;
+	return 0;
+}
+
+static int load_clients(const struct serve *s, struct client_list *l)
+{
+	struct cow_store *st;
+	int r = cow_store_open(s->store, COW_STORE_READONLY, &st);
+	if (r < 0) {
+		err("cannot open store '%s': %s", s->store, strerror(-r));
+		return r;
+	}
+	l->v = NULL;
+	l->n = 0;
+	r = cow_client_foreach(st, collect, l);
+	for (size_t i = 0; r == 0 && i < l->n; i++)
+		r = cow_client_get_serving(st, l->v[i].name, &l->v[i].info);
+	cow_store_close(st);
+	if (r < 0)
+		err("cannot read the clients of '%s': %s", s->store, strerror(-r));
+	return r;
+}
+
+/* ---- ganesha's configuration ---- */
+
+/* ganesha wants Export_Id in 1..65535 (0 is the pseudo root) */
+static bool export_id_ok(uint64_t id)
+{
+	return id >= 1 && id <= 65535;
+}
+
+static int write_config(const struct serve *s, const struct client_list *l, const char *plugins)
+{
+	char path[PATH_MAX + 64], tmp[PATH_MAX + 64];
+	run_path(s, path, sizeof(path), "ganesha.conf");
+	run_path(s, tmp, sizeof(tmp), "ganesha.conf.tmp");
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		err("cannot write '%s': %s", tmp, strerror(errno));
+		return -errno;
+	}
+	fprintf(f, "# Written by 'cowroot serve' from the store %s; changes are overwritten.\n\n", s->store);
+	fprintf(f, "NFS_CORE_PARAM {\n\tProtocols = 3, 4;\n\tNFS_Port = %d;\n\tMount_Path_Pseudo = true;\n", s->port);
+	if (plugins)
+		fprintf(f, "\tPlugins_Dir = \"%s\";\n", plugins);
+	fprintf(f, "}\n\n");
+	fprintf(f, "NFSv4 {\n\tRecoveryRoot = \"%s/recovery\";\n\tOnly_Numeric_Owners = true;\n%s}\n\n", s->run,
+		s->grace ? "" : "\tGraceless = true;\n");
+	fprintf(f, "COWROOT {\n\tStore = \"%s\";\n}\n\n", s->store);
+	fprintf(f, "EXPORT_DEFAULTS {\n\tAccess_Type = None;\n\tSquash = No_Root_Squash;\n}\n\n");
+	for (size_t i = 0; i < l->n; i++) {
+		const struct served_client *c = &l->v[i];
+		if (!c->info.addrs[0] || !export_id_ok(c->info.id))
+			continue;
+		fprintf(f,
+			"EXPORT {\n"
+			"\tExport_Id = %llu;\n"
+			"\tPath = \"/clients/%s\";\n"
+			"\tPseudo = \"/clients/%s\";\n"
+			"\tProtocols = 3, 4;\n"
+			"\tTransports = TCP;\n"
+			"\tSecType = sys;\n"
+			"\tAccess_Type = None;\n"
+			"\tSquash = No_Root_Squash;\n"
+			"\tCLIENT {\n\t\tClients = %s;\n\t\tAccess_Type = RW;\n\t}\n"
+			"\tFSAL {\n\t\tName = COWROOT;\n\t\tClient = \"%s\";\n\t}\n"
+			"}\n\n",
+			(unsigned long long)c->info.id, c->name, c->name, c->info.addrs, c->name);
+	}
+	fprintf(f, "LOG {\n\tDefault_Log_Level = EVENT;\n}\n");
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		err("cannot write '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* With --fsal, a private plugin directory: the module beside links to the
+ * stock ones (Plugins_Dir replaces the default for every FSAL). */
+static int make_plugin_dir(const struct serve *s, char *dir, size_t n)
+{
+	char link[PATH_MAX * 2], target[PATH_MAX];
+	run_path(s, dir, n, "plugins");
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (!realpath(s->fsal, target))
+		return -errno;
+	snprintf(link, sizeof(link), "%s/libfsalcowroot.so", dir);
+	unlink(link);
+	if (symlink(target, link) < 0)
+		return -errno;
+	static const char *const stock[] = {"libfsalvfs.so",	  "libfsalxfs.so",  "libfsalproxy_v4.so",
+					    "libfsalproxy_v3.so", "libfsalnull.so", "libfsalmem.so"};
+	for (size_t i = 0; i < sizeof(stock) / sizeof(stock[0]); i++) {
+		snprintf(target, sizeof(target), "%s/%s", COW_GANESHA_PLUGIN_DIR, stock[i]);
+		snprintf(link, sizeof(link), "%s/%s", dir, stock[i]);
+		unlink(link);
+		if (access(target, F_OK) == 0 && symlink(target, link) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* ---- processes ---- */
+
+static bool tcp_port_open(const char *addr, int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Ask the FSAL's control socket: 0 on "0", else a negative errno. */
+static int control_request(const char *dir, const char *req, char *reply, size_t n)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/control.sock", dir) >= (int)sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int r = 0;
+	size_t len = strlen(req);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, req, len) != (ssize_t)len)
+		r = -errno;
+	ssize_t k = r ? -1 : read(fd, reply, n - 1);
+	close(fd);
+	if (r)
+		return r;
+	if (k <= 0)
+		return -EIO;
+	reply[k] = 0;
+	reply[strcspn(reply, "\n")] = 0;
+	return atoi(reply);
+}
+
+static pid_t spawn(char *const argv[], const sigset_t *mask)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, mask, NULL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "cowroot: cannot run '%s': %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Stop child *@pid: SIGTERM, then SIGKILL after the timeout. */
+static void stop_child(pid_t *pid, const char *what)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	for (int i = 0; i < STOP_TIMEOUT_S * 10; i++) {
+		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+			*pid = 0;
+			return;
+		}
+		usleep(100000);
+	}
+	err("%s (pid %d) did not stop; killing it", what, (int)*pid);
+	kill(*pid, SIGKILL);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
+}
+
+/* The address printed in nfsroot lines: --server, else the first IPv4
+ * address of an interface that is up and not loopback. */
+static void server_addr(const char *given, char *buf, size_t n)
+{
+	struct ifaddrs *ifa, *i;
+	snprintf(buf, n, "%s", given ? given : "SERVER");
+	if (given || getifaddrs(&ifa) < 0)
+		return;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) ||
+		    (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, buf, (socklen_t)n);
+		break;
+	}
+	freeifaddrs(ifa);
+}
+
+static void nfsroot_line(const char *server, const char *client, int port, char *buf, size_t n)
+{
+	char portopt[32] = "";
+	if (port != 2049)
+		snprintf(portopt, sizeof(portopt), ",port=%d", port);
+	snprintf(buf, n, "root=/dev/nfs nfsroot=%s:/clients/%s,vers=3,tcp%s rw ip=dhcp", server, client, portopt);
+}
+
+static void print_clients(const struct serve *s, const struct client_list *l)
+{
+	char addr[INET6_ADDRSTRLEN], line[512];
+	server_addr(s->server, addr, sizeof(addr));
+	for (size_t i = 0; i < l->n; i++) {
+		const struct served_client *c = &l->v[i];
+		if (!export_id_ok(c->info.id)) {
+			printf("%s: not served: its id %llu is beyond ganesha's export ids\n", c->name,
+			       (unsigned long long)c->info.id);
+		} else if (!c->info.addrs[0]) {
+			printf("%s: not served: no addresses (add the client with --ip ADDR)\n", c->name);
+		} else {
+			nfsroot_line(addr, c->name, s->port, line, sizeof(line));
+			printf("%s (%s): %s\n", c->name, c->info.addrs, line);
+		}
+	}
+	fflush(stdout);
+}
+
+/* Write the configuration from the store (and print the clients). */
+static int configure(struct serve *s, bool print)
+{
+	struct client_list l;
+	char plugins[PATH_MAX + 16];
+	int r = load_clients(s, &l);
+	if (r < 0)
+		return r;
+	if (s->fsal && (r = make_plugin_dir(s, plugins, sizeof(plugins))) < 0)
+		err("cannot set up the plugin directory for '%s': %s", s->fsal, strerror(-r));
+	if (r == 0)
+		r = write_config(s, &l, s->fsal ? plugins : NULL);
+	if (r == 0 && print)
+		print_clients(s, &l);
+	free(l.v);
+	return r;
+}
+
+static int start(struct serve *s, const sigset_t *mask)
+{
+	char conf[PATH_MAX + 64], pidfile[PATH_MAX + 64], log[PATH_MAX + 64], reply[128];
+	run_path(s, conf, sizeof(conf), "ganesha.conf");
+	run_path(s, pidfile, sizeof(pidfile), "ganesha.pid");
+	run_path(s, log, sizeof(log), "ganesha.log");
+
+	if (!tcp_port_open("127.0.0.1", 111)) {
+		char *argv[] = {"rpcbind", "-f", "-w", NULL};
+		s->rpcbind = spawn(argv, mask);
+		for (int i = 0; i < 100 && !tcp_port_open("127.0.0.1", 111); i++)
+			usleep(50000);
+		if (!tcp_port_open("127.0.0.1", 111)) {
+			err("rpcbind did not start (NFSv3 needs it)");
+			return -EIO;
+		}
+	}
+	char *argv[] = {GANESHA_NFSD, "-F", "-f", conf, "-p", pidfile, "-L", s->foreground ? "STDERR" : log, NULL};
+	s->ganesha = spawn(argv, mask);
+	for (int i = 0; i < START_TIMEOUT_S * 10; i++) {
+		if (waitpid(s->ganesha, NULL, WNOHANG) == s->ganesha) {
+			s->ganesha = 0;
+			err("ganesha.nfsd exited at start; see %s", s->foreground ? "its messages above" : log);
+			return -EIO;
+		}
+		if (tcp_port_open("127.0.0.1", s->port) &&
+		    control_request(s->store, "ping\n", reply, sizeof(reply)) == 0)
+			return 0;
+		usleep(100000);
+	}
+	err("ganesha.nfsd did not come up within %d s", START_TIMEOUT_S);
+	return -ETIMEDOUT;
+}
+
+static int write_pid(const struct serve *s)
+{
+	char path[PATH_MAX + 64];
+	run_path(s, path, sizeof(path), "serve.pid");
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+static pid_t read_pid(const char *dir)
+{
+	char path[PATH_MAX + 64];
+	int pid = 0;
+	snprintf(path, sizeof(path), "%s/run/serve.pid", dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid > 0 && kill(pid, 0) == 0 ? pid : 0;
+}
+
+void serve_notify(const char *dir)
+{
+	pid_t pid = read_pid(dir);
+	if (pid > 0 && kill(pid, SIGHUP) == 0)
+		printf("told the server (pid %d) to reload its clients\n", (int)pid);
+}
+
+/* The server's life after start: reload on SIGHUP, stop on SIGTERM/SIGINT
+ * or when ganesha dies. */
+static int supervise(struct serve *s, const sigset_t *set)
+{
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si);
+		if (sig < 0)
+			continue;
+		if (sig == SIGHUP) {
+			if (configure(s, true) == 0)
+				kill(s->ganesha, SIGHUP);
+			continue;
+		}
+		if (sig == SIGCHLD) {
+			pid_t pid;
+			int status;
+			bool ganesha_died = false;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+				if (pid == s->ganesha) {
+					s->ganesha = 0;
+					ganesha_died = true;
+				} else if (pid == s->rpcbind) {
+					s->rpcbind = 0;
+					err("rpcbind exited; NFSv3 clients cannot mount any more");
+				}
+			}
+			if (!ganesha_died)
+				continue;
+			err("ganesha.nfsd exited unexpectedly (status %d)", status);
+			stop_child(&s->rpcbind, "rpcbind");
+			return 1;
+		}
+		/* SIGTERM, SIGINT */
+		stop_child(&s->ganesha, "ganesha.nfsd");
+		stop_child(&s->rpcbind, "rpcbind");
+		return 0;
+	}
+}
+
+static int serve_usage(void)
+{
+	fprintf(stderr, "usage: cowroot [--store DIR] serve [--foreground] [--port N] [--server ADDR] "
+			"[--fsal PATH] [--no-grace]\n"
+			"  --foreground   stay attached, ganesha logging to stderr (for systemd)\n"
+			"  --port N       NFS port (default 2049; stock initramfs clients need 2049)\n"
+			"  --server ADDR  address to print in the nfsroot lines\n"
+			"  --fsal PATH    use this libfsalcowroot.so instead of the installed one\n"
+			"  --no-grace     skip the NFSv4 grace period at start (no lock reclaim)\n");
+	return 2;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve s = {.port = 2049, .grace = true};
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--foreground"))
+			s.foreground = true;
+		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+			s.port = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+			s.server = argv[++i];
+		else if (!strcmp(argv[i], "--fsal") && i + 1 < argc)
+			s.fsal = argv[++i];
+		else if (!strcmp(argv[i], "--no-grace"))
+			s.grace = false;
+		else
+			return serve_usage();
+	}
+	if (s.port <= 0 || s.port > 65535)
+		return serve_usage();
+	if (!realpath(store_dir, s.store)) {
+		err("no store at '%s': %s", store_dir, strerror(errno));
+		return 1;
+	}
+	snprintf(s.run, sizeof(s.run), "%s/run", s.store);
+	if (mkdir(s.run, 0700) < 0 && errno != EEXIST) {
+		err("cannot create '%s': %s", s.run, strerror(errno));
+		return 1;
+	}
+	pid_t other = read_pid(s.store);
+	if (other) {
+		err("the store '%s' is already served (pid %d)", s.store, (int)other);
+		return 1;
+	}
+
+	/* in the background, the parent returns once the server is up */
+	int ready[2] = {-1, -1};
+	if (!s.foreground) {
+		if (pipe2(ready, O_CLOEXEC) < 0) {
+			err("pipe: %s", strerror(errno));
+			return 1;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			err("fork: %s", strerror(errno));
+			return 1;
+		}
+		if (pid > 0) {
+			char c;
+			close(ready[1]);
+			return read(ready[0], &c, 1) == 1 ? 0 : 1;
+		}
+		close(ready[0]);
+		setsid();
+	}
+
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &old);
+
+	int r = write_pid(&s);
+	if (r < 0)
+		err("cannot write %s/serve.pid: %s", s.run, strerror(-r));
+	if (r == 0)
+		r = configure(&s, false);
+	if (r == 0)
+		r = start(&s, &old);
+	if (r < 0) {
+		stop_child(&s.ganesha, "ganesha.nfsd");
+		stop_child(&s.rpcbind, "rpcbind");
+		char path[PATH_MAX + 64];
+		run_path(&s, path, sizeof(path), "serve.pid");
+		unlink(path);
+		return 1;
+	}
+	printf("serving store '%s' over NFS (ganesha pid %d); clients:\n", s.store, (int)s.ganesha);
+	configure(&s, true);
+	if (!s.foreground) {
+		int null = open("/dev/null", O_RDWR);
+		if (write(ready[1], "", 1) != 1) {
+			/* the parent is gone */
+		}
+		close(ready[1]);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			if (null > 2)
+				close(null);
+		}
+	}
+	int rc = supervise(&s, &set);
+	char path[PATH_MAX + 64];
+	run_path(&s, path, sizeof(path), "serve.pid");
+	unlink(path);
+	return rc;
+}
+
+/* ---- netboot ---- */
+
+static int netboot_usage(void)
+{
+	fprintf(stderr, "usage: cowroot [--store DIR] netboot CLIENT --tftp-dir DIR [--server ADDR] [--port N]\n"
+			"         [--kernel NAME] [--dtb NAME] [--arch arm64|arm] [--console TTY]\n"
+			"Writes DIR/CLIENT/boot.scr (compiled with mkimage): u-boot loads NAME (default vmlinuz)\n"
+			"and the device tree over TFTP and boots with the client's nfsroot line.\n");
+	return 2;
+}
+
+int cmd_netboot(int argc, char **argv)
+{
+	const char *client = NULL, *tftp = NULL, *server = NULL, *kernel = "vmlinuz", *dtb = NULL, *arch = "arm64",
+		   *console = "serial0,115200";
+	int port = 2049;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--tftp-dir") && i + 1 < argc)
+			tftp = argv[++i];
+		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+			server = argv[++i];
+		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+			port = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--kernel") && i + 1 < argc)
+			kernel = argv[++i];
+		else if (!strcmp(argv[i], "--dtb") && i + 1 < argc)
+			dtb = argv[++i];
+		else if (!strcmp(argv[i], "--arch") && i + 1 < argc)
+			arch = argv[++i];
+		else if (!strcmp(argv[i], "--console") && i + 1 < argc)
+			console = argv[++i];
+		else if (argv[i][0] != '-' && !client)
+			client = argv[i];
+		else
+			return netboot_usage();
+	}
+	if (!client || !tftp || (strcmp(arch, "arm64") && strcmp(arch, "arm")) || port <= 0 || port > 65535)
+		return netboot_usage();
+	struct cow_store *st;
+	struct cow_client_serving info;
+	int r = cow_store_open(store_dir, COW_STORE_READONLY, &st);
+	if (r < 0) {
+		err("cannot open store '%s': %s", store_dir, strerror(-r));
+		return 1;
+	}
+	r = cow_client_get_serving(st, client, &info);
+	cow_store_close(st);
+	if (r < 0) {
+		err(r == -ENOENT ? "no client '%s' (see 'cowroot client list')" : "cannot read client '%s'", client);
+		return 1;
+	}
+	char addr[INET6_ADDRSTRLEN], line[512], dir[PATH_MAX], cmd[PATH_MAX + 16], scr[PATH_MAX + 16];
+	server_addr(server, addr, sizeof(addr));
+	if (!server && !strcmp(addr, "SERVER")) {
+		err("cannot tell this server's address; pass --server ADDR");
+		return 1;
+	}
+	nfsroot_line(addr, client, port, line, sizeof(line));
+	snprintf(dir, sizeof(dir), "%s/%s", tftp, client);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		err("cannot create '%s': %s", dir, strerror(errno));
+		return 1;
+	}
+	snprintf(cmd, sizeof(cmd), "%s/boot.cmd", dir);
+	snprintf(scr, sizeof(scr), "%s/boot.scr", dir);
+	FILE *f = fopen(cmd, "w");
+	if (!f) {
+		err("cannot write '%s': %s", cmd, strerror(errno));
+		return 1;
+	}
+	bool arm64 = !strcmp(arch, "arm64");
+	fprintf(f,
+		"# u-boot script for cowroot client %s, written by 'cowroot netboot'\n"
+		"setenv serverip %s\n"
+		"setenv bootargs \"console=%s console=tty1 %s rootwait\"\n"
+		"tftpboot ${kernel_addr_r} %s/%s\n",
+		client, addr, console, line, client, kernel);
+	if (dtb)
+		fprintf(f, "tftpboot ${fdt_addr_r} %s/%s\n", client, dtb);
+	else
+		fprintf(f, "tftpboot ${fdt_addr_r} %s/${fdtfile}\n", client);
+	fprintf(f, "%s ${kernel_addr_r} - ${fdt_addr_r}\n", arm64 ? "booti" : "bootz");
+	if (fclose(f) != 0) {
+		err("cannot write '%s': %s", cmd, strerror(errno));
+		return 1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("mkimage", "mkimage", "-A", arm64 ? "arm64" : "arm", "-O", "linux", "-T", "script", "-C", "none",
+		       "-n", client, "-d", cmd, scr, (char *)NULL);
+		fprintf(stderr, "cowroot: cannot run mkimage (install u-boot-tools): %s\n", strerror(errno));
+		_exit(127);
+	}
+	int status = 1;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		err("mkimage failed for '%s'", cmd);
+		return 1;
+	}
+	printf("wrote %s (from %s)\nput the kernel as %s/%s and the device tree in %s/\n", scr, cmd, dir, kernel, dir);
+	return 0;
+}
