@@ -35,6 +35,7 @@ if [ ! -f "$ganesha_src/src/include/config-h.in.cmake" ]; then
 		apt-get update -q
 	fi
 	dl=$(mktemp -d)
+	chmod 755 "$dl" # apt fetches as its own user
 	# only the upstream tarball is needed (the Debian packaging part may be missing)
 	(cd "$dl" && apt-get source --download-only nfs-ganesha) || true
 	orig=$(ls "$dl"/nfs-ganesha_*.orig.tar.gz 2>/dev/null | head -n 1)
