@@ -84,16 +84,16 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 static struct cow_irow row_from_stat(uint64_t ino, const struct stat *s)
 {
 	return (struct cow_irow){
-		.ino = ino,
-		.mode = s->st_mode,
-		.nlink = (uint32_t)s->st_nlink,
-		.uid = s->st_uid,
-		.gid = s->st_gid,
-		.rdev = (S_ISCHR(s->st_mode) || S_ISBLK(s->st_mode)) ? s->st_rdev : 0,
-		.size = S_ISREG(s->st_mode) ? s->st_size : 0,
-		.atime = cow_ts_to_ns(&s->st_atim),
-		.mtime = cow_ts_to_ns(&s->st_mtim),
-		.ctime = cow_ts_to_ns(&s->st_ctim),
+	    .ino = ino,
+	    .mode = s->st_mode,
+	    .nlink = (uint32_t)s->st_nlink,
+	    .uid = s->st_uid,
+	    .gid = s->st_gid,
+	    .rdev = (S_ISCHR(s->st_mode) || S_ISBLK(s->st_mode)) ? s->st_rdev : 0,
+	    .size = S_ISREG(s->st_mode) ? s->st_size : 0,
+	    .atime = cow_ts_to_ns(&s->st_atim),
+	    .mtime = cow_ts_to_ns(&s->st_mtim),
+	    .ctime = cow_ts_to_ns(&s->st_ctim),
 	};
 }
 
@@ -137,8 +137,8 @@ static int import_object(struct import *im, int pfd, const char *name, int fd, u
 		return -EINVAL;
 	}
 	r = cow_db_inode_put(im->st->db, im->layer, &row);
-	if (r == 0 && !S_ISLNK(s->st_mode) && !S_ISFIFO(s->st_mode) && !S_ISSOCK(s->st_mode) &&
-	    !S_ISCHR(s->st_mode) && !S_ISBLK(s->st_mode)) {
+	if (r == 0 && !S_ISLNK(s->st_mode) && !S_ISFIFO(s->st_mode) && !S_ISSOCK(s->st_mode) && !S_ISCHR(s->st_mode) &&
+	    !S_ISBLK(s->st_mode)) {
 		r = import_xattrs(im, ofd, ino);
 	} else if (r == 0 && !S_ISLNK(s->st_mode)) {
 		/* no fd for these types: open with O_PATH and read through /proc */
