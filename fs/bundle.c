@@ -133,45 +133,6 @@ static int tree_load(struct cow_store *st, const char *name, struct tree *t)
 	return 0;
 }
 
-/* A new image layer: its data directory starts empty (a crash may have
- * left files under a layer id that was never committed). */
-static int new_image_layer(struct cow_store *st, uint64_t root, uint64_t *ret)
-{
-	int r = cow_db_layer_add(st->db, 0, COW_LAYER_IMAGE, root, ret);
-	if (r == 0)
-		r = cow_data_remove_layer(st, *ret);
-	return r;
-}
-
-/* Finish a new image: data on disk first, then the commit; or undo. */
-static int finish_image(struct cow_store *st, const char *name, uint64_t layer, int r)
-{
-	if (r == 0)
-		r = cow_db_image_add(st->db, name, layer);
-	if (r == 0 && syncfs(st->datafd) < 0)
-		r = -errno;
-	if (r == 0)
-		r = cow_db_commit(st->db, true);
-	else
-		cow_db_rollback(st->db);
-	if (r < 0 && layer)
-		cow_data_remove_layer(st, layer);
-	return r;
-}
-
-static int begin_new_image(struct cow_store *st, const char *name)
-{
-	uint64_t dummy;
-	int r = cow_db_begin(st->db);
-	if (r < 0)
-		return r;
-	if (cow_db_image_get(st->db, name, &dummy) == 0) {
-		cow_db_rollback(st->db);
-		return -EEXIST;
-	}
-	return 0;
-}
-
 static int tick(cow_progress_fn progress, void *arg, const char *what, uint64_t done, uint64_t total)
 {
 	if (progress && (done % 64 == 0 || done == total) && progress(arg, what, done, total))
@@ -184,7 +145,6 @@ static int tick(cow_progress_fn progress, void *arg, const char *what, uint64_t 
 int cow_image_flatten(struct cow_store *st, const char *name, const char *newname, cow_progress_fn progress, void *arg)
 {
 	struct tree t;
-	uint64_t layer = 0;
 	int r;
 
 	if (cow_name_check(newname) < 0)
@@ -194,32 +154,34 @@ int cow_image_flatten(struct cow_store *st, const char *name, const char *newnam
 	r = tree_load(st, name, &t);
 	if (r < 0)
 		return r;
+	struct cow_build b;
 	struct cow_db *db = st->db;
-	cow_db_lock(db);
-	r = begin_new_image(st, newname);
-	if (r < 0)
-		goto out;
-	r = new_image_layer(st, t.root, &layer);
+	r = cow_build_begin(st, newname, t.root, &b);
 	for (size_t i = 0; r == 0 && i < t.nobjs; i++) {
 		struct tobj *o = &t.objs[i];
 		struct cow_irow row = o->row;
 		if (row.data_layer) {
 			/* image data files are never written again: share them */
-			r = cow_data_share(st, row.data_layer, layer, row.ino);
-			row.data_layer = layer;
+			r = cow_data_share(st, row.data_layer, b.layer, row.ino);
+			row.data_layer = b.layer;
 		}
 		if (r == 0)
-			r = cow_db_inode_put(db, layer, &row);
+			r = cow_db_inode_put(db, b.layer, &row);
 		if (r == 0)
-			r = cow_db_xattr_copy(db, o->row_layer, layer, row.ino);
+			r = cow_db_xattr_copy(db, o->row_layer, b.layer, row.ino);
+		if (r == 0)
+			r = cow_build_step(&b);
 		if (r == 0)
 			r = tick(progress, arg, "flatten", i + 1, t.nobjs);
 	}
-	for (size_t i = 0; r == 0 && i < t.ndents; i++)
-		r = cow_db_dirent_put(db, layer, t.dents[i].parent, t.dents[i].name, t.dents[i].ino, t.dents[i].type);
-	r = finish_image(st, newname, layer, r);
-out:
-	cow_db_unlock(db);
+	for (size_t i = 0; r == 0 && i < t.ndents; i++) {
+		struct tdent *d = &t.dents[i];
+		r = cow_db_dirent_put(db, b.layer, d->parent, d->name, d->ino, d->type);
+		if (r == 0)
+			r = cow_build_step(&b);
+	}
+	if (b.layer)
+		r = cow_build_finish(&b, newname, r);
 	tree_free(&t);
 	return r;
 }
@@ -789,28 +751,39 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 		goto out_gz;
 	struct cow_db *db = st->db;
 	cow_db_lock(db);
-	r = begin_new_image(st, name);
-	if (r < 0)
-		goto out_unlock;
-	r = cow_db_alloc_inos(db, l.nobjs, &l.first_ino);
+	r = cow_db_begin(db);
+	if (r == 0) {
+		r = cow_db_alloc_inos(db, l.nobjs, &l.first_ino);
+		if (r == 0)
+			r = cow_db_commit(db, false);
+		else
+			cow_db_rollback(db);
+	}
+	cow_db_unlock(db);
+	struct cow_build b = {0};
 	if (r == 0)
-		r = new_image_layer(st, map_ino(&l, root), &l.layer);
+		r = cow_build_begin(st, name, map_ino(&l, root), &b);
+	l.layer = b.layer;
 	for (uint64_t i = 0; r == 0 && i < l.nobjs; i++) {
 		r = get_object(&l, i);
 		if (r == 0)
+			r = cow_build_step(&b);
+		if (r == 0)
 			r = tick(progress, arg, "load", i + 1, l.nobjs);
 	}
-	for (uint64_t i = 0; r == 0 && i < l.ndents; i++)
+	for (uint64_t i = 0; r == 0 && i < l.ndents; i++) {
 		r = get_dent(&l);
+		if (r == 0)
+			r = cow_build_step(&b);
+	}
 	if (r == 0) {
 		uint32_t crc = (uint32_t)l.b.crc;
 		if (br_u8(&l.b) != 'E' || br_u64(&l.b) != l.nobjs || br_u64(&l.b) != l.ndents || br_u32(&l.b) != crc ||
 		    l.b.err)
 			r = -EBADMSG;
 	}
-	r = finish_image(st, name, l.layer, r);
-out_unlock:
-	cow_db_unlock(db);
+	if (b.layer)
+		r = cow_build_finish(&b, name, r);
 out_gz:
 	gzclose(l.b.gz);
 out:

@@ -293,6 +293,27 @@ int cow_dir_add(struct cow_dir *d, const char *name, uint64_t ino, uint8_t type,
 void cow_dir_remove(struct cow_dir *d, struct cow_dent *e);
 void cow_dir_free(struct cow_dir *d);
 
+/* ---- image.c: building a new image layer ---- */
+struct cow_build {
+	struct cow_store *st;
+	uint64_t layer, root;
+	int lockfd;   /* the layer's lock, held while building */
+	bool in_txn;  /* db lock held and a batch transaction open */
+	unsigned batch;
+};
+/* Start a new layer for image @name (-EEXIST if taken) with root object
+ * @root (0: allocate one, into b->root).  The layer is dead until
+ * cow_build_finish names it; rows go in with the db lock held inside a
+ * batch transaction, data files into data/<b->layer>.  On failure
+ * b->layer is 0 and nothing is left to finish. */
+int cow_build_begin(struct cow_store *st, const char *name, uint64_t root, struct cow_build *b);
+/* Call after each object: commits the batch now and then, so that other
+ * writers of the store are not held up for the whole build. */
+int cow_build_step(struct cow_build *b);
+/* With @r == 0 sync the data and make the layer image @name; otherwise
+ * (or if that fails) remove everything built.  Returns the result. */
+int cow_build_finish(struct cow_build *b, const char *name, int r);
+
 /* ---- walk.c ---- */
 struct cow_walk_entry {
 	const char *path; /* "/" for the root, else "/a/b" */

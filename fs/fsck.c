@@ -94,6 +94,8 @@ static int check_data_dir(struct fsck *f)
 		/* A running view writes data files before the records naming
 		 * them: its layer's files cannot be judged while it runs. */
 		int lockfd = -1;
+		if (exists && li.kind == COW_LAYER_DEAD)
+			continue; /* all its files go with it at the next gc */
 		if (exists && cow_layer_lock(f->st, layer, &lockfd) == -EBUSY) {
 			say(f, "layer %llu is in use (mounted or served): its data files were not checked",
 			    (unsigned long long)layer);
