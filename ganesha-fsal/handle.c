@@ -89,7 +89,7 @@ static void drop_listing(struct cowfsal_handle *h)
 	pthread_mutex_unlock(&h->dir_lock);
 }
 
-static void cowfsal_release(struct fsal_obj_handle *obj)
+static void do_release(struct fsal_obj_handle *obj)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_export *exp = h->exp;
@@ -119,8 +119,8 @@ static fsal_status_t cowfsal_merge(struct fsal_obj_handle *orig, struct fsal_obj
 /* The parent of directory @dir, referenced (the root is its own parent). */
 static int lookup_parent(struct cow_view *v, uint64_t dir, struct cow_attr *ret);
 
-static fsal_status_t cowfsal_lookup(struct fsal_obj_handle *dir, const char *name, struct fsal_obj_handle **handle,
-				    struct fsal_attrlist *attrs_out)
+static fsal_status_t do_lookup(struct fsal_obj_handle *dir, const char *name, struct fsal_obj_handle **handle,
+			       struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_attr a;
@@ -188,8 +188,8 @@ static int readdir_entry(void *arg, const char *name, const struct cow_attr *att
 	return 0;
 }
 
-static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *whence, void *dir_state,
-				     fsal_readdir_cb cb, attrmask_t attrmask, bool *eof)
+static fsal_status_t do_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *whence, void *dir_state, fsal_readdir_cb cb,
+				attrmask_t attrmask, bool *eof)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	uint64_t cookie = whence ? *whence : 0;
@@ -219,8 +219,8 @@ static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t 
 /* ---- creating ---- */
 
 /* Apply what @attrs_in asks beyond the mode set at creation. */
-static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
-				      struct fsal_attrlist *attrs);
+static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				 struct fsal_attrlist *attrs);
 
 static fsal_status_t finish_create(struct cowfsal_handle *dir, const struct cow_attr *a, struct fsal_attrlist *attrs_in,
 				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
@@ -234,7 +234,7 @@ static fsal_status_t finish_create(struct cowfsal_handle *dir, const struct cow_
 		rest.acl = NULL;
 		rest.fs_locations = NULL;
 		rest.sec_label.slai_data.slai_data_val = NULL;
-		fsal_status_t st = cowfsal_setattr2(*new_obj, true, NULL, &rest);
+		fsal_status_t st = do_setattr2(*new_obj, true, NULL, &rest);
 		if (FSAL_IS_ERROR(st)) {
 			/* the object exists: the caller must know it */
 			LogMajor(COMPONENT_FSAL, "cowroot: setting attributes of new object %" PRIu64 " failed",
@@ -258,8 +258,8 @@ static mode_t mode_in(struct fsal_attrlist *attrs_in, mode_t def)
 	return def;
 }
 
-static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
-				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
+static fsal_status_t do_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
+			      struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_cred c = caller_cred();
@@ -270,9 +270,9 @@ static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name
 	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
 }
 
-static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
-				    struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
-				    struct fsal_attrlist *attrs_out)
+static fsal_status_t do_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
+			       struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+			       struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_cred c = caller_cred();
@@ -303,9 +303,9 @@ static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *nam
 	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
 }
 
-static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
-				     struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
-				     struct fsal_attrlist *attrs_out)
+static fsal_status_t do_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
+				struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_cred c = caller_cred();
@@ -316,7 +316,7 @@ static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *na
 	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
 }
 
-static fsal_status_t cowfsal_readlink(struct fsal_obj_handle *obj, struct gsh_buffdesc *link_content, bool refresh)
+static fsal_status_t do_readlink(struct fsal_obj_handle *obj, struct gsh_buffdesc *link_content, bool refresh)
 {
 	char buf[COW_SYMLINK_MAX + 1];
 	int r = cow_readlink(view_of(obj), handle_of(obj)->ino, buf, sizeof(buf) - 1);
@@ -331,7 +331,7 @@ static fsal_status_t cowfsal_readlink(struct fsal_obj_handle *obj, struct gsh_bu
 
 /* ---- attributes ---- */
 
-static fsal_status_t cowfsal_getattrs(struct fsal_obj_handle *obj, struct fsal_attrlist *attrs_out)
+static fsal_status_t do_getattrs(struct fsal_obj_handle *obj, struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cow_attr a;
@@ -345,8 +345,8 @@ static fsal_status_t cowfsal_getattrs(struct fsal_obj_handle *obj, struct fsal_a
 	return ok;
 }
 
-static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
-				      struct fsal_attrlist *attrs)
+static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				 struct fsal_attrlist *attrs)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cow_attr a = {0}, out;
@@ -393,7 +393,7 @@ static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, 
 
 /* ---- namespace changes ---- */
 
-static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
+static fsal_status_t do_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
 {
 	struct cowfsal_handle *h = handle_of(obj), *d = handle_of(destdir);
 	struct cow_attr a;
@@ -405,8 +405,8 @@ static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_h
 	return ok;
 }
 
-static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
-				    struct fsal_obj_handle *newdir, const char *new_name)
+static fsal_status_t do_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
+			       struct fsal_obj_handle *newdir, const char *new_name)
 {
 	struct cowfsal_handle *o = handle_of(olddir), *n = handle_of(newdir);
 	int r = cow_rename(o->exp->view, o->ino, old_name, n->ino, new_name, 0);
@@ -418,7 +418,7 @@ static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj
 	return ok;
 }
 
-static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
+static fsal_status_t do_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	int r = obj->type == DIRECTORY ? cow_rmdir(d->exp->view, d->ino, name) : cow_unlink(d->exp->view, d->ino, name);
@@ -530,10 +530,10 @@ static fsal_status_t open_by_handle(struct fsal_obj_handle *obj, struct state_t 
 	return st;
 }
 
-static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
-				   enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
-				   fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
-				   struct fsal_attrlist *attrs_out, bool *caller_perm_check)
+static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
+			      enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
+			      fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
+			      struct fsal_attrlist *attrs_out, bool *caller_perm_check)
 {
 	struct cowfsal_handle *d = handle_of(obj);
 	struct cow_view *v = d->exp->view;
@@ -566,7 +566,7 @@ static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *
 		*caller_perm_check = true;
 		fsal_status_t st = open_by_handle(*new_obj, state, openflags, createmode, verifier, attrs_out);
 		if (FSAL_IS_ERROR(st)) {
-			cowfsal_release(*new_obj);
+			do_release(*new_obj);
 			*new_obj = NULL;
 		}
 		return st;
@@ -589,7 +589,7 @@ static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *
 		*caller_perm_check = true;
 		fsal_status_t st = open_by_handle(*new_obj, state, openflags, createmode, verifier, attrs_out);
 		if (FSAL_IS_ERROR(st)) {
-			cowfsal_release(*new_obj);
+			do_release(*new_obj);
 			*new_obj = NULL;
 		}
 		return st;
@@ -618,7 +618,7 @@ static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *
 	return st;
 }
 
-static fsal_status_t cowfsal_reopen2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags)
+static fsal_status_t do_reopen2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_fd *fd = state_fd(state);
@@ -710,8 +710,8 @@ static void do_io(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_c
 	done_cb(obj, st, arg, caller_arg);
 }
 
-static void cowfsal_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
-			  void *caller_arg)
+static void do_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+		     void *caller_arg)
 {
 	if (arg->info) { /* READ_PLUS */
 		done_cb(obj, fsalstat(ERR_FSAL_NOTSUPP, 0), arg, caller_arg);
@@ -720,13 +720,13 @@ static void cowfsal_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_c
 	do_io(obj, bypass, done_cb, arg, caller_arg, false);
 }
 
-static void cowfsal_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
-			   void *caller_arg)
+static void do_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+		      void *caller_arg)
 {
 	do_io(obj, bypass, done_cb, arg, caller_arg, true);
 }
 
-static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
+static fsal_status_t do_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cow_file *f;
@@ -740,9 +740,9 @@ static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, 
 	return r < 0 ? obj_status(r) : ok;
 }
 
-static fsal_status_t cowfsal_lock_op2(struct fsal_obj_handle *obj, struct state_t *state, void *owner,
-				      fsal_lock_op_t lock_op, fsal_lock_param_t *request_lock,
-				      fsal_lock_param_t *conflicting_lock)
+static fsal_status_t do_lock_op2(struct fsal_obj_handle *obj, struct state_t *state, void *owner,
+				 fsal_lock_op_t lock_op, fsal_lock_param_t *request_lock,
+				 fsal_lock_param_t *conflicting_lock)
 {
 	/* ganesha's state layer keeps the lock table and finds conflicts;
 	 * only the access mode is checked here */
@@ -775,7 +775,7 @@ static fsal_status_t cowfsal_lock_op2(struct fsal_obj_handle *obj, struct state_
 	return ok;
 }
 
-static fsal_status_t cowfsal_close2(struct fsal_obj_handle *obj, struct state_t *state)
+static fsal_status_t do_close2(struct fsal_obj_handle *obj, struct state_t *state)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_fd *fd = state_fd(state);
@@ -788,7 +788,7 @@ static fsal_status_t cowfsal_close2(struct fsal_obj_handle *obj, struct state_t 
 	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
 }
 
-static fsal_status_t cowfsal_close(struct fsal_obj_handle *obj)
+static fsal_status_t do_close(struct fsal_obj_handle *obj)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
@@ -822,6 +822,148 @@ static void cowfsal_handle_to_key(struct fsal_obj_handle *obj, struct gsh_buffde
 	struct cowfsal_handle *h = handle_of(obj);
 	fh_desc->addr = h->key;
 	fh_desc->len = COWFSAL_HANDLE_LEN;
+}
+
+/* ---- the operations, each under the export's reset lock ----
+ * A reset (control.c) replaces the view's layer under the write lock:
+ * cow_view_reset wants no other call on the view meanwhile. */
+
+#define EXP_OF(obj) (handle_of(obj)->exp)
+#define LOCKED(obj, call)                                                                                              \
+	do {                                                                                                           \
+		struct cowfsal_export *exp_ = EXP_OF(obj);                                                             \
+		pthread_rwlock_rdlock(&exp_->reset_lock);                                                              \
+		fsal_status_t st_ = (call);                                                                            \
+		pthread_rwlock_unlock(&exp_->reset_lock);                                                              \
+		return st_;                                                                                            \
+	} while (0)
+#define LOCKED_VOID(obj, call)                                                                                         \
+	do {                                                                                                           \
+		struct cowfsal_export *exp_ = EXP_OF(obj);                                                             \
+		pthread_rwlock_rdlock(&exp_->reset_lock);                                                              \
+		call;                                                                                                  \
+		pthread_rwlock_unlock(&exp_->reset_lock);                                                              \
+	} while (0)
+
+static void cowfsal_release(struct fsal_obj_handle *obj)
+{
+	/* the handle is freed inside: keep the export */
+	struct cowfsal_export *exp = EXP_OF(obj);
+	pthread_rwlock_rdlock(&exp->reset_lock);
+	do_release(obj);
+	pthread_rwlock_unlock(&exp->reset_lock);
+}
+
+static fsal_status_t cowfsal_lookup(struct fsal_obj_handle *dir, const char *name, struct fsal_obj_handle **handle,
+				    struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_lookup(dir, name, handle, attrs_out));
+}
+
+static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *whence, void *dir_state,
+				     fsal_readdir_cb cb, attrmask_t attrmask, bool *eof)
+{
+	LOCKED(dir, do_readdir(dir, whence, dir_state, cb, attrmask, eof));
+}
+
+static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
+				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_mkdir(dir, name, attrs_in, new_obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
+				    struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				    struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_mknode(dir, name, nodetype, attrs_in, new_obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
+				     struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				     struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_symlink(dir, name, target, attrs_in, new_obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_readlink(struct fsal_obj_handle *obj, struct gsh_buffdesc *link_content, bool refresh)
+{
+	LOCKED(obj, do_readlink(obj, link_content, refresh));
+}
+
+static fsal_status_t cowfsal_getattrs(struct fsal_obj_handle *obj, struct fsal_attrlist *attrs_out)
+{
+	LOCKED(obj, do_getattrs(obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				      struct fsal_attrlist *attrs)
+{
+	LOCKED(obj, do_setattr2(obj, bypass, state, attrs));
+}
+
+static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
+{
+	LOCKED(obj, do_link(obj, destdir, name));
+}
+
+static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
+				    struct fsal_obj_handle *newdir, const char *new_name)
+{
+	LOCKED(olddir, do_rename(obj, olddir, old_name, newdir, new_name));
+}
+
+static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
+{
+	LOCKED(dir, do_unlink(dir, obj, name));
+}
+
+static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
+				   enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
+				   fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
+				   struct fsal_attrlist *attrs_out, bool *caller_perm_check)
+{
+	LOCKED(obj, do_open2(obj, state, openflags, createmode, name, attrs_set, verifier, new_obj, attrs_out,
+			     caller_perm_check));
+}
+
+static fsal_status_t cowfsal_reopen2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags)
+{
+	LOCKED(obj, do_reopen2(obj, state, openflags));
+}
+
+static void cowfsal_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+			  void *caller_arg)
+{
+	LOCKED_VOID(obj, do_read2(obj, bypass, done_cb, arg, caller_arg));
+}
+
+static void cowfsal_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+			   void *caller_arg)
+{
+	LOCKED_VOID(obj, do_write2(obj, bypass, done_cb, arg, caller_arg));
+}
+
+static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
+{
+	LOCKED(obj, do_commit2(obj, offset, len));
+}
+
+static fsal_status_t cowfsal_lock_op2(struct fsal_obj_handle *obj, struct state_t *state, void *owner,
+				      fsal_lock_op_t lock_op, fsal_lock_param_t *request_lock,
+				      fsal_lock_param_t *conflicting_lock)
+{
+	LOCKED(obj, do_lock_op2(obj, state, owner, lock_op, request_lock, conflicting_lock));
+}
+
+static fsal_status_t cowfsal_close2(struct fsal_obj_handle *obj, struct state_t *state)
+{
+	LOCKED(obj, do_close2(obj, state));
+}
+
+static fsal_status_t cowfsal_close(struct fsal_obj_handle *obj)
+{
+	LOCKED(obj, do_close(obj));
 }
 
 void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)

@@ -64,6 +64,10 @@ check() {
 }
 
 ip link set lo up || skip "cannot bring up loopback in the network namespace"
+# a private /run: rpcbind's lock and socket there must not meet a host rpcbind
+mount -t tmpfs -o mode=0755 cowroot-nfs-run /run || skip "cannot mount a tmpfs on /run"
+mkdir -p /run/rpcbind
+chown _rpc /run/rpcbind 2>/dev/null || true
 for a in 2 3 4; do
 	ip addr add "127.0.0.$a/32" dev lo || skip "cannot add 127.0.0.$a to loopback"
 done
@@ -112,6 +116,26 @@ start_server() {
 	tail -n 20 "$tmp/serve.err" >&2
 	return 1
 }
+# start_holder NAME PATH TEXT: a client that opens PATH of pi1, checks TEXT
+# and waits (on fd 9, a fifo) to read again through the same handle; its
+# pid in $holder, its output in $tmp/NAME.out.
+start_holder() {
+	mkfifo "$tmp/$1.go"
+	timeout 300 "$COW_NFSCLIENT" 127.0.0.2 /clients/pi1 3 hold "$2" "$3" <"$tmp/$1.go" >"$tmp/$1.out" 2>&1 &
+	holder=$!
+	exec 9>"$tmp/$1.go"
+	for _ in $(seq 100); do
+		grep -q '^ready' "$tmp/$1.out" && break
+		sleep 0.1
+	done
+}
+# release_holder: let it read again and wait for its verdict
+release_holder() {
+	echo go >&9
+	exec 9>&-
+	wait "$holder"
+}
+
 stop_server() {
 	[ -n "$serve_pid" ] || return 1
 	kill "$serve_pid"
@@ -230,27 +254,41 @@ t_add_while_serving() {
 }
 check "a client added while serving is served (SIGHUP reload)" t_add_while_serving
 
+t_reset_while_served() {
+	local holder
+	nc 127.0.0.2 /clients/pi1 3 write /resetme "made before the reset" || return 1
+	nc 127.0.0.2 /clients/pi1 3 read /etc/hostname $'pi1\n' || return 1
+	nc 127.0.0.2 /clients/pi1 4 read /resetme "made before the reset" || return 1
+	# an open handle of an image file must survive the reset
+	start_holder reset-hold /bin/tool $'image data\n'
+	cow client reset pi1 || { release_holder; return 1; }
+	release_holder || { grep -v '^libnfs' "$tmp/reset-hold.out"; return 1; }
+	# the fresh image, nothing cached from the old layer (v3 and v4)
+	nc 127.0.0.2 /clients/pi1 3 read /etc/hostname $'hello\n' || return 1
+	nc 127.0.0.2 /clients/pi1 4 read /etc/hostname $'hello\n' || return 1
+	nc 127.0.0.2 /clients/pi1 3 absent /resetme || return 1
+	nc 127.0.0.2 /clients/pi1 4 absent /resetme || return 1
+	nc 127.0.0.2 /clients/pi1 3 absent /secret || return 1
+	# the client keeps working, the other client was not touched
+	nc 127.0.0.2 /clients/pi1 3 write /after "written after the reset" || return 1
+	nc 127.0.0.2 /clients/pi1 4 read /after "written after the reset" || return 1
+	nc 127.0.0.3 /clients/pi2 3 read /etc/hostname $'hello\n' || return 1
+	nc 127.0.0.3 /clients/pi2 3 absent /resetme || return 1
+	nc 127.0.0.3 /clients/pi2 3 churn /churn1 2
+}
+check "reset while served: the client sees its image again, nothing stale" t_reset_while_served
+
 # ---- restarts (the server is started and stopped here, in this shell:
 # a check's subshell cannot wait for it) ----
 
 nc 127.0.0.2 /clients/pi1 3 write /persist "kept across restarts" >"$tmp/persist.err" 2>&1
 ino=$(nc 127.0.0.2 /clients/pi1 3 ino /persist 2>>"$tmp/persist.err")
-mkfifo "$tmp/go"
-timeout 300 "$COW_NFSCLIENT" 127.0.0.2 /clients/pi1 3 hold /persist "kept across restarts" \
-	<"$tmp/go" >"$tmp/hold.out" 2>&1 &
-holder=$!
-exec 9>"$tmp/go"
-for _ in $(seq 100); do
-	grep -q '^ready' "$tmp/hold.out" && break
-	sleep 0.1
-done
+start_holder hold /persist "kept across restarts"
 stop_server
 restart_stop_rc=$?
 start_server
 restart_start_rc=$?
-echo go >&9
-exec 9>&-
-wait "$holder"
+release_holder
 holder_rc=$?
 
 t_restart_handles() {
