@@ -254,6 +254,20 @@ t_add_while_serving() {
 }
 check "a client added while serving is served (SIGHUP reload)" t_add_while_serving
 
+t_rm_while_serving() {
+	cow client rm pi3 >/dev/null || return 1
+	for _ in $(seq 100); do
+		nc 127.0.0.4 /clients/pi3 3 mount 2>/dev/null || break
+		sleep 0.1
+	done
+	if nc 127.0.0.4 /clients/pi3 3 mount 2>/dev/null; then
+		echo "a removed client's export is still served"
+		return 1
+	fi
+	nc 127.0.0.2 /clients/pi1 3 read /secret "pi1 only" && nc 127.0.0.3 /clients/pi2 3 read /bin/tool $'image data\n'
+}
+check "a client removed while serving is no longer served, others are" t_rm_while_serving
+
 t_reset_while_served() {
 	local holder
 	nc 127.0.0.2 /clients/pi1 3 write /resetme "made before the reset" || return 1
