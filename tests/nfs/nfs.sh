@@ -163,6 +163,7 @@ check "v3 read of an image file" nc 127.0.0.2 /clients/pi1 3 read /etc/hostname 
 check "v4 read of an image file" nc 127.0.0.2 /clients/pi1 4 read /bin/tool $'image data\n'
 check "v3 semantics (create, write, rename, link, symlink, mknod, setattr, 5000-entry readdir)" \
 	nc 127.0.0.2 /clients/pi1 3 semantics /sem
+check "v4 semantics (the same through NFSv4 opens, writes and closes)" nc 127.0.0.3 /clients/pi2 4 semantics /sem4
 
 t_big_files() {
 	nfs-cat "nfs://127.0.0.2/clients/pi1/usr/share/blob?version=3" >"$tmp/blob3" &&
