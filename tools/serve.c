@@ -592,7 +592,7 @@ int cmd_netboot(int argc, char **argv)
 	}
 	nfsroot_line(addr, client, port, line, sizeof(line));
 	snprintf(dir, sizeof(dir), "%s/%s", tftp, client);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+	if ((mkdir(tftp, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
 		err("cannot create '%s': %s", dir, strerror(errno));
 		return 1;
 	}
@@ -621,6 +621,9 @@ int cmd_netboot(int argc, char **argv)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 1); /* mkimage describes the image on stdout */
 		execlp("mkimage", "mkimage", "-A", arm64 ? "arm64" : "arm", "-O", "linux", "-T", "script", "-C", "none",
 		       "-n", client, "-d", cmd, scr, (char *)NULL);
 		fprintf(stderr, "cowroot: cannot run mkimage (install u-boot-tools): %s\n", strerror(errno));

@@ -159,6 +159,18 @@ t_nfsroot_lines() {
 }
 check "serve prints the nfsroot line of each client" t_nfsroot_lines
 
+t_netboot() {
+	command -v mkimage >/dev/null || { echo "mkimage is missing (install u-boot-tools)"; return 1; }
+	cow netboot pi1 --tftp-dir "$tmp/tftp" --server 192.0.2.1 >/dev/null || return 1
+	grep -q 'nfsroot=192.0.2.1:/clients/pi1,vers=3,tcp rw ip=dhcp' "$tmp/tftp/pi1/boot.cmd" || return 1
+	mkimage -l "$tmp/tftp/pi1/boot.scr" | grep -q 'Script' || return 1
+	if cow netboot nosuch --tftp-dir "$tmp/tftp" --server 192.0.2.1 2>/dev/null; then
+		echo "netboot of an unknown client succeeded"
+		return 1
+	fi
+}
+check "netboot writes the client's u-boot script" t_netboot
+
 check "v3 read of an image file" nc 127.0.0.2 /clients/pi1 3 read /etc/hostname $'hello\n'
 check "v4 read of an image file" nc 127.0.0.2 /clients/pi1 4 read /bin/tool $'image data\n'
 check "v3 semantics (create, write, rename, link, symlink, mknod, setattr, 5000-entry readdir)" \
