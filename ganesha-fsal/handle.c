@@ -7,6 +7,7 @@
  * I/O and one fd per NFSv4 open state, each wrapping a struct cow_file.
  */
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <sys/sysmacros.h>
 
 #include "cowfsal.h"
@@ -798,6 +799,73 @@ static fsal_status_t do_close(struct fsal_obj_handle *obj)
 	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
 }
 
+/* ---- extended attributes (NFSv4.2, RFC 8276: the user.* namespace) ---- */
+
+/* "user." + the protocol's name, or -ENAMETOOLONG */
+static int xattr_name(const xattrkey4 *key, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "user.%.*s", (int)key->utf8string_len, key->utf8string_val);
+	if (n < 0 || (size_t)n >= size || memchr(key->utf8string_val, 0, key->utf8string_len))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static fsal_status_t xattr_status(int r)
+{
+	if (r == -ENODATA)
+		return fsalstat(ERR_FSAL_NOXATTR, 0);
+	if (r == -ERANGE || r == -E2BIG)
+		return fsalstat(ERR_FSAL_XATTR2BIG, 0);
+	return obj_status(r);
+}
+
+static fsal_status_t do_getxattrs(struct fsal_obj_handle *obj, xattrkey4 *key, xattrvalue4 *value)
+{
+	char name[COW_XATTR_NAME_MAX + 1];
+	int r = xattr_name(key, name, sizeof(name));
+	if (r == 0)
+		r = cow_getxattr(view_of(obj), handle_of(obj)->ino, name, value->utf8string_val, value->utf8string_len);
+	if (r < 0)
+		return xattr_status(r);
+	value->utf8string_len = (u_int)r;
+	return ok;
+}
+
+static fsal_status_t do_setxattrs(struct fsal_obj_handle *obj, setxattr_option4 option, xattrkey4 *key,
+				  xattrvalue4 *value)
+{
+	char name[COW_XATTR_NAME_MAX + 1];
+	int flags = option == SETXATTR4_CREATE ? XATTR_CREATE : option == SETXATTR4_REPLACE ? XATTR_REPLACE : 0;
+	int r = xattr_name(key, name, sizeof(name));
+	if (r == 0)
+		r = cow_setxattr(view_of(obj), handle_of(obj)->ino, name, value->utf8string_val, value->utf8string_len,
+				 flags);
+	return r < 0 ? xattr_status(r) : ok;
+}
+
+static fsal_status_t do_removexattrs(struct fsal_obj_handle *obj, xattrkey4 *key)
+{
+	char name[COW_XATTR_NAME_MAX + 1];
+	int r = xattr_name(key, name, sizeof(name));
+	if (r == 0)
+		r = cow_removexattr(view_of(obj), handle_of(obj)->ino, name);
+	return r < 0 ? xattr_status(r) : ok;
+}
+
+static fsal_status_t do_listxattrs(struct fsal_obj_handle *obj, count4 maxcount, nfs_cookie4 *cookie, bool_t *eof,
+				   xattrlist4 *names)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	int n = cow_listxattr(h->exp->view, h->ino, NULL, 0);
+	if (n < 0)
+		return obj_status(n);
+	char *buf = gsh_malloc((size_t)n + 1);
+	n = cow_listxattr(h->exp->view, h->ino, buf, (size_t)n);
+	fsal_status_t st = n < 0 ? obj_status(n) : fsal_listxattr_helper(buf, (size_t)n, maxcount, cookie, eof, names);
+	gsh_free(buf);
+	return st;
+}
+
 /* ---- handles ---- */
 
 static fsal_status_t cowfsal_handle_to_wire(const struct fsal_obj_handle *obj, fsal_digesttype_t output_type,
@@ -966,6 +1034,28 @@ static fsal_status_t cowfsal_close(struct fsal_obj_handle *obj)
 	LOCKED(obj, do_close(obj));
 }
 
+static fsal_status_t cowfsal_getxattrs(struct fsal_obj_handle *obj, xattrkey4 *key, xattrvalue4 *value)
+{
+	LOCKED(obj, do_getxattrs(obj, key, value));
+}
+
+static fsal_status_t cowfsal_setxattrs(struct fsal_obj_handle *obj, setxattr_option4 option, xattrkey4 *key,
+				       xattrvalue4 *value)
+{
+	LOCKED(obj, do_setxattrs(obj, option, key, value));
+}
+
+static fsal_status_t cowfsal_removexattrs(struct fsal_obj_handle *obj, xattrkey4 *key)
+{
+	LOCKED(obj, do_removexattrs(obj, key));
+}
+
+static fsal_status_t cowfsal_listxattrs(struct fsal_obj_handle *obj, count4 maxcount, nfs_cookie4 *cookie, bool_t *eof,
+					xattrlist4 *names)
+{
+	LOCKED(obj, do_listxattrs(obj, maxcount, cookie, eof, names));
+}
+
 void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)
 {
 	fsal_default_obj_ops_init(ops);
@@ -993,6 +1083,10 @@ void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)
 	ops->close = cowfsal_close;
 	ops->handle_to_wire = cowfsal_handle_to_wire;
 	ops->handle_to_key = cowfsal_handle_to_key;
+	ops->getxattrs = cowfsal_getxattrs;
+	ops->setxattrs = cowfsal_setxattrs;
+	ops->removexattrs = cowfsal_removexattrs;
+	ops->listxattrs = cowfsal_listxattrs;
 }
 
 /* ---- cache invalidation (reset) ---- */
