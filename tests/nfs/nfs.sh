@@ -235,6 +235,19 @@ t_forged_handles() {
 }
 check "handles of another client or export are rejected" t_forged_handles
 
+t_bad_names() {
+	local st name long
+	long=$(printf 'n%.0s' $(seq 256))
+	for name in "a/b" ".." "." "$long"; do
+		st=$(nc 127.0.0.2 /clients/pi1 3 create-raw /etc "$name") || return 1
+		[ "$st" != 0 ] || { echo "CREATE of '${name:0:20}' (${#name} bytes) succeeded"; return 1; }
+	done
+	nc 127.0.0.2 /clients/pi1 3 absent /etc/a || return 1
+	st=$(nc 127.0.0.2 /clients/pi1 3 create-raw /etc "${long:1}") || return 1
+	[ "$st" = 0 ] || { echo "CREATE of a 255-byte name gave status $st"; return 1; }
+}
+check "names with '/', '.', '..' or over 255 bytes are refused" t_bad_names
+
 t_concurrent() {
 	local pids=() i rc=0
 	for i in 1 2 3 4; do

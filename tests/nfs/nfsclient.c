@@ -15,6 +15,8 @@
  *   handle PATH            print PATH's file handle in hex
  *   getattr-handle HEX     GETATTR of a raw handle; prints the NFS3 status, or
  *                          rpc-error when the server refused the call itself
+ *   create-raw DIR NAME    CREATE3 of NAME in DIR, the name sent as it is;
+ *                          prints the NFS3 status (or rpc-error)
  *   hold PATH TEXT         open PATH, check TEXT, print "ready INO", wait for
  *                          a line on stdin, then read again through the same
  *                          open handle and check TEXT and the inode number
@@ -291,14 +293,53 @@ struct raw_call {
 	nfsstat3 nfs_status;
 };
 
-static void getattr_cb(struct rpc_context *rpc, int status, void *data, void *private_data)
+/* every NFSv3 result starts with its status */
+static void raw_cb(struct rpc_context *rpc, int status, void *data, void *private_data)
 {
 	struct raw_call *c = private_data;
 	(void)rpc;
 	c->done = true;
 	c->status = status;
 	if (status == RPC_STATUS_SUCCESS)
-		c->nfs_status = ((GETATTR3res *)data)->status;
+		c->nfs_status = *(nfsstat3 *)data;
+}
+
+/* Wait for a raw call sent with raw_cb; print the NFS3 status, or
+ * rpc-error when the server refused the call itself. */
+static int raw_wait(struct raw_call *c)
+{
+	while (!c->done) {
+		struct pollfd p = {.fd = nfs_get_fd(nfs), .events = (short)nfs_which_events(nfs)};
+		CHECK(poll(&p, 1, 10000) > 0, "no answer to the call");
+		CHECK(nfs_service(nfs, p.revents) >= 0, "nfs_service: %s", nfs_get_error(nfs));
+	}
+	if (c->status != RPC_STATUS_SUCCESS)
+		printf("rpc-error\n");
+	else
+		printf("%d\n", (int)c->nfs_status);
+	return 0;
+}
+
+/* CREATE3 of @name (sent as it is: no path splitting) in directory @dir. */
+static int create_raw(const char *dir, const char *name)
+{
+	struct nfsfh *fh;
+	int r;
+	NFSCALL(nfs_open(nfs, dir, O_RDONLY, &fh));
+	struct nfs_fh *dfh = nfs_get_fh(fh);
+	CREATE3args args = {
+	    .where = {.dir = {.data = {.data_len = (u_int)dfh->len, .data_val = dfh->val}}, .name = (char *)name},
+	    .how = {.mode = GUARDED}};
+	args.how.createhow3_u.obj_attributes.mode.set_it = 1;
+	args.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0644;
+	struct raw_call c = {0};
+	r = rpc_nfs3_create_async(nfs_get_rpc_context(nfs), raw_cb, &args, &c);
+	if (r == 0)
+		r = raw_wait(&c);
+	else
+		fail("cannot send CREATE");
+	nfs_close(nfs, fh);
+	return r;
 }
 
 static int getattr_handle(const char *hexstr)
@@ -313,18 +354,9 @@ static int getattr_handle(const char *hexstr)
 	struct rpc_context *rpc = nfs_get_rpc_context(nfs);
 	GETATTR3args args = {.object = {.data = {.data_len = (u_int)len, .data_val = val}}};
 	struct raw_call c = {0};
-	CHECK(rpc_nfs3_getattr_async(rpc, getattr_cb, &args, &c) == 0, "cannot send GETATTR");
-	while (!c.done) {
-		struct pollfd p = {.fd = nfs_get_fd(nfs), .events = (short)nfs_which_events(nfs)};
-		CHECK(poll(&p, 1, 10000) > 0, "no answer to GETATTR");
-		CHECK(nfs_service(nfs, p.revents) >= 0, "nfs_service: %s", nfs_get_error(nfs));
-	}
+	int r = rpc_nfs3_getattr_async(rpc, raw_cb, &args, &c) == 0 ? raw_wait(&c) : -1;
 	free(val);
-	/* a refusal at the RPC level (e.g. no access to the handle's export) */
-	if (c.status != RPC_STATUS_SUCCESS)
-		printf("rpc-error\n");
-	else
-		printf("%d\n", (int)c.nfs_status);
+	CHECK(r == 0, "GETATTR failed");
 	return 0;
 }
 
@@ -440,6 +472,8 @@ int main(int argc, char **argv)
 		}
 	} else if (!strcmp(cmd, "getattr-handle") && argc == 6) {
 		r = getattr_handle(argv[5]);
+	} else if (!strcmp(cmd, "create-raw") && argc == 7) {
+		r = create_raw(argv[5], argv[6]);
 	} else if (!strcmp(cmd, "hold") && argc == 7) {
 		r = hold(argv[5], argv[6]);
 	} else if (!strcmp(cmd, "churn") && argc == 7) {
