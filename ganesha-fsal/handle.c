@@ -727,6 +727,56 @@ static void do_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb do
 	do_io(obj, bypass, done_cb, arg, caller_arg, true);
 }
 
+/* NFSv4.2 SEEK: the next data or hole from an offset (RFC 7862 15.11) */
+static fsal_status_t do_seek2(struct fsal_obj_handle *obj, struct state_t *state, struct io_info *info)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	off_t off = info->io_content.hole.di_offset;
+	int whence;
+	struct cow_attr a;
+	struct io_fd io;
+
+	if (info->io_content.what == NFS4_CONTENT_DATA)
+		whence = SEEK_DATA;
+	else if (info->io_content.what == NFS4_CONTENT_HOLE)
+		whence = SEEK_HOLE;
+	else
+		return fsalstat(ERR_FSAL_UNION_NOTSUPP, 0);
+	int r = cow_getattr(h->exp->view, h->ino, &a);
+	if (r < 0)
+		return obj_status(r);
+	if (off >= a.size)
+		return fsalstat(ERR_FSAL_NXIO, ENXIO);
+	fsal_status_t st = get_io_fd(obj, false, state, FSAL_O_ANY, false, &io);
+	if (FSAL_IS_ERROR(st))
+		return st;
+	off_t found = cow_lseek(((struct cowfsal_fd *)io.fd)->file, off, whence);
+	put_io_fd(obj, &io);
+	if (found == -ENXIO) {
+		info->io_eof = TRUE;
+		return ok;
+	}
+	if (found < 0)
+		return obj_status((int)found);
+	info->io_eof = found >= a.size;
+	info->io_content.hole.di_offset = found;
+	return ok;
+}
+
+/* NFSv4.2 ALLOCATE / DEALLOCATE */
+static fsal_status_t do_fallocate(struct fsal_obj_handle *obj, struct state_t *state, uint64_t offset, uint64_t length,
+				  bool allocate)
+{
+	struct io_fd io;
+	fsal_status_t st = get_io_fd(obj, false, state, FSAL_O_WRITE, false, &io);
+	if (FSAL_IS_ERROR(st))
+		return st;
+	int mode = allocate ? 0 : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	int r = cow_fallocate(((struct cowfsal_fd *)io.fd)->file, mode, (off_t)offset, (off_t)length);
+	put_io_fd(obj, &io);
+	return r < 0 ? obj_status(r) : ok;
+}
+
 static fsal_status_t do_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
 {
 	struct cowfsal_handle *h = handle_of(obj);
@@ -1012,6 +1062,17 @@ static void cowfsal_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_
 	LOCKED_VOID(obj, do_write2(obj, bypass, done_cb, arg, caller_arg));
 }
 
+static fsal_status_t cowfsal_seek2(struct fsal_obj_handle *obj, struct state_t *state, struct io_info *info)
+{
+	LOCKED(obj, do_seek2(obj, state, info));
+}
+
+static fsal_status_t cowfsal_fallocate(struct fsal_obj_handle *obj, struct state_t *state, uint64_t offset,
+				       uint64_t length, bool allocate)
+{
+	LOCKED(obj, do_fallocate(obj, state, offset, length, allocate));
+}
+
 static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
 {
 	LOCKED(obj, do_commit2(obj, offset, len));
@@ -1078,6 +1139,8 @@ void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)
 	ops->read2 = cowfsal_read2;
 	ops->write2 = cowfsal_write2;
 	ops->commit2 = cowfsal_commit2;
+	ops->seek2 = cowfsal_seek2;
+	ops->fallocate = cowfsal_fallocate;
 	ops->lock_op2 = cowfsal_lock_op2;
 	ops->close2 = cowfsal_close2;
 	ops->close = cowfsal_close;
