@@ -14,7 +14,7 @@ packages=(
 	libfuse3-dev fuse3 libsqlite3-dev zlib1g-dev sqlite3
 	# tests and the demo
 	debootstrap attr acl libcap2-bin fuse-overlayfs util-linux
-	ca-certificates coreutils findutils diffutils
+	ca-certificates coreutils findutils diffutils jq
 )
 
 export DEBIAN_FRONTEND=noninteractive
