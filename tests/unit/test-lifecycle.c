@@ -799,8 +799,19 @@ static void test_view_reset(struct cow_store *st)
 	check_int(write_path(v, "new2.txt", "closed\n"), 0, "live: create new2.txt and close it");
 	uint64_t new2 = ino_of(v, "new2.txt");
 	uint64_t old = client_layer(st, "live");
+	struct cow_file *fw;
+	r = cow_open(v, ino_of(v, "keep.txt"), O_RDWR, &fw);
+	check_int(r, 0, "live: open keep.txt for writing and keep it open");
+	if (r == 0)
+		check_int(cow_write(fw, "OLD", 3, 0), 3, "live: write keep.txt (copied up into the old layer)");
 
 	check_int(cow_view_reset(v), 0, "cow_view_reset of the live view");
+	if (r == 0) {
+		/* the open file writes on: a fresh copy-up into the new layer */
+		check_int(cow_write(fw, "NU", 2, 0), 2, "a file open across the reset still writes");
+		check_int(cow_release(fw), 0, "release it");
+		check_content(v, "live", "keep.txt", "NUtouched\n");
+	}
 	uint64_t fresh = client_layer(st, "live");
 	check(fresh && fresh != old, "same layer", "the client has a new layer");
 	r = cow_ref(v, hello, &a);
@@ -825,6 +836,12 @@ static void test_view_reset(struct cow_store *st)
 
 	check_int(write_path(v, "after.txt", "after\n"), 0, "live: create after.txt after the reset");
 	check_int(write_path(v, "keep.txt", "new layer\n"), 0, "live: rewrite keep.txt after the reset");
+	struct cow_view *vi = open_image(st, "base");
+	if (vi) {
+		check_content(vi, "base", "keep.txt", "untouched\n");
+		check_content(vi, "base", "hello.txt", "hello world\n");
+		close_view(vi, "image 'base'");
+	}
 	check_int(cow_view_sync(v), 0, "sync the live view");
 	struct cow_layer_stats ls;
 	r = cow_layer_stats(st, fresh, &ls);
@@ -863,6 +880,18 @@ static void test_busy_and_rm(struct cow_store *st)
 	check_int(cow_client_snapshot(st, "held", "held-img"), -EBUSY, "snapshot of a held client is -EBUSY");
 	check_int(cow_client_rebase(st, "held", "base", NULL, NULL), -EBUSY, "rebase of a held client is -EBUSY");
 	check_int(cow_client_rm(st, "held", 0), -EBUSY, "rm of a held client is -EBUSY");
+	check_int(cow_client_add(st, "served", "base"), 0, "add client 'served'");
+	struct cow_view *vs = open_client(st, "served");
+	uint64_t served = client_layer(st, "served");
+	if (vs) {
+		check_int(cow_client_rm(st, "served", COW_LIVE), 0, "rm with COW_LIVE of a held client");
+		check_int(write_path(vs, "late.txt", "late\n"), 0, "the server's view still writes");
+		struct cow_gc_report g;
+		int r = gc(st, &g);
+		check(r == 0 && g.busy == 1 && layer_dir_exists(storedir, served), "reclaimed",
+		      "gc leaves the dead layer a view still holds (busy)");
+		close_view(vs, "client 'served'");
+	}
 	struct cow_image_info ii;
 	check_int(cow_image_get(st, "held-img", &ii), -ENOENT, "the refused snapshot made no image");
 	close_view(v, "client 'held'");
@@ -1055,6 +1084,28 @@ static void test_rebase(struct cow_store *st)
 	check_int(cow_client_rebase(st, "rb", "base@r", conflict_line, &c), 0,
 		  "rebase onto the client's own image is allowed");
 	check_int(c.n, 0, "and reports no conflict");
+
+	/* two layers up: base -> base@2 -> base@3; the same removal on both
+	 * sides is no conflict */
+	check_int(cow_client_add(st, "r2", "base"), 0, "add client 'r2' on base");
+	if ((v = open_client(st, "r2"))) {
+		check_int(write_path(v, "added.txt", "r2\n"), 0, "r2: add added.txt (base@2 added it too)");
+		check_int(cow_unlink(v, cow_view_root(v), "sym"), 0, "r2: remove sym (base@3 removed it too)");
+		check_int(write_path(v, "dir/sub/b", "r2-b\n"), 0, "r2: rewrite dir/sub/b (untouched above)");
+		close_view(v, "client 'r2'");
+	}
+	check_int(cow_client_snapshot(st, "maint", "base@3"), 0, "snapshot maint again as 'base@3'");
+	c = (struct lines){0};
+	check_int(cow_client_rebase(st, "r2", "base@3", conflict_line, &c), 0, "rebase r2 two images up");
+	snprintf(details, sizeof(details), "conflicts: %s", c.text);
+	check(has_line(&c, "/added.txt") && !has_line(&c, "/sym") && !has_line(&c, "/dir/sub/b"), details,
+	      "it reports added.txt (added on both sides), not sym (removed on both) nor dir/sub/b");
+	if ((v = open_client(st, "r2"))) {
+		check_content(v, "r2", "added.txt", "r2\n");
+		check_content(v, "r2", "hello.txt", "v3\n");
+		check_absent(v, "r2", "sym");
+		close_view(v, "client 'r2'");
+	}
 	check_fsck_clean(st, "after rebase");
 }
 
@@ -1182,6 +1233,26 @@ static void test_flatten(struct cow_store *st)
 	free(want);
 	/* the flat image stands alone: a client on it works */
 	check_client_writes(st, "flat", "onflat");
+
+	/* and it outlives the chain it came from (its data files are shared) */
+	check_int(cow_image_import(st, "solo", src, NULL, NULL), 0, "import 'solo'");
+	check_int(cow_image_flatten(st, "solo", "solo-flat", NULL, NULL), 0, "flatten 'solo' as 'solo-flat'");
+	char *before = NULL, *after = NULL;
+	if ((vf = open_image(st, "solo-flat"))) {
+		before = dump_tree(vf, "image 'solo-flat'");
+		close_view(vf, "image 'solo-flat'");
+	}
+	check_int(cow_image_rm(st, "solo"), 0, "remove 'solo'");
+	struct cow_gc_report g;
+	check_int(gc(st, &g), 0, "gc");
+	if ((vf = open_image(st, "solo-flat"))) {
+		after = dump_tree(vf, "image 'solo-flat' after gc");
+		close_view(vf, "image 'solo-flat'");
+	}
+	check_same_tree(after, before, "'solo-flat' is intact after its source image is removed and gc ran");
+	free(before);
+	free(after);
+	check_int(cow_image_rm(st, "solo-flat"), 0, "remove 'solo-flat'");
 	check_fsck_clean(st, "after flatten");
 }
 
