@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -532,6 +533,14 @@ int cmd_image_load(int argc, char **argv)
 	const char *name = argc == 3 ? argv[2] : NULL;
 	if (name && bad_name("image", name))
 		return 1;
+	struct stat sb;
+	if (stat(argv[1], &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		/* a pipe would read as a truncated bundle the second time */
+		err("'%s' is not a regular file: a bundle is read twice (verified, then loaded); save it to a file "
+		    "first",
+		    argv[1]);
+		return 1;
+	}
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
