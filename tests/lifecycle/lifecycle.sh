@@ -341,6 +341,11 @@ check "image load into the second store" expect 0 "loaded" "$S2" image load "$T/
 check "image load again under its name is refused" expect 1 "already exists; give another" \
 	"$S2" image load "$T/img2.bundle"
 check "image load under another name" expect 0 "as image copy" "$S2" image load "$T/img2.bundle" copy
+check "a bundle loads back into its own store under another name" \
+	expect 0 "as image img2-copy" "$S" image load "$T/img2.bundle" img2-copy
+check "image rm img2-copy" expect 0 "removed image 'img2-copy'" "$S" image rm img2-copy
+check "load from a pipe is refused with a clear message" sh -c \
+	"cat '$T/img2.bundle' | '$COWROOT' --store '$S2' image load /dev/stdin piped 2>&1 | grep -q 'not a regular file'"
 MA=$T/ma
 MB=$T/mb
 if mount_fg "$S" "$MA" --image img2 && da=$daemon && mount_fg "$S2" "$MB" --image img2 && db=$daemon; then
@@ -536,6 +541,21 @@ check "SIGINT of an export says interrupted and leaves no file" sigint export "$
 check "no bundle after the interrupted export" sh -c "! ls '$T'/big2.bundle* 2>/dev/null"
 check "SIGINT of a load says interrupted and changes nothing" sigint load "$S2" wait_new_data image load "$T/big.bundle"
 check "SIGINT of an import says interrupted and changes nothing" sigint import "$S" wait_new_data image import big2 "$BIG"
+
+# a mount daemon killed with -9 holds nothing: the client can be reset, the store repaired
+check "client add c3" expect 0 "" "$S" client add c3 --image img2
+images_before=$(images "$S")
+if mount_fg "$S" "$M1" c3; then
+	head -c 3000000 /dev/urandom >"$M1/etc/written-when-killed"
+	kill -9 "$daemon"
+	wait "$daemon" 2>/dev/null
+	fusermount3 -u "$M1" 2>/dev/null || umount -l "$M1"
+	check "after kill -9 of its mount daemon the client can be reset" \
+		expect 0 "client 'c3' reset" "$S" client reset c3
+	after_crash "$S" "$images_before"
+else
+	bad "mount c3"
+fi
 
 dump_image img2 "$T/dump-img2-after"
 check "img2 is intact after all the interruptions" diff "$T/dump-img2-before" "$T/dump-img2-after"
