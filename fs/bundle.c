@@ -133,18 +133,23 @@ static int tree_load(struct cow_store *st, const char *name, struct tree *t)
 	return 0;
 }
 
-/* A new image layer: its data directory starts empty (a crash may have
- * left files under a layer id that was never committed). */
-static int new_image_layer(struct cow_store *st, uint64_t root, uint64_t *ret)
+/* A new image layer, held (@ret_lockfd) until finish_image so that a
+ * concurrent gc or fsck does not take its data files, which no committed
+ * record names yet, for orphans.  Its data directory starts empty (a
+ * crash may have left files under a layer id that was never committed). */
+static int new_image_layer(struct cow_store *st, uint64_t root, uint64_t *ret, int *ret_lockfd)
 {
 	int r = cow_db_layer_add(st->db, 0, COW_LAYER_IMAGE, root, ret);
+	if (r == 0)
+		r = cow_layer_lock(st, *ret, ret_lockfd);
 	if (r == 0)
 		r = cow_data_remove_layer(st, *ret);
 	return r;
 }
 
-/* Finish a new image: data on disk first, then the commit; or undo. */
-static int finish_image(struct cow_store *st, const char *name, uint64_t layer, int r)
+/* Finish a new image: data on disk first, then the commit; or undo.
+ * Lets go of the layer's lock. */
+static int finish_image(struct cow_store *st, const char *name, uint64_t layer, int lockfd, int r)
 {
 	if (r == 0)
 		r = cow_db_image_add(st->db, name, layer);
@@ -155,7 +160,9 @@ static int finish_image(struct cow_store *st, const char *name, uint64_t layer, 
 	else
 		cow_db_rollback(st->db);
 	if (r < 0 && layer)
-		cow_data_remove_layer(st, layer);
+		cow_layer_abandon(st, layer, lockfd);
+	else if (lockfd >= 0)
+		close(lockfd);
 	return r;
 }
 
@@ -185,7 +192,7 @@ int cow_image_flatten(struct cow_store *st, const char *name, const char *newnam
 {
 	struct tree t;
 	uint64_t layer = 0;
-	int r;
+	int lockfd = -1, r;
 
 	if (cow_name_check(newname) < 0)
 		return -EINVAL;
@@ -199,7 +206,7 @@ int cow_image_flatten(struct cow_store *st, const char *name, const char *newnam
 	r = begin_new_image(st, newname);
 	if (r < 0)
 		goto out;
-	r = new_image_layer(st, t.root, &layer);
+	r = new_image_layer(st, t.root, &layer, &lockfd);
 	for (size_t i = 0; r == 0 && i < t.nobjs; i++) {
 		struct tobj *o = &t.objs[i];
 		struct cow_irow row = o->row;
@@ -217,7 +224,7 @@ int cow_image_flatten(struct cow_store *st, const char *name, const char *newnam
 	}
 	for (size_t i = 0; r == 0 && i < t.ndents; i++)
 		r = cow_db_dirent_put(db, layer, t.dents[i].parent, t.dents[i].name, t.dents[i].ino, t.dents[i].type);
-	r = finish_image(st, newname, layer, r);
+	r = finish_image(st, newname, layer, lockfd, r);
 out:
 	cow_db_unlock(db);
 	tree_free(&t);
@@ -759,7 +766,7 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 	struct load l = {.st = st};
 	char bname[COW_ENTITY_NAME_MAX + 1];
 	uint64_t root;
-	int r;
+	int lockfd = -1, r;
 
 	if (st->readonly)
 		return -EROFS;
@@ -794,7 +801,7 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 		goto out_unlock;
 	r = cow_db_alloc_inos(db, l.nobjs, &l.first_ino);
 	if (r == 0)
-		r = new_image_layer(st, map_ino(&l, root), &l.layer);
+		r = new_image_layer(st, map_ino(&l, root), &l.layer, &lockfd);
 	for (uint64_t i = 0; r == 0 && i < l.nobjs; i++) {
 		r = get_object(&l, i);
 		if (r == 0)
@@ -808,7 +815,7 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 		    l.b.err)
 			r = -EBADMSG;
 	}
-	r = finish_image(st, name, l.layer, r);
+	r = finish_image(st, name, l.layer, lockfd, r);
 out_unlock:
 	cow_db_unlock(db);
 out_gz:

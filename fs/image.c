@@ -253,7 +253,7 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 {
 	struct import im = {.st = st, .progress = progress, .arg = arg};
 	struct stat s;
-	int r;
+	int lockfd = -1, r;
 
 	if (cow_name_check(name) < 0)
 		return -EINVAL;
@@ -293,6 +293,10 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 	r = alloc_ino(&im, &root);
 	if (r == 0)
 		r = cow_db_layer_add(db, 0, COW_LAYER_IMAGE, root, &im.layer);
+	/* held until the commit: gc and fsck leave the data of a layer
+	 * being written alone (no committed record names it yet) */
+	if (r == 0)
+		r = cow_layer_lock(st, im.layer, &lockfd);
 	if (r == 0)
 		r = import_object(&im, fd, ".", fd, root, &s);
 	if (r == 0 && progress && progress(arg, "import", im.done, im.done))
@@ -309,9 +313,12 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 rollback:
 	cow_db_rollback(db);
 	if (im.layer)
-		cow_data_remove_layer(st, im.layer);
+		cow_layer_abandon(st, im.layer, lockfd);
+	lockfd = -1;
 out_unlock:
 	cow_db_unlock(db);
+	if (lockfd >= 0)
+		close(lockfd);
 out_free:
 	free(im.xbuf);
 	free(im.vbuf);
