@@ -492,7 +492,18 @@ kill9 "import" "$S" wait_new_data image import big "$BIG" || bad "kill -9 landed
 after_crash "$S" "$images_before"
 check "the killed import left no image" expect 1 "no image 'big'" "$S" image show big
 
-check "import the large tree" expect 0 "imported" "$S" image import big "$BIG"
+# gc and fsck --repair while an import writes: the new layer's data is not theirs to take
+import_with_gc() {
+	local before pid
+	before=$(ls "$S/data")
+	"$COWROOT" --store "$S" image import big "$BIG" >"$T/import.log" 2>&1 &
+	pid=$!
+	wait_new_data "$S" "$before" "$pid" || { wait "$pid"; echo "the import ended before gc could run"; return 1; }
+	expect 0 "gc: removed" "$S" gc || return 1
+	wait "$pid" || { cat "$T/import.log"; return 1; }
+	fsck_clean "$S"
+}
+check "gc during an import leaves its data alone; the imported image is whole" import_with_gc
 images_before=$(images "$S")
 kill9 "flatten" "$S" wait_new_data image flatten big bigflat
 case $(images "$S") in

@@ -931,6 +931,10 @@ static void test_snapshot(struct cow_store *st)
 		check_int(cow_mknod(v, cow_view_root(v), "tty9", S_IFCHR | 0620, makedev(4, 9), &cred, &a), 0,
 			  "maint: mknod tty9");
 		cow_forget(v, a.ino, 1);
+		/* a 0:0 character device is a device, never a whiteout */
+		check_int(cow_mknod(v, cow_view_root(v), "c00", S_IFCHR | 0600, makedev(0, 0), &cred, &a), 0,
+			  "maint: mknod c00 (0:0)");
+		cow_forget(v, a.ino, 1);
 	}
 	close_view(v, "client 'maint'");
 	uint64_t maint_id = 0;
@@ -1366,6 +1370,10 @@ static void test_bundles(struct cow_store *st)
 	snprintf(p, sizeof(p), "%s/missing.bundle", top);
 	check_int(cow_image_load(st2, p, "m", NULL, NULL), -ENOENT, "load of a missing file is -ENOENT");
 	if ((vb = open_image(st2, "base@2"))) {
+		struct cow_attr a;
+		if (have_dev)
+			check(walk(vb, "c00", &a) == 0 && S_ISCHR(a.mode) && a.rdev == 0, "missing or not a device",
+			      "the loaded image has the 0:0 character device c00");
 		char *got = dump_tree(vb, "the loaded image");
 		check_same_tree(got, want, "the loaded image is the same tree as the exported one");
 		if (got && want && strcmp(got, want)) {
