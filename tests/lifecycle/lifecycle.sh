@@ -495,10 +495,20 @@ check "the killed import left no image" expect 1 "no image 'big'" "$S" image sho
 # gc and fsck --repair while an import writes: the new layer's data is not theirs to take
 import_with_gc() {
 	local before pid
+	# no dead layer for this gc to drop first: its transaction would wait for the import's
+	expect 0 "gc: removed" "$S" gc || return 1
 	before=$(ls "$S/data")
+	touch "$T/import-start"
 	"$COWROOT" --store "$S" image import big "$BIG" >"$T/import.log" 2>&1 &
 	pid=$!
 	wait_new_data "$S" "$before" "$pid" || { wait "$pid"; echo "the import ended before gc could run"; return 1; }
+	# some of its data files written (and not yet named by any committed record)
+	local i
+	for i in $(seq 1 400); do
+		[ "$(find "$S/data" -newer "$T/import-start" -type f ! -name '*.lock' | head -n 100 | wc -l)" -ge 100 ] && break
+		sleep 0.005
+	done
+	kill -0 "$pid" 2>/dev/null || { wait "$pid"; echo "the import ended before gc could run"; return 1; }
 	expect 0 "gc: removed" "$S" gc || return 1
 	wait "$pid" || { cat "$T/import.log"; return 1; }
 	fsck_clean "$S"
