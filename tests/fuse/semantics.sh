@@ -37,31 +37,8 @@ fi
 
 # ---- inside the namespace ----------------------------------------------------------------------
 
-passed=0
-failed=0
-ok() {
-	echo "ok $*"
-	passed=$((passed + 1))
-}
-bad() {
-	echo "FAIL $*"
-	failed=$((failed + 1))
-}
-# check NAME FUNCTION [ARGS...]: run the function; its output is the failure reason.
-check() {
-	local name=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		ok "$name"
-	else
-		bad "$name: $(printf '%s' "$out" | tail -n 8 | tr '\n' ' ' | cut -c1-600)"
-	fi
-}
-finish() {
-	echo "$passed passed, $failed failed"
-	[ "$failed" = 0 ]
-	exit $?
-}
+# shellcheck source=tests/checks.sh
+. "$(dirname "$0")/../checks.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/cowroot-fuse.XXXXXX") || { echo "FAIL: mktemp" >&2; exit 1; }
 S=$T/store
