@@ -132,6 +132,7 @@ struct cow_dent {
 	uint8_t type;  /* DT_* */
 	bool in_layer; /* its row is in the writable layer */
 	bool lower;    /* a lower layer has this name (removing it needs a whiteout) */
+	uint64_t seq;  /* order of addition: the readdir cookie (see cow_readdir_ino) */
 };
 
 /* The merged listing of one directory (protected by view.ns_lock: read for
@@ -141,6 +142,7 @@ struct cow_dir {
 	size_t n, cap, live;
 	uint32_t *slots; /* open hash of indexes + 1, 0 empty, UINT32_MAX deleted */
 	size_t nslots;
+	uint64_t last_seq; /* ents are in increasing seq order; compaction keeps it */
 };
 
 struct cow_inode {

@@ -19,9 +19,22 @@
 
 #define CACHE_TIMEOUT 86400.0
 
-static struct cow_view *view_of(fuse_req_t req)
+/* The session's userdata. */
+struct cowfuse {
+	struct cow_view *v;
+	/* set at init: the kernel opens directories itself and caches their
+	 * listings; readdir then comes without a handle (fh 0) */
+	bool no_opendir;
+};
+
+static struct cowfuse *cf_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+static struct cow_view *view_of(fuse_req_t req)
+{
+	return cf_of(req)->v;
 }
 
 static uint64_t to_core(fuse_req_t req, fuse_ino_t ino)
@@ -81,7 +94,8 @@ static struct cow_cred cred_of(fuse_req_t req)
 
 static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct cow_view *v = userdata;
+	struct cowfuse *cf = userdata;
+	struct cow_view *v = cf->v;
 	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
 			FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_DIO | FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
@@ -93,6 +107,10 @@ static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 	/* readdirplus always: a listing is usually followed by stats */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_readahead = 1 << 20;
+	/* No OPENDIR/RELEASEDIR round trips: opendir answers ENOSYS, and
+	 * the kernel keeps listings cached (readdir offsets are stable
+	 * cookies, see cow_readdir_ino). */
+	cf->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 }
 
 static void cowfuse_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -267,8 +285,7 @@ static void cowfuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 		cow_release(f);
 }
 
-static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-			   struct fuse_file_info *fi)
+static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	struct cow_file *f;
 	struct cow_attr a;
@@ -320,12 +337,6 @@ static void cowfuse_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void cowfuse_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	fuse_reply_err(req, -cow_flush(file_of(fi)));
-}
-
 static void cowfuse_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -339,20 +350,27 @@ static void cowfuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct f
 	fuse_reply_err(req, -cow_fsync(file_of(fi), datasync != 0));
 }
 
-static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
-			      struct fuse_file_info *fi)
+static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	(void)ino;
 	fuse_reply_err(req, -cow_fallocate(file_of(fi), mode, off, len));
 }
 
-/* No lseek op: the kernel does not write back its cache before
+/* No flush op: the kernel then stops sending FLUSH on every close (the
+ * core has nothing to do there; written data reaches the daemon with
+ * WRITE before close returns either way).
+ *
+ * No lseek op: the kernel does not write back its cache before
  * FUSE_LSEEK, so SEEK_DATA/SEEK_HOLE answered here would miss cached
  * writes; without the op the kernel answers from i_size. */
 
 static void cowfuse_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cow_dirh *d;
+	if (cf_of(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS); /* "opened": no handle, no release */
+		return;
+	}
 	int r = cow_opendir(view_of(req), to_core(req, ino), &d);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -395,7 +413,7 @@ static int add_dirent(void *arg, const char *name, const struct cow_attr *a, off
 	return 0;
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct dirbuf b = {.req = req, .size = size, .plus = plus};
 	b.buf = malloc(size);
@@ -403,7 +421,8 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int r = cow_readdir((struct cow_dirh *)(uintptr_t)fi->fh, off, plus, add_dirent, &b);
+	int r = fi->fh ? cow_readdir((struct cow_dirh *)(uintptr_t)fi->fh, off, plus, add_dirent, &b)
+		       : cow_readdir_ino(view_of(req), to_core(req, ino), off, plus, add_dirent, &b);
 	if (r < 0 && b.used == 0)
 		fuse_reply_err(req, -r);
 	else
@@ -413,20 +432,19 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 
 static void cowfuse_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, false);
+	do_readdir(req, ino, size, off, fi, false);
 }
 
 static void cowfuse_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, true);
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 static void cowfuse_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	cow_releasedir((struct cow_dirh *)(uintptr_t)fi->fh);
+	if (fi->fh)
+		cow_releasedir((struct cow_dirh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -495,38 +513,37 @@ static void cowfuse_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name
 }
 
 static const struct fuse_lowlevel_ops cowfuse_ops = {
-	.init = cowfuse_init,
-	.lookup = cowfuse_lookup,
-	.forget = cowfuse_forget,
-	.forget_multi = cowfuse_forget_multi,
-	.getattr = cowfuse_getattr,
-	.setattr = cowfuse_setattr,
-	.readlink = cowfuse_readlink,
-	.mknod = cowfuse_mknod,
-	.mkdir = cowfuse_mkdir,
-	.symlink = cowfuse_symlink,
-	.link = cowfuse_link,
-	.unlink = cowfuse_unlink,
-	.rmdir = cowfuse_rmdir,
-	.rename = cowfuse_rename,
-	.open = cowfuse_open,
-	.create = cowfuse_create,
-	.read = cowfuse_read,
-	.write = cowfuse_write,
-	.flush = cowfuse_flush,
-	.release = cowfuse_release,
-	.fsync = cowfuse_fsync,
-	.fallocate = cowfuse_fallocate,
-	.opendir = cowfuse_opendir,
-	.readdir = cowfuse_readdir,
-	.readdirplus = cowfuse_readdirplus,
-	.releasedir = cowfuse_releasedir,
-	.fsyncdir = cowfuse_fsyncdir,
-	.statfs = cowfuse_statfs,
-	.setxattr = cowfuse_setxattr,
-	.getxattr = cowfuse_getxattr,
-	.listxattr = cowfuse_listxattr,
-	.removexattr = cowfuse_removexattr,
+    .init = cowfuse_init,
+    .lookup = cowfuse_lookup,
+    .forget = cowfuse_forget,
+    .forget_multi = cowfuse_forget_multi,
+    .getattr = cowfuse_getattr,
+    .setattr = cowfuse_setattr,
+    .readlink = cowfuse_readlink,
+    .mknod = cowfuse_mknod,
+    .mkdir = cowfuse_mkdir,
+    .symlink = cowfuse_symlink,
+    .link = cowfuse_link,
+    .unlink = cowfuse_unlink,
+    .rmdir = cowfuse_rmdir,
+    .rename = cowfuse_rename,
+    .open = cowfuse_open,
+    .create = cowfuse_create,
+    .read = cowfuse_read,
+    .write = cowfuse_write,
+    .release = cowfuse_release,
+    .fsync = cowfuse_fsync,
+    .fallocate = cowfuse_fallocate,
+    .opendir = cowfuse_opendir,
+    .readdir = cowfuse_readdir,
+    .readdirplus = cowfuse_readdirplus,
+    .releasedir = cowfuse_releasedir,
+    .fsyncdir = cowfuse_fsyncdir,
+    .statfs = cowfuse_statfs,
+    .setxattr = cowfuse_setxattr,
+    .getxattr = cowfuse_getxattr,
+    .listxattr = cowfuse_listxattr,
+    .removexattr = cowfuse_removexattr,
 };
 
 static void report(int fd, const char *msg)
@@ -562,7 +579,8 @@ int cowfuse_main(struct cow_view *v, const struct cowfuse_opts *o)
 	}
 	argv[argc] = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_session *se = fuse_session_new(&args, &cowfuse_ops, sizeof(cowfuse_ops), v);
+	struct cowfuse cf = {.v = v};
+	struct fuse_session *se = fuse_session_new(&args, &cowfuse_ops, sizeof(cowfuse_ops), &cf);
 	if (!se) {
 		snprintf(msg, sizeof(msg), "cannot start the FUSE session (bad -o options?)");
 		report(o->ready_fd, msg);
