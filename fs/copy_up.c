@@ -82,7 +82,7 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 	ip->row.data_layer = v->layer;
 	struct cow_db *db = v->st->db;
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r == 0) {
 		r = cow_inode_store(v, ip);
 		if (r == 0)

@@ -51,6 +51,25 @@ void cow_db_unlock(struct cow_db *db);
 int cow_db_begin(struct cow_db *db);
 int cow_db_commit(struct cow_db *db, bool durable);
 void cow_db_rollback(struct cow_db *db);
+/* Batches (caller holds the db lock).  While batching is on (a view's
+ * flusher runs), an operation begun with cow_db_begin_batched() and
+ * committed non-durably joins one open transaction instead of committing
+ * on its own: cow_db_flush() (the flusher, within a second), any durable
+ * commit and any transaction begun with cow_db_begin() commit the batch.
+ * Operations stay atomic and ordered, so a crash loses at most the
+ * newest ones; cow_db_rollback() undoes one operation, not the batch. */
+void cow_db_batching(struct cow_db *db, bool on);
+int cow_db_begin_batched(struct cow_db *db);
+int cow_db_flush(struct cow_db *db, bool durable);
+/* A data file, for removal once no committed record names it. */
+struct cow_data_ref {
+	uint64_t layer, ino;
+};
+/* Queue the removal of a data file right after the commit that dropped
+ * its last record; cow_db_take_unlinks() hands over (a malloc'd array)
+ * the queued files whose commit is done, batch included. */
+int cow_db_unlink_after_commit(struct cow_db *db, uint64_t layer, uint64_t ino);
+size_t cow_db_take_unlinks(struct cow_db *db, struct cow_data_ref **ret);
 
 int cow_db_alloc_inos(struct cow_db *db, uint64_t n, uint64_t *ret_first);
 int cow_db_layer_add(struct cow_db *db, uint64_t parent, int kind, uint64_t root, uint64_t *ret_id);
@@ -111,6 +130,11 @@ struct cow_store {
 void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino);
 int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags, mode_t mode);
 int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino);
+/* Remove the data file once the commit that dropped its record is done
+ * (db lock held, called right after that commit); cow_data_reap() removes
+ * those that are due. */
+void cow_data_unlink_after_commit(struct cow_store *st, uint64_t layer, uint64_t ino);
+void cow_data_reap(struct cow_store *st);
 int cow_data_remove_layer(struct cow_store *st, uint64_t layer);
 /* Copy @in (from offset 0, @size bytes, keeping holes) into @out, sharing
  * extents where the file system can; with @sync fdatasync @out. */
@@ -198,6 +222,7 @@ struct cow_view {
 	pthread_t flusher;
 	pthread_cond_t flusher_cond;
 	bool flusher_running, stopping;
+	bool batching; /* this view turned db batching on */
 };
 
 struct cow_file {
