@@ -25,6 +25,9 @@ struct cowfuse {
 	/* set at init: the kernel opens directories itself and caches their
 	 * listings; readdir then comes without a handle (fh 0) */
 	bool no_opendir;
+	/* set at init: the kernel opens files itself; reads and writes of
+	 * files not made by create come without a handle (fh 0) */
+	bool no_open;
 };
 
 static struct cowfuse *cf_of(fuse_req_t req)
@@ -115,6 +118,20 @@ static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 	 * the kernel keeps listings cached (readdir offsets are stable
 	 * cookies, see cow_readdir_ino). */
 	cf->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
+	/* Likewise no OPEN/RELEASE for files: reading a file costs no round
+	 * trip besides its READs.  O_TRUNC then comes as a SETATTR (an open
+	 * that truncates itself would never be seen), and copy-up happens at
+	 * the first write rather than at an open for writing. */
+	cf->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	if (cf->no_open)
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Symlink targets cached in the kernel (/lib, /bin... are symlinks
+	 * in a Debian root: every path through them asked for READLINK). */
+	conn->want |= FUSE_CAP_CACHE_SYMLINKS & conn->capable;
+	/* This daemon is the only writer of the view, and the kernel learns of
+	 * every change it makes itself: no need to check mtime before every
+	 * cached read and readdir (a GETATTR per directory of a warm walk). */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static void cowfuse_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -272,10 +289,32 @@ static struct cow_file *file_of(struct fuse_file_info *fi)
 	return (struct cow_file *)(uintptr_t)fi->fh;
 }
 
+/* The file of a request: its handle, or without one (the kernel opened
+ * the file itself, see no_open) a file opened for this request only;
+ * put_file() ends it. */
+static int get_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool write, struct cow_file **ret)
+{
+	if (fi->fh) {
+		*ret = file_of(fi);
+		return 0;
+	}
+	return cow_open(view_of(req), to_core(req, ino), write ? O_RDWR : O_RDONLY, ret);
+}
+
+static void put_file(struct fuse_file_info *fi, struct cow_file *f)
+{
+	if (!fi->fh)
+		cow_release(f);
+}
+
 static void cowfuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cow_file *f;
-	/* with the writeback cache the kernel may read through any open */
+	if (cf_of(req)->no_open) {
+		fuse_reply_err(req, ENOSYS); /* "opened": no handle, no release */
+		return;
+	}
+	/* the kernel may read through any handle (page cache fills) */
 	int flags = fi->flags;
 	if ((flags & O_ACCMODE) == O_WRONLY)
 		flags = (flags & ~O_ACCMODE) | O_RDWR;
@@ -310,31 +349,43 @@ static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, 
 
 static void cowfuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct cow_file *f;
 	int fd;
 	void *token;
-	int r = cow_read_fd(file_of(fi), &fd, &token);
+	int r = get_file(req, ino, fi, false, &f);
+	if (r == 0) {
+		r = cow_read_fd(f, &fd, &token);
+		if (r < 0)
+			put_file(fi, f);
+	}
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
 	if (fd < 0) {
 		fuse_reply_buf(req, NULL, 0);
-		return;
+	} else {
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = fd;
+		buf.buf[0].pos = off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	}
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	cow_read_done(token);
+	put_file(fi, f);
 }
 
 static void cowfuse_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 			  struct fuse_file_info *fi)
 {
-	(void)ino;
-	ssize_t n = cow_write(file_of(fi), buf, size, off);
+	struct cow_file *f;
+	int r = get_file(req, ino, fi, true, &f);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	ssize_t n = cow_write(f, buf, size, off);
+	put_file(fi, f);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -350,14 +401,24 @@ static void cowfuse_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 
 static void cowfuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
-	fuse_reply_err(req, -cow_fsync(file_of(fi), datasync != 0));
+	struct cow_file *f;
+	int r = get_file(req, ino, fi, false, &f);
+	if (r == 0) {
+		r = cow_fsync(f, datasync != 0);
+		put_file(fi, f);
+	}
+	fuse_reply_err(req, -r);
 }
 
 static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
-	(void)ino;
-	fuse_reply_err(req, -cow_fallocate(file_of(fi), mode, off, len));
+	struct cow_file *f;
+	int r = get_file(req, ino, fi, true, &f);
+	if (r == 0) {
+		r = cow_fallocate(f, mode, off, len);
+		put_file(fi, f);
+	}
+	fuse_reply_err(req, -r);
 }
 
 /* No flush op: the kernel then stops sending FLUSH on every close (the

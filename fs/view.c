@@ -843,12 +843,7 @@ int cow_view_close(struct cow_view *v)
 	}
 	if (!v->readonly && v->layer)
 		r = flush_dirty(v, true);
-	if (v->batching) {
-		cow_db_lock(v->st->db);
-		cow_db_batching(v->st->db, false);
-		cow_db_unlock(v->st->db);
-	}
-	/* what is still referenced and unlinked goes now */
+	/* what is still referenced and unlinked goes now, in one batch */
 	for (size_t i = 0; i < v->itable_size; i++) {
 		struct cow_inode *ip = v->itable[i], *next;
 		for (; ip; ip = next) {
@@ -859,11 +854,17 @@ int cow_view_close(struct cow_view *v)
 		}
 	}
 	if (!v->readonly && v->layer) {
-		/* what the loop and the last writeback dropped, for good */
 		cow_db_lock(v->st->db);
-		cow_db_flush(v->st->db, false);
+		int c = cow_db_flush(v->st->db, false);
 		cow_db_unlock(v->st->db);
+		if (r == 0)
+			r = c;
 		cow_data_reap(v->st);
+	}
+	if (v->batching) {
+		cow_db_lock(v->st->db);
+		cow_db_batching(v->st->db, false);
+		cow_db_unlock(v->st->db);
 	}
 	free(v->itable);
 	if (v->layer_lockfd >= 0)
