@@ -61,6 +61,10 @@ void cow_db_rollback(struct cow_db *db);
 void cow_db_batching(struct cow_db *db, bool on);
 int cow_db_begin_batched(struct cow_db *db);
 int cow_db_flush(struct cow_db *db, bool durable);
+/* Data first: @fd (owned by the db from now on) is fdatasync'd before
+ * the next commit, which may be that of a batch a second later; inside
+ * a transaction. */
+int cow_db_sync_before_commit(struct cow_db *db, int fd);
 /* A data file, for removal once no committed record names it. */
 struct cow_data_ref {
 	uint64_t layer, ino;

@@ -334,6 +334,12 @@ static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, 
 	struct cow_attr a;
 	struct cow_cred c = cred_of(req);
 	struct fuse_entry_param e;
+	if (cf_of(req)->no_open) {
+		/* MKNOD and no open: one round trip, where CREATE needs a
+		 * RELEASE too (the kernel asks no more after this answer) */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	int r = cow_create(view_of(req), to_core(req, parent), name, mode, fi->flags, &c, &f, &a);
 	if (r < 0) {
 		fuse_reply_err(req, -r);

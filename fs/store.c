@@ -131,7 +131,11 @@ struct cow_db {
 	bool batch_open;  /* a transaction spanning operations is open */
 	bool op_batched;  /* the running operation may stay in the batch */
 	struct unlink_list pending, committed; /* data files to remove */
+	int *sync_fds; /* data written for the open transaction: synced before it commits */
+	size_t nsync, capsync;
 };
+
+static int sync_data(struct cow_db *db);
 
 static int map_rc(struct cow_db *db, int rc)
 {
@@ -368,6 +372,8 @@ void cow_db_close(struct cow_db *db)
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->stmt[i]);
 	sqlite3_close_v2(db->sql);
+	sync_data(db);
+	free(db->sync_fds);
 	free(db->pending.v);
 	free(db->committed.v);
 	free(db->wal_path);
@@ -400,6 +406,42 @@ static void batch_ended(struct cow_db *db, bool ok)
 	db->pending.n = 0;
 }
 
+/* Data first: make the data files of what is about to commit durable. */
+static int sync_data(struct cow_db *db)
+{
+	int r = 0;
+	for (size_t i = 0; i < db->nsync; i++) {
+		if (fdatasync(db->sync_fds[i]) < 0 && r == 0)
+			r = -errno;
+		close(db->sync_fds[i]);
+	}
+	db->nsync = 0;
+	return r;
+}
+
+int cow_db_sync_before_commit(struct cow_db *db, int fd)
+{
+	if (db->nsync == db->capsync) {
+		/* a long batch: sync what is listed now (early is never wrong) */
+		int r = sync_data(db);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+		if (db->capsync == 0) {
+			db->sync_fds = malloc(256 * sizeof(*db->sync_fds));
+			if (!db->sync_fds) {
+				r = fdatasync(fd) < 0 ? -errno : 0;
+				close(fd);
+				return r;
+			}
+			db->capsync = 256;
+		}
+	}
+	db->sync_fds[db->nsync++] = fd;
+	return 0;
+}
+
 static int wal_sync(struct cow_db *db)
 {
 	/* synchronous=NORMAL commits without syncing the WAL; syncing it
@@ -419,7 +461,9 @@ static int wal_sync(struct cow_db *db)
 /* Commit the open batch. */
 static int batch_commit(struct cow_db *db, bool durable)
 {
-	int r = run(db, stmt(db, S_COMMIT));
+	int r = sync_data(db);
+	if (r == 0)
+		r = run(db, stmt(db, S_COMMIT));
 	if (r < 0 && !sqlite3_get_autocommit(db->sql))
 		run(db, stmt(db, S_ROLLBACK));
 	batch_ended(db, r == 0);
@@ -464,7 +508,9 @@ int cow_db_commit(struct cow_db *db, bool durable)
 			return 0;
 		return batch_commit(db, durable);
 	}
-	int r = run(db, stmt(db, S_COMMIT));
+	int r = sync_data(db);
+	if (r == 0)
+		r = run(db, stmt(db, S_COMMIT));
 	if (r < 0) {
 		cow_db_rollback(db);
 		return r;
