@@ -85,9 +85,13 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 	cow_db_lock(db);
 	r = cow_db_begin_batched(db);
 	if (r == 0) {
-		/* the copy is made durable before the record commits */
-		int sfd = dup(out);
-		r = sfd < 0 ? -errno : cow_db_sync_before_commit(db, sfd);
+		/* a copy is made durable before the record commits (an
+		 * empty new file needs nothing: its writes are not synced
+		 * before fsync on any file system) */
+		if (old_layer && !empty) {
+			int sfd = dup(out);
+			r = sfd < 0 ? -errno : cow_db_sync_before_commit(db, sfd);
+		}
 		if (r == 0)
 			r = cow_inode_store(v, ip);
 		if (r == 0)

@@ -294,7 +294,9 @@ int cow_mknod(struct cow_view *v, uint64_t parent, const char *name, mode_t mode
 	default:
 		return -EINVAL;
 	}
-	return new_object(v, parent, name, mode, rdev, NULL, cred, false, NULL, ret);
+	/* a regular file gets its (empty) data file now, as with create: its
+	 * first write then needs no copy-up transaction */
+	return new_object(v, parent, name, mode, rdev, NULL, cred, S_ISREG(mode), NULL, ret);
 }
 
 int cow_mkdir(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, const struct cow_cred *cred,
