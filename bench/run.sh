@@ -17,8 +17,9 @@
 #              unless --out is given; exits 1 if any step failed
 #   --no-deps  do not apt-get install (also SKIP_DEPS=1)
 # Environment:
-#   BENCH_REPS (5), BENCH_STACKS, BENCH_WORK (/var/tmp/cowroot-bench: stores,
-#   copies and mounts; must be a local disk), BUILD_DIR (build in the source
+#   BENCH_REPS (5), BENCH_STACKS, BENCH_WORK (/var/tmp/cowroot-bench, -smoke
+#   with --smoke: stores, copies, mounts, logs and results.tsv; emptied at
+#   the start; must be a local disk), BUILD_DIR (build in the source
 #   tree), COW_FIXTURE_CACHE (/var/cache/cowroot-test, shared with the tests:
 #   minbase/ built with debootstrap when missing, debs/), COW_DEBIAN_MIRROR,
 #   COWROOT_WRAP (a command prefix for the cowroot daemon, e.g. a profiler),
@@ -30,14 +31,14 @@ smoke=0
 reps=${BENCH_REPS:-5}
 stacks=${BENCH_STACKS:-plain overlay overlay-metacopy fuse-overlayfs cowroot}
 out=${BENCH_OUT:-}
-work=${BENCH_WORK:-/var/tmp/cowroot-bench}
+work=${BENCH_WORK:-}
 build=${BUILD_DIR:-$src/build}
 cache=${COW_FIXTURE_CACHE:-/var/cache/cowroot-test}
 mirror=${COW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 skip_deps=${SKIP_DEPS:-0}
 
 usage() {
-	sed -n '/^# Usage/,/^# Environment/p' "$0" | sed 's/^# \{0,1\}//' | sed '$d' >&2
+	sed -n '/^# Usage/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
@@ -53,6 +54,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || usage
+[ -n "$work" ] || work=/var/tmp/cowroot-bench$([ "$smoke" = 1 ] && echo -smoke)
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (mounts, cache drops)" >&2; exit 1; }
 
 if [ -z "${COW_BENCH_INNER:-}" ]; then
@@ -67,7 +69,7 @@ if [ -z "${COW_BENCH_INNER:-}" ]; then
 		meson setup "$build" "$src" >/dev/null && ninja -C "$build" -j2 >/dev/null
 	fi
 	# mounts and daemons live in a private namespace: nothing leaks if killed
-	export COW_BENCH_INNER=1 BENCH_REPS=$reps BENCH_STACKS=$stacks BENCH_OUT=$out BENCH_SMOKE=$smoke
+	export COW_BENCH_INNER=1 BENCH_REPS=$reps BENCH_STACKS=$stacks BENCH_OUT=$out BENCH_SMOKE=$smoke BENCH_WORK=$work
 	exec unshare --mount --propagation private --pid --fork --mount-proc "$0"
 fi
 smoke=${BENCH_SMOKE:-0}
@@ -242,9 +244,11 @@ for rep in $(seq 1 "$reps"); do
 		log=$work/logs/$s-$rep.txt
 		printf '# rep %d/%d %-17s ' "$rep" "$reps" "$s"
 		if ! "setup_$s" "$rep"; then
+			# a comparison stack this machine cannot mount is reported,
+			# not fatal; plain and cowroot must work
 			echo "setup failed"
 			echo -e "$s\t$rep\tsetup\tFAIL" >>"$results"
-			failed=1
+			case $s in plain | cowroot) failed=1 ;; esac
 			continue
 		fi
 		t0=$SECONDS
