@@ -311,6 +311,6 @@ if [ -n "$out" ] || [ "$smoke" = 0 ]; then
 	{ report; echo; cat "$kept"; } >"$out.tmp" && mv "$out.tmp" "$out"
 	echo "# wrote $out"
 else
-	report | sed -n '/^Median seconds/,$p'
+	report | sed -n '/^Median seconds/,/^## Targets/p' | sed '$d'
 fi
 [ "$failed" = 0 ] || { echo "bench: some steps failed (logs in $work/logs)" >&2; exit 1; }
