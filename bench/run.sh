@@ -54,7 +54,10 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || usage
-[ -n "$work" ] || work=/var/tmp/cowroot-bench$([ "$smoke" = 1 ] && echo -smoke)
+if [ -z "$work" ]; then
+	work=/var/tmp/cowroot-bench
+	[ "$smoke" = 0 ] || work=$work-smoke
+fi
 [ "$(id -u)" = 0 ] || { echo "bench: run as root (mounts, cache drops)" >&2; exit 1; }
 
 if [ -z "${COW_BENCH_INNER:-}" ]; then
