@@ -614,6 +614,12 @@ static int open_bundle(struct br *b, const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* zlib would read an uncompressed file through: a bundle is gzip */
+	unsigned char magic[2];
+	if (pread(fd, magic, 2, 0) != 2 || magic[0] != 0x1f || magic[1] != 0x8b) {
+		close(fd);
+		return -EBADMSG;
+	}
 	memset(b, 0, sizeof(*b));
 	b->crc = crc32(0, NULL, 0);
 	b->gz = gzdopen(fd, "rb");

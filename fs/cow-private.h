@@ -302,6 +302,9 @@ int cow_alloc_ino(struct cow_view *v, uint64_t *ret);
 /* Take the write lock of @layer (data/<layer>.lock) into *ret_fd;
  * -EBUSY if another open file description holds it. */
 int cow_layer_lock(struct cow_store *st, uint64_t layer, int *ret_fd);
+/* The same lock shared: what readers of an image hold (-EBUSY while
+ * someone holds it exclusively). */
+int cow_layer_lock_shared(struct cow_store *st, uint64_t layer, int *ret_fd);
 /* Undo a new layer that was never committed: remove its data and its lock
  * file, then let go of the lock (@lockfd, from cow_layer_lock). */
 void cow_layer_abandon(struct cow_store *st, uint64_t layer, int lockfd);
@@ -331,8 +334,8 @@ void cow_dir_free(struct cow_dir *d);
 struct cow_build {
 	struct cow_store *st;
 	uint64_t layer, root;
-	int lockfd;   /* the layer's lock, held while building */
-	bool in_txn;  /* db lock held and a batch transaction open */
+	int lockfd;  /* the layer's lock, held while building */
+	bool in_txn; /* db lock held and a batch transaction open */
 	unsigned batch;
 };
 /* Start a new layer for image @name (-EEXIST if taken) with root object

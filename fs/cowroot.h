@@ -158,7 +158,8 @@ int cow_image_get(struct cow_store *st, const char *name, struct cow_image_info 
 int cow_image_users(struct cow_store *st, const char *name, int (*fn)(void *arg, const char *kind, const char *name),
 		    void *arg);
 /* Remove image @name.  -EBUSY while anything depends on it (see
- * cow_image_users).  Its layer is dead; gc reclaims it. */
+ * cow_image_users), -ETXTBSY while a read-only view of it is open.  Its
+ * layer is dead; gc reclaims it. */
 int cow_image_rm(struct cow_store *st, const char *name);
 /* Materialise image @name's chain as one new base image @newname (same
  * object ids; data files shared by hard link where possible). */
@@ -241,7 +242,8 @@ void cow_view_set_holder(struct cow_view *v, const char *what);
  * (the old one is marked dead) and every cached object is reloaded from
  * the image.  Objects of the image keep their ino (their handles stay
  * valid); objects only the old layer had behave as unlinked: open files
- * keep working until released, lookups and cow_ref give -ENOENT.  The
+ * keep working until released, lookups give -ENOENT, and so does
+ * cow_ref once nobody holds them any more.  The
  * caller must make sure no other call on @v runs meanwhile. */
 int cow_view_reset(struct cow_view *v);
 

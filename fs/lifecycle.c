@@ -217,6 +217,13 @@ int cow_image_rm(struct cow_store *st, const char *name)
 		r = cow_db_image_users(st->db, name, layer, count_user, &users);
 	if (r == 0 && users)
 		r = -EBUSY;
+	/* a read-only view of it (mount --image) holds its layer shared */
+	int lockfd = -1;
+	if (r == 0) {
+		r = cow_layer_lock(st, layer, &lockfd);
+		if (r == -EBUSY)
+			r = -ETXTBSY;
+	}
 	if (r == 0)
 		r = cow_db_image_del(st->db, name);
 	if (r == 0)
@@ -225,6 +232,8 @@ int cow_image_rm(struct cow_store *st, const char *name)
 		r = cow_db_commit(st->db, true);
 	else
 		cow_db_rollback(st->db);
+	if (lockfd >= 0)
+		close(lockfd);
 out:
 	cow_db_unlock(st->db);
 	return r;
@@ -496,6 +505,10 @@ static bool changed_between(struct rebase *rb, uint64_t ino)
 static int rebase_row(void *arg, const struct cow_irow *row)
 {
 	struct rebase *rb = arg;
+	/* a directory's own row changes with every entry made or removed
+	 * in it: its conflicts are the entries', reported one by one */
+	if (S_ISDIR(row->mode))
+		return 0;
 	return changed_between(rb, row->ino) ? push_key(rb, obj_key(row->ino)) : 0;
 }
 

@@ -161,11 +161,11 @@ struct cow_db {
 	char errmsg[256];
 	char *wal_path;
 	/* batching (see cow_db_begin_batched), protected by lock: */
-	int batching;	  /* users that asked for batches */
-	bool batch_open;  /* a transaction spanning operations is open */
-	bool op_batched;  /* the running operation may stay in the batch */
+	int batching;			       /* users that asked for batches */
+	bool batch_open;		       /* a transaction spanning operations is open */
+	bool op_batched;		       /* the running operation may stay in the batch */
 	struct unlink_list pending, committed; /* data files to remove */
-	int *sync_fds; /* data written for the open transaction: synced before it commits */
+	int *sync_fds;			       /* data written for the open transaction: synced before it commits */
 	size_t nsync, capsync;
 };
 
@@ -386,7 +386,8 @@ int cow_db_open(const char *path, int flags, struct cow_db **ret)
 		if (r < 0)
 			goto fail;
 		if (version != cow_schema_version) {
-			r = version > cow_schema_version ? -EPROTO : -EIO;
+			/* 0: not a cowroot database; older: needs a migration */
+			r = version > cow_schema_version ? -EPROTO : version > 0 ? -ESTALE : -EIO;
 			goto fail;
 		}
 	}

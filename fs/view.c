@@ -81,6 +81,16 @@ int cow_store_open(const char *dir, int flags, struct cow_store **ret)
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/cowroot.db", dir);
 	r = cow_db_open(path, flags, &st->db);
+	if (r == -ESTALE) {
+		/* an older schema: a read-only user migrates it first, as any
+		 * writer would (fails with -EROFS/-EACCES if it may not) */
+		struct cow_db *db;
+		r = cow_db_open(path, flags & ~COW_STORE_READONLY, &db);
+		if (r == 0) {
+			cow_db_close(db);
+			r = cow_db_open(path, flags, &st->db);
+		}
+	}
 	if (r < 0)
 		goto fail;
 	*ret = st;
@@ -802,6 +812,17 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 		if (r == 0)
 			r = view_stack(v, top);
 		cow_db_unlock(st->db);
+		if (r == 0 && !client) {
+			/* shared: an image in use is neither removed nor reclaimed */
+			r = cow_layer_lock_shared(st, top, &v->layer_lockfd);
+			if (r == -EBUSY && tries < 50) {
+				usleep(100 * 1000);
+				continue;
+			}
+			if (r == -EACCES || r == -EROFS)
+				r = 0; /* a reader that may not create the lock file */
+			break;
+		}
 		if (r < 0 || v->readonly)
 			break;
 		/* One writer per layer, across processes.  A daemon just
@@ -900,20 +921,30 @@ int cow_view_close(struct cow_view *v)
 	return r;
 }
 
-int cow_layer_lock(struct cow_store *st, uint64_t layer, int *ret_fd)
+static int layer_flock(struct cow_store *st, uint64_t layer, int how, int *ret_fd)
 {
 	char name[64];
 	snprintf(name, sizeof(name), "data/%llu.lock", (unsigned long long)layer);
 	int fd = openat(st->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+	if (flock(fd, how | LOCK_NB) < 0) {
 		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		close(fd);
 		return r;
 	}
 	*ret_fd = fd;
 	return 0;
+}
+
+int cow_layer_lock(struct cow_store *st, uint64_t layer, int *ret_fd)
+{
+	return layer_flock(st, layer, LOCK_EX, ret_fd);
+}
+
+int cow_layer_lock_shared(struct cow_store *st, uint64_t layer, int *ret_fd)
+{
+	return layer_flock(st, layer, LOCK_SH, ret_fd);
 }
 
 static void flusher_stop(struct cow_view *v)
@@ -1103,8 +1134,8 @@ void cow_view_set_holder(struct cow_view *v, const char *what)
 		free(v->holder);
 		v->holder = strdup(what);
 	}
-	if (v->layer_lockfd < 0)
-		return;
+	if (v->layer_lockfd < 0 || v->readonly)
+		return; /* image views share their lock: no one holder to name */
 	char buf[256];
 	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), what);
 	if (n >= (int)sizeof(buf))

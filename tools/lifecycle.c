@@ -436,6 +436,8 @@ int cmd_image_rm(int argc, char **argv)
 		struct users u = {0};
 		cow_image_users(st, argv[1], list_user, &u);
 		err("image '%s' is in use by %s; remove or rebase those first", argv[1], u.text);
+	} else if (r == -ETXTBSY) {
+		err("image '%s' is mounted read-only ('cowroot mount --image'); unmount it first", argv[1]);
 	} else if (r == -ENOENT) {
 		err("no image '%s' (see 'cowroot image list')", argv[1]);
 	} else if (r < 0) {
@@ -501,6 +503,8 @@ int cmd_image_export(int argc, char **argv)
 		r = long_op("export", cow_image_export(st, argv[1], argv[2], progress_or_cancel, tty_arg()), argv[1]);
 		if (r == -ENOENT)
 			err("cannot write '%s': %s", argv[2], strerror(-r));
+	} else if (r == -ETXTBSY) {
+		err("image '%s' is mounted read-only ('cowroot mount --image'); unmount it first", argv[1]);
 	} else if (r == -ENOENT) {
 		err("no image '%s' (see 'cowroot image list')", argv[1]);
 	}
