@@ -50,6 +50,9 @@ void cow_db_unlock(struct cow_db *db);
 /* Transactions (caller holds the db lock).  commit(durable) syncs the WAL. */
 int cow_db_begin(struct cow_db *db);
 int cow_db_commit(struct cow_db *db, bool durable);
+/* Did a batch of operations fail to commit since the last call?  Then
+ * what memory holds is ahead of the database (db lock held). */
+bool cow_db_batch_lost(struct cow_db *db);
 void cow_db_rollback(struct cow_db *db);
 /* Batches (caller holds the db lock).  While batching is on (a view's
  * flusher runs), an operation begun with cow_db_begin_batched() and

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <sqlite3.h>
 
@@ -167,6 +169,9 @@ struct cow_db {
 	struct unlink_list pending, committed; /* data files to remove */
 	int *sync_fds;			       /* data written for the open transaction: synced before it commits */
 	size_t nsync, capsync;
+	bool batch_lost;    /* a batch failed to commit (see cow_db_batch_lost) */
+	char *reserve_path; /* space held back for commits on a full disk */
+	int64_t reserve_size;
 };
 
 static int sync_data(struct cow_db *db);
@@ -349,6 +354,12 @@ int cow_db_open(const char *path, int flags, struct cow_db **ret)
 	if (!db)
 		return -ENOMEM;
 	pthread_mutex_init(&db->lock, NULL);
+	if (!(flags & COW_STORE_READONLY)) {
+		const char *slash = strrchr(path, '/');
+		int dirlen = slash ? (int)(slash - path) : 1;
+		if (asprintf(&db->reserve_path, "%.*s/reserve", dirlen, slash ? path : ".") < 0)
+			db->reserve_path = NULL;
+	}
 	if (asprintf(&db->wal_path, "%s-wal", path) < 0) {
 		db->wal_path = NULL;
 		r = -ENOMEM;
@@ -412,6 +423,7 @@ void cow_db_close(struct cow_db *db)
 	free(db->pending.v);
 	free(db->committed.v);
 	free(db->wal_path);
+	free(db->reserve_path);
 	pthread_mutex_destroy(&db->lock);
 	free(db);
 }
@@ -435,10 +447,56 @@ static int unlink_add(struct unlink_list *l, uint64_t layer, uint64_t ino)
 static void batch_ended(struct cow_db *db, bool ok)
 {
 	db->batch_open = false;
+	if (!ok)
+		db->batch_lost = true;
 	for (size_t i = 0; ok && i < db->pending.n; i++)
 		if (unlink_add(&db->committed, db->pending.v[i].layer, db->pending.v[i].ino) < 0)
 			break; /* left as an orphan for fsck */
 	db->pending.n = 0;
+}
+
+bool cow_db_batch_lost(struct cow_db *db)
+{
+	bool lost = db->batch_lost;
+	db->batch_lost = false;
+	return lost;
+}
+
+/* A full disk must not stop the database from recording what was done
+ * (unlinks that would free space included): a file of reserved space sits
+ * beside the database and is given back when space runs low, just before
+ * a commit; it is made again once there is room. */
+static void reserve_check(struct cow_db *db)
+{
+	struct statvfs sv;
+	if (!db->reserve_path || statvfs(db->reserve_path, &sv) < 0) {
+		/* the reserve is missing: ask the directory it lives in */
+		char dir[4096];
+		const char *slash = db->reserve_path ? strrchr(db->reserve_path, '/') : NULL;
+		if (!slash || (size_t)(slash - db->reserve_path) >= sizeof(dir))
+			return;
+		memcpy(dir, db->reserve_path, (size_t)(slash - db->reserve_path));
+		dir[slash - db->reserve_path] = 0;
+		if (statvfs(dir, &sv) < 0)
+			return;
+	}
+	int64_t total = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
+	int64_t avail = (int64_t)sv.f_bfree * (int64_t)sv.f_frsize;
+	int64_t size = total / 64;
+	size = size < (1 << 20) ? (1 << 20) : size > (16 << 20) ? (16 << 20) : size;
+	db->reserve_size = size;
+	struct stat st;
+	bool have = stat(db->reserve_path, &st) == 0;
+	if (have && avail < 2 * size) {
+		unlink(db->reserve_path);
+	} else if (!have && avail > 4 * size) {
+		int fd = open(db->reserve_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return;
+		if (posix_fallocate(fd, 0, size) != 0)
+			unlink(db->reserve_path);
+		close(fd);
+	}
 }
 
 /* Data first: make the data files of what is about to commit durable. */
@@ -496,6 +554,7 @@ static int wal_sync(struct cow_db *db)
 /* Commit the open batch. */
 static int batch_commit(struct cow_db *db, bool durable)
 {
+	reserve_check(db);
 	int r = sync_data(db);
 	if (r == 0)
 		r = run(db, stmt(db, S_COMMIT));
@@ -543,6 +602,7 @@ int cow_db_commit(struct cow_db *db, bool durable)
 			return 0;
 		return batch_commit(db, durable);
 	}
+	reserve_check(db);
 	int r = sync_data(db);
 	if (r == 0)
 		r = run(db, stmt(db, S_COMMIT));

@@ -630,6 +630,8 @@ int cow_alloc_ino(struct cow_view *v, uint64_t *ret)
 
 /* ---- dirty metadata ---- */
 
+static void view_reload(struct cow_view *v);
+
 /* Write every dirty row in one transaction. */
 static int flush_dirty(struct cow_view *v, bool durable)
 {
@@ -679,6 +681,7 @@ static int flush_dirty(struct cow_view *v, bool durable)
 	}
 	if (r == 0)
 		r = cow_db_flush(db, durable);
+	bool lost = cow_db_batch_lost(db);
 	cow_db_unlock(db);
 	cow_data_reap(v->st);
 	for (size_t i = 0; i < n; i++) {
@@ -693,6 +696,8 @@ static int flush_dirty(struct cow_view *v, bool durable)
 		cow_inode_put(v, ip); /* the list's reference */
 	}
 	free(ips);
+	if (lost)
+		view_reload(v);
 	return r;
 }
 
@@ -1060,6 +1065,42 @@ static bool reset_inode(struct cow_view *v, struct cow_inode *ip)
 	return found;
 }
 
+/* Pin every cached inode (into *ret, *ret_n); itable_lock not held. */
+static int pin_all(struct cow_view *v, struct cow_inode ***ret, size_t *ret_n)
+{
+	pthread_mutex_lock(&v->itable_lock);
+	struct cow_inode **ips = malloc((v->itable_count + 1) * sizeof(*ips));
+	size_t n = 0;
+	if (ips)
+		for (size_t i = 0; i < v->itable_size; i++)
+			for (struct cow_inode *ip = v->itable[i]; ip; ip = ip->hnext) {
+				ip->refs++;
+				ips[n++] = ip;
+			}
+	pthread_mutex_unlock(&v->itable_lock);
+	*ret = ips;
+	*ret_n = n;
+	return ips ? 0 : -ENOMEM;
+}
+
+/* A batch failed to commit (an I/O error, a disk full past the reserve):
+ * its operations are lost as in a crash.  Make memory what the database
+ * says again, so that nothing built on a lost operation reaches it. */
+static void view_reload(struct cow_view *v)
+{
+	struct cow_inode **ips;
+	size_t n;
+	pthread_rwlock_wrlock(&v->ns_lock);
+	if (pin_all(v, &ips, &n) == 0) {
+		for (size_t i = 0; i < n; i++)
+			reset_inode(v, ips[i]);
+		for (size_t i = 0; i < n; i++)
+			cow_inode_put(v, ips[i]);
+	}
+	free(ips);
+	pthread_rwlock_unlock(&v->ns_lock);
+}
+
 int cow_view_reset(struct cow_view *v)
 {
 	struct cow_db *db = v->st->db;
@@ -1096,22 +1137,15 @@ int cow_view_reset(struct cow_view *v)
 		ip->on_dirty_list = false;
 	pthread_mutex_unlock(&v->dirty_lock);
 
+	struct cow_inode **ips;
+	size_t n;
+	r = pin_all(v, &ips, &n);
 	pthread_mutex_lock(&v->itable_lock);
-	size_t n = 0;
-	struct cow_inode **ips = malloc((v->itable_count + 1) * sizeof(*ips));
-	if (!ips) {
-		pthread_mutex_unlock(&v->itable_lock);
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < v->itable_size; i++)
-		for (struct cow_inode *ip = v->itable[i]; ip; ip = ip->hnext) {
-			ip->refs++; /* pinned while we work */
-			ips[n++] = ip;
-		}
 	for (struct cow_inode *ip = dirty; ip; ip = ip->dirty_next)
 		ip->refs--; /* the list's reference */
 	pthread_mutex_unlock(&v->itable_lock);
+	if (r < 0)
+		goto out;
 	for (size_t i = 0; i < n; i++)
 		reset_inode(v, ips[i]);
 	for (size_t i = 0; i < n; i++)
