@@ -27,8 +27,8 @@ struct cow_irow {
 	uint64_t rdev;
 	int64_t size;
 	int64_t atime, mtime, ctime; /* ns since the epoch */
-	uint64_t data_layer;         /* layer whose data file holds the content, 0 = none */
-	char *target;                /* symlink target, malloc'd, or NULL */
+	uint64_t data_layer;	     /* layer whose data file holds the content, 0 = none */
+	char *target;		     /* symlink target, malloc'd, or NULL */
 };
 
 struct cow_layer_info {
@@ -53,6 +53,8 @@ int cow_db_commit(struct cow_db *db, bool durable);
 void cow_db_rollback(struct cow_db *db);
 
 int cow_db_alloc_inos(struct cow_db *db, uint64_t n, uint64_t *ret_first);
+/* Take @n values of the meta counter @key. */
+int cow_db_counter(struct cow_db *db, const char *key, uint64_t n, uint64_t *ret_first);
 int cow_db_layer_add(struct cow_db *db, uint64_t parent, int kind, uint64_t root, uint64_t *ret_id);
 int cow_db_layer_get(struct cow_db *db, uint64_t id, struct cow_layer_info *ret);
 int cow_db_layer_set_kind(struct cow_db *db, uint64_t id, int kind);
@@ -61,7 +63,22 @@ int cow_db_image_add(struct cow_db *db, const char *name, uint64_t layer);
 int cow_db_image_get(struct cow_db *db, const char *name, uint64_t *ret_layer);
 int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
 int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer);
-int cow_db_client_get(struct cow_db *db, const char *name, char *ret_image, uint64_t *ret_layer);
+int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret);
+int cow_db_client_set(struct cow_db *db, const char *name, const char *image, uint64_t layer);
+int cow_db_client_del(struct cow_db *db, const char *name);
+int cow_db_image_del(struct cow_db *db, const char *name);
+int cow_db_image_by_layer(struct cow_db *db, uint64_t layer, char *ret_name);
+int cow_db_image_users(struct cow_db *db, const char *name, uint64_t layer,
+		       int (*fn)(void *arg, const char *kind, const char *name), void *arg);
+int cow_db_layer_del(struct cow_db *db, uint64_t id);
+int cow_db_layer_set_parent(struct cow_db *db, uint64_t id, uint64_t parent);
+/* Counts of one layer (disk_bytes left 0). */
+int cow_db_layer_stats(struct cow_db *db, uint64_t layer, struct cow_layer_stats *ret);
+/* Every row of a layer, by ino (target not loaded). */
+int cow_db_layer_inodes(struct cow_db *db, uint64_t layer, int (*fn)(void *arg, const struct cow_irow *row), void *arg);
+/* Every entry of a layer, by (parent, name); ino 0 is a whiteout. */
+int cow_db_layer_dirents(struct cow_db *db, uint64_t layer,
+			 int (*fn)(void *arg, uint64_t parent, const char *name, uint64_t ino, int type), void *arg);
 int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_client_info *), void *arg);
 /* Every layer id, with its kind, for fsck. */
 int cow_db_layer_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_layer_info *), void *arg);
@@ -71,7 +88,8 @@ int cow_db_inode_get(struct cow_db *db, uint64_t layer, uint64_t ino, struct cow
 int cow_db_inode_put(struct cow_db *db, uint64_t layer, const struct cow_irow *row);
 int cow_db_inode_del(struct cow_db *db, uint64_t layer, uint64_t ino);
 /* Rows with nlink 0 in @layer (left by a crash while unlinked files were open). */
-int cow_db_inode_foreach_unlinked(struct cow_db *db, uint64_t layer, int (*fn)(void *arg, uint64_t ino, uint64_t data_layer), void *arg);
+int cow_db_inode_foreach_unlinked(struct cow_db *db, uint64_t layer,
+				  int (*fn)(void *arg, uint64_t ino, uint64_t data_layer), void *arg);
 /* Every row referencing a data file: (layer, ino) pairs with data_layer == layer. */
 int cow_db_data_foreach(struct cow_db *db, int (*fn)(void *arg, uint64_t layer, uint64_t ino), void *arg);
 bool cow_db_data_referenced(struct cow_db *db, uint64_t layer, uint64_t ino);
@@ -112,6 +130,13 @@ void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino);
 int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags, mode_t mode);
 int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino);
 int cow_data_remove_layer(struct cow_store *st, uint64_t layer);
+/* Call @fn for every data file of @layer: @dirfd is its subdirectory
+ * @sub (data/<layer>/<sub>), @name the file. */
+int cow_data_foreach(struct cow_store *st, uint64_t layer,
+		     int (*fn)(void *arg, int dirfd, const char *sub, const char *name), void *arg);
+/* Give layer @to the data file of (@from, @ino): a hard link (data files
+ * of images are never written again), else a copy.  Not synced. */
+int cow_data_share(struct cow_store *st, uint64_t from, uint64_t to, uint64_t ino);
 /* Copy @in (from offset 0, @size bytes, keeping holes) into @out, sharing
  * extents where the file system can; with @sync fdatasync @out. */
 int cow_data_copy(int in, int out, int64_t size, bool sync);
@@ -146,17 +171,17 @@ struct cow_dir {
 struct cow_inode {
 	uint64_t ino;
 	struct cow_inode *hnext; /* itable chain, protected by view.itable_lock */
-	uint64_t refs;           /* lookups + opens + pins, protected by view.itable_lock */
+	uint64_t refs;		 /* lookups + opens + pins, protected by view.itable_lock */
 
 	pthread_mutex_t lock;
 	/* protected by lock: */
 	struct cow_irow row;
 	uint64_t row_layer; /* layer the row came from (== view layer once written there) */
 	int64_t blocks;
-	struct cow_fd *fd;  /* current data fd, or NULL */
+	struct cow_fd *fd; /* current data fd, or NULL */
 	int nopen;
-	bool dirty;         /* row has changes not yet in the database */
-	bool destroyed;     /* unlinked and its records removed */
+	bool dirty;	    /* row has changes not yet in the database */
+	bool destroyed;	    /* unlinked and its records removed */
 	bool on_dirty_list; /* protected by view.dirty_lock */
 	struct cow_inode *dirty_next;
 	struct cow_xattr *xattrs; /* loaded list, valid if xattrs_loaded */
@@ -181,6 +206,9 @@ struct cow_view {
 	bool readonly;
 	bool caller_times; /* writes do not touch mtime/ctime */
 	int layer_lockfd;
+	uint64_t client_id;
+	char *client; /* client name, NULL for an image view */
+	char *holder; /* what cow_view_set_holder said */
 
 	pthread_rwlock_t ns_lock;
 
@@ -240,6 +268,9 @@ void cow_inode_fill_attr(struct cow_inode *ip, struct cow_attr *ret);
 int cow_inode_store(struct cow_view *v, struct cow_inode *ip);
 void cow_inode_mark_dirty(struct cow_view *v, struct cow_inode *ip);
 int cow_alloc_ino(struct cow_view *v, uint64_t *ret);
+/* Take the write lock of @layer (data/<layer>.lock) into *ret_fd;
+ * -EBUSY if another open file description holds it. */
+int cow_layer_lock(struct cow_store *st, uint64_t layer, int *ret_fd);
 /* Does a layer below the writable one record @ino?  (db lock held) */
 bool cow_exists_below(struct cow_view *v, uint64_t ino);
 /* Drop an unlinked object's records in the writable layer: a tombstone
@@ -261,6 +292,47 @@ struct cow_dent *cow_dir_find(struct cow_dir *d, const char *name);
 int cow_dir_add(struct cow_dir *d, const char *name, uint64_t ino, uint8_t type, bool in_layer, bool lower);
 void cow_dir_remove(struct cow_dir *d, struct cow_dent *e);
 void cow_dir_free(struct cow_dir *d);
+
+/* ---- image.c: building a new image layer ---- */
+struct cow_build {
+	struct cow_store *st;
+	uint64_t layer, root;
+	int lockfd;   /* the layer's lock, held while building */
+	bool in_txn;  /* db lock held and a batch transaction open */
+	unsigned batch;
+};
+/* Start a new layer for image @name (-EEXIST if taken) with root object
+ * @root (0: allocate one, into b->root).  The layer is dead until
+ * cow_build_finish names it; rows go in with the db lock held inside a
+ * batch transaction, data files into data/<b->layer>.  On failure
+ * b->layer is 0 and nothing is left to finish. */
+int cow_build_begin(struct cow_store *st, const char *name, uint64_t root, struct cow_build *b);
+/* Call after each object: commits the batch now and then, so that other
+ * writers of the store are not held up for the whole build. */
+int cow_build_step(struct cow_build *b);
+/* With @r == 0 sync the data and make the layer image @name; otherwise
+ * (or if that fails) remove everything built.  Returns the result. */
+int cow_build_finish(struct cow_build *b, const char *name, int r);
+
+/* ---- walk.c ---- */
+struct cow_walk_entry {
+	const char *path; /* "/" for the root, else "/a/b" */
+	const char *name;
+	uint64_t parent, ino;
+	uint32_t mode;
+	bool in_top;  /* the top layer has this name (it made or changed it) */
+	bool deleted; /* the top layer removed this name (ino/mode from below) */
+	bool first;   /* the first name the walk met for this object */
+	uint64_t row_layer, data_layer;
+	struct cow_inode *ip; /* the object (not for deleted names) */
+};
+enum { COW_WALK_DELETED = 1 << 0 };
+/* Call @fn for every name of @v's tree, depth first; a non-zero return
+ * stops the walk and is returned. */
+int cow_walk(struct cow_view *v, int flags, int (*fn)(void *arg, const struct cow_walk_entry *e), void *arg);
+/* The entry (parent, name) in the layers below the top one: its ino, or 0
+ * (db lock held). */
+uint64_t cow_lower_entry(struct cow_view *v, uint64_t parent, const char *name, int *ret_type);
 
 /* ---- copy_up.c ---- */
 /* Make the data of @ip writable in the view's layer, opened in ip->fd

@@ -58,11 +58,11 @@ const char *cow_store_errmsg(struct cow_store *st);
 
 struct cow_image_info {
 	char name[COW_ENTITY_NAME_MAX + 1];
-	uint64_t layer;   /* the image's top layer */
+	uint64_t layer;	  /* the image's top layer */
 	uint64_t parent;  /* layer beneath it, 0 for an imported base */
 	int64_t created;  /* unix seconds */
 	uint64_t objects; /* objects recorded in its top layer */
-	uint64_t bytes;   /* bytes of file data in its top layer */
+	uint64_t bytes;	  /* bytes of file data in its top layer */
 	uint32_t clients; /* clients on it */
 };
 
@@ -72,6 +72,7 @@ struct cow_client_info {
 	uint64_t layer;
 	int64_t created;
 	uint64_t objects; /* objects in its layer */
+	uint64_t id;	  /* never changes, not across reset/snapshot/rebase */
 };
 
 /* Progress callback for long work: @done of @total units (total 0 if
@@ -97,21 +98,121 @@ int cow_client_foreach(struct cow_store *st, int (*fn)(void *arg, const struct c
  * -EINVAL (bad name), -ENOENT (no such image). */
 int cow_client_add(struct cow_store *st, const char *name, const char *image);
 
+/* ---- lifecycle.c: clients and images over time ---- */
+
+/* Flags of lifecycle commands. */
+enum {
+	/* A server (the FSAL) holds the client's layer and will pick the
+	 * change up itself: do not refuse because the layer is busy. */
+	COW_LIVE = 1 << 0,
+};
+
+int cow_client_get(struct cow_store *st, const char *name, struct cow_client_info *ret);
+
+/* The process that has client @name's layer open for writing.  Returns 1
+ * with @ret filled, 0 if nobody does, -ENOENT for an unknown client. */
+struct cow_holder {
+	pid_t pid;
+	char what[200]; /* e.g. "mount /mnt/pi1", "serve" */
+};
+int cow_client_holder(struct cow_store *st, const char *name, struct cow_holder *ret);
+
+/* Give client @name a fresh empty layer on its image; the old layer is
+ * marked dead (gc removes its records and data later), so this is O(1)
+ * whatever the layer holds.  -EBUSY while a mount or server holds the
+ * layer (a running server resets through cow_view_reset instead). */
+int cow_client_reset(struct cow_store *st, const char *name);
+/* Remove client @name (its layer is dead, gc reclaims it).  -EBUSY while
+ * its layer is held, unless @flags has COW_LIVE. */
+int cow_client_rm(struct cow_store *st, const char *name, int flags);
+/* Freeze client @name's layer as new image @image (O(1): the layer
+ * becomes the image's top layer) and give the client an empty layer on
+ * it.  -EEXIST (image name taken), -EBUSY (layer held). */
+int cow_client_snapshot(struct cow_store *st, const char *name, const char *image);
+
+/* What a layer changed, one path at a time (paths of the client's merged
+ * view; a removed path is its last path before removal). */
+enum cow_change {
+	COW_CHANGE_ADDED,    /* a new name (new object, or a new name of an old one) */
+	COW_CHANGE_MODIFIED, /* content changed (copied up or rewritten) */
+	COW_CHANGE_META,     /* only mode/owner/times/xattrs changed */
+	COW_CHANGE_DELETED,  /* a whiteout: the image's name is gone */
+};
+const char *cow_change_name(enum cow_change c);
+int cow_client_diff(struct cow_store *st, const char *name,
+		    int (*fn)(void *arg, const char *path, enum cow_change change, uint32_t mode), void *arg);
+
+/* Move client @name's layer onto image @image, which must be derived from
+ * the client's current image (a snapshot of a client on it, or of its
+ * descendants).  Every path changed both in the layer and between the two
+ * images is reported to @conflict; the layer's version stays visible and
+ * the image's is kept in the image.  -EXDEV if @image does not descend
+ * from the current image; -EBUSY if the layer is held. */
+int cow_client_rebase(struct cow_store *st, const char *name, const char *image,
+		      int (*conflict)(void *arg, const char *path, const char *why), void *arg);
+
+/* Details of one image (as cow_image_foreach gives). */
+int cow_image_get(struct cow_store *st, const char *name, struct cow_image_info *ret);
+/* Who depends on image @name: each client on it ("client") and each
+ * image built on it ("image"). */
+int cow_image_users(struct cow_store *st, const char *name, int (*fn)(void *arg, const char *kind, const char *name),
+		    void *arg);
+/* Remove image @name.  -EBUSY while anything depends on it (see
+ * cow_image_users).  Its layer is dead; gc reclaims it. */
+int cow_image_rm(struct cow_store *st, const char *name);
+/* Materialise image @name's chain as one new base image @newname (same
+ * object ids; data files shared by hard link where possible). */
+int cow_image_flatten(struct cow_store *st, const char *name, const char *newname, cow_progress_fn progress, void *arg);
+/* Write image @name (flattened) to @path as one zlib-compressed bundle
+ * with checksums; written to a temporary file and renamed into place. */
+int cow_image_export(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg);
+/* Load a bundle as image @name (NULL: the name recorded in it).  The
+ * bundle is verified completely before anything is recorded: a truncated
+ * or altered bundle gives -EBADMSG and leaves the store unchanged. */
+int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg);
+
+/* Space and object counts of one layer. */
+struct cow_layer_stats {
+	uint64_t objects;    /* objects recorded (not counting removals) */
+	uint64_t data_files; /* of them, with their own data file */
+	uint64_t bytes;	     /* apparent size of those data files */
+	uint64_t copy_ups;   /* data files of objects the image also has */
+	uint64_t whiteouts;  /* image names removed */
+	uint64_t removed;    /* image objects removed */
+	uint64_t disk_bytes; /* allocated on disk for the layer's data */
+};
+int cow_layer_stats(struct cow_store *st, uint64_t layer, struct cow_layer_stats *ret);
+
+/* Reclaim dead layers (reset, removed clients and images) and data files
+ * no record references.  Layers still held by a running view are left
+ * for a later run.  Interruptible through @progress between layers. */
+struct cow_gc_report {
+	uint64_t layers; /* dead layers removed */
+	uint64_t files;	 /* data files removed */
+	uint64_t bytes;	 /* bytes freed (allocated size) */
+	uint64_t busy;	 /* dead layers skipped: still held */
+};
+int cow_gc(struct cow_store *st, cow_progress_fn progress, void *arg, struct cow_gc_report *ret);
+
 /* ---- fsck.c ---- */
 
 struct cow_fsck_report {
-	uint64_t orphan_files;   /* data files no record references */
-	uint64_t missing_data;   /* records whose data file is missing */
-	uint64_t dangling;       /* entries/attrs/xattrs of no object, unlinked objects */
-	uint64_t dead_layers;    /* layers no client or image uses */
-	uint64_t repaired;       /* problems fixed (with repair) */
-	bool db_ok;              /* sqlite integrity_check said ok */
+	uint64_t orphan_files;	/* data files no record references */
+	uint64_t missing_data;	/* records whose data file is missing */
+	uint64_t dangling;	/* entries/attrs/xattrs of no object, unlinked objects */
+	uint64_t dead_layers;	/* reset or removed, waiting for gc (not a problem) */
+	uint64_t unused_layers; /* layers no client or image uses, not marked dead */
+	uint64_t repaired;	/* problems fixed (with repair) */
+	bool db_ok;		/* sqlite integrity_check said ok */
 };
 
 /* Check the store; with @repair remove orphans and dangling records.
  * @log (may be NULL) is called once per problem with a one-line text. */
 int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
 	     struct cow_fsck_report *ret);
+/* Only the data files no record references (what gc removes). */
+int cow_fsck_orphans(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
+		     struct cow_fsck_report *ret);
 
 /* ---- view.c: views ---- */
 
@@ -132,6 +233,17 @@ uint64_t cow_view_root(const struct cow_view *v);
  * them with setattr): writes then leave mtime and ctime alone. */
 void cow_view_set_caller_times(struct cow_view *v, bool on);
 bool cow_view_readonly(const struct cow_view *v);
+/* The id of the view's client (cow_client_info.id), 0 for an image view. */
+uint64_t cow_view_client_id(const struct cow_view *v);
+/* Say who holds the view's layer (cow_client_holder shows it to others). */
+void cow_view_set_holder(struct cow_view *v, const char *what);
+/* Reset a live client view in place: the client gets a fresh empty layer
+ * (the old one is marked dead) and every cached object is reloaded from
+ * the image.  Objects of the image keep their ino (their handles stay
+ * valid); objects only the old layer had behave as unlinked: open files
+ * keep working until released, lookups and cow_ref give -ENOENT.  The
+ * caller must make sure no other call on @v runs meanwhile. */
+int cow_view_reset(struct cow_view *v);
 
 /* Attributes of one object. */
 struct cow_attr {
@@ -195,8 +307,8 @@ int cow_mknod(struct cow_view *v, uint64_t parent, const char *name, mode_t mode
 	      const struct cow_cred *cred, struct cow_attr *ret);
 int cow_mkdir(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, const struct cow_cred *cred,
 	      struct cow_attr *ret);
-int cow_symlink(struct cow_view *v, uint64_t parent, const char *name, const char *target,
-		const struct cow_cred *cred, struct cow_attr *ret);
+int cow_symlink(struct cow_view *v, uint64_t parent, const char *name, const char *target, const struct cow_cred *cred,
+		struct cow_attr *ret);
 int cow_link(struct cow_view *v, uint64_t ino, uint64_t newparent, const char *newname, struct cow_attr *ret);
 int cow_unlink(struct cow_view *v, uint64_t parent, const char *name);
 int cow_rmdir(struct cow_view *v, uint64_t parent, const char *name);

@@ -89,11 +89,73 @@ static int rm_tree_at(int dirfd, const char *name)
 	return r;
 }
 
+int cow_data_foreach(struct cow_store *st, uint64_t layer,
+		     int (*fn)(void *arg, int dirfd, const char *sub, const char *name), void *arg)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%llu", (unsigned long long)layer);
+	int lfd = openat(st->datafd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	DIR *d = fdopendir(lfd);
+	if (!d) {
+		close(lfd);
+		return -errno;
+	}
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		int sfd = openat(lfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *sd = sfd < 0 ? NULL : fdopendir(sfd);
+		if (!sd) {
+			if (sfd >= 0)
+				close(sfd);
+			continue;
+		}
+		struct dirent *fe;
+		while (r == 0 && (fe = readdir(sd)))
+			if (fe->d_name[0] != '.')
+				r = fn(arg, sfd, de->d_name, fe->d_name);
+		closedir(sd);
+	}
+	closedir(d);
+	return r;
+}
+
 int cow_data_remove_layer(struct cow_store *st, uint64_t layer)
 {
 	char name[32];
 	snprintf(name, sizeof(name), "%llu", (unsigned long long)layer);
 	return rm_tree_at(st->datafd, name);
+}
+
+int cow_data_share(struct cow_store *st, uint64_t from, uint64_t to, uint64_t ino)
+{
+	char src[128], dst[128];
+	cow_data_path(src, sizeof(src), from, ino);
+	cow_data_path(dst, sizeof(dst), to, ino);
+	int r = mkdir_parents(st->datafd, dst);
+	if (r < 0)
+		return r;
+	if (linkat(st->datafd, src, st->datafd, dst, 0) == 0)
+		return 0;
+	if (errno != EMLINK && errno != EXDEV && errno != EPERM && errno != EEXIST)
+		return -errno;
+	int in = cow_data_open(st, from, ino, O_RDONLY, 0);
+	if (in < 0)
+		return in;
+	struct stat s;
+	int out = fstat(in, &s) < 0 ? -errno : cow_data_open(st, to, ino, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (out < 0) {
+		close(in);
+		return out;
+	}
+	r = cow_data_copy(in, out, s.st_size, false);
+	close(in);
+	close(out);
+	return r;
 }
 
 int cow_data_copy(int in, int out, int64_t size, bool sync)

@@ -169,15 +169,15 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 
 	int64_t now = cow_now_ns();
 	struct cow_irow row = {
-		.ino = ino,
-		.mode = mode,
-		.nlink = S_ISDIR(mode) ? 2 : 1,
-		.uid = cred->uid,
-		.gid = cred->gid,
-		.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0,
-		.atime = now,
-		.mtime = now,
-		.ctime = now,
+	    .ino = ino,
+	    .mode = mode,
+	    .nlink = S_ISDIR(mode) ? 2 : 1,
+	    .uid = cred->uid,
+	    .gid = cred->gid,
+	    .rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0,
+	    .atime = now,
+	    .mtime = now,
+	    .ctime = now,
 	};
 	/* the directory's default ACL, if any, replaces the umask */
 	pthread_mutex_lock(&dp->lock);
@@ -299,8 +299,8 @@ int cow_mkdir(struct cow_view *v, uint64_t parent, const char *name, mode_t mode
 	return new_object(v, parent, name, S_IFDIR | (mode & 07777), 0, NULL, cred, false, NULL, ret);
 }
 
-int cow_symlink(struct cow_view *v, uint64_t parent, const char *name, const char *target,
-		const struct cow_cred *cred, struct cow_attr *ret)
+int cow_symlink(struct cow_view *v, uint64_t parent, const char *name, const char *target, const struct cow_cred *cred,
+		struct cow_attr *ret)
 {
 	if (!*target)
 		return -ENOENT;
@@ -552,7 +552,8 @@ int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t n
 			goto out; /* two names of one object: POSIX says do nothing */
 	}
 	bool sdir = S_ISDIR(ip->row.mode), tdir = tp && S_ISDIR(tp->row.mode);
-	if ((sdir && is_below(v, newparent, ip->ino)) || ((flags & RENAME_EXCHANGE) && tdir && is_below(v, parent, tp->ino))) {
+	if ((sdir && is_below(v, newparent, ip->ino)) ||
+	    ((flags & RENAME_EXCHANGE) && tdir && is_below(v, parent, tp->ino))) {
 		r = -EINVAL;
 		goto out;
 	}

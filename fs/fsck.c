@@ -49,49 +49,27 @@ static bool parse_u64(const char *s, int base, uint64_t *ret)
 	return true;
 }
 
-/* One layer's data directory: every file must be referenced. */
-static int check_layer_files(struct fsck *f, int lfd, uint64_t layer, bool layer_exists)
+struct layer_check {
+	struct fsck *f;
+	uint64_t layer;
+	bool exists;
+};
+
+static int check_file(void *arg, int dirfd, const char *sub, const char *name)
 {
-	DIR *d = fdopendir(dup(lfd));
-	if (d)
-		rewinddir(d); /* dup shares the offset */
-	if (!d)
+	struct layer_check *c = arg;
+	struct fsck *f = c->f;
+	uint64_t ino;
+	if (parse_u64(name, 16, &ino) && c->exists && cow_db_data_referenced(f->st->db, c->layer, ino))
+		return 0;
+	f->rep->orphan_files++;
+	say(f, "orphan data file data/%llu/%s/%s", (unsigned long long)c->layer, sub, name);
+	if (!f->repair)
+		return 0;
+	if (unlinkat(dirfd, name, 0) < 0)
 		return -errno;
-	struct dirent *de;
-	int r = 0;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		int sfd = openat(lfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (sfd < 0)
-			continue;
-		DIR *sd = fdopendir(sfd);
-		if (!sd) {
-			close(sfd);
-			continue;
-		}
-		struct dirent *fe;
-		while ((fe = readdir(sd))) {
-			uint64_t ino;
-			if (fe->d_name[0] == '.')
-				continue;
-			bool ok = parse_u64(fe->d_name, 16, &ino) && layer_exists &&
-				  cow_db_data_referenced(f->st->db, layer, ino);
-			if (ok)
-				continue;
-			f->rep->orphan_files++;
-			say(f, "orphan data file data/%llu/%s/%s", (unsigned long long)layer, de->d_name, fe->d_name);
-			if (f->repair) {
-				if (unlinkat(dirfd(sd), fe->d_name, 0) == 0)
-					f->rep->repaired++;
-				else
-					r = -errno;
-			}
-		}
-		closedir(sd);
-	}
-	closedir(d);
-	return r;
+	f->rep->repaired++;
+	return 0;
 }
 
 static int check_data_dir(struct fsck *f)
@@ -113,11 +91,20 @@ static int check_data_dir(struct fsck *f)
 			continue;
 		}
 		bool exists = cow_db_layer_get(f->st->db, layer, &li) == 0;
-		int lfd = openat(f->st->datafd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (lfd < 0)
+		/* A running view writes data files before the records naming
+		 * them: its layer's files cannot be judged while it runs. */
+		int lockfd = -1;
+		if (exists && li.kind == COW_LAYER_DEAD)
+			continue; /* all its files go with it at the next gc */
+		if (exists && cow_layer_lock(f->st, layer, &lockfd) == -EBUSY) {
+			say(f, "layer %llu is in use (mounted or served): its data files were not checked",
+			    (unsigned long long)layer);
 			continue;
-		r = check_layer_files(f, lfd, layer, exists);
-		close(lfd);
+		}
+		struct layer_check c = {.f = f, .layer = layer, .exists = exists};
+		r = cow_data_foreach(f->st, layer, check_file, &c);
+		if (lockfd >= 0)
+			close(lockfd);
 		if (r == 0 && !exists && f->repair)
 			cow_data_remove_layer(f->st, layer);
 	}
@@ -142,10 +129,22 @@ static int check_ref(void *arg, uint64_t layer, uint64_t ino)
 static int check_layer(void *arg, const struct cow_layer_info *l)
 {
 	struct fsck *f = arg;
-	if (l->kind != COW_LAYER_DEAD && cow_db_layer_used(f->st->db, l->id))
+	if (l->kind == COW_LAYER_DEAD) {
+		/* reset or removed: normal until gc reclaims it */
+		f->rep->dead_layers++;
+		say(f, "layer %llu is no longer used; 'cowroot gc' reclaims it", (unsigned long long)l->id);
 		return 0;
-	f->rep->dead_layers++;
+	}
+	if (cow_db_layer_used(f->st->db, l->id))
+		return 0;
+	f->rep->unused_layers++;
 	say(f, "layer %llu is used by no client or image", (unsigned long long)l->id);
+	if (f->repair) {
+		int r = cow_db_layer_set_kind(f->st->db, l->id, COW_LAYER_DEAD);
+		if (r < 0)
+			return r;
+		f->rep->repaired++;
+	}
 	return 0;
 }
 
@@ -186,6 +185,19 @@ int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const cha
 		cow_db_rollback(db);
 out:
 	cow_db_unlock(db);
+	if (r == 0)
+		*ret = rep;
+	return r;
+}
+
+int cow_fsck_orphans(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
+		     struct cow_fsck_report *ret)
+{
+	struct cow_fsck_report rep = {0};
+	struct fsck f = {.st = st, .repair = repair && !st->readonly, .log = log, .arg = arg, .rep = &rep};
+	cow_db_lock(st->db);
+	int r = check_data_dir(&f);
+	cow_db_unlock(st->db);
 	if (r == 0)
 		*ret = rep;
 	return r;

@@ -267,8 +267,7 @@ static void cowfuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 		cow_release(f);
 }
 
-static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-			   struct fuse_file_info *fi)
+static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	struct cow_file *f;
 	struct cow_attr a;
@@ -339,8 +338,7 @@ static void cowfuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct f
 	fuse_reply_err(req, -cow_fsync(file_of(fi), datasync != 0));
 }
 
-static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
-			      struct fuse_file_info *fi)
+static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	(void)ino;
 	fuse_reply_err(req, -cow_fallocate(file_of(fi), mode, off, len));
@@ -495,38 +493,38 @@ static void cowfuse_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name
 }
 
 static const struct fuse_lowlevel_ops cowfuse_ops = {
-	.init = cowfuse_init,
-	.lookup = cowfuse_lookup,
-	.forget = cowfuse_forget,
-	.forget_multi = cowfuse_forget_multi,
-	.getattr = cowfuse_getattr,
-	.setattr = cowfuse_setattr,
-	.readlink = cowfuse_readlink,
-	.mknod = cowfuse_mknod,
-	.mkdir = cowfuse_mkdir,
-	.symlink = cowfuse_symlink,
-	.link = cowfuse_link,
-	.unlink = cowfuse_unlink,
-	.rmdir = cowfuse_rmdir,
-	.rename = cowfuse_rename,
-	.open = cowfuse_open,
-	.create = cowfuse_create,
-	.read = cowfuse_read,
-	.write = cowfuse_write,
-	.flush = cowfuse_flush,
-	.release = cowfuse_release,
-	.fsync = cowfuse_fsync,
-	.fallocate = cowfuse_fallocate,
-	.opendir = cowfuse_opendir,
-	.readdir = cowfuse_readdir,
-	.readdirplus = cowfuse_readdirplus,
-	.releasedir = cowfuse_releasedir,
-	.fsyncdir = cowfuse_fsyncdir,
-	.statfs = cowfuse_statfs,
-	.setxattr = cowfuse_setxattr,
-	.getxattr = cowfuse_getxattr,
-	.listxattr = cowfuse_listxattr,
-	.removexattr = cowfuse_removexattr,
+    .init = cowfuse_init,
+    .lookup = cowfuse_lookup,
+    .forget = cowfuse_forget,
+    .forget_multi = cowfuse_forget_multi,
+    .getattr = cowfuse_getattr,
+    .setattr = cowfuse_setattr,
+    .readlink = cowfuse_readlink,
+    .mknod = cowfuse_mknod,
+    .mkdir = cowfuse_mkdir,
+    .symlink = cowfuse_symlink,
+    .link = cowfuse_link,
+    .unlink = cowfuse_unlink,
+    .rmdir = cowfuse_rmdir,
+    .rename = cowfuse_rename,
+    .open = cowfuse_open,
+    .create = cowfuse_create,
+    .read = cowfuse_read,
+    .write = cowfuse_write,
+    .flush = cowfuse_flush,
+    .release = cowfuse_release,
+    .fsync = cowfuse_fsync,
+    .fallocate = cowfuse_fallocate,
+    .opendir = cowfuse_opendir,
+    .readdir = cowfuse_readdir,
+    .readdirplus = cowfuse_readdirplus,
+    .releasedir = cowfuse_releasedir,
+    .fsyncdir = cowfuse_fsyncdir,
+    .statfs = cowfuse_statfs,
+    .setxattr = cowfuse_setxattr,
+    .getxattr = cowfuse_getxattr,
+    .listxattr = cowfuse_listxattr,
+    .removexattr = cowfuse_removexattr,
 };
 
 static void report(int fd, const char *msg)

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Importing a tree as a new image: one layer with every object of the
- * tree.  Data files are written and synced before the one transaction that
- * records the image commits; on any error the transaction is rolled back
- * and the layer's data directory removed, so the store is as before.
+ * Building a new image layer (import, flatten, load) and importing a tree.
+ *
+ * A layer under construction is born dead: until its last transaction
+ * names it as an image, nothing sees it, and a crash leaves only what gc
+ * reclaims.  Its rows are committed in batches, so that running servers
+ * that write to the same store are never held up for a whole import, and
+ * its data is synced before the transaction that makes it an image.  On
+ * error or cancel everything of it is removed at once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +29,7 @@ struct hl { /* a hardlinked source inode already imported */
 
 struct import {
 	struct cow_store *st;
+	struct cow_build b;
 	uint64_t layer;
 	dev_t dev;
 	uint64_t next, end; /* ino batch */
@@ -35,6 +40,128 @@ struct import {
 	void *arg;
 	char *xbuf, *vbuf;
 };
+
+#define BUILD_BATCH 512
+
+int cow_build_begin(struct cow_store *st, const char *name, uint64_t root, struct cow_build *b)
+{
+	struct cow_db *db = st->db;
+	uint64_t dummy;
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->st = st;
+	b->lockfd = -1;
+	if (st->readonly)
+		return -EROFS;
+	cow_db_lock(db);
+	r = cow_db_begin(db);
+	if (r == 0 && cow_db_image_get(db, name, &dummy) == 0)
+		r = -EEXIST;
+	if (r == 0 && !root)
+		r = cow_db_alloc_inos(db, 1, &root);
+	if (r == 0)
+		r = cow_db_layer_add(db, 0, COW_LAYER_DEAD, root, &b->layer);
+	if (r == 0)
+		r = cow_db_commit(db, false);
+	else
+		cow_db_rollback(db);
+	cow_db_unlock(db);
+	if (r < 0) {
+		b->layer = 0;
+		return r;
+	}
+	b->root = root;
+	/* held until finished: gc leaves a layer in use alone */
+	r = cow_layer_lock(st, b->layer, &b->lockfd);
+	/* a crash may have left files under this id before it was committed */
+	if (r == 0)
+		r = cow_data_remove_layer(st, b->layer);
+	if (r == 0) {
+		cow_db_lock(db);
+		r = cow_db_begin(db);
+		if (r == 0) {
+			b->in_txn = true;
+			return 0;
+		}
+		cow_db_unlock(db);
+	}
+	r = cow_build_finish(b, name, r);
+	b->layer = 0; /* finished: nothing for the caller to finish */
+	return r;
+}
+
+int cow_build_step(struct cow_build *b)
+{
+	if (++b->batch % BUILD_BATCH)
+		return 0;
+	struct cow_db *db = b->st->db;
+	int r = cow_db_commit(db, false);
+	cow_db_unlock(db);
+	/* other writers of the store get their turn here */
+	cow_db_lock(db);
+	if (r == 0)
+		r = cow_db_begin(db);
+	if (r < 0) {
+		b->in_txn = false;
+		cow_db_unlock(db);
+	}
+	return r;
+}
+
+int cow_build_finish(struct cow_build *b, const char *name, int r)
+{
+	struct cow_store *st = b->st;
+	struct cow_db *db = st->db;
+	if (!b->layer)
+		return r;
+	if (b->in_txn) {
+		if (r == 0)
+			r = cow_db_commit(db, false);
+		else
+			cow_db_rollback(db);
+		cow_db_unlock(db);
+		b->in_txn = false;
+	}
+	/* data first: every file of the image is on disk before the
+	 * transaction that makes it one */
+	if (r == 0 && syncfs(st->datafd) < 0)
+		r = -errno;
+	if (r == 0) {
+		uint64_t dummy;
+		cow_db_lock(db);
+		r = cow_db_begin(db);
+		if (r == 0 && cow_db_image_get(db, name, &dummy) == 0)
+			r = -EEXIST;
+		if (r == 0)
+			r = cow_db_layer_set_kind(db, b->layer, COW_LAYER_IMAGE);
+		if (r == 0)
+			r = cow_db_image_add(db, name, b->layer);
+		if (r == 0)
+			r = cow_db_commit(db, true);
+		else
+			cow_db_rollback(db);
+		cow_db_unlock(db);
+	}
+	if (r < 0) {
+		/* drop what was built; if that fails too, gc finds it dead */
+		cow_db_lock(db);
+		if (cow_db_begin(db) == 0) {
+			if (cow_db_layer_drop_rows(db, b->layer) == 0 && cow_db_layer_del(db, b->layer) == 0)
+				cow_db_commit(db, false);
+			else
+				cow_db_rollback(db);
+		}
+		cow_db_unlock(db);
+		cow_data_remove_layer(st, b->layer);
+		char lock[64];
+		snprintf(lock, sizeof(lock), "data/%llu.lock", (unsigned long long)b->layer);
+		unlinkat(st->dirfd, lock, 0);
+	}
+	if (b->lockfd >= 0)
+		close(b->lockfd);
+	return r;
+}
 
 static int alloc_ino(struct import *im, uint64_t *ret)
 {
@@ -50,6 +177,9 @@ static int alloc_ino(struct import *im, uint64_t *ret)
 
 static int tick(struct import *im)
 {
+	int r = cow_build_step(&im->b);
+	if (r < 0)
+		return r;
 	im->done++;
 	if (im->progress && (im->done == 1 || im->done % 64 == 0))
 		if (im->progress(im->arg, "import", im->done, im->total))
@@ -84,16 +214,16 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 static struct cow_irow row_from_stat(uint64_t ino, const struct stat *s)
 {
 	return (struct cow_irow){
-		.ino = ino,
-		.mode = s->st_mode,
-		.nlink = (uint32_t)s->st_nlink,
-		.uid = s->st_uid,
-		.gid = s->st_gid,
-		.rdev = (S_ISCHR(s->st_mode) || S_ISBLK(s->st_mode)) ? s->st_rdev : 0,
-		.size = S_ISREG(s->st_mode) ? s->st_size : 0,
-		.atime = cow_ts_to_ns(&s->st_atim),
-		.mtime = cow_ts_to_ns(&s->st_mtim),
-		.ctime = cow_ts_to_ns(&s->st_ctim),
+	    .ino = ino,
+	    .mode = s->st_mode,
+	    .nlink = (uint32_t)s->st_nlink,
+	    .uid = s->st_uid,
+	    .gid = s->st_gid,
+	    .rdev = (S_ISCHR(s->st_mode) || S_ISBLK(s->st_mode)) ? s->st_rdev : 0,
+	    .size = S_ISREG(s->st_mode) ? s->st_size : 0,
+	    .atime = cow_ts_to_ns(&s->st_atim),
+	    .mtime = cow_ts_to_ns(&s->st_mtim),
+	    .ctime = cow_ts_to_ns(&s->st_ctim),
 	};
 }
 
@@ -137,8 +267,8 @@ static int import_object(struct import *im, int pfd, const char *name, int fd, u
 		return -EINVAL;
 	}
 	r = cow_db_inode_put(im->st->db, im->layer, &row);
-	if (r == 0 && !S_ISLNK(s->st_mode) && !S_ISFIFO(s->st_mode) && !S_ISSOCK(s->st_mode) &&
-	    !S_ISCHR(s->st_mode) && !S_ISBLK(s->st_mode)) {
+	if (r == 0 && !S_ISLNK(s->st_mode) && !S_ISFIFO(s->st_mode) && !S_ISSOCK(s->st_mode) && !S_ISCHR(s->st_mode) &&
+	    !S_ISBLK(s->st_mode)) {
 		r = import_xattrs(im, ofd, ino);
 	} else if (r == 0 && !S_ISLNK(s->st_mode)) {
 		/* no fd for these types: open with O_PATH and read through /proc */
@@ -279,39 +409,14 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 		count_tree(fd, s.st_dev, &im.total);
 	}
 
-	struct cow_db *db = st->db;
-	cow_db_lock(db);
-	uint64_t layer_dummy;
-	r = cow_db_begin(db);
+	r = cow_build_begin(st, name, 0, &im.b);
 	if (r < 0)
-		goto out_unlock;
-	if (cow_db_image_get(db, name, &layer_dummy) == 0) {
-		r = -EEXIST;
-		goto rollback;
-	}
-	uint64_t root;
-	r = alloc_ino(&im, &root);
-	if (r == 0)
-		r = cow_db_layer_add(db, 0, COW_LAYER_IMAGE, root, &im.layer);
-	if (r == 0)
-		r = import_object(&im, fd, ".", fd, root, &s);
+		goto out_free; /* nothing built */
+	im.layer = im.b.layer;
+	r = import_object(&im, fd, ".", fd, im.b.root, &s);
 	if (r == 0 && progress && progress(arg, "import", im.done, im.done))
 		r = -ECANCELED;
-	if (r == 0)
-		r = cow_db_image_add(db, name, im.layer);
-	/* data first: every file of the image is on disk before the commit */
-	if (r == 0 && syncfs(st->datafd) < 0)
-		r = -errno;
-	if (r == 0) {
-		r = cow_db_commit(db, true);
-		goto out_unlock;
-	}
-rollback:
-	cow_db_rollback(db);
-	if (im.layer)
-		cow_data_remove_layer(st, im.layer);
-out_unlock:
-	cow_db_unlock(db);
+	r = cow_build_finish(&im.b, name, r);
 out_free:
 	free(im.xbuf);
 	free(im.vbuf);

@@ -37,6 +37,17 @@ enum stmt_id {
 	S_CLIENT_ADD,
 	S_CLIENT_GET,
 	S_CLIENT_ALL,
+	S_CLIENT_SET,
+	S_CLIENT_DEL,
+	S_IMAGE_DEL,
+	S_IMAGE_BY_LAYER,
+	S_IMAGE_USERS,
+	S_LAYER_DEL,
+	S_LAYER_SET_PARENT,
+	S_LAYER_INODES,
+	S_LAYER_DIRENTS,
+	S_LAYER_STATS,
+	S_LAYER_COPYUPS,
 	S_INODE_GET,
 	S_INODE_PUT,
 	S_INODE_DEL,
@@ -60,53 +71,76 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-	[S_BEGIN] = "BEGIN IMMEDIATE",
-	[S_COMMIT] = "COMMIT",
-	[S_ROLLBACK] = "ROLLBACK",
-	[S_META_GET] = "SELECT value FROM meta WHERE key = :key",
-	[S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)",
-	[S_LAYER_ADD] = "INSERT INTO layers (parent, kind, root, created) VALUES (:parent, :kind, :root, :created)",
-	[S_LAYER_GET] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers WHERE id = :id",
-	[S_LAYER_SET_KIND] = "UPDATE layers SET kind = :kind WHERE id = :id",
-	[S_LAYER_ALL] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers ORDER BY id",
-	[S_LAYER_USED] = "SELECT 1 FROM images WHERE layer = :id UNION ALL SELECT 1 FROM clients WHERE layer = :id "
-			 "UNION ALL SELECT 1 FROM layers WHERE parent = :id AND kind != 2 LIMIT 1",
-	[S_IMAGE_ADD] = "INSERT INTO images (name, layer, created) VALUES (:name, :layer, :created)",
-	[S_IMAGE_GET] = "SELECT layer FROM images WHERE name = :name",
-	[S_IMAGE_ALL] = "SELECT i.name, i.layer, ifnull(l.parent, 0), i.created,"
-			" (SELECT count(*) FROM inodes n WHERE n.layer = i.layer),"
-			" (SELECT ifnull(sum(size), 0) FROM inodes n WHERE n.layer = i.layer AND n.data_layer = i.layer),"
-			" (SELECT count(*) FROM clients c WHERE c.image = i.name)"
-			" FROM images i JOIN layers l ON l.id = i.layer ORDER BY i.name",
-	[S_CLIENT_ADD] = "INSERT INTO clients (name, image, layer, created) VALUES (:name, :image, :layer, :created)",
-	[S_CLIENT_GET] = "SELECT image, layer FROM clients WHERE name = :name",
-	[S_CLIENT_ALL] = "SELECT c.name, c.image, c.layer, c.created,"
-			 " (SELECT count(*) FROM inodes n WHERE n.layer = c.layer)"
-			 " FROM clients c ORDER BY c.name",
-	[S_INODE_GET] = "SELECT mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_layer, target"
-			" FROM inodes WHERE layer = :layer AND ino = :ino",
-	[S_INODE_PUT] = "INSERT OR REPLACE INTO inodes (layer, ino, mode, nlink, uid, gid, rdev, size, atime, mtime,"
-			" ctime, data_layer, target) VALUES (:layer, :ino, :mode, :nlink, :uid, :gid, :rdev, :size,"
-			" :atime, :mtime, :ctime, :data_layer, :target)",
-	[S_INODE_DEL] = "DELETE FROM inodes WHERE layer = :layer AND ino = :ino",
-	[S_INODE_UNLINKED] = "SELECT ino, data_layer FROM inodes WHERE layer = :layer AND nlink = 0 AND mode != 0",
-	[S_DATA_ALL] = "SELECT layer, ino FROM inodes WHERE data_layer = layer",
-	[S_DATA_REF] = "SELECT 1 FROM inodes WHERE data_layer = :layer AND ino = :ino LIMIT 1",
-	[S_DIRENT_GET] = "SELECT ino, type FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",
-	[S_DIRENT_PUT] = "INSERT OR REPLACE INTO dirents (layer, parent, name, ino, type)"
-			 " VALUES (:layer, :parent, :name, :ino, :type)",
-	[S_DIRENT_DEL] = "DELETE FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",
-	[S_DIRENT_DEL_PARENT] = "DELETE FROM dirents WHERE layer = :layer AND parent = :parent",
-	[S_DIRENT_LIST] = "SELECT name, ino, type FROM dirents WHERE layer = :layer AND parent = :parent",
-	[S_XATTR_LIST] = "SELECT name, value FROM xattrs WHERE layer = :layer AND ino = :ino ORDER BY name",
-	[S_XATTR_PUT] = "INSERT OR REPLACE INTO xattrs (layer, ino, name, value) VALUES (:layer, :ino, :name, :value)",
-	[S_XATTR_DEL] = "DELETE FROM xattrs WHERE layer = :layer AND ino = :ino AND name = :name",
-	[S_XATTR_COPY] = "INSERT OR REPLACE INTO xattrs (layer, ino, name, value)"
-			 " SELECT :to, ino, name, value FROM xattrs WHERE layer = :from AND ino = :ino",
-	[S_XATTR_DEL_ALL] = "DELETE FROM xattrs WHERE layer = :layer AND ino = :ino",
-	[S_LAYER_DROP_INODES] = "DELETE FROM inodes WHERE layer = :layer",
-	[S_LAYER_DROP_DIRENTS] = "DELETE FROM dirents WHERE layer = :layer",
-	[S_LAYER_DROP_XATTRS] = "DELETE FROM xattrs WHERE layer = :layer",
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = :key",
+    [S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)",
+    [S_LAYER_ADD] = "INSERT INTO layers (parent, kind, root, created) VALUES (:parent, :kind, :root, :created)",
+    [S_LAYER_GET] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers WHERE id = :id",
+    [S_LAYER_SET_KIND] = "UPDATE layers SET kind = :kind WHERE id = :id",
+    [S_LAYER_ALL] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers ORDER BY id",
+    [S_LAYER_USED] = "SELECT 1 FROM images WHERE layer = :id UNION ALL SELECT 1 FROM clients WHERE layer = :id "
+		     "UNION ALL SELECT 1 FROM layers WHERE parent = :id AND kind != 2 LIMIT 1",
+    [S_IMAGE_ADD] = "INSERT INTO images (name, layer, created) VALUES (:name, :layer, :created)",
+    [S_IMAGE_GET] = "SELECT layer FROM images WHERE name = :name",
+    [S_IMAGE_ALL] = "SELECT i.name, i.layer, ifnull(l.parent, 0), i.created,"
+		    " (SELECT count(*) FROM inodes n WHERE n.layer = i.layer),"
+		    " (SELECT ifnull(sum(size), 0) FROM inodes n WHERE n.layer = i.layer AND n.data_layer = i.layer),"
+		    " (SELECT count(*) FROM clients c WHERE c.image = i.name)"
+		    " FROM images i JOIN layers l ON l.id = i.layer ORDER BY i.name",
+    [S_CLIENT_ADD] = "INSERT INTO clients (name, image, layer, created, id)"
+		     " VALUES (:name, :image, :layer, :created, :id)",
+    [S_CLIENT_GET] = "SELECT name, image, layer, created, id FROM clients WHERE name = :name",
+    [S_CLIENT_ALL] = "SELECT c.name, c.image, c.layer, c.created, c.id,"
+		     " (SELECT count(*) FROM inodes n WHERE n.layer = c.layer AND n.mode != 0)"
+		     " FROM clients c ORDER BY c.name",
+    [S_CLIENT_SET] = "UPDATE clients SET image = :image, layer = :layer WHERE name = :name",
+    [S_CLIENT_DEL] = "DELETE FROM clients WHERE name = :name",
+    [S_IMAGE_DEL] = "DELETE FROM images WHERE name = :name",
+    [S_IMAGE_BY_LAYER] = "SELECT name FROM images WHERE layer = :layer",
+    [S_IMAGE_USERS] = "SELECT 'client', name FROM clients WHERE image = :name"
+		      " UNION ALL SELECT 'image', i.name FROM images i JOIN layers l ON l.id = i.layer"
+		      " WHERE l.parent = :layer ORDER BY 1, 2",
+    [S_LAYER_DEL] = "DELETE FROM layers WHERE id = :id",
+    [S_LAYER_SET_PARENT] = "UPDATE layers SET parent = :parent WHERE id = :id",
+    [S_LAYER_INODES] = "SELECT ino, mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_layer"
+		       " FROM inodes WHERE layer = :layer ORDER BY ino",
+    [S_LAYER_DIRENTS] = "SELECT parent, name, ino, type FROM dirents WHERE layer = :layer ORDER BY parent, name",
+    [S_LAYER_STATS] = "SELECT (SELECT count(*) FROM inodes WHERE layer = :layer AND mode != 0),"
+		      " (SELECT count(*) FROM inodes WHERE layer = :layer AND data_layer = :layer),"
+		      " (SELECT ifnull(sum(size), 0) FROM inodes WHERE layer = :layer AND data_layer = :layer),"
+		      " (SELECT count(*) FROM dirents WHERE layer = :layer AND ino = 0),"
+		      " (SELECT count(*) FROM inodes WHERE layer = :layer AND mode = 0)",
+    [S_LAYER_COPYUPS] =
+	"WITH RECURSIVE chain(id) AS (SELECT parent FROM layers WHERE id = :layer AND parent IS NOT NULL"
+	" UNION ALL SELECT l.parent FROM layers l JOIN chain c ON l.id = c.id WHERE l.parent IS NOT NULL)"
+	" SELECT count(*) FROM inodes n WHERE n.layer = :layer AND n.data_layer = :layer AND EXISTS"
+	" (SELECT 1 FROM chain c JOIN inodes b ON b.layer = c.id AND b.ino = n.ino)",
+    [S_INODE_GET] = "SELECT mode, nlink, uid, gid, rdev, size, atime, mtime, ctime, data_layer, target"
+		    " FROM inodes WHERE layer = :layer AND ino = :ino",
+    [S_INODE_PUT] = "INSERT OR REPLACE INTO inodes (layer, ino, mode, nlink, uid, gid, rdev, size, atime, mtime,"
+		    " ctime, data_layer, target) VALUES (:layer, :ino, :mode, :nlink, :uid, :gid, :rdev, :size,"
+		    " :atime, :mtime, :ctime, :data_layer, :target)",
+    [S_INODE_DEL] = "DELETE FROM inodes WHERE layer = :layer AND ino = :ino",
+    [S_INODE_UNLINKED] = "SELECT ino, data_layer FROM inodes WHERE layer = :layer AND nlink = 0 AND mode != 0",
+    [S_DATA_ALL] = "SELECT layer, ino FROM inodes WHERE data_layer = layer",
+    [S_DATA_REF] = "SELECT 1 FROM inodes WHERE data_layer = :layer AND ino = :ino LIMIT 1",
+    [S_DIRENT_GET] = "SELECT ino, type FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",
+    [S_DIRENT_PUT] = "INSERT OR REPLACE INTO dirents (layer, parent, name, ino, type)"
+		     " VALUES (:layer, :parent, :name, :ino, :type)",
+    [S_DIRENT_DEL] = "DELETE FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",
+    [S_DIRENT_DEL_PARENT] = "DELETE FROM dirents WHERE layer = :layer AND parent = :parent",
+    [S_DIRENT_LIST] = "SELECT name, ino, type FROM dirents WHERE layer = :layer AND parent = :parent",
+    [S_XATTR_LIST] = "SELECT name, value FROM xattrs WHERE layer = :layer AND ino = :ino ORDER BY name",
+    [S_XATTR_PUT] = "INSERT OR REPLACE INTO xattrs (layer, ino, name, value) VALUES (:layer, :ino, :name, :value)",
+    [S_XATTR_DEL] = "DELETE FROM xattrs WHERE layer = :layer AND ino = :ino AND name = :name",
+    [S_XATTR_COPY] = "INSERT OR REPLACE INTO xattrs (layer, ino, name, value)"
+		     " SELECT :to, ino, name, value FROM xattrs WHERE layer = :from AND ino = :ino",
+    [S_XATTR_DEL_ALL] = "DELETE FROM xattrs WHERE layer = :layer AND ino = :ino",
+    [S_LAYER_DROP_INODES] = "DELETE FROM inodes WHERE layer = :layer",
+    [S_LAYER_DROP_DIRENTS] = "DELETE FROM dirents WHERE layer = :layer",
+    [S_LAYER_DROP_XATTRS] = "DELETE FROM xattrs WHERE layer = :layer",
 };
 
 struct cow_db {
@@ -395,10 +429,15 @@ void cow_db_rollback(struct cow_db *db)
 
 int cow_db_alloc_inos(struct cow_db *db, uint64_t n, uint64_t *ret_first)
 {
+	return cow_db_counter(db, "next_ino", n, ret_first);
+}
+
+int cow_db_counter(struct cow_db *db, const char *key, uint64_t n, uint64_t *ret_first)
+{
 	sqlite3_stmt *s = stmt(db, S_META_GET);
 	if (!s)
 		return -EIO;
-	bind_text(s, ":key", "next_ino");
+	bind_text(s, ":key", key);
 	int r = step(db, s);
 	uint64_t first = r > 0 ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
 	done(s);
@@ -409,7 +448,7 @@ int cow_db_alloc_inos(struct cow_db *db, uint64_t n, uint64_t *ret_first)
 	s = stmt(db, S_META_SET);
 	if (!s)
 		return -EIO;
-	bind_text(s, ":key", "next_ino");
+	bind_text(s, ":key", key);
 	bind_i64(s, ":value", (int64_t)(first + n));
 	r = run(db, s);
 	if (r < 0)
@@ -501,6 +540,108 @@ int cow_db_layer_foreach(struct cow_db *db, int (*fn)(void *arg, const struct co
 	return r;
 }
 
+int cow_db_layer_del(struct cow_db *db, uint64_t id)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_DEL);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":id", (int64_t)id);
+	return run(db, s);
+}
+
+int cow_db_layer_set_parent(struct cow_db *db, uint64_t id, uint64_t parent)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_SET_PARENT);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":id", (int64_t)id);
+	bind_i64(s, ":parent", (int64_t)parent);
+	return run(db, s);
+}
+
+int cow_db_layer_stats(struct cow_db *db, uint64_t layer, struct cow_layer_stats *ret)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_STATS);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r = step(db, s);
+	if (r > 0) {
+		memset(ret, 0, sizeof(*ret));
+		ret->objects = (uint64_t)sqlite3_column_int64(s, 0);
+		ret->data_files = (uint64_t)sqlite3_column_int64(s, 1);
+		ret->bytes = (uint64_t)sqlite3_column_int64(s, 2);
+		ret->whiteouts = (uint64_t)sqlite3_column_int64(s, 3);
+		ret->removed = (uint64_t)sqlite3_column_int64(s, 4);
+	}
+	done(s);
+	if (r <= 0)
+		return r < 0 ? r : -EIO;
+	s = stmt(db, S_LAYER_COPYUPS);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	r = step(db, s);
+	if (r > 0)
+		ret->copy_ups = (uint64_t)sqlite3_column_int64(s, 0);
+	done(s);
+	return r < 0 ? r : 0;
+}
+
+int cow_db_layer_inodes(struct cow_db *db, uint64_t layer, int (*fn)(void *arg, const struct cow_irow *row), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_INODES);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r;
+	while ((r = step(db, s)) > 0) {
+		struct cow_irow row = {0};
+		row.ino = (uint64_t)sqlite3_column_int64(s, 0);
+		row.mode = (uint32_t)sqlite3_column_int64(s, 1);
+		row.nlink = (uint32_t)sqlite3_column_int64(s, 2);
+		row.uid = (uint32_t)sqlite3_column_int64(s, 3);
+		row.gid = (uint32_t)sqlite3_column_int64(s, 4);
+		row.rdev = (uint64_t)sqlite3_column_int64(s, 5);
+		row.size = sqlite3_column_int64(s, 6);
+		row.atime = sqlite3_column_int64(s, 7);
+		row.mtime = sqlite3_column_int64(s, 8);
+		row.ctime = sqlite3_column_int64(s, 9);
+		row.data_layer = (uint64_t)sqlite3_column_int64(s, 10);
+		r = fn(arg, &row);
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
+int cow_db_layer_dirents(struct cow_db *db, uint64_t layer,
+			 int (*fn)(void *arg, uint64_t parent, const char *name, uint64_t ino, int type), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_DIRENTS);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r;
+	char name[COW_NAME_MAX + 1];
+	while ((r = step(db, s)) > 0) {
+		int n = sqlite3_column_bytes(s, 1);
+		if (n <= 0 || n > COW_NAME_MAX) {
+			r = -EIO;
+			break;
+		}
+		memcpy(name, sqlite3_column_blob(s, 1), (size_t)n);
+		name[n] = 0;
+		r = fn(arg, (uint64_t)sqlite3_column_int64(s, 0), name, (uint64_t)sqlite3_column_int64(s, 2),
+		       sqlite3_column_int(s, 3));
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
+}
+
 bool cow_db_layer_used(struct cow_db *db, uint64_t id)
 {
 	sqlite3_stmt *s = stmt(db, S_LAYER_USED);
@@ -566,6 +707,10 @@ int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct co
 
 int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer)
 {
+	uint64_t id;
+	int r = cow_db_counter(db, "next_client", 1, &id);
+	if (r < 0)
+		return r;
 	sqlite3_stmt *s = stmt(db, S_CLIENT_ADD);
 	if (!s)
 		return -EIO;
@@ -573,10 +718,20 @@ int cow_db_client_add(struct cow_db *db, const char *name, const char *image, ui
 	bind_text(s, ":image", image);
 	bind_i64(s, ":layer", (int64_t)layer);
 	bind_i64(s, ":created", time(NULL));
+	bind_i64(s, ":id", (int64_t)id);
 	return run(db, s);
 }
 
-int cow_db_client_get(struct cow_db *db, const char *name, char *ret_image, uint64_t *ret_layer)
+static void client_row(sqlite3_stmt *s, struct cow_client_info *c)
+{
+	copy_name(c->name, sqlite3_column_text(s, 0));
+	copy_name(c->image, sqlite3_column_text(s, 1));
+	c->layer = (uint64_t)sqlite3_column_int64(s, 2);
+	c->created = sqlite3_column_int64(s, 3);
+	c->id = (uint64_t)sqlite3_column_int64(s, 4);
+}
+
+int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret)
 {
 	sqlite3_stmt *s = stmt(db, S_CLIENT_GET);
 	if (!s)
@@ -584,12 +739,82 @@ int cow_db_client_get(struct cow_db *db, const char *name, char *ret_image, uint
 	bind_text(s, ":name", name);
 	int r = step(db, s);
 	if (r > 0) {
-		if (ret_image)
-			copy_name(ret_image, sqlite3_column_text(s, 0));
-		*ret_layer = (uint64_t)sqlite3_column_int64(s, 1);
+		memset(ret, 0, sizeof(*ret));
+		client_row(s, ret);
 	}
 	done(s);
 	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_client_set(struct cow_db *db, const char *name, const char *image, uint64_t layer)
+{
+	sqlite3_stmt *s = stmt(db, S_CLIENT_SET);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_text(s, ":image", image);
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r = run(db, s);
+	if (r == 0 && sqlite3_changes(db->sql) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+/* Run a statement with one :name bind; -ENOENT if it changed nothing. */
+static int run_by_name(struct cow_db *db, enum stmt_id id, const char *name)
+{
+	sqlite3_stmt *s = stmt(db, id);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	int r = run(db, s);
+	if (r == 0 && sqlite3_changes(db->sql) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+int cow_db_client_del(struct cow_db *db, const char *name)
+{
+	return run_by_name(db, S_CLIENT_DEL, name);
+}
+
+int cow_db_image_del(struct cow_db *db, const char *name)
+{
+	return run_by_name(db, S_IMAGE_DEL, name);
+}
+
+int cow_db_image_by_layer(struct cow_db *db, uint64_t layer, char *ret_name)
+{
+	sqlite3_stmt *s = stmt(db, S_IMAGE_BY_LAYER);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r = step(db, s);
+	if (r > 0)
+		copy_name(ret_name, sqlite3_column_text(s, 0));
+	done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_image_users(struct cow_db *db, const char *name, uint64_t layer,
+		       int (*fn)(void *arg, const char *kind, const char *name), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, S_IMAGE_USERS);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r;
+	while ((r = step(db, s)) > 0) {
+		char kind[16], who[COW_ENTITY_NAME_MAX + 1];
+		snprintf(kind, sizeof(kind), "%s", (const char *)sqlite3_column_text(s, 0));
+		copy_name(who, sqlite3_column_text(s, 1));
+		r = fn(arg, kind, who);
+		if (r)
+			break;
+	}
+	done(s);
+	return r;
 }
 
 int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_client_info *), void *arg)
@@ -600,11 +825,8 @@ int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct c
 	int r;
 	while ((r = step(db, s)) > 0) {
 		struct cow_client_info c = {0};
-		copy_name(c.name, sqlite3_column_text(s, 0));
-		copy_name(c.image, sqlite3_column_text(s, 1));
-		c.layer = (uint64_t)sqlite3_column_int64(s, 2);
-		c.created = sqlite3_column_int64(s, 3);
-		c.objects = (uint64_t)sqlite3_column_int64(s, 4);
+		client_row(s, &c);
+		c.objects = (uint64_t)sqlite3_column_int64(s, 5);
 		r = fn(arg, &c);
 		if (r)
 			break;
@@ -917,16 +1139,14 @@ int cow_db_integrity(struct cow_db *db, bool *ret_ok)
  * exist, xattrs of objects the layer does not record, and dirents whose
  * object no layer of the chain records. */
 static const char *const dangling_sql[][2] = {
-	{"entries of missing layers",
-	 "FROM dirents WHERE layer NOT IN (SELECT id FROM layers)"},
-	{"objects of missing layers",
-	 "FROM inodes WHERE layer NOT IN (SELECT id FROM layers)"},
-	{"xattrs of missing objects",
-	 "FROM xattrs x WHERE NOT EXISTS (SELECT 1 FROM inodes n WHERE n.layer = x.layer AND n.ino = x.ino)"},
-	{"entries naming missing objects",
-	 "FROM dirents d WHERE d.ino != 0 AND NOT EXISTS (WITH RECURSIVE chain(id) AS"
-	 " (SELECT d.layer UNION ALL SELECT l.parent FROM layers l JOIN chain c ON l.id = c.id WHERE l.parent IS NOT NULL)"
-	 " SELECT 1 FROM inodes n JOIN chain c ON n.layer = c.id WHERE n.ino = d.ino)"},
+    {"entries of missing layers", "FROM dirents WHERE layer NOT IN (SELECT id FROM layers)"},
+    {"objects of missing layers", "FROM inodes WHERE layer NOT IN (SELECT id FROM layers)"},
+    {"xattrs of missing objects",
+     "FROM xattrs x WHERE NOT EXISTS (SELECT 1 FROM inodes n WHERE n.layer = x.layer AND n.ino = x.ino)"},
+    {"entries naming missing objects",
+     "FROM dirents d WHERE d.ino != 0 AND NOT EXISTS (WITH RECURSIVE chain(id) AS"
+     " (SELECT d.layer UNION ALL SELECT l.parent FROM layers l JOIN chain c ON l.id = c.id WHERE l.parent IS NOT NULL)"
+     " SELECT 1 FROM inodes n JOIN chain c ON n.layer = c.id WHERE n.ino = d.ino)"},
 };
 
 int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg, const char *line), void *arg,

@@ -136,8 +136,8 @@ int cow_client_add(struct cow_store *st, const char *name, const char *image)
 	r = cow_db_begin(st->db);
 	if (r < 0)
 		goto out;
-	uint64_t dummy;
-	if (cow_db_client_get(st->db, name, NULL, &dummy) == 0) {
+	struct cow_client_info old;
+	if (cow_db_client_get(st->db, name, &old) == 0) {
 		r = -EEXIST;
 		goto rollback;
 	}
@@ -710,6 +710,9 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+static void flusher_stop(struct cow_view *v);
+static int flusher_start(struct cow_view *v);
+
 /* ---- views ---- */
 
 /* Remove what a crash left of unlinked-but-open objects. */
@@ -763,39 +766,52 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 		return -ENOMEM;
 	}
 
-	cow_db_lock(st->db);
-	r = client ? cow_db_client_get(st->db, client, NULL, &top) : cow_db_image_get(st->db, image, &top);
-	if (r == 0)
-		r = view_stack(v, top);
-	cow_db_unlock(st->db);
+	if (client) {
+		v->client = strdup(client);
+		if (!v->client) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
+	for (int tries = 0;; tries++) {
+		struct cow_client_info ci;
+		cow_db_lock(st->db);
+		if (client) {
+			r = cow_db_client_get(st->db, client, &ci);
+			top = ci.layer;
+			v->client_id = ci.id;
+		} else {
+			r = cow_db_image_get(st->db, image, &top);
+		}
+		if (r == 0)
+			r = view_stack(v, top);
+		cow_db_unlock(st->db);
+		if (r < 0 || v->readonly)
+			break;
+		/* One writer per layer, across processes.  A daemon just
+		 * unmounted may still be writing back: give it a few seconds
+		 * before calling the layer busy. */
+		r = cow_layer_lock(st, top, &v->layer_lockfd);
+		if (r == -EBUSY && tries < 50) {
+			usleep(100 * 1000);
+			continue;
+		}
+		if (r < 0)
+			break;
+		/* a reset may have replaced the layer while we waited */
+		cow_db_lock(st->db);
+		r = cow_db_client_get(st->db, client, &ci);
+		cow_db_unlock(st->db);
+		if (r < 0 || ci.layer == top)
+			break;
+		close(v->layer_lockfd);
+		v->layer_lockfd = -1;
+	}
 	if (r < 0)
 		goto fail;
 
 	if (!v->readonly) {
 		v->layer = top;
-		/* one writer per layer, across processes */
-		char name[64];
-		snprintf(name, sizeof(name), "data/%llu.lock", (unsigned long long)top);
-		v->layer_lockfd = openat(st->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (v->layer_lockfd < 0) {
-			r = -errno;
-			goto fail;
-		}
-		/* A daemon just unmounted may still be writing back: give it a
-		 * few seconds before calling the layer busy. */
-		for (int tries = 0;; tries++) {
-			if (flock(v->layer_lockfd, LOCK_EX | LOCK_NB) == 0)
-				break;
-			if (errno != EWOULDBLOCK) {
-				r = -errno;
-				goto fail;
-			}
-			if (tries == 50) {
-				r = -EBUSY;
-				goto fail;
-			}
-			usleep(100 * 1000);
-		}
 		cow_db_lock(st->db);
 		r = cow_db_begin(st->db);
 		if (r == 0) {
@@ -808,11 +824,9 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 		cow_db_unlock(st->db);
 		if (r < 0)
 			goto fail;
-		if (pthread_create(&v->flusher, NULL, flusher_main, v) != 0) {
-			r = -EAGAIN;
+		r = flusher_start(v);
+		if (r < 0)
 			goto fail;
-		}
-		v->flusher_running = true;
 	}
 	*ret = v;
 	return 0;
@@ -826,13 +840,7 @@ int cow_view_close(struct cow_view *v)
 	int r = 0;
 	if (!v)
 		return 0;
-	if (v->flusher_running) {
-		pthread_mutex_lock(&v->dirty_lock);
-		v->stopping = true;
-		pthread_cond_signal(&v->flusher_cond);
-		pthread_mutex_unlock(&v->dirty_lock);
-		pthread_join(v->flusher, NULL);
-	}
+	flusher_stop(v);
 	if (!v->readonly && v->layer)
 		r = flush_dirty(v, true);
 	/* what is still referenced and unlinked goes now */
@@ -846,6 +854,8 @@ int cow_view_close(struct cow_view *v)
 		}
 	}
 	free(v->itable);
+	free(v->client);
+	free(v->holder);
 	if (v->layer_lockfd >= 0)
 		close(v->layer_lockfd);
 	pthread_rwlock_destroy(&v->ns_lock);
@@ -855,6 +865,219 @@ int cow_view_close(struct cow_view *v)
 	pthread_cond_destroy(&v->flusher_cond);
 	free(v);
 	return r;
+}
+
+int cow_layer_lock(struct cow_store *st, uint64_t layer, int *ret_fd)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "data/%llu.lock", (unsigned long long)layer);
+	int fd = openat(st->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static void flusher_stop(struct cow_view *v)
+{
+	if (!v->flusher_running)
+		return;
+	pthread_mutex_lock(&v->dirty_lock);
+	v->stopping = true;
+	pthread_cond_signal(&v->flusher_cond);
+	pthread_mutex_unlock(&v->dirty_lock);
+	pthread_join(v->flusher, NULL);
+	v->flusher_running = false;
+	v->stopping = false;
+}
+
+static int flusher_start(struct cow_view *v)
+{
+	if (pthread_create(&v->flusher, NULL, flusher_main, v) != 0)
+		return -EAGAIN;
+	v->flusher_running = true;
+	return 0;
+}
+
+/* The database part of a reset: a new empty layer on the client's image,
+ * the old one dead.  db lock held. */
+static int reset_records(struct cow_db *db, const char *client, uint64_t expect_layer, uint64_t *ret_layer)
+{
+	struct cow_client_info ci;
+	struct cow_layer_info img;
+	uint64_t image_layer, layer;
+	int r = cow_db_begin(db);
+	if (r < 0)
+		return r;
+	r = cow_db_client_get(db, client, &ci);
+	if (r == 0 && expect_layer && ci.layer != expect_layer)
+		r = -ESTALE; /* changed under us */
+	if (r == 0)
+		r = cow_db_image_get(db, ci.image, &image_layer);
+	if (r == 0)
+		r = cow_db_layer_get(db, image_layer, &img);
+	if (r == 0)
+		r = cow_db_layer_add(db, image_layer, COW_LAYER_CLIENT, img.root, &layer);
+	if (r == 0)
+		r = cow_db_client_set(db, client, ci.image, layer);
+	if (r == 0)
+		r = cow_db_layer_set_kind(db, ci.layer, COW_LAYER_DEAD);
+	if (r == 0)
+		r = cow_db_commit(db, true);
+	else
+		cow_db_rollback(db);
+	if (r == 0)
+		*ret_layer = layer;
+	return r;
+}
+
+int cow_client_reset(struct cow_store *st, const char *name)
+{
+	struct cow_client_info ci;
+	uint64_t layer;
+	int lockfd = -1, r;
+
+	if (st->readonly)
+		return -EROFS;
+	cow_db_lock(st->db);
+	r = cow_db_client_get(st->db, name, &ci);
+	cow_db_unlock(st->db);
+	if (r < 0)
+		return r;
+	/* holding the layer keeps a mount from opening it meanwhile */
+	r = cow_layer_lock(st, ci.layer, &lockfd);
+	if (r < 0)
+		return r;
+	cow_db_lock(st->db);
+	r = reset_records(st->db, name, ci.layer, &layer);
+	cow_db_unlock(st->db);
+	close(lockfd);
+	return r;
+}
+
+/* Make one cached inode what the new stack says; false if only the old
+ * layer had it. */
+static bool reset_inode(struct cow_view *v, struct cow_inode *ip)
+{
+	struct cow_inode *fresh;
+	bool found = inode_load(v, ip->ino, &fresh) == 0;
+	pthread_mutex_lock(&ip->lock);
+	if (ip->dir) {
+		cow_dir_free(ip->dir);
+		ip->dir = NULL;
+	}
+	cow_xattrs_free(ip);
+	ip->dirty = false;
+	ip->parent = 0; /* learnt again at the next lookup */
+	if (found) {
+		struct cow_irow old = ip->row;
+		ip->row = fresh->row;
+		ip->row_layer = fresh->row_layer;
+		ip->blocks = fresh->blocks;
+		ip->destroyed = false;
+		fresh->row = old;
+		struct cow_fd *fd = ip->fd;
+		ip->fd = NULL; /* reopened from the image on next use */
+		cow_fd_put(fd);
+	} else {
+		/* gone with the old layer: an unlinked object whose records
+		 * are already dropped; open files keep their data fd */
+		ip->row.nlink = 0;
+		ip->destroyed = true;
+	}
+	pthread_mutex_unlock(&ip->lock);
+	if (found)
+		inode_free(fresh);
+	return found;
+}
+
+int cow_view_reset(struct cow_view *v)
+{
+	struct cow_db *db = v->st->db;
+	uint64_t layer;
+	int lockfd = -1, r;
+
+	if (v->readonly || !v->client)
+		return -EROFS;
+	flusher_stop(v);
+	pthread_rwlock_wrlock(&v->ns_lock);
+	cow_db_lock(db);
+	r = reset_records(db, v->client, v->layer, &layer);
+	cow_db_unlock(db);
+	if (r < 0)
+		goto out;
+	if (cow_layer_lock(v->st, layer, &lockfd) == 0) {
+		close(v->layer_lockfd);
+		v->layer_lockfd = lockfd;
+		if (v->holder)
+			cow_view_set_holder(v, v->holder);
+	}
+	cow_db_lock(db);
+	v->layer = layer;
+	r = view_stack(v, layer);
+	cow_db_unlock(db);
+	if (r < 0)
+		goto out;
+
+	/* the dirty list holds changes of the dead layer: drop them */
+	pthread_mutex_lock(&v->dirty_lock);
+	struct cow_inode *dirty = v->dirty;
+	v->dirty = NULL;
+	for (struct cow_inode *ip = dirty; ip; ip = ip->dirty_next)
+		ip->on_dirty_list = false;
+	pthread_mutex_unlock(&v->dirty_lock);
+
+	pthread_mutex_lock(&v->itable_lock);
+	size_t n = 0;
+	struct cow_inode **ips = malloc((v->itable_count + 1) * sizeof(*ips));
+	if (!ips) {
+		pthread_mutex_unlock(&v->itable_lock);
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < v->itable_size; i++)
+		for (struct cow_inode *ip = v->itable[i]; ip; ip = ip->hnext) {
+			ip->refs++; /* pinned while we work */
+			ips[n++] = ip;
+		}
+	for (struct cow_inode *ip = dirty; ip; ip = ip->dirty_next)
+		ip->refs--; /* the list's reference */
+	pthread_mutex_unlock(&v->itable_lock);
+	for (size_t i = 0; i < n; i++)
+		reset_inode(v, ips[i]);
+	for (size_t i = 0; i < n; i++)
+		cow_inode_put(v, ips[i]); /* frees what nobody holds and is gone */
+	free(ips);
+out:
+	pthread_rwlock_unlock(&v->ns_lock);
+	int r2 = flusher_start(v);
+	return r < 0 ? r : r2;
+}
+
+uint64_t cow_view_client_id(const struct cow_view *v)
+{
+	return v->client_id;
+}
+
+void cow_view_set_holder(struct cow_view *v, const char *what)
+{
+	if (v->holder != what) {
+		free(v->holder);
+		v->holder = strdup(what);
+	}
+	if (v->layer_lockfd < 0)
+		return;
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), what);
+	if (n >= (int)sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (ftruncate(v->layer_lockfd, 0) == 0 && pwrite(v->layer_lockfd, buf, (size_t)n, 0) < 0)
+		return; /* advisory only */
 }
 
 uint64_t cow_view_root(const struct cow_view *v)

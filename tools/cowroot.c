@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cowfuse.h"
 #include "cowroot.h"
 #include "serve.h"
@@ -23,9 +25,8 @@
 #define DEFAULT_STORE "/var/lib/cowroot"
 
 const char *store_dir;
-static bool json;
+bool json;
 
-void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void err(const char *fmt, ...)
 {
 	va_list ap;
@@ -36,14 +37,14 @@ void err(const char *fmt, ...)
 	va_end(ap);
 }
 
-static int usage_err(const char *usage)
+int usage_err(const char *usage)
 {
 	fprintf(stderr, "usage: cowroot [--store DIR] %s\n", usage);
 	return 2;
 }
 
 /* One line explaining why the store could not be opened. */
-static void store_errmsg(int r, char *buf, size_t n)
+void store_errmsg(int r, char *buf, size_t n)
 {
 	switch (r) {
 	case -ENOENT:
@@ -53,7 +54,8 @@ static void store_errmsg(int r, char *buf, size_t n)
 		snprintf(buf, n, "a store already exists at '%s'", store_dir);
 		break;
 	case -EIO:
-		snprintf(buf, n, "the store database at '%s/cowroot.db' is corrupt or not a cowroot database", store_dir);
+		snprintf(buf, n, "the store database at '%s/cowroot.db' is corrupt or not a cowroot database",
+			 store_dir);
 		break;
 	case -EAGAIN:
 		snprintf(buf, n, "the store database at '%s' is locked by another process; try again", store_dir);
@@ -69,14 +71,14 @@ static void store_errmsg(int r, char *buf, size_t n)
 	}
 }
 
-static void store_error(int r)
+void store_error(int r)
 {
 	char msg[512];
 	store_errmsg(r, msg, sizeof(msg));
 	err("%s", msg);
 }
 
-static int open_store(int flags, struct cow_store **ret)
+int open_store(int flags, struct cow_store **ret)
 {
 	int r = cow_store_open(store_dir, flags, ret);
 	if (r < 0) {
@@ -86,7 +88,15 @@ static int open_store(int flags, struct cow_store **ret)
 	return 0;
 }
 
-static bool want_help(int argc, char **argv)
+bool bad_name(const char *what, const char *name)
+{
+	if (cow_name_check(name) == 0)
+		return false;
+	err("invalid %s name '%s': use 1-64 of A-Z a-z 0-9 . _ @ + -, not starting with . or -", what, name);
+	return true;
+}
+
+bool want_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
@@ -114,7 +124,7 @@ static int cmd_init(int argc, char **argv)
 
 /* ---- images ---- */
 
-static int progress(void *arg, const char *what, uint64_t done, uint64_t total)
+int progress(void *arg, const char *what, uint64_t done, uint64_t total)
 {
 	(void)arg;
 	if (total)
@@ -125,14 +135,21 @@ static int progress(void *arg, const char *what, uint64_t done, uint64_t total)
 	return 0;
 }
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t interrupted;
 static void on_sigint(int sig)
 {
 	(void)sig;
 	interrupted = 1;
 }
 
-static int progress_or_cancel(void *arg, const char *what, uint64_t done, uint64_t total)
+void catch_interrupts(void)
+{
+	struct sigaction sa = {.sa_handler = on_sigint};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int progress_or_cancel(void *arg, const char *what, uint64_t done, uint64_t total)
 {
 	if (interrupted)
 		return 1;
@@ -146,16 +163,12 @@ static int cmd_image_import(int argc, char **argv)
 	static const char usage[] = "image import NAME SRC_DIR";
 	if (argc != 3 || want_help(argc, argv))
 		return usage_err(usage);
-	if (cow_name_check(argv[1]) < 0) {
-		err("invalid image name '%s': use 1-64 of A-Z a-z 0-9 . _ @ + -, not starting with . or -", argv[1]);
+	if (bad_name("image", argv[1]))
 		return 1;
-	}
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	struct sigaction sa = {.sa_handler = on_sigint};
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	catch_interrupts();
 	bool tty = isatty(2);
 	int r = cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty ? (void *)1 : NULL);
 	if (tty)
@@ -168,14 +181,15 @@ static int cmd_image_import(int argc, char **argv)
 		err("cannot import '%s': %s", argv[2], strerror(-r));
 	else if (r < 0)
 		err("cannot import '%s' as '%s': %s%s%s", argv[2], argv[1], strerror(-r),
-		    r == -EIO && cow_store_errmsg(st) ? ": " : "", r == -EIO && cow_store_errmsg(st) ? cow_store_errmsg(st) : "");
+		    r == -EIO && cow_store_errmsg(st) ? ": " : "",
+		    r == -EIO && cow_store_errmsg(st) ? cow_store_errmsg(st) : "");
 	else
 		printf("imported '%s' as image '%s'\n", argv[2], argv[1]);
 	cow_store_close(st);
 	return r < 0 ? 1 : 0;
 }
 
-static void json_str(const char *s)
+void json_str(const char *s)
 {
 	putchar('"');
 	for (; *s; s++) {
@@ -189,7 +203,7 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
-static void fmt_time(int64_t t, char *buf, size_t n)
+void fmt_time(int64_t t, char *buf, size_t n)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -218,7 +232,7 @@ static int print_image(void *arg, const struct cow_image_info *i)
 	return 0;
 }
 
-static bool parse_json_flag(int *argc, char **argv)
+bool parse_json_flag(int *argc, char **argv)
 {
 	bool found = false;
 	int j = 0;
@@ -277,10 +291,8 @@ static int cmd_client_add(int argc, char **argv)
 	}
 	if (!name || !image)
 		return usage_err(usage);
-	if (cow_name_check(name) < 0) {
-		err("invalid client name '%s': use 1-64 of A-Z a-z 0-9 . _ @ + -, not starting with . or -", name);
+	if (bad_name("client", name))
 		return 1;
-	}
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
@@ -371,8 +383,7 @@ static void tell(int fd, const char *fmt, ...)
 	close(fd);
 }
 
-static int mount_at(const char *abs, const char *client, const char *image, const char *options, bool fg,
-		    bool debug);
+static int mount_at(const char *abs, const char *client, const char *image, const char *options, bool fg, bool debug);
 
 static int cmd_mount(int argc, char **argv)
 {
@@ -471,16 +482,18 @@ static int mount_at(const char *abs, const char *client, const char *image, cons
 		else if (r == -ENOENT)
 			tell(ready, "no image '%s' (see 'cowroot image list')", image);
 		else if (r == -EBUSY)
-			tell(ready, "client '%s' is already mounted or served by another process", client);
+			tell(ready, "%s", busy_message(st, client, "mount it here"));
 		else
 			tell(ready, "cannot open the view of '%s': %s", client ? client : image, strerror(-r));
 		cow_store_close(st);
 		return 1;
 	}
-	char fsname[256];
+	char fsname[256], holder[PATH_MAX + 16];
 	snprintf(fsname, sizeof(fsname), "cowroot:%s%s", client ? "" : "image:", client ? client : image);
+	snprintf(holder, sizeof(holder), "mount %s", abs);
+	cow_view_set_holder(v, holder);
 	struct cowfuse_opts o = {
-		.mountpoint = abs, .fsname = fsname, .options = options, .debug = debug, .ready_fd = ready};
+	    .mountpoint = abs, .fsname = fsname, .options = options, .debug = debug, .ready_fd = ready};
 	r = cowfuse_main(v, &o);
 	int c = cow_view_close(v);
 	cow_store_close(st);
@@ -517,17 +530,19 @@ static int cmd_fsck(int argc, char **argv)
 		err("fsck failed: %s", strerror(-r));
 		return 1;
 	}
-	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.dead_layers + !rep.db_ok;
+	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers + !rep.db_ok;
 	if (problems == 0) {
-		printf("store '%s' is consistent; nothing changed\n", store_dir);
+		printf("store '%s' is consistent; nothing changed", store_dir);
+		if (rep.dead_layers)
+			printf(" (%llu layer(s) wait for 'cowroot gc')", (unsigned long long)rep.dead_layers);
+		putchar('\n');
 		return 0;
 	}
 	printf("%llu problem(s): %llu orphan data file(s), %llu missing data file(s), %llu dangling record(s), "
 	       "%llu unused layer(s)%s; %llu repaired\n",
-	       (unsigned long long)problems, (unsigned long long)rep.orphan_files,
-	       (unsigned long long)rep.missing_data, (unsigned long long)rep.dangling,
-	       (unsigned long long)rep.dead_layers, rep.db_ok ? "" : ", database damaged",
-	       (unsigned long long)rep.repaired);
+	       (unsigned long long)problems, (unsigned long long)rep.orphan_files, (unsigned long long)rep.missing_data,
+	       (unsigned long long)rep.dangling, (unsigned long long)rep.unused_layers,
+	       rep.db_ok ? "" : ", database damaged", (unsigned long long)rep.repaired);
 	if (!repair)
 		printf("run 'cowroot --store %s fsck --repair' to repair\n", store_dir);
 	return 1;
@@ -542,15 +557,32 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"init", NULL, cmd_init, "init                              create a new store"},
-	{"image", "import", cmd_image_import, "image import NAME SRC_DIR         import a rootfs tree as an image"},
-	{"image", "list", cmd_image_list, "image list [--json]               list images"},
-	{"client", "add", cmd_client_add, "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
-	{"client", "list", cmd_client_list, "client list [--json]              list clients"},
-	{"mount", NULL, cmd_mount, "mount CLIENT MOUNTPOINT [-f] [-o OPTS]   mount a client's view (--image IMG: read-only)"},
-	{"serve", NULL, cmd_serve, "serve [--foreground] [--port N]   serve every client over NFS (nfs-ganesha)"},
-	{"netboot", NULL, cmd_netboot, "netboot CLIENT --tftp-dir DIR     write a client's u-boot netboot script"},
-	{"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
+    {"init", NULL, cmd_init, "init                              create a new store"},
+    {"image", "import", cmd_image_import, "image import NAME SRC_DIR         import a rootfs tree as an image"},
+    {"image", "list", cmd_image_list, "image list [--json]               list images"},
+    {"image", "show", cmd_image_show, "image show NAME [--json]          details of one image and who uses it"},
+    {"image", "rm", cmd_image_rm, "image rm NAME                     remove an image nothing depends on"},
+    {"image", "flatten", cmd_image_flatten, "image flatten NAME NEWNAME        materialise an image chain as one base"},
+    {"image", "export", cmd_image_export, "image export NAME FILE            write an image as a compressed bundle"},
+    {"image", "load", cmd_image_load, "image load FILE [NAME]            load a bundle as an image"},
+    {"client", "add", cmd_client_add,
+     "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
+    {"client", "list", cmd_client_list, "client list [--json]              list clients"},
+    {"client", "reset", cmd_client_reset,
+     "client reset NAME                 drop the client's changes: back to its image"},
+    {"client", "rm", cmd_client_rm, "client rm NAME                    remove a client and its layer"},
+    {"client", "diff", cmd_client_diff, "client diff NAME [--json]         what the client changed"},
+    {"client", "snapshot", cmd_client_snapshot,
+     "client snapshot NAME IMAGE        freeze the client's changes as a new image"},
+    {"client", "rebase", cmd_client_rebase,
+     "client rebase NAME --onto IMAGE   move the client's layer onto a newer image"},
+    {"mount", NULL, cmd_mount,
+     "mount CLIENT MOUNTPOINT [-f] [-o OPTS]   mount a client's view (--image IMG: read-only)"},
+    {"serve", NULL, cmd_serve, "serve [--foreground] [--port N]   serve every client over NFS (nfs-ganesha)"},
+    {"netboot", NULL, cmd_netboot, "netboot CLIENT --tftp-dir DIR     write a client's u-boot netboot script"},
+    {"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
+    {"gc", NULL, cmd_gc, "gc                                reclaim space of reset/removed clients and images"},
+    {"stats", NULL, cmd_stats, "stats [--json]                    space and change counts per client and image"},
 };
 
 static int help(FILE *f)

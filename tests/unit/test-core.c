@@ -549,7 +549,7 @@ static void report_str(const struct cow_fsck_report *r, char *buf, size_t size)
 
 static bool report_clean(const struct cow_fsck_report *r)
 {
-	return r->db_ok && !r->orphan_files && !r->missing_data && !r->dangling && !r->dead_layers;
+	return r->db_ok && !r->orphan_files && !r->missing_data && !r->dangling && !r->unused_layers;
 }
 
 static void check_fsck_clean(struct cow_store *st, const char *when)

@@ -1,0 +1,793 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Whole images: flatten (an image chain materialised as one base layer)
+ * and bundles (an image in one zlib-compressed, checksummed file that
+ * another store can load).
+ *
+ * Both start from the image's merged tree, collected into memory by a
+ * walk, then write a new layer in one transaction, data synced before the
+ * commit, as import does.  A failure or cancel rolls back and removes the
+ * new layer's data directory: the store is as before.
+ *
+ * Bundle format (inside one gzip stream; integers little-endian):
+ *   header  "CRBUNDLE" u32 version u16 namelen name u64 root u64 nobjs u64 ndents
+ *   object  'O' u64 ino u32 mode nlink uid gid u64 rdev i64 size atime mtime ctime
+ *           u32 targetlen target  u32 nxattrs { u16 namelen name u32 len value }
+ *           regular files: { u64 off u64 len bytes }... u64 ~0 (extents, holes skipped)
+ *   entry   'D' u64 parent u64 ino u8 type u16 namelen name
+ *   trailer 'E' u64 nobjs u64 ndents u32 crc32 of every byte before the trailer
+ * Objects come sorted by ino; inos are the exporting store's and are
+ * renumbered on load.
+ */
+#include <dirent.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "cow-private.h"
+
+#define BUNDLE_MAGIC "CRBUNDLE"
+#define BUNDLE_VERSION 1
+#define EXTENT_END UINT64_MAX
+
+/* ---- the merged tree in memory ---- */
+
+struct tobj {
+	struct cow_irow row; /* target owned */
+	uint64_t row_layer;
+};
+
+struct tdent {
+	uint64_t parent, ino;
+	uint8_t type;
+	char *name;
+};
+
+struct tree {
+	uint64_t root;
+	struct tobj *objs;
+	size_t nobjs, capobjs;
+	struct tdent *dents;
+	size_t ndents, capdents;
+};
+
+static void tree_free(struct tree *t)
+{
+	for (size_t i = 0; i < t->nobjs; i++)
+		cow_irow_release(&t->objs[i].row);
+	for (size_t i = 0; i < t->ndents; i++)
+		free(t->dents[i].name);
+	free(t->objs);
+	free(t->dents);
+}
+
+static int collect(void *arg, const struct cow_walk_entry *e)
+{
+	struct tree *t = arg;
+	if (e->parent) {
+		if (t->ndents == t->capdents) {
+			size_t n = t->capdents ? t->capdents * 2 : 1024;
+			struct tdent *d = realloc(t->dents, n * sizeof(*d));
+			if (!d)
+				return -ENOMEM;
+			t->dents = d;
+			t->capdents = n;
+		}
+		struct tdent *d = &t->dents[t->ndents];
+		d->name = strdup(e->name);
+		if (!d->name)
+			return -ENOMEM;
+		d->parent = e->parent;
+		d->ino = e->ino;
+		d->type = (uint8_t)IFTODT(e->mode);
+		t->ndents++;
+	}
+	if (!e->first)
+		return 0;
+	if (t->nobjs == t->capobjs) {
+		size_t n = t->capobjs ? t->capobjs * 2 : 1024;
+		struct tobj *o = realloc(t->objs, n * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		t->objs = o;
+		t->capobjs = n;
+	}
+	struct tobj *o = &t->objs[t->nobjs];
+	int r = cow_irow_copy(&o->row, &e->ip->row);
+	if (r < 0)
+		return r;
+	o->row_layer = e->row_layer;
+	t->nobjs++;
+	return 0;
+}
+
+static int cmp_tobj(const void *a, const void *b)
+{
+	uint64_t x = ((const struct tobj *)a)->row.ino, y = ((const struct tobj *)b)->row.ino;
+	return x < y ? -1 : x > y;
+}
+
+/* Collect image @name's merged tree. */
+static int tree_load(struct cow_store *st, const char *name, struct tree *t)
+{
+	struct cow_view *v;
+	int r = cow_view_open(st, NULL, name, COW_VIEW_READONLY, &v);
+	if (r < 0)
+		return r;
+	memset(t, 0, sizeof(*t));
+	t->root = v->root;
+	r = cow_walk(v, 0, collect, t);
+	cow_view_close(v);
+	if (r < 0) {
+		tree_free(t);
+		return r;
+	}
+	qsort(t->objs, t->nobjs, sizeof(*t->objs), cmp_tobj);
+	return 0;
+}
+
+static int tick(cow_progress_fn progress, void *arg, const char *what, uint64_t done, uint64_t total)
+{
+	if (progress && (done % 64 == 0 || done == total) && progress(arg, what, done, total))
+		return -ECANCELED;
+	return 0;
+}
+
+/* ---- flatten ---- */
+
+int cow_image_flatten(struct cow_store *st, const char *name, const char *newname, cow_progress_fn progress, void *arg)
+{
+	struct tree t;
+	int r;
+
+	if (cow_name_check(newname) < 0)
+		return -EINVAL;
+	if (st->readonly)
+		return -EROFS;
+	r = tree_load(st, name, &t);
+	if (r < 0)
+		return r;
+	struct cow_build b;
+	struct cow_db *db = st->db;
+	r = cow_build_begin(st, newname, t.root, &b);
+	for (size_t i = 0; r == 0 && i < t.nobjs; i++) {
+		struct tobj *o = &t.objs[i];
+		struct cow_irow row = o->row;
+		if (row.data_layer) {
+			/* image data files are never written again: share them */
+			r = cow_data_share(st, row.data_layer, b.layer, row.ino);
+			row.data_layer = b.layer;
+		}
+		if (r == 0)
+			r = cow_db_inode_put(db, b.layer, &row);
+		if (r == 0)
+			r = cow_db_xattr_copy(db, o->row_layer, b.layer, row.ino);
+		if (r == 0)
+			r = cow_build_step(&b);
+		if (r == 0)
+			r = tick(progress, arg, "flatten", i + 1, t.nobjs);
+	}
+	for (size_t i = 0; r == 0 && i < t.ndents; i++) {
+		struct tdent *d = &t.dents[i];
+		r = cow_db_dirent_put(db, b.layer, d->parent, d->name, d->ino, d->type);
+		if (r == 0)
+			r = cow_build_step(&b);
+	}
+	if (b.layer)
+		r = cow_build_finish(&b, newname, r);
+	tree_free(&t);
+	return r;
+}
+
+/* ---- bundle writing ---- */
+
+struct bw {
+	gzFile gz;
+	uLong crc;
+	int err;
+};
+
+static void bw_put(struct bw *b, const void *p, size_t n)
+{
+	if (b->err || n == 0)
+		return;
+	b->crc = crc32(b->crc, p, (uInt)n);
+	if (gzwrite(b->gz, p, (unsigned)n) != (int)n) {
+		int zerr;
+		gzerror(b->gz, &zerr);
+		b->err = zerr == Z_ERRNO && errno ? -errno : -EIO;
+	}
+}
+
+static void bw_u8(struct bw *b, uint8_t v)
+{
+	bw_put(b, &v, 1);
+}
+
+static void bw_u16(struct bw *b, uint16_t v)
+{
+	v = htole16(v);
+	bw_put(b, &v, 2);
+}
+
+static void bw_u32(struct bw *b, uint32_t v)
+{
+	v = htole32(v);
+	bw_put(b, &v, 4);
+}
+
+static void bw_u64(struct bw *b, uint64_t v)
+{
+	v = htole64(v);
+	bw_put(b, &v, 8);
+}
+
+struct xw {
+	struct bw *b;
+	uint32_t n;
+	bool count;
+};
+
+static int xattr_out(void *arg, const char *name, const void *value, size_t size)
+{
+	struct xw *x = arg;
+	if (x->count) {
+		x->n++;
+		return 0;
+	}
+	bw_u16(x->b, (uint16_t)strlen(name));
+	bw_put(x->b, name, strlen(name));
+	bw_u32(x->b, (uint32_t)size);
+	bw_put(x->b, value, size);
+	return 0;
+}
+
+static int put_data(struct cow_store *st, struct bw *b, const struct cow_irow *row)
+{
+	int fd = cow_data_open(st, row->data_layer, row->ino, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	static __thread char buf[1 << 16];
+	off_t off = 0;
+	int r = 0;
+	while (off < row->size && r == 0) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;
+			data = off;
+		}
+		if (data >= row->size)
+			break;
+		off_t hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > row->size)
+			hole = row->size;
+		bw_u64(b, (uint64_t)data);
+		bw_u64(b, (uint64_t)(hole - data));
+		for (off_t pos = data; pos < hole && r == 0;) {
+			size_t want = (size_t)(hole - pos) < sizeof(buf) ? (size_t)(hole - pos) : sizeof(buf);
+			ssize_t n = pread(fd, buf, want, pos);
+			if (n <= 0) {
+				r = n < 0 ? -errno : -EIO; /* shorter than its record says */
+				break;
+			}
+			bw_put(b, buf, (size_t)n);
+			pos += n;
+		}
+		off = hole;
+	}
+	bw_u64(b, EXTENT_END);
+	close(fd);
+	return r ? r : b->err;
+}
+
+static int put_object(struct cow_store *st, struct bw *b, const struct tobj *o)
+{
+	const struct cow_irow *row = &o->row;
+	bw_u8(b, 'O');
+	bw_u64(b, row->ino);
+	bw_u32(b, row->mode);
+	bw_u32(b, row->nlink);
+	bw_u32(b, row->uid);
+	bw_u32(b, row->gid);
+	bw_u64(b, row->rdev);
+	bw_u64(b, (uint64_t)row->size);
+	bw_u64(b, (uint64_t)row->atime);
+	bw_u64(b, (uint64_t)row->mtime);
+	bw_u64(b, (uint64_t)row->ctime);
+	size_t tl = row->target ? strlen(row->target) : 0;
+	bw_u32(b, (uint32_t)tl);
+	bw_put(b, row->target, tl);
+	struct xw x = {.b = b, .count = true};
+	cow_db_lock(st->db);
+	int r = cow_db_xattr_foreach(st->db, o->row_layer, row->ino, xattr_out, &x);
+	bw_u32(b, x.n);
+	x.count = false;
+	if (r == 0)
+		r = cow_db_xattr_foreach(st->db, o->row_layer, row->ino, xattr_out, &x);
+	cow_db_unlock(st->db);
+	if (r == 0 && S_ISREG(row->mode)) {
+		if (row->data_layer && row->size > 0)
+			r = put_data(st, b, row);
+		else
+			bw_u64(b, EXTENT_END);
+	}
+	return r ? r : b->err;
+}
+
+int cow_image_export(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg)
+{
+	struct tree t;
+	struct bw b = {.crc = crc32(0, NULL, 0)};
+	char *tmp = NULL;
+	int fd = -1, r;
+
+	r = tree_load(st, name, &t);
+	if (r < 0)
+		return r;
+	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+		tmp = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	mode_t mask = umask(0);
+	umask(mask);
+	fchmod(fd, 0644 & ~mask);
+	b.gz = gzdopen(dup(fd), "wb6");
+	if (!b.gz) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t nl = strlen(name);
+	bw_put(&b, BUNDLE_MAGIC, 8);
+	bw_u32(&b, BUNDLE_VERSION);
+	bw_u16(&b, (uint16_t)nl);
+	bw_put(&b, name, nl);
+	bw_u64(&b, t.root);
+	bw_u64(&b, t.nobjs);
+	bw_u64(&b, t.ndents);
+	r = b.err;
+	for (size_t i = 0; r == 0 && i < t.nobjs; i++) {
+		r = put_object(st, &b, &t.objs[i]);
+		if (r == 0)
+			r = tick(progress, arg, "export", i + 1, t.nobjs);
+	}
+	for (size_t i = 0; r == 0 && i < t.ndents; i++) {
+		struct tdent *d = &t.dents[i];
+		size_t n = strlen(d->name);
+		bw_u8(&b, 'D');
+		bw_u64(&b, d->parent);
+		bw_u64(&b, d->ino);
+		bw_u8(&b, d->type);
+		bw_u16(&b, (uint16_t)n);
+		bw_put(&b, d->name, n);
+		r = b.err;
+	}
+	if (r == 0) {
+		uint32_t crc = (uint32_t)b.crc;
+		bw_u8(&b, 'E');
+		bw_u64(&b, t.nobjs);
+		bw_u64(&b, t.ndents);
+		bw_u32(&b, crc);
+		r = b.err;
+	}
+	int zr = gzclose(b.gz);
+	if (r == 0 && zr != Z_OK)
+		r = -EIO;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r < 0 && tmp)
+		unlink(tmp);
+	free(tmp);
+	tree_free(&t);
+	return r;
+}
+
+/* ---- bundle loading ---- */
+
+struct br {
+	gzFile gz;
+	uLong crc;
+	int err;
+};
+
+static int br_get(struct br *b, void *p, size_t n)
+{
+	if (b->err)
+		return b->err;
+	if (n == 0)
+		return 0;
+	int got = gzread(b->gz, p, (unsigned)n);
+	if (got != (int)n) {
+		b->err = -EBADMSG; /* truncated, or not a valid gzip stream */
+		return b->err;
+	}
+	b->crc = crc32(b->crc, p, (uInt)n);
+	return 0;
+}
+
+static uint8_t br_u8(struct br *b)
+{
+	uint8_t v = 0;
+	br_get(b, &v, 1);
+	return v;
+}
+
+static uint16_t br_u16(struct br *b)
+{
+	uint16_t v = 0;
+	br_get(b, &v, 2);
+	return le16toh(v);
+}
+
+static uint32_t br_u32(struct br *b)
+{
+	uint32_t v = 0;
+	br_get(b, &v, 4);
+	return le32toh(v);
+}
+
+static uint64_t br_u64(struct br *b)
+{
+	uint64_t v = 0;
+	br_get(b, &v, 8);
+	return le64toh(v);
+}
+
+struct load {
+	struct cow_store *st;
+	struct br b;
+	uint64_t layer;
+	uint64_t *old_inos; /* sorted, index i became first_ino + i */
+	uint64_t nobjs, ndents, first_ino;
+	char *buf;
+};
+
+/* The index of bundle object @old, -1 if the bundle has none. */
+static int64_t index_of(struct load *l, uint64_t old)
+{
+	size_t lo = 0, hi = l->nobjs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (l->old_inos[mid] == old)
+			return (int64_t)mid;
+		if (l->old_inos[mid] < old)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* The new ino of bundle object @old, 0 if the bundle has none. */
+static uint64_t map_ino(struct load *l, uint64_t old)
+{
+	int64_t i = index_of(l, old);
+	return i < 0 ? 0 : l->first_ino + (uint64_t)i;
+}
+
+static int get_data(struct load *l, struct cow_irow *row)
+{
+	int fd = cow_data_open(l->st, l->layer, row->ino, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return fd;
+	int r = 0;
+	for (;;) {
+		uint64_t off = br_u64(&l->b);
+		if ((r = l->b.err) < 0 || off == EXTENT_END)
+			break;
+		uint64_t len = br_u64(&l->b);
+		if (l->b.err || off > (uint64_t)row->size || len > (uint64_t)row->size - off) {
+			r = -EBADMSG;
+			break;
+		}
+		while (len > 0 && r == 0) {
+			size_t n = len < (1 << 16) ? (size_t)len : (1 << 16);
+			r = br_get(&l->b, l->buf, n);
+			if (r == 0 && pwrite(fd, l->buf, n, (off_t)off) != (ssize_t)n)
+				r = errno ? -errno : -EIO;
+			off += n;
+			len -= n;
+		}
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && ftruncate(fd, row->size) < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0)
+		row->data_layer = l->layer;
+	return r;
+}
+
+static int get_object(struct load *l, uint64_t index)
+{
+	struct br *b = &l->b;
+	struct cow_irow row = {0};
+	char target[COW_SYMLINK_MAX + 1];
+	if (br_u8(b) != 'O')
+		return -EBADMSG;
+	uint64_t old = br_u64(b);
+	if (b->err || old != l->old_inos[index])
+		return -EBADMSG;
+	row.ino = l->first_ino + index;
+	row.mode = br_u32(b);
+	row.nlink = br_u32(b);
+	row.uid = br_u32(b);
+	row.gid = br_u32(b);
+	row.rdev = br_u64(b);
+	row.size = (int64_t)br_u64(b);
+	row.atime = (int64_t)br_u64(b);
+	row.mtime = (int64_t)br_u64(b);
+	row.ctime = (int64_t)br_u64(b);
+	uint32_t tl = br_u32(b);
+	if (b->err || tl > COW_SYMLINK_MAX || row.size < 0 || row.mode == 0)
+		return -EBADMSG;
+	if (S_ISLNK(row.mode)) {
+		if (br_get(b, target, tl) < 0)
+			return -EBADMSG;
+		target[tl] = 0;
+		row.target = target;
+	} else if (tl) {
+		return -EBADMSG;
+	}
+	int r = cow_db_inode_put(l->st->db, l->layer, &row);
+	uint32_t nx = br_u32(b);
+	for (uint32_t i = 0; r == 0 && i < nx; i++) {
+		char name[COW_XATTR_NAME_MAX + 1];
+		uint16_t n = br_u16(b);
+		if (b->err || n == 0 || n > COW_XATTR_NAME_MAX || br_get(b, name, n) < 0)
+			return -EBADMSG;
+		name[n] = 0;
+		uint32_t vl = br_u32(b);
+		if (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0 || memchr(name, 0, n))
+			return -EBADMSG;
+		r = cow_db_xattr_put(l->st->db, l->layer, row.ino, name, l->buf, vl);
+	}
+	if (r == 0 && S_ISREG(row.mode)) {
+		r = get_data(l, &row);
+		if (r == 0 && row.data_layer) /* record where the content is */
+			r = cow_db_inode_put(l->st->db, l->layer, &row);
+	}
+	return r ? r : b->err;
+}
+
+static int get_dent(struct load *l)
+{
+	struct br *b = &l->b;
+	char name[COW_NAME_MAX + 1];
+	if (br_u8(b) != 'D')
+		return -EBADMSG;
+	uint64_t parent = map_ino(l, br_u64(b));
+	uint64_t ino = map_ino(l, br_u64(b));
+	uint8_t type = br_u8(b);
+	uint16_t n = br_u16(b);
+	if (b->err || !parent || !ino || n == 0 || n > COW_NAME_MAX || br_get(b, name, n) < 0)
+		return -EBADMSG;
+	name[n] = 0;
+	if (memchr(name, 0, n) || memchr(name, '/', n) || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EBADMSG;
+	return cow_db_dirent_put(l->st->db, l->layer, parent, name, ino, type);
+}
+
+/* Read the header and the object inos (a first pass over the bundle). */
+static int read_index(struct load *l, const char *path, char *ret_name, uint64_t *ret_root)
+{
+	struct br *b = &l->b;
+	char magic[8];
+	if (br_get(b, magic, 8) < 0 || memcmp(magic, BUNDLE_MAGIC, 8))
+		return -EBADMSG;
+	if (br_u32(b) != BUNDLE_VERSION)
+		return b->err ? b->err : -EPROTO;
+	uint16_t nl = br_u16(b);
+	if (b->err || nl == 0 || nl > COW_ENTITY_NAME_MAX || br_get(b, ret_name, nl) < 0)
+		return -EBADMSG;
+	ret_name[nl] = 0;
+	*ret_root = br_u64(b);
+	l->nobjs = br_u64(b);
+	l->ndents = br_u64(b);
+	if (b->err || l->nobjs == 0 || l->nobjs > (1ULL << 32) || l->ndents > (1ULL << 34))
+		return -EBADMSG;
+	(void)path;
+	return 0;
+}
+
+static int open_bundle(struct br *b, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	memset(b, 0, sizeof(*b));
+	b->crc = crc32(0, NULL, 0);
+	b->gz = gzdopen(fd, "rb");
+	if (!b->gz) {
+		close(fd);
+		return -ENOMEM;
+	}
+	gzbuffer(b->gz, 1 << 17);
+	return 0;
+}
+
+/* First pass: the whole stream decompresses, the checksum holds, and the
+ * object inos come in order (they are then mapped by index). */
+static int verify(struct load *l, const char *path, char *name, uint64_t *root, cow_progress_fn progress, void *arg)
+{
+	int r = open_bundle(&l->b, path);
+	if (r < 0)
+		return r;
+	struct br *b = &l->b;
+	r = read_index(l, path, name, root);
+	if (r == 0) {
+		l->old_inos = malloc(l->nobjs * sizeof(uint64_t));
+		if (!l->old_inos)
+			r = -ENOMEM;
+	}
+	for (uint64_t i = 0; r == 0 && i < l->nobjs; i++) {
+		if (br_u8(b) != 'O')
+			r = -EBADMSG;
+		uint64_t ino = br_u64(b);
+		if (r == 0 && (b->err || (i && ino <= l->old_inos[i - 1])))
+			r = -EBADMSG;
+		if (r < 0)
+			break;
+		l->old_inos[i] = ino;
+		uint32_t mode = br_u32(b);
+		br_u32(b), br_u32(b), br_u32(b);
+		br_u64(b);
+		uint64_t size = br_u64(b);
+		br_u64(b), br_u64(b), br_u64(b);
+		uint32_t tl = br_u32(b);
+		if (b->err || tl > COW_SYMLINK_MAX || br_get(b, l->buf, tl) < 0) {
+			r = -EBADMSG;
+			break;
+		}
+		uint32_t nx = br_u32(b);
+		for (uint32_t x = 0; r == 0 && x < nx; x++) {
+			uint16_t n = br_u16(b);
+			if (b->err || n > COW_XATTR_NAME_MAX || br_get(b, l->buf, n) < 0)
+				r = -EBADMSG;
+			uint32_t vl = br_u32(b);
+			if (r == 0 && (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0))
+				r = -EBADMSG;
+		}
+		if (r == 0 && S_ISREG(mode)) {
+			for (;;) {
+				uint64_t off = br_u64(b);
+				if (b->err || off == EXTENT_END)
+					break;
+				uint64_t len = br_u64(b);
+				if (b->err || off > size || len > size - off) {
+					r = -EBADMSG;
+					break;
+				}
+				while (len > 0 && r == 0) {
+					size_t n = len < (1 << 16) ? (size_t)len : (1 << 16);
+					r = br_get(b, l->buf, n);
+					len -= n;
+				}
+			}
+		}
+		if (r == 0)
+			r = b->err ? -EBADMSG : tick(progress, arg, "verify", i + 1, l->nobjs);
+	}
+	for (uint64_t i = 0; r == 0 && i < l->ndents; i++) {
+		char name2[COW_NAME_MAX + 1];
+		if (br_u8(b) != 'D')
+			r = -EBADMSG;
+		br_u64(b), br_u64(b), br_u8(b);
+		uint16_t n = br_u16(b);
+		if (r == 0 && (b->err || n > COW_NAME_MAX || br_get(b, name2, n) < 0))
+			r = -EBADMSG;
+	}
+	if (r == 0) {
+		uint32_t crc = (uint32_t)b->crc;
+		if (br_u8(b) != 'E' || br_u64(b) != l->nobjs || br_u64(b) != l->ndents || br_u32(b) != crc || b->err)
+			r = -EBADMSG;
+		/* nothing may follow, and the gzip trailer must check out */
+		char extra;
+		if (r == 0 && (gzread(b->gz, &extra, 1) != 0 || !gzeof(b->gz)))
+			r = -EBADMSG;
+		int zerr;
+		gzerror(b->gz, &zerr);
+		if (r == 0 && zerr != Z_OK && zerr != Z_STREAM_END)
+			r = -EBADMSG;
+	}
+	gzclose(b->gz);
+	b->gz = NULL;
+	if (r == 0 && index_of(l, *root) < 0)
+		r = -EBADMSG;
+	return r;
+}
+
+int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg)
+{
+	struct load l = {.st = st};
+	char bname[COW_ENTITY_NAME_MAX + 1];
+	uint64_t root;
+	int r;
+
+	if (st->readonly)
+		return -EROFS;
+	if (name && cow_name_check(name) < 0)
+		return -EINVAL;
+	l.buf = malloc(COW_XATTR_SIZE_MAX + 1);
+	if (!l.buf)
+		return -ENOMEM;
+	r = verify(&l, path, bname, &root, progress, arg);
+	if (r < 0)
+		goto out;
+	if (!name)
+		name = bname;
+	if (cow_name_check(name) < 0) {
+		r = -EBADMSG;
+		goto out;
+	}
+	r = open_bundle(&l.b, path);
+	if (r < 0)
+		goto out;
+	char again[COW_ENTITY_NAME_MAX + 1];
+	uint64_t root2, nobjs = l.nobjs;
+	r = read_index(&l, path, again, &root2);
+	if (r == 0 && (root2 != root || l.nobjs != nobjs))
+		r = -EBADMSG; /* the file changed between the passes */
+	if (r < 0)
+		goto out_gz;
+	struct cow_db *db = st->db;
+	cow_db_lock(db);
+	r = cow_db_begin(db);
+	if (r == 0) {
+		r = cow_db_alloc_inos(db, l.nobjs, &l.first_ino);
+		if (r == 0)
+			r = cow_db_commit(db, false);
+		else
+			cow_db_rollback(db);
+	}
+	cow_db_unlock(db);
+	struct cow_build b = {0};
+	if (r == 0)
+		r = cow_build_begin(st, name, map_ino(&l, root), &b);
+	l.layer = b.layer;
+	for (uint64_t i = 0; r == 0 && i < l.nobjs; i++) {
+		r = get_object(&l, i);
+		if (r == 0)
+			r = cow_build_step(&b);
+		if (r == 0)
+			r = tick(progress, arg, "load", i + 1, l.nobjs);
+	}
+	for (uint64_t i = 0; r == 0 && i < l.ndents; i++) {
+		r = get_dent(&l);
+		if (r == 0)
+			r = cow_build_step(&b);
+	}
+	if (r == 0) {
+		uint32_t crc = (uint32_t)l.b.crc;
+		if (br_u8(&l.b) != 'E' || br_u64(&l.b) != l.nobjs || br_u64(&l.b) != l.ndents || br_u32(&l.b) != crc ||
+		    l.b.err)
+			r = -EBADMSG;
+	}
+	if (b.layer)
+		r = cow_build_finish(&b, name, r);
+out_gz:
+	gzclose(l.b.gz);
+out:
+	free(l.old_inos);
+	free(l.buf);
+	return r;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the CLI's command files. */
+#ifndef COWROOT_CLI_H
+#define COWROOT_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cowroot.h"
+
+extern const char *store_dir;
+extern bool json;
+extern volatile sig_atomic_t interrupted;
+
+/* "cowroot: <message>" on stderr */
+void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int usage_err(const char *usage);
+void store_errmsg(int r, char *buf, size_t n);
+void store_error(int r);
+/* 0, or 1 after printing why the store cannot be opened */
+int open_store(int flags, struct cow_store **ret);
+/* true (after saying why) if @name is not a valid image/client name */
+bool bad_name(const char *what, const char *name);
+bool want_help(int argc, char **argv);
+bool parse_json_flag(int *argc, char **argv);
+void json_str(const char *s);
+void fmt_time(int64_t t, char *buf, size_t n);
+/* SIGINT/SIGTERM set `interrupted`; progress_or_cancel then cancels */
+void catch_interrupts(void);
+int progress(void *arg, const char *what, uint64_t done, uint64_t total);
+int progress_or_cancel(void *arg, const char *what, uint64_t done, uint64_t total);
+
+/* lifecycle.c */
+/* Why client @name's layer is busy, and what to stop first. */
+const char *busy_message(struct cow_store *st, const char *name, const char *to_do);
+int cmd_client_reset(int argc, char **argv);
+int cmd_client_rm(int argc, char **argv);
+int cmd_client_diff(int argc, char **argv);
+int cmd_client_snapshot(int argc, char **argv);
+int cmd_client_rebase(int argc, char **argv);
+int cmd_image_show(int argc, char **argv);
+int cmd_image_rm(int argc, char **argv);
+int cmd_image_flatten(int argc, char **argv);
+int cmd_image_export(int argc, char **argv);
+int cmd_image_load(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+
+#endif
