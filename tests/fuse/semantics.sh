@@ -12,10 +12,8 @@
 set -u
 export LC_ALL=C
 
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/../lib.sh"
 
 if [ -z "${COW_SEM_INNER:-}" ]; then
 	[ "$(id -u)" = 0 ] || skip "needs root (mounts, mknod of devices, chown, trusted.* xattrs)"
@@ -36,32 +34,6 @@ if [ -z "${COW_SEM_INNER:-}" ]; then
 fi
 
 # ---- inside the namespace ----------------------------------------------------------------------
-
-passed=0
-failed=0
-ok() {
-	echo "ok $*"
-	passed=$((passed + 1))
-}
-bad() {
-	echo "FAIL $*"
-	failed=$((failed + 1))
-}
-# check NAME FUNCTION [ARGS...]: run the function; its output is the failure reason.
-check() {
-	local name=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		ok "$name"
-	else
-		bad "$name: $(printf '%s' "$out" | tail -n 8 | tr '\n' ' ' | cut -c1-600)"
-	fi
-}
-finish() {
-	echo "$passed passed, $failed failed"
-	[ "$failed" = 0 ]
-	exit $?
-}
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/cowroot-fuse.XXXXXX") || { echo "FAIL: mktemp" >&2; exit 1; }
 S=$T/store

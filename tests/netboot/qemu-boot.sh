@@ -1,0 +1,271 @@
+#!/bin/bash
+# netboot: a real Linux NFS client boots a Debian root from a cowroot export.
+#
+# QEMU (no KVM needed) runs Debian bookworm's kernel with an initramfs made
+# by Debian's initramfs-tools for an NFS root (bootkit.sh builds and caches
+# both); its stock klibc nfsmount mounts /clients/pi1 over NFSv3/TCP from
+# `cowroot serve` (ganesha with the COWROOT FSAL), asking rpcbind on port
+# 111 for the MOUNT port, as a netbooting Pi would.  The root is the cached
+# debootstrap minbase tree imported as an image; it has no systemd, so the
+# kernel runs a small init placed in the client's layer (through a FUSE
+# mount) that writes files (one fsync'd), makes a hard link, changes and
+# removes image files, records what the guest saw, syncs and powers off.
+# Then, with the server stopped, `cowroot client diff` and FUSE mounts of
+# the clients must show exactly what the guest did to pi1 and nothing to
+# pi2, on the same image.
+#
+# Networking: everything runs in private network/mount/pid namespaces (the
+# script re-executes itself under unshare).  QEMU's user-mode network gives
+# the guest 10.0.2.15 and makes the server reachable as 10.0.2.2; the
+# guest's connections arrive from 127.0.0.1, which is pi1's address.
+#
+# Env: COWROOT, COW_FSAL          the built cowroot CLI and libfsalcowroot.so
+#      COW_FIXTURE_CACHE          fixture cache (default /var/cache/cowroot-test)
+#      COW_BOOT_TIMEOUT           seconds the guest may take (default 300)
+#      COW_QEMU_ACCEL             QEMU accelerator (default tcg)
+#      COW_KEEP=1                 keep the temp dir (store, console log)
+# Prints "ok NAME" / "FAIL NAME: reason" and "N passed, N failed"; exit 0 if
+# all passed, 1 on a failure, 77 when the machine lacks a facility.
+# shellcheck disable=SC2317 # all after the re-exec under unshare runs in the inner run
+set -u
+export LC_ALL=C
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib.sh
+. "$here/../lib.sh"
+
+if [ -z "${COW_NETBOOT_INNER:-}" ]; then
+	for v in COWROOT COW_FSAL; do
+		if [ -z "${!v:-}" ] || [ ! -e "${!v}" ]; then
+			echo "FAIL: \$$v is not set to a built file ('${!v:-}')" >&2
+			exit 1
+		fi
+	done
+	[ "$(id -u)" = 0 ] || skip "needs root (network namespace, ganesha, rpcbind, FUSE)"
+	command -v unshare >/dev/null || skip "unshare is missing (install util-linux)"
+	command -v ip >/dev/null || skip "ip is missing (install iproute2)"
+	command -v rpcbind >/dev/null || skip "rpcbind is missing (install rpcbind)"
+	command -v ganesha.nfsd >/dev/null || skip "ganesha.nfsd is missing (install nfs-ganesha)"
+	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is missing (install qemu-system-x86)"
+	[ -c /dev/fuse ] || skip "no /dev/fuse"
+	command -v fusermount3 >/dev/null || skip "no fusermount3 (install fuse3)"
+	out=$("$here/bootkit.sh")
+	rc=$?
+	printf '%s\n' "$out" | sed '$d'
+	kit=$(printf '%s\n' "$out" | tail -n 1)
+	case $rc in
+	0) ;;
+	77) echo "$kit"; exit 77 ;;
+	*) echo "$kit"; echo "FAIL: cannot build the boot kit"; echo "0 passed, 1 failed"; exit 1 ;;
+	esac
+	export COW_NETBOOT_INNER=1 COW_BOOTKIT=$kit
+	# shellcheck disable=SC2093 # the skip below runs only if exec itself fails
+	exec unshare --net --mount --propagation private --pid --fork --kill-child --mount-proc "$0" "$@"
+	skip "cannot create private network/mount/pid namespaces with unshare"
+fi
+
+# ---- inside the namespaces ---------------------------------------------------------------------
+
+ip link set lo up || skip "cannot bring up loopback in the network namespace"
+
+cache=${COW_FIXTURE_CACHE:-/var/cache/cowroot-test}
+minbase=$cache/minbase
+kit=$COW_BOOTKIT
+tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/cowroot-netboot.XXXXXX")
+store=$tmp/store
+mnt=$tmp/mnt
+console=$tmp/console.log
+serve_pid=
+qemu_pid=
+cleanup() {
+	[ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
+	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+	mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u -z "$mnt"
+	if [ "${COW_KEEP:-0}" = 1 ]; then
+		echo "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+cow() { "$COWROOT" --store "$store" "$@"; }
+mount_client() { mkdir -p "$mnt" && cow mount "$1" "$mnt"; }
+umount_client() { fusermount3 -u "$mnt"; }
+
+# ---- the store: the minbase image, pi1 (the guest) and pi2 on the same image ----
+check "create a store" cow init
+check "import the minbase tree as image bookworm" cow image import bookworm "$minbase"
+check "add client pi1 at 127.0.0.1" cow client add pi1 --image bookworm --ip 127.0.0.1
+check "add client pi2 at 127.0.0.2" cow client add pi2 --image bookworm --ip 127.0.0.2
+[ "$failed" = 0 ] || finish
+
+# The guest's init, written into pi1's layer.  Markers go to the console;
+# results go to /cowroot-test for the checks after power-off.
+write_init() {
+	mount_client pi1 || return 1
+	cat >"$mnt/cowroot-test-init" <<'EOF'
+#!/bin/sh
+# cowroot netboot test: pid 1 on the NFS root
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+say() { echo "cowroot-test-init: $*" >/dev/console; }
+say start
+[ -r /proc/mounts ] || mount -t proc proc /proc
+[ -d /sys/kernel ] || mount -t sysfs sysfs /sys
+d=/cowroot-test
+mkdir $d || say "FAIL mkdir $d"
+uname -r >$d/uname
+grep ' / ' /proc/mounts >$d/rootmount
+echo "written by the guest" >$d/plain
+seq 1 200000 | dd of=$d/synced bs=64k conv=fsync 2>/dev/null || say "FAIL fsync"
+ln $d/plain $d/hardlink || say "FAIL link"
+ls -i /etc/debian_version >$d/image-ino
+ls -i $d/plain $d/hardlink >$d/link-ino
+echo cowroot-guest >/etc/hostname
+rm /etc/issue.net
+sync
+say "root: $(cat $d/rootmount)"
+say done
+echo o >/proc/sysrq-trigger
+sleep 60
+EOF
+	chmod 755 "$mnt/cowroot-test-init" && umount_client
+}
+check "write the test init into pi1's layer (FUSE)" write_init
+[ "$failed" = 0 ] || finish
+
+# ---- serve and boot ----
+# not through cow(): $! must be the server itself, to stop it by PID
+"$COWROOT" --store "$store" serve --foreground --fsal "$COW_FSAL" --no-grace --server 10.0.2.2 >"$tmp/serve.out" 2>"$tmp/serve.err" &
+serve_pid=$!
+for _ in $(seq 300); do
+	grep -q '^serving store' "$tmp/serve.out" && break
+	kill -0 "$serve_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if ! grep -q '^serving store' "$tmp/serve.out"; then
+	bad "cowroot serve did not come up: $(tail -n 8 "$tmp/serve.err" | tr '\n' ' ')"
+	finish
+fi
+ok "cowroot serve is up"
+check "serve prints pi1's nfsroot line" \
+	grep -q '^pi1 (127.0.0.1): root=/dev/nfs nfsroot=10.0.2.2:/clients/pi1,vers=3,tcp rw ip=dhcp$' "$tmp/serve.out"
+
+# TCG unless asked: a /dev/kvm on these machines may exist and hang
+accel=${COW_QEMU_ACCEL:-tcg}
+timeout=${COW_BOOT_TIMEOUT:-300}
+qemu-system-x86_64 -machine "accel=$accel" -m 512 -display none -monitor none -serial "file:$console" \
+	-no-reboot -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img" \
+	-append "console=ttyS0 root=/dev/nfs nfsroot=10.0.2.2:/clients/pi1,vers=3,tcp ip=dhcp rw init=/cowroot-test-init panic=-1" \
+	-netdev user,id=n0 -device e1000,netdev=n0 >"$tmp/qemu.out" 2>&1 &
+qemu_pid=$!
+booted=0
+for _ in $(seq "$timeout"); do
+	kill -0 "$qemu_pid" 2>/dev/null || break
+	sleep 1
+done
+if kill -0 "$qemu_pid" 2>/dev/null; then
+	kill "$qemu_pid"
+	wait "$qemu_pid" 2>/dev/null
+	qemu_pid=
+	bad "the guest did not power off within $timeout s; console:"
+	tail -n 40 "$console" | sed 's/^/#   /'
+else
+	wait "$qemu_pid"
+	qemu_rc=$?
+	qemu_pid=
+	if [ "$qemu_rc" = 0 ] && grep -q '^cowroot-test-init: done' "$console"; then
+		booted=1
+		ok "the guest booted from /clients/pi1, ran its init and powered off"
+	else
+		bad "the guest stopped without finishing its init (qemu status $qemu_rc); console:"
+		tail -n 40 "$console" | sed 's/^/#   /'
+		sed 's/^/#   /' "$tmp/qemu.out"
+	fi
+fi
+check "the guest reports no failed step" bash -c "! grep '^cowroot-test-init: FAIL' '$console'"
+
+kill "$serve_pid" && wait "$serve_pid"
+serve_rc=$?
+serve_pid=
+if [ "$serve_rc" = 0 ]; then
+	ok "cowroot serve stops cleanly"
+else
+	bad "cowroot serve exited with status $serve_rc: $(tail -n 5 "$tmp/serve.err" | tr '\n' ' ')"
+fi
+[ "$booted" = 1 ] || finish
+
+# ---- what the guest left behind ----
+cow client diff pi1 >"$tmp/diff.pi1" 2>&1
+t_diff_pi1() {
+	diff -u - "$tmp/diff.pi1" <<'EOF'
+metadata  /
+added     /cowroot-test/
+added     /cowroot-test/hardlink
+added     /cowroot-test/image-ino
+added     /cowroot-test/link-ino
+added     /cowroot-test/plain
+added     /cowroot-test/rootmount
+added     /cowroot-test/synced
+added     /cowroot-test/uname
+added     /cowroot-test-init
+metadata  /etc/
+modified  /etc/hostname
+deleted   /etc/issue.net
+EOF
+}
+check "client diff pi1 shows exactly what the guest wrote, changed and removed" t_diff_pi1
+check "client diff pi2 shows no changes" bash -c "'$COWROOT' --store '$store' client diff pi2 | grep -qx \"client 'pi2' has no changes\""
+
+if ! mount_client pi1; then
+	bad "mount pi1 after the boot"
+	finish
+fi
+d=$mnt/cowroot-test
+check "the guest ran the image's kernel release" bash -c "[ \"\$(cat '$d/uname')\" = \"\$(cat '$kit/release')\" ]"
+t_rootmount() {
+	cat "$d/rootmount"
+	grep -q '^10\.0\.2\.2:/clients/pi1 / nfs rw,.*vers=3' "$d/rootmount" &&
+		grep -q 'proto=tcp' "$d/rootmount"
+}
+check "the guest's root was /clients/pi1 over NFSv3/TCP, read-write" t_rootmount
+check "the guest's plain file" bash -c "[ \"\$(cat '$d/plain')\" = 'written by the guest' ]"
+check "the guest's fsync'd file" cmp "$d/synced" <(seq 1 200000)
+t_hardlink() {
+	if [ "$(stat -c '%i %h' "$d/plain")" != "$(stat -c '%i %h' "$d/hardlink")" ] ||
+		[ "$(stat -c %h "$d/plain")" != 2 ]; then
+		stat "$d/plain" "$d/hardlink"
+		return 1
+	fi
+	# the guest saw one inode for both names, and it is the one seen here
+	local a b
+	read -r a _ < <(sed -n 1p "$d/link-ino")
+	read -r b _ < <(sed -n 2p "$d/link-ino")
+	if [ "$a" != "$b" ] || [ "$a" != "$(stat -c %i "$d/plain")" ]; then
+		cat "$d/link-ino"
+		stat "$d/plain"
+		return 1
+	fi
+}
+check "the guest's hard link is one inode, with the same number over NFS and FUSE" t_hardlink
+t_image_ino() {
+	local guest here_ino
+	read -r guest _ <"$d/image-ino"
+	here_ino=$(stat -c %i "$mnt/etc/debian_version")
+	echo "guest saw $guest, FUSE gives $here_ino"
+	[ -n "$guest" ] && [ "$guest" = "$here_ino" ]
+}
+check "an image file's inode number over NFS equals its st_ino through FUSE" t_image_ino
+check "the guest's change to an image file" bash -c "[ \"\$(cat '$mnt/etc/hostname')\" = cowroot-guest ]"
+check "the guest's removal of an image file" bash -c "! [ -e '$mnt/etc/issue.net' ]"
+check "unmount pi1" umount_client
+
+if mount_client pi2; then
+	check "pi2 has none of pi1's files" bash -c "! [ -e '$mnt/cowroot-test' ] && ! [ -e '$mnt/cowroot-test-init' ]"
+	check "pi2 has the image's /etc/hostname" cmp "$minbase/etc/hostname" "$mnt/etc/hostname"
+	check "pi2 has the image's /etc/issue.net" cmp "$minbase/etc/issue.net" "$mnt/etc/issue.net"
+	check "unmount pi2" umount_client
+else
+	bad "mount pi2"
+fi
+finish
