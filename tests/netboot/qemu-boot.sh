@@ -123,6 +123,20 @@ ls -i /etc/debian_version >$d/image-ino
 ls -i $d/plain $d/hardlink >$d/link-ino
 echo cowroot-guest >/etc/hostname
 rm /etc/issue.net
+# The test restarts the server during this sleep; the root stays mounted
+# (a hard mount waits for the server), and what was open or looked up
+# before must still work after it, with the same inode numbers.
+cd $d || say "FAIL cd $d"
+exec 3<plain
+say "restart the server"
+sleep 10
+say "after the restart"
+read -r line <&3 && [ "$line" = "written by the guest" ] || say "FAIL read through a file opened before the restart"
+exec 3<&-
+ls -i plain >link-ino.after || say "FAIL lookup in the current directory after the restart"
+ls -i /etc/debian_version >image-ino.after || say "FAIL lookup after the restart"
+seq 1 200000 | cmp - synced || say "FAIL read after the restart"
+echo "after the restart" >$d/after-restart || say "FAIL write after the restart"
 sync
 say "root: $(cat $d/rootmount)"
 say done
@@ -135,18 +149,30 @@ check "write the test init into pi1's layer (FUSE)" write_init
 [ "$failed" = 0 ] || finish
 
 # ---- serve and boot ----
-# not through cow(): $! must be the server itself, to stop it by PID
-"$COWROOT" --store "$store" serve --foreground --fsal "$COW_FSAL" --no-grace --server 10.0.2.2 >"$tmp/serve.out" 2>"$tmp/serve.err" &
-serve_pid=$!
-for _ in $(seq 300); do
-	grep -q '^serving store' "$tmp/serve.out" && break
-	kill -0 "$serve_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if ! grep -q '^serving store' "$tmp/serve.out"; then
+# start_server: `cowroot serve` in the background, up when it says so.  Not
+# through cow(): $! must be the server itself, to stop it by PID.
+start_server() {
+	"$COWROOT" --store "$store" serve --foreground --fsal "$COW_FSAL" --no-grace --server 10.0.2.2 \
+		>"$tmp/serve.out" 2>>"$tmp/serve.err" &
+	serve_pid=$!
+	for _ in $(seq 300); do
+		grep -q '^serving store' "$tmp/serve.out" && return 0
+		kill -0 "$serve_pid" 2>/dev/null || break
+		sleep 0.1
+	done
 	bad "cowroot serve did not come up: $(tail -n 8 "$tmp/serve.err" | tr '\n' ' ')"
-	finish
-fi
+	return 1
+}
+# stop_server: SIGTERM by PID; ok when it exits 0
+stop_server() {
+	kill "$serve_pid" && wait "$serve_pid"
+	local rc=$?
+	serve_pid=
+	[ "$rc" = 0 ] && return 0
+	bad "cowroot serve exited with status $rc: $(tail -n 5 "$tmp/serve.err" | tr '\n' ' ')"
+	return 1
+}
+start_server || finish
 ok "cowroot serve is up"
 check "serve prints pi1's nfsroot line" \
 	grep -q '^pi1 (127.0.0.1): root=/dev/nfs nfsroot=10.0.2.2:/clients/pi1,vers=3,tcp rw ip=dhcp$' "$tmp/serve.out"
@@ -160,9 +186,20 @@ qemu-system-x86_64 -machine "accel=$accel" -m 512 -display none -monitor none -s
 	-netdev user,id=n0 -device e1000,netdev=n0 >"$tmp/qemu.out" 2>&1 &
 qemu_pid=$!
 booted=0
-for _ in $(seq "$timeout"); do
-	kill -0 "$qemu_pid" 2>/dev/null || break
-	sleep 1
+restarted=0
+end=$((SECONDS + timeout))
+while [ "$SECONDS" -lt "$end" ] && kill -0 "$qemu_pid" 2>/dev/null; do
+	if [ "$restarted" = 0 ] && grep -qs '^cowroot-test-init: restart the server' "$console"; then
+		restarted=1
+		# the guest may go on while the server is down (its requests wait),
+		# but not before the server went down
+		if grep -q '^cowroot-test-init: after the restart' "$console"; then
+			bad "the guest went on before the server was stopped: the restart is not tested"
+		fi
+		stop_server && start_server &&
+			ok "the server restarted while the guest had its root mounted"
+	fi
+	sleep 0.2
 done
 if kill -0 "$qemu_pid" 2>/dev/null; then
 	kill "$qemu_pid"
@@ -185,14 +222,8 @@ else
 fi
 check "the guest reports no failed step" bash -c "! grep '^cowroot-test-init: FAIL' '$console'"
 
-kill "$serve_pid" && wait "$serve_pid"
-serve_rc=$?
-serve_pid=
-if [ "$serve_rc" = 0 ]; then
-	ok "cowroot serve stops cleanly"
-else
-	bad "cowroot serve exited with status $serve_rc: $(tail -n 5 "$tmp/serve.err" | tr '\n' ' ')"
-fi
+[ "$restarted" = 1 ] || bad "the guest never asked for the server restart"
+[ -n "$serve_pid" ] && stop_server && ok "cowroot serve stops cleanly"
 [ "$booted" = 1 ] || finish
 
 # ---- what the guest left behind ----
@@ -201,9 +232,12 @@ t_diff_pi1() {
 	diff -u - "$tmp/diff.pi1" <<'EOF'
 metadata  /
 added     /cowroot-test/
+added     /cowroot-test/after-restart
 added     /cowroot-test/hardlink
 added     /cowroot-test/image-ino
+added     /cowroot-test/image-ino.after
 added     /cowroot-test/link-ino
+added     /cowroot-test/link-ino.after
 added     /cowroot-test/plain
 added     /cowroot-test/rootmount
 added     /cowroot-test/synced
@@ -256,6 +290,23 @@ t_image_ino() {
 	[ -n "$guest" ] && [ "$guest" = "$here_ino" ]
 }
 check "an image file's inode number over NFS equals its st_ino through FUSE" t_image_ino
+t_same_after_restart() {
+	local a b
+	read -r a _ <"$d/image-ino"
+	read -r b _ <"$d/image-ino.after"
+	if [ -z "$a" ] || [ "$a" != "$b" ]; then
+		echo "image file: $a before, $b after"
+		return 1
+	fi
+	read -r a _ < <(sed -n 1p "$d/link-ino")
+	read -r b _ <"$d/link-ino.after"
+	if [ -z "$a" ] || [ "$a" != "$b" ]; then
+		echo "guest's file: $a before, $b after"
+		return 1
+	fi
+	[ "$(cat "$d/after-restart")" = "after the restart" ]
+}
+check "after the server restart the guest saw the same inode numbers and could write" t_same_after_restart
 check "the guest's change to an image file" bash -c "[ \"\$(cat '$mnt/etc/hostname')\" = cowroot-guest ]"
 check "the guest's removal of an image file" bash -c "! [ -e '$mnt/etc/issue.net' ]"
 check "unmount pi1" umount_client
