@@ -10,9 +10,12 @@
 # kernel runs a small init placed in the client's layer (through a FUSE
 # mount) that writes files (one fsync'd), makes a hard link, changes and
 # removes image files, records what the guest saw, syncs and powers off.
-# Then, with the server stopped, `cowroot client diff` and FUSE mounts of
-# the clients must show exactly what the guest did to pi1 and nothing to
-# pi2, on the same image.
+# Midway the test restarts the server: the guest's open file, current
+# directory and inode numbers must survive it.  A second guest from the
+# same address asks for pi2's root and must be refused.  Then, with the
+# server stopped, `cowroot client diff` and FUSE mounts of the clients must
+# show exactly what the guest did to pi1 and nothing to pi2, on the same
+# image.
 #
 # Networking: everything runs in private network/mount/pid namespaces (the
 # script re-executes itself under unshare).  QEMU's user-mode network gives
@@ -180,11 +183,37 @@ check "serve prints pi1's nfsroot line" \
 # TCG unless asked: a /dev/kvm on these machines may exist and hang
 accel=${COW_QEMU_ACCEL:-tcg}
 timeout=${COW_BOOT_TIMEOUT:-300}
-qemu-system-x86_64 -machine "accel=$accel" -m 512 -display none -monitor none -serial "file:$console" \
-	-no-reboot -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img" \
-	-append "console=ttyS0 root=/dev/nfs nfsroot=10.0.2.2:/clients/pi1,vers=3,tcp ip=dhcp rw init=/cowroot-test-init panic=-1" \
-	-netdev user,id=n0 -device e1000,netdev=n0 >"$tmp/qemu.out" 2>&1 &
-qemu_pid=$!
+# start_guest CONSOLE CLIENT [KERNEL ARGS...]: boot the kit's kernel with its
+# root on /clients/CLIENT, the serial console in the file CONSOLE
+start_guest() {
+	local log=$1 client=$2
+	shift 2
+	qemu-system-x86_64 -machine "accel=$accel" -m 512 -display none -monitor none -serial "file:$log" \
+		-no-reboot -kernel "$kit/vmlinuz" -initrd "$kit/initrd.img" \
+		-append "console=ttyS0 root=/dev/nfs nfsroot=10.0.2.2:/clients/$client,vers=3,tcp ip=dhcp rw init=/cowroot-test-init panic=-1 $*" \
+		-netdev user,id=n0 -device e1000,netdev=n0 >"$log.qemu" 2>&1 &
+	qemu_pid=$!
+}
+# wait_guest CONSOLE: wait for QEMU to exit, up to the timeout; on time-out
+# kill it, show the console's tail and fail; else qemu_rc is its status
+wait_guest() {
+	while [ "$SECONDS" -lt "$end" ] && kill -0 "$qemu_pid" 2>/dev/null; do
+		sleep 0.2
+	done
+	if kill -0 "$qemu_pid" 2>/dev/null; then
+		kill "$qemu_pid"
+		wait "$qemu_pid" 2>/dev/null
+		qemu_pid=
+		bad "the guest did not stop within $timeout s; console:"
+		tail -n 40 "$1" | sed 's/^/#   /'
+		return 1
+	fi
+	wait "$qemu_pid"
+	qemu_rc=$?
+	qemu_pid=
+}
+
+start_guest "$console" pi1
 booted=0
 restarted=0
 end=$((SECONDS + timeout))
@@ -201,28 +230,34 @@ while [ "$SECONDS" -lt "$end" ] && kill -0 "$qemu_pid" 2>/dev/null; do
 	fi
 	sleep 0.2
 done
-if kill -0 "$qemu_pid" 2>/dev/null; then
-	kill "$qemu_pid"
-	wait "$qemu_pid" 2>/dev/null
-	qemu_pid=
-	bad "the guest did not power off within $timeout s; console:"
-	tail -n 40 "$console" | sed 's/^/#   /'
-else
-	wait "$qemu_pid"
-	qemu_rc=$?
-	qemu_pid=
+if wait_guest "$console"; then
 	if [ "$qemu_rc" = 0 ] && grep -q '^cowroot-test-init: done' "$console"; then
 		booted=1
 		ok "the guest booted from /clients/pi1, ran its init and powered off"
 	else
 		bad "the guest stopped without finishing its init (qemu status $qemu_rc); console:"
 		tail -n 40 "$console" | sed 's/^/#   /'
-		sed 's/^/#   /' "$tmp/qemu.out"
+		sed 's/^/#   /' "$console.qemu"
 	fi
 fi
 check "the guest reports no failed step" bash -c "! grep '^cowroot-test-init: FAIL' '$console'"
-
 [ "$restarted" = 1 ] || bad "the guest never asked for the server restart"
+
+# The same machine (127.0.0.1) asking for pi2's root is refused (MOUNT
+# says permission denied): its initramfs gives up after rootdelay and
+# reboots, which ends QEMU.
+if [ -n "$serve_pid" ]; then
+	start_guest "$tmp/stranger.log" pi2 rootdelay=3
+	end=$((SECONDS + timeout))
+	t_stranger() {
+		cat "$tmp/stranger.log.qemu"
+		grep -v '^\[' "$tmp/stranger.log" | grep -i 'mount' | tail -n 4
+		! grep -q '^cowroot-test-init' "$tmp/stranger.log" &&
+			grep -q 'mount call failed - server replied: Permission denied' "$tmp/stranger.log"
+	}
+	wait_guest "$tmp/stranger.log" && check "pi1's machine cannot mount pi2's root" t_stranger
+fi
+
 [ -n "$serve_pid" ] && stop_server && ok "cowroot serve stops cleanly"
 [ "$booted" = 1 ] || finish
 
