@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What serving a client over NFS needs of the store: its id (the server's
- * export id derives from it) and the addresses it may connect from.
+ * What serving a client over NFS needs of the store: the addresses it may
+ * connect from.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,14 +46,14 @@ static int addrs_check(const char *addrs)
 	return 0;
 }
 
-int cow_client_get_serving(struct cow_store *st, const char *name, struct cow_client_serving *ret)
+int cow_client_get_addrs(struct cow_store *st, const char *name, char *buf, size_t size)
 {
-	struct cow_client_serving s;
+	char addrs[COW_ADDRS_MAX + 1];
 	cow_db_lock(st->db);
-	int r = cow_db_client_serving(st->db, name, &s.id, s.addrs, sizeof(s.addrs));
+	int r = cow_db_client_addrs(st->db, name, addrs, sizeof(addrs));
 	cow_db_unlock(st->db);
 	if (r == 0)
-		*ret = s;
+		snprintf(buf, size, "%s", addrs);
 	return r;
 }
 

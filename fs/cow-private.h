@@ -362,7 +362,7 @@ int cow_xattrs_load(struct cow_view *v, struct cow_inode *ip);
 void cow_xattrs_free(struct cow_inode *ip);
 
 /* ---- store.c (serving) ---- */
-int cow_db_client_serving(struct cow_db *db, const char *name, uint64_t *ret_id, char *addrs, size_t size);
+int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t size);
 int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *addrs);
 
 #endif

@@ -356,13 +356,9 @@ void cow_attr_to_stat(const struct cow_attr *a, struct stat *st);
 
 #define COW_ADDRS_MAX 1023 /* longest address list of a client */
 
-struct cow_client_serving {
-	uint64_t id;		       /* store-unique, never reused while the client exists */
-	char addrs[COW_ADDRS_MAX + 1]; /* comma-separated addresses or networks, "" if none */
-};
-
-/* What serving client @name needs.  Errors: -ENOENT, -EIO. */
-int cow_client_get_serving(struct cow_store *st, const char *name, struct cow_client_serving *ret);
+/* The addresses client @name connects from (see cow_client_set_addrs)
+ * into @buf of @size bytes ("" if none).  Errors: -ENOENT, -EIO. */
+int cow_client_get_addrs(struct cow_store *st, const char *name, char *buf, size_t size);
 /* Record the addresses client @name connects from: a comma-separated list
  * of IPv4/IPv6 addresses or networks (ADDR/PREFIX), "" for none.
  * Errors: -ENOENT, -EINVAL (malformed list), -EIO. */

@@ -34,22 +34,6 @@ static fuse_ino_t to_fuse(struct cow_view *v, uint64_t ino)
 	return ino == cow_view_root(v) ? FUSE_ROOT_ID : ino;
 }
 
-static void attr_to_stat(const struct cow_attr *a, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = a->ino;
-	st->st_mode = a->mode;
-	st->st_nlink = a->nlink;
-	st->st_uid = a->uid;
-	st->st_gid = a->gid;
-	st->st_rdev = a->rdev;
-	st->st_size = a->size;
-	st->st_blocks = a->blocks;
-	st->st_blksize = 4096;
-	st->st_atim = a->atime;
-	st->st_mtim = a->mtime;
-	st->st_ctim = a->ctime;
-}
 
 static void fill_entry(struct cow_view *v, const struct cow_attr *a, struct fuse_entry_param *e)
 {
@@ -58,7 +42,7 @@ static void fill_entry(struct cow_view *v, const struct cow_attr *a, struct fuse
 	e->generation = 1;
 	e->attr_timeout = CACHE_TIMEOUT;
 	e->entry_timeout = CACHE_TIMEOUT;
-	attr_to_stat(a, &e->attr);
+	cow_attr_to_stat(a, &e->attr);
 }
 
 static void reply_entry(fuse_req_t req, int r, const struct cow_attr *a)
@@ -131,7 +115,7 @@ static void cowfuse_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 		fuse_reply_err(req, -r);
 		return;
 	}
-	attr_to_stat(&a, &st);
+	cow_attr_to_stat(&a, &st);
 	fuse_reply_attr(req, &st, CACHE_TIMEOUT);
 }
 
@@ -178,7 +162,7 @@ static void cowfuse_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, i
 		fuse_reply_err(req, -r);
 		return;
 	}
-	attr_to_stat(&out, &st);
+	cow_attr_to_stat(&out, &st);
 	fuse_reply_attr(req, &st, CACHE_TIMEOUT);
 }
 

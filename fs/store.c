@@ -1192,7 +1192,7 @@ int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg,
 	return 0;
 }
 
-/* ---- serving: client ids and addresses ----
+/* ---- serving: client addresses ----
  * Statements prepared per call: these run once per admin command. */
 
 static sqlite3_stmt *prepare_once(struct cow_db *db, const char *sql)
@@ -1206,16 +1206,15 @@ static sqlite3_stmt *prepare_once(struct cow_db *db, const char *sql)
 	return s;
 }
 
-int cow_db_client_serving(struct cow_db *db, const char *name, uint64_t *ret_id, char *addrs, size_t size)
+int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t size)
 {
-	sqlite3_stmt *s = prepare_once(db, "SELECT rowid, addrs FROM clients WHERE name = :name");
+	sqlite3_stmt *s = prepare_once(db, "SELECT addrs FROM clients WHERE name = :name");
 	if (!s)
 		return -EIO;
 	bind_text(s, ":name", name);
 	int r = step(db, s);
 	if (r > 0) {
-		const unsigned char *a = sqlite3_column_text(s, 1);
-		*ret_id = (uint64_t)sqlite3_column_int64(s, 0);
+		const unsigned char *a = sqlite3_column_text(s, 0);
 		snprintf(addrs, size, "%s", a ? (const char *)a : "");
 	}
 	sqlite3_finalize(s);

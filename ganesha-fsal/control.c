@@ -30,7 +30,6 @@ static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 static int do_reset(const char *client, char *msg, size_t n)
 {
-#ifdef COWFSAL_HAVE_VIEW_RESET
 	struct glist_head *g;
 	int r = -ENOENT;
 	/* the module lock keeps the export from being released meanwhile */
@@ -40,7 +39,10 @@ static int do_reset(const char *client, char *msg, size_t n)
 		struct cowfsal_export *exp = glist_entry(g, struct cowfsal_export, entry);
 		if (strcmp(exp->client, client))
 			continue;
+		pthread_rwlock_wrlock(&exp->reset_lock);
 		r = cow_view_reset(exp->view);
+		pthread_rwlock_unlock(&exp->reset_lock);
+		/* outside the lock: ganesha's cache calls back into the export */
 		if (r == 0)
 			cowfsal_invalidate_all(exp);
 		break;
@@ -53,10 +55,6 @@ static int do_reset(const char *client, char *msg, size_t n)
 	else
 		LogEvent(COMPONENT_FSAL, "cowroot: client '%s' reset", client);
 	return r;
-#else
-	snprintf(msg, n, "this server was built without reset support");
-	return -EOPNOTSUPP;
-#endif
 }
 
 /* Read one line from @fd within the timeout. */

@@ -7,7 +7,8 @@
  * through that client's cow_view.  Object handles wrap a core object id
  * (ino) and hold one core reference each.
  *
- * Lock order: module lock -> handle dir_lock -> export handles_lock;
+ * Lock order: module lock -> export reset_lock -> handle dir_lock ->
+ * export handles_lock;
  * ganesha's per-handle obj_lock is never held with dir_lock.  The core
  * has its own locks below all of these.
  */
@@ -57,6 +58,9 @@ struct cowfsal_export {
 	struct glist_head handles;    /* live struct cowfsal_handle.entry */
 	struct glist_head entry;      /* in COWFSAL.exports; module lock */
 	uint64_t generation;	      /* bumped by a reset (atomic) */
+	/* held for reading by every operation on the view, for writing by a
+	 * reset (cow_view_reset wants the view to itself) */
+	pthread_rwlock_t reset_lock;
 };
 
 /* An open core file: ganesha's fsal_fd must come first (fsal_find_fd

@@ -8,22 +8,6 @@
 
 #include "nfs_exports.h"
 
-/*
- * A store-unique id of the client that never changes, also not across a
- * reset.  TODO: use cow_view_client_id() from the core once it exists;
- * until then a 64-bit FNV-1a hash of the client name (never 0), which has
- * the same properties for names.
- */
-static uint64_t client_id_of(struct cowfsal_export *exp)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const unsigned char *p = (const unsigned char *)exp->client; *p; p++) {
-		h ^= *p;
-		h *= 0x100000001b3ULL;
-	}
-	return h ? h : 1;
-}
-
 static void put_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
@@ -80,6 +64,7 @@ static void cowfsal_release_export(struct fsal_export *exp_hdl)
 	}
 	fsal_detach_export(exp_hdl->fsal, &exp_hdl->exports);
 	free_export_ops(exp_hdl);
+	pthread_rwlock_destroy(&exp->reset_lock);
 	pthread_mutex_destroy(&exp->handles_lock);
 	gsh_free(exp->client);
 	gsh_free(exp);
@@ -128,7 +113,9 @@ static fsal_status_t cowfsal_lookup_path(struct fsal_export *exp_hdl, const char
 	/* ganesha passes the export's Path, or a path below it */
 	if (strncmp(path, root, n) != 0 || (path[n] && path[n] != '/' && root[n - 1] != '/'))
 		return fsalstat(ERR_FSAL_NOENT, ENOENT);
+	pthread_rwlock_rdlock(&exp->reset_lock);
 	int r = walk(exp->view, path + n, &a);
+	pthread_rwlock_unlock(&exp->reset_lock);
 	if (r < 0)
 		return cowfsal_status(r);
 	return cowfsal_reply_obj(exp, &a, handle, attrs_out);
@@ -162,7 +149,9 @@ static fsal_status_t cowfsal_create_handle(struct fsal_export *exp_hdl, struct g
 		return fsalstat(ERR_FSAL_STALE, ESTALE);
 	if (r < 0)
 		return fsalstat(ERR_FSAL_BADHANDLE, 0);
+	pthread_rwlock_rdlock(&exp->reset_lock);
 	r = cow_ref(exp->view, ino, &a);
+	pthread_rwlock_unlock(&exp->reset_lock);
 	if (r == -ENOENT)
 		return fsalstat(ERR_FSAL_STALE, ESTALE);
 	if (r < 0)
@@ -175,7 +164,9 @@ static fsal_status_t cowfsal_get_dynamic_info(struct fsal_export *exp_hdl, struc
 {
 	struct cowfsal_export *exp = container_of(exp_hdl, struct cowfsal_export, export);
 	struct statvfs sv;
+	pthread_rwlock_rdlock(&exp->reset_lock);
 	int r = cow_statfs(exp->view, &sv);
+	pthread_rwlock_unlock(&exp->reset_lock);
 	if (r < 0)
 		return cowfsal_status(r);
 	memset(info, 0, sizeof(*info));
@@ -256,12 +247,16 @@ fsal_status_t cowfsal_create_export(struct fsal_module *fsal_hdl, void *parse_no
 	exp->client = params.client;
 	glist_init(&exp->handles);
 	pthread_mutex_init(&exp->handles_lock, NULL);
+	pthread_rwlock_init(&exp->reset_lock, NULL);
 	r = cow_view_open(COWFSAL.store, exp->client, NULL, 0, &exp->view);
 	if (r < 0) {
 		LogCrit(COMPONENT_FSAL, "cowroot: cannot serve client '%s': %s", exp->client, view_error(r));
 		goto err_free;
 	}
-	exp->client_id = client_id_of(exp);
+	exp->client_id = cow_view_client_id(exp->view);
+	char holder[64];
+	snprintf(holder, sizeof(holder), "serve (ganesha.nfsd pid %d)", (int)getpid());
+	cow_view_set_holder(exp->view, holder);
 	fsal_export_init(&exp->export);
 	export_ops_init(&exp->export.exp_ops);
 	r = -fsal_attach_export(fsal_hdl, &exp->export.exports);
@@ -282,6 +277,7 @@ err_view:
 	free_export_ops(&exp->export);
 	cow_view_close(exp->view);
 err_free:
+	pthread_rwlock_destroy(&exp->reset_lock);
 	pthread_mutex_destroy(&exp->handles_lock);
 	gsh_free(exp->client);
 	gsh_free(exp);

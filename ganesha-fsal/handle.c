@@ -7,6 +7,7 @@
  * I/O and one fd per NFSv4 open state, each wrapping a struct cow_file.
  */
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <sys/sysmacros.h>
 
 #include "cowfsal.h"
@@ -89,7 +90,7 @@ static void drop_listing(struct cowfsal_handle *h)
 	pthread_mutex_unlock(&h->dir_lock);
 }
 
-static void cowfsal_release(struct fsal_obj_handle *obj)
+static void do_release(struct fsal_obj_handle *obj)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_export *exp = h->exp;
@@ -119,8 +120,8 @@ static fsal_status_t cowfsal_merge(struct fsal_obj_handle *orig, struct fsal_obj
 /* The parent of directory @dir, referenced (the root is its own parent). */
 static int lookup_parent(struct cow_view *v, uint64_t dir, struct cow_attr *ret);
 
-static fsal_status_t cowfsal_lookup(struct fsal_obj_handle *dir, const char *name, struct fsal_obj_handle **handle,
-				    struct fsal_attrlist *attrs_out)
+static fsal_status_t do_lookup(struct fsal_obj_handle *dir, const char *name, struct fsal_obj_handle **handle,
+			       struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_attr a;
@@ -188,8 +189,8 @@ static int readdir_entry(void *arg, const char *name, const struct cow_attr *att
 	return 0;
 }
 
-static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *whence, void *dir_state,
-				     fsal_readdir_cb cb, attrmask_t attrmask, bool *eof)
+static fsal_status_t do_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *whence, void *dir_state, fsal_readdir_cb cb,
+				attrmask_t attrmask, bool *eof)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	uint64_t cookie = whence ? *whence : 0;
@@ -219,8 +220,8 @@ static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t 
 /* ---- creating ---- */
 
 /* Apply what @attrs_in asks beyond the mode set at creation. */
-static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
-				      struct fsal_attrlist *attrs);
+static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				 struct fsal_attrlist *attrs);
 
 static fsal_status_t finish_create(struct cowfsal_handle *dir, const struct cow_attr *a, struct fsal_attrlist *attrs_in,
 				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
@@ -234,7 +235,7 @@ static fsal_status_t finish_create(struct cowfsal_handle *dir, const struct cow_
 		rest.acl = NULL;
 		rest.fs_locations = NULL;
 		rest.sec_label.slai_data.slai_data_val = NULL;
-		fsal_status_t st = cowfsal_setattr2(*new_obj, true, NULL, &rest);
+		fsal_status_t st = do_setattr2(*new_obj, true, NULL, &rest);
 		if (FSAL_IS_ERROR(st)) {
 			/* the object exists: the caller must know it */
 			LogMajor(COMPONENT_FSAL, "cowroot: setting attributes of new object %" PRIu64 " failed",
@@ -258,8 +259,8 @@ static mode_t mode_in(struct fsal_attrlist *attrs_in, mode_t def)
 	return def;
 }
 
-static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
-				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
+static fsal_status_t do_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
+			      struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_cred c = caller_cred();
@@ -270,9 +271,9 @@ static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name
 	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
 }
 
-static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
-				    struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
-				    struct fsal_attrlist *attrs_out)
+static fsal_status_t do_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
+			       struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+			       struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_cred c = caller_cred();
@@ -303,9 +304,9 @@ static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *nam
 	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
 }
 
-static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
-				     struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
-				     struct fsal_attrlist *attrs_out)
+static fsal_status_t do_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
+				struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	struct cow_cred c = caller_cred();
@@ -316,7 +317,7 @@ static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *na
 	return finish_create(d, &a, attrs_in, new_obj, attrs_out);
 }
 
-static fsal_status_t cowfsal_readlink(struct fsal_obj_handle *obj, struct gsh_buffdesc *link_content, bool refresh)
+static fsal_status_t do_readlink(struct fsal_obj_handle *obj, struct gsh_buffdesc *link_content, bool refresh)
 {
 	char buf[COW_SYMLINK_MAX + 1];
 	int r = cow_readlink(view_of(obj), handle_of(obj)->ino, buf, sizeof(buf) - 1);
@@ -331,7 +332,7 @@ static fsal_status_t cowfsal_readlink(struct fsal_obj_handle *obj, struct gsh_bu
 
 /* ---- attributes ---- */
 
-static fsal_status_t cowfsal_getattrs(struct fsal_obj_handle *obj, struct fsal_attrlist *attrs_out)
+static fsal_status_t do_getattrs(struct fsal_obj_handle *obj, struct fsal_attrlist *attrs_out)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cow_attr a;
@@ -345,8 +346,8 @@ static fsal_status_t cowfsal_getattrs(struct fsal_obj_handle *obj, struct fsal_a
 	return ok;
 }
 
-static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
-				      struct fsal_attrlist *attrs)
+static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				 struct fsal_attrlist *attrs)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cow_attr a = {0}, out;
@@ -393,7 +394,7 @@ static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, 
 
 /* ---- namespace changes ---- */
 
-static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
+static fsal_status_t do_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
 {
 	struct cowfsal_handle *h = handle_of(obj), *d = handle_of(destdir);
 	struct cow_attr a;
@@ -405,8 +406,8 @@ static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_h
 	return ok;
 }
 
-static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
-				    struct fsal_obj_handle *newdir, const char *new_name)
+static fsal_status_t do_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
+			       struct fsal_obj_handle *newdir, const char *new_name)
 {
 	struct cowfsal_handle *o = handle_of(olddir), *n = handle_of(newdir);
 	int r = cow_rename(o->exp->view, o->ino, old_name, n->ino, new_name, 0);
@@ -418,7 +419,7 @@ static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj
 	return ok;
 }
 
-static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
+static fsal_status_t do_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
 {
 	struct cowfsal_handle *d = handle_of(dir);
 	int r = obj->type == DIRECTORY ? cow_rmdir(d->exp->view, d->ino, name) : cow_unlink(d->exp->view, d->ino, name);
@@ -530,10 +531,10 @@ static fsal_status_t open_by_handle(struct fsal_obj_handle *obj, struct state_t 
 	return st;
 }
 
-static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
-				   enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
-				   fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
-				   struct fsal_attrlist *attrs_out, bool *caller_perm_check)
+static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
+			      enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
+			      fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
+			      struct fsal_attrlist *attrs_out, bool *caller_perm_check)
 {
 	struct cowfsal_handle *d = handle_of(obj);
 	struct cow_view *v = d->exp->view;
@@ -566,7 +567,7 @@ static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *
 		*caller_perm_check = true;
 		fsal_status_t st = open_by_handle(*new_obj, state, openflags, createmode, verifier, attrs_out);
 		if (FSAL_IS_ERROR(st)) {
-			cowfsal_release(*new_obj);
+			do_release(*new_obj);
 			*new_obj = NULL;
 		}
 		return st;
@@ -589,7 +590,7 @@ static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *
 		*caller_perm_check = true;
 		fsal_status_t st = open_by_handle(*new_obj, state, openflags, createmode, verifier, attrs_out);
 		if (FSAL_IS_ERROR(st)) {
-			cowfsal_release(*new_obj);
+			do_release(*new_obj);
 			*new_obj = NULL;
 		}
 		return st;
@@ -618,7 +619,7 @@ static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *
 	return st;
 }
 
-static fsal_status_t cowfsal_reopen2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags)
+static fsal_status_t do_reopen2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_fd *fd = state_fd(state);
@@ -710,8 +711,8 @@ static void do_io(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_c
 	done_cb(obj, st, arg, caller_arg);
 }
 
-static void cowfsal_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
-			  void *caller_arg)
+static void do_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+		     void *caller_arg)
 {
 	if (arg->info) { /* READ_PLUS */
 		done_cb(obj, fsalstat(ERR_FSAL_NOTSUPP, 0), arg, caller_arg);
@@ -720,13 +721,63 @@ static void cowfsal_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_c
 	do_io(obj, bypass, done_cb, arg, caller_arg, false);
 }
 
-static void cowfsal_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
-			   void *caller_arg)
+static void do_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+		      void *caller_arg)
 {
 	do_io(obj, bypass, done_cb, arg, caller_arg, true);
 }
 
-static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
+/* NFSv4.2 SEEK: the next data or hole from an offset (RFC 7862 15.11) */
+static fsal_status_t do_seek2(struct fsal_obj_handle *obj, struct state_t *state, struct io_info *info)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	off_t off = info->io_content.hole.di_offset;
+	int whence;
+	struct cow_attr a;
+	struct io_fd io;
+
+	if (info->io_content.what == NFS4_CONTENT_DATA)
+		whence = SEEK_DATA;
+	else if (info->io_content.what == NFS4_CONTENT_HOLE)
+		whence = SEEK_HOLE;
+	else
+		return fsalstat(ERR_FSAL_UNION_NOTSUPP, 0);
+	int r = cow_getattr(h->exp->view, h->ino, &a);
+	if (r < 0)
+		return obj_status(r);
+	if (off >= a.size)
+		return fsalstat(ERR_FSAL_NXIO, ENXIO);
+	fsal_status_t st = get_io_fd(obj, false, state, FSAL_O_ANY, false, &io);
+	if (FSAL_IS_ERROR(st))
+		return st;
+	off_t found = cow_lseek(((struct cowfsal_fd *)io.fd)->file, off, whence);
+	put_io_fd(obj, &io);
+	if (found == -ENXIO) {
+		info->io_eof = TRUE;
+		return ok;
+	}
+	if (found < 0)
+		return obj_status((int)found);
+	info->io_eof = found >= a.size;
+	info->io_content.hole.di_offset = found;
+	return ok;
+}
+
+/* NFSv4.2 ALLOCATE / DEALLOCATE */
+static fsal_status_t do_fallocate(struct fsal_obj_handle *obj, struct state_t *state, uint64_t offset, uint64_t length,
+				  bool allocate)
+{
+	struct io_fd io;
+	fsal_status_t st = get_io_fd(obj, false, state, FSAL_O_WRITE, false, &io);
+	if (FSAL_IS_ERROR(st))
+		return st;
+	int mode = allocate ? 0 : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	int r = cow_fallocate(((struct cowfsal_fd *)io.fd)->file, mode, (off_t)offset, (off_t)length);
+	put_io_fd(obj, &io);
+	return r < 0 ? obj_status(r) : ok;
+}
+
+static fsal_status_t do_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cow_file *f;
@@ -740,9 +791,9 @@ static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, 
 	return r < 0 ? obj_status(r) : ok;
 }
 
-static fsal_status_t cowfsal_lock_op2(struct fsal_obj_handle *obj, struct state_t *state, void *owner,
-				      fsal_lock_op_t lock_op, fsal_lock_param_t *request_lock,
-				      fsal_lock_param_t *conflicting_lock)
+static fsal_status_t do_lock_op2(struct fsal_obj_handle *obj, struct state_t *state, void *owner,
+				 fsal_lock_op_t lock_op, fsal_lock_param_t *request_lock,
+				 fsal_lock_param_t *conflicting_lock)
 {
 	/* ganesha's state layer keeps the lock table and finds conflicts;
 	 * only the access mode is checked here */
@@ -775,7 +826,7 @@ static fsal_status_t cowfsal_lock_op2(struct fsal_obj_handle *obj, struct state_
 	return ok;
 }
 
-static fsal_status_t cowfsal_close2(struct fsal_obj_handle *obj, struct state_t *state)
+static fsal_status_t do_close2(struct fsal_obj_handle *obj, struct state_t *state)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_fd *fd = state_fd(state);
@@ -788,7 +839,7 @@ static fsal_status_t cowfsal_close2(struct fsal_obj_handle *obj, struct state_t 
 	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
 }
 
-static fsal_status_t cowfsal_close(struct fsal_obj_handle *obj)
+static fsal_status_t do_close(struct fsal_obj_handle *obj)
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
@@ -796,6 +847,73 @@ static fsal_status_t cowfsal_close(struct fsal_obj_handle *obj)
 	close_fd(&h->fd);
 	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
 	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
+}
+
+/* ---- extended attributes (NFSv4.2, RFC 8276: the user.* namespace) ---- */
+
+/* "user." + the protocol's name, or -ENAMETOOLONG */
+static int xattr_name(const xattrkey4 *key, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "user.%.*s", (int)key->utf8string_len, key->utf8string_val);
+	if (n < 0 || (size_t)n >= size || memchr(key->utf8string_val, 0, key->utf8string_len))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static fsal_status_t xattr_status(int r)
+{
+	if (r == -ENODATA)
+		return fsalstat(ERR_FSAL_NOXATTR, 0);
+	if (r == -ERANGE || r == -E2BIG)
+		return fsalstat(ERR_FSAL_XATTR2BIG, 0);
+	return obj_status(r);
+}
+
+static fsal_status_t do_getxattrs(struct fsal_obj_handle *obj, xattrkey4 *key, xattrvalue4 *value)
+{
+	char name[COW_XATTR_NAME_MAX + 1];
+	int r = xattr_name(key, name, sizeof(name));
+	if (r == 0)
+		r = cow_getxattr(view_of(obj), handle_of(obj)->ino, name, value->utf8string_val, value->utf8string_len);
+	if (r < 0)
+		return xattr_status(r);
+	value->utf8string_len = (u_int)r;
+	return ok;
+}
+
+static fsal_status_t do_setxattrs(struct fsal_obj_handle *obj, setxattr_option4 option, xattrkey4 *key,
+				  xattrvalue4 *value)
+{
+	char name[COW_XATTR_NAME_MAX + 1];
+	int flags = option == SETXATTR4_CREATE ? XATTR_CREATE : option == SETXATTR4_REPLACE ? XATTR_REPLACE : 0;
+	int r = xattr_name(key, name, sizeof(name));
+	if (r == 0)
+		r = cow_setxattr(view_of(obj), handle_of(obj)->ino, name, value->utf8string_val, value->utf8string_len,
+				 flags);
+	return r < 0 ? xattr_status(r) : ok;
+}
+
+static fsal_status_t do_removexattrs(struct fsal_obj_handle *obj, xattrkey4 *key)
+{
+	char name[COW_XATTR_NAME_MAX + 1];
+	int r = xattr_name(key, name, sizeof(name));
+	if (r == 0)
+		r = cow_removexattr(view_of(obj), handle_of(obj)->ino, name);
+	return r < 0 ? xattr_status(r) : ok;
+}
+
+static fsal_status_t do_listxattrs(struct fsal_obj_handle *obj, count4 maxcount, nfs_cookie4 *cookie, bool_t *eof,
+				   xattrlist4 *names)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	int n = cow_listxattr(h->exp->view, h->ino, NULL, 0);
+	if (n < 0)
+		return obj_status(n);
+	char *buf = gsh_malloc((size_t)n + 1);
+	n = cow_listxattr(h->exp->view, h->ino, buf, (size_t)n);
+	fsal_status_t st = n < 0 ? obj_status(n) : fsal_listxattr_helper(buf, (size_t)n, maxcount, cookie, eof, names);
+	gsh_free(buf);
+	return st;
 }
 
 /* ---- handles ---- */
@@ -824,6 +942,181 @@ static void cowfsal_handle_to_key(struct fsal_obj_handle *obj, struct gsh_buffde
 	fh_desc->len = COWFSAL_HANDLE_LEN;
 }
 
+/* ---- the operations, each under the export's reset lock ----
+ * A reset (control.c) replaces the view's layer under the write lock:
+ * cow_view_reset wants no other call on the view meanwhile. */
+
+#define EXP_OF(obj) (handle_of(obj)->exp)
+#define LOCKED(obj, call)                                                                                              \
+	do {                                                                                                           \
+		struct cowfsal_export *exp_ = EXP_OF(obj);                                                             \
+		pthread_rwlock_rdlock(&exp_->reset_lock);                                                              \
+		fsal_status_t st_ = (call);                                                                            \
+		pthread_rwlock_unlock(&exp_->reset_lock);                                                              \
+		return st_;                                                                                            \
+	} while (0)
+#define LOCKED_VOID(obj, call)                                                                                         \
+	do {                                                                                                           \
+		struct cowfsal_export *exp_ = EXP_OF(obj);                                                             \
+		pthread_rwlock_rdlock(&exp_->reset_lock);                                                              \
+		call;                                                                                                  \
+		pthread_rwlock_unlock(&exp_->reset_lock);                                                              \
+	} while (0)
+
+static void cowfsal_release(struct fsal_obj_handle *obj)
+{
+	/* the handle is freed inside: keep the export */
+	struct cowfsal_export *exp = EXP_OF(obj);
+	pthread_rwlock_rdlock(&exp->reset_lock);
+	do_release(obj);
+	pthread_rwlock_unlock(&exp->reset_lock);
+}
+
+static fsal_status_t cowfsal_lookup(struct fsal_obj_handle *dir, const char *name, struct fsal_obj_handle **handle,
+				    struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_lookup(dir, name, handle, attrs_out));
+}
+
+static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *whence, void *dir_state,
+				     fsal_readdir_cb cb, attrmask_t attrmask, bool *eof)
+{
+	LOCKED(dir, do_readdir(dir, whence, dir_state, cb, attrmask, eof));
+}
+
+static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
+				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_mkdir(dir, name, attrs_in, new_obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
+				    struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				    struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_mknode(dir, name, nodetype, attrs_in, new_obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
+				     struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
+				     struct fsal_attrlist *attrs_out)
+{
+	LOCKED(dir, do_symlink(dir, name, target, attrs_in, new_obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_readlink(struct fsal_obj_handle *obj, struct gsh_buffdesc *link_content, bool refresh)
+{
+	LOCKED(obj, do_readlink(obj, link_content, refresh));
+}
+
+static fsal_status_t cowfsal_getattrs(struct fsal_obj_handle *obj, struct fsal_attrlist *attrs_out)
+{
+	LOCKED(obj, do_getattrs(obj, attrs_out));
+}
+
+static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+				      struct fsal_attrlist *attrs)
+{
+	LOCKED(obj, do_setattr2(obj, bypass, state, attrs));
+}
+
+static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
+{
+	LOCKED(obj, do_link(obj, destdir, name));
+}
+
+static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
+				    struct fsal_obj_handle *newdir, const char *new_name)
+{
+	LOCKED(olddir, do_rename(obj, olddir, old_name, newdir, new_name));
+}
+
+static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
+{
+	LOCKED(dir, do_unlink(dir, obj, name));
+}
+
+static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
+				   enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
+				   fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
+				   struct fsal_attrlist *attrs_out, bool *caller_perm_check)
+{
+	LOCKED(obj, do_open2(obj, state, openflags, createmode, name, attrs_set, verifier, new_obj, attrs_out,
+			     caller_perm_check));
+}
+
+static fsal_status_t cowfsal_reopen2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags)
+{
+	LOCKED(obj, do_reopen2(obj, state, openflags));
+}
+
+static void cowfsal_read2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+			  void *caller_arg)
+{
+	LOCKED_VOID(obj, do_read2(obj, bypass, done_cb, arg, caller_arg));
+}
+
+static void cowfsal_write2(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
+			   void *caller_arg)
+{
+	LOCKED_VOID(obj, do_write2(obj, bypass, done_cb, arg, caller_arg));
+}
+
+static fsal_status_t cowfsal_seek2(struct fsal_obj_handle *obj, struct state_t *state, struct io_info *info)
+{
+	LOCKED(obj, do_seek2(obj, state, info));
+}
+
+static fsal_status_t cowfsal_fallocate(struct fsal_obj_handle *obj, struct state_t *state, uint64_t offset,
+				       uint64_t length, bool allocate)
+{
+	LOCKED(obj, do_fallocate(obj, state, offset, length, allocate));
+}
+
+static fsal_status_t cowfsal_commit2(struct fsal_obj_handle *obj, off_t offset, size_t len)
+{
+	LOCKED(obj, do_commit2(obj, offset, len));
+}
+
+static fsal_status_t cowfsal_lock_op2(struct fsal_obj_handle *obj, struct state_t *state, void *owner,
+				      fsal_lock_op_t lock_op, fsal_lock_param_t *request_lock,
+				      fsal_lock_param_t *conflicting_lock)
+{
+	LOCKED(obj, do_lock_op2(obj, state, owner, lock_op, request_lock, conflicting_lock));
+}
+
+static fsal_status_t cowfsal_close2(struct fsal_obj_handle *obj, struct state_t *state)
+{
+	LOCKED(obj, do_close2(obj, state));
+}
+
+static fsal_status_t cowfsal_close(struct fsal_obj_handle *obj)
+{
+	LOCKED(obj, do_close(obj));
+}
+
+static fsal_status_t cowfsal_getxattrs(struct fsal_obj_handle *obj, xattrkey4 *key, xattrvalue4 *value)
+{
+	LOCKED(obj, do_getxattrs(obj, key, value));
+}
+
+static fsal_status_t cowfsal_setxattrs(struct fsal_obj_handle *obj, setxattr_option4 option, xattrkey4 *key,
+				       xattrvalue4 *value)
+{
+	LOCKED(obj, do_setxattrs(obj, option, key, value));
+}
+
+static fsal_status_t cowfsal_removexattrs(struct fsal_obj_handle *obj, xattrkey4 *key)
+{
+	LOCKED(obj, do_removexattrs(obj, key));
+}
+
+static fsal_status_t cowfsal_listxattrs(struct fsal_obj_handle *obj, count4 maxcount, nfs_cookie4 *cookie, bool_t *eof,
+					xattrlist4 *names)
+{
+	LOCKED(obj, do_listxattrs(obj, maxcount, cookie, eof, names));
+}
+
 void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)
 {
 	fsal_default_obj_ops_init(ops);
@@ -846,11 +1139,17 @@ void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)
 	ops->read2 = cowfsal_read2;
 	ops->write2 = cowfsal_write2;
 	ops->commit2 = cowfsal_commit2;
+	ops->seek2 = cowfsal_seek2;
+	ops->fallocate = cowfsal_fallocate;
 	ops->lock_op2 = cowfsal_lock_op2;
 	ops->close2 = cowfsal_close2;
 	ops->close = cowfsal_close;
 	ops->handle_to_wire = cowfsal_handle_to_wire;
 	ops->handle_to_key = cowfsal_handle_to_key;
+	ops->getxattrs = cowfsal_getxattrs;
+	ops->setxattrs = cowfsal_setxattrs;
+	ops->removexattrs = cowfsal_removexattrs;
+	ops->listxattrs = cowfsal_listxattrs;
 }
 
 /* ---- cache invalidation (reset) ---- */

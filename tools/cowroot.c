@@ -320,6 +320,40 @@ static int cmd_client_add(int argc, char **argv)
 	return r < 0 ? 1 : 0;
 }
 
+static int cmd_client_set(int argc, char **argv)
+{
+	static const char usage[] = "client set NAME --ip ADDR[,ADDR...]";
+	const char *name = NULL, *ip = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--ip") && i + 1 < argc)
+			ip = argv[++i];
+		else if (!strncmp(argv[i], "--ip=", 5))
+			ip = argv[i] + 5;
+		else if (argv[i][0] != '-' && !name)
+			name = argv[i];
+		else
+			return usage_err(usage);
+	}
+	if (!name || !ip || want_help(argc, argv))
+		return usage_err(usage);
+	struct cow_store *st;
+	if (open_store(0, &st))
+		return 1;
+	int r = cow_client_set_addrs(st, name, ip);
+	if (r == -EINVAL)
+		err("invalid --ip '%s': use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks", ip);
+	else if (r == -ENOENT)
+		err("no client '%s' (see 'cowroot client list')", name);
+	else if (r < 0)
+		err("cannot change client '%s': %s", name, strerror(-r));
+	else
+		printf("client '%s' may connect from %s\n", name, *ip ? ip : "nowhere");
+	cow_store_close(st);
+	if (r == 0)
+		serve_notify(store_dir);
+	return r < 0 ? 1 : 0;
+}
+
 static int print_client(void *arg, const struct cow_client_info *c)
 {
 	int *count = arg;
@@ -565,8 +599,8 @@ static const struct command commands[] = {
     {"image", "flatten", cmd_image_flatten, "image flatten NAME NEWNAME        materialise an image chain as one base"},
     {"image", "export", cmd_image_export, "image export NAME FILE            write an image as a compressed bundle"},
     {"image", "load", cmd_image_load, "image load FILE [NAME]            load a bundle as an image"},
-    {"client", "add", cmd_client_add,
-     "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
+    {"client", "add", cmd_client_add, "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
+    {"client", "set", cmd_client_set, "client set NAME --ip ADDR[,ADDR]  change the addresses a client may connect from"},
     {"client", "list", cmd_client_list, "client list [--json]              list clients"},
     {"client", "reset", cmd_client_reset,
      "client reset NAME                 drop the client's changes: back to its image"},

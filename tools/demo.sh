@@ -1,7 +1,8 @@
 #!/bin/bash
 # The cowroot demo: install the dependencies, build, make a Debian bookworm
-# image, give two clients their own copy-on-write view of it, and show that
-# a write in one is not seen in the other.
+# image, give two clients their own copy-on-write view of it, show that a
+# write in one is not seen in the other, then serve both over NFS (nfs-ganesha
+# with the cowroot FSAL) and print each client's kernel command line.
 #
 #   tools/demo.sh            debootstrap a bookworm minbase tree (cached in
 #                            /var/cache/cowroot/minbase) and use it
@@ -10,7 +11,9 @@
 # Run as root.  Running it again reuses the store and remounts.
 # Environment: COWROOT_STORE (default /srv/cowroot/store), BUILD_DIR
 # (default build), SKIP_DEPS=1, COW_DEMO_CACHE (default /var/cache/cowroot),
-# COW_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# COW_DEBIAN_MIRROR (default http://deb.debian.org/debian), COW_PI_01_IP and
+# COW_PI_02_IP (the addresses each Pi boots from; defaults 192.168.1.101 and
+# .102; a loopback address is added to each so that this machine can check).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +38,7 @@ if [ "${SKIP_DEPS:-0}" != 1 ]; then
 fi
 
 step "building ($build)"
-[ -f "$build/build.ninja" ] || meson setup "$build" "$src"
+[ -f "$build/build.ninja" ] || meson setup "$build" "$src" -Dfsal=enabled
 ninja -C "$build"
 cowroot=$build/tools/cowroot
 cow() { run "$cowroot" --store "$store" "$@"; }
@@ -57,6 +60,10 @@ else
 fi
 
 step "store $store"
+if [ -f "$store/run/serve.pid" ] && kill -0 "$(cat "$store/run/serve.pid")" 2>/dev/null; then
+	run kill -TERM "$(cat "$store/run/serve.pid")"
+	for _ in $(seq 100); do kill -0 "$(cat "$store/run/serve.pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.1; done
+fi
 for c in "${clients[@]}"; do
 	if mountpoint -q "$mnt/$c"; then
 		run fusermount3 -u "$mnt/$c"
@@ -97,12 +104,35 @@ run ls -la "$mnt/pi-02/root/"
 echo "pi-02 has no /root/hello and keeps the image's /etc/hostname."
 run chroot "$mnt/pi-01" cat /etc/debian_version
 
+step "serving both clients over NFS"
+# A layer has one writer: the FUSE views are unmounted before ganesha serves.
+for c in "${clients[@]}"; do
+	run fusermount3 -u "$mnt/$c"
+done
+cow client set pi-01 --ip "127.0.0.2,${COW_PI_01_IP:-192.168.1.101}"
+cow client set pi-02 --ip "127.0.0.3,${COW_PI_02_IP:-192.168.1.102}"
+cow serve --fsal "$build/ganesha-fsal/libfsalcowroot.so"
+
+step "each client sees its own root over NFS"
+# With 127.0.0.2 and .3 on the loopback interface, a connection to one comes
+# from it: this machine can stand for pi-01 and for pi-02.
+for a in 127.0.0.2 127.0.0.3; do
+	ip -o addr show dev lo | grep -qw "$a" || run ip addr add "$a/32" dev lo
+done
+run nfs-cat "nfs://127.0.0.2/clients/pi-01/root/hello?version=3"
+if nfs-ls "nfs://127.0.0.3/clients/pi-01/?version=3" >/dev/null 2>&1; then
+	echo "demo: pi-02's address can read pi-01's export: this is a bug" >&2
+	exit 1
+fi
+echo "pi-02's address is refused pi-01's export."
+run nfs-cat "nfs://127.0.0.3/clients/pi-02/etc/hostname?version=3"
+
 cat <<EOF
 
 === done
-The views stay mounted:
-  $mnt/pi-01    $mnt/pi-02
-Look around, chroot into one ($(printf 'chroot %s/pi-01 /bin/bash' "$mnt")), then unmount:
-  fusermount3 -u $mnt/pi-01
-  fusermount3 -u $mnt/pi-02
+ganesha serves pi-01 and pi-02 (the kernel command lines are printed above).
+Point each Pi's boot at them (README: "Serving clients over NFS" and
+"netboot"), or stop the server to look at a client's view on this machine:
+  kill -TERM \$(cat $store/run/serve.pid)
+  $cowroot --store $store mount pi-01 $mnt/pi-01
 EOF

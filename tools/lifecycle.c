@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "serve.h"
 
 /* ---- coordination with running mounts and servers ---- */
 
@@ -105,20 +106,6 @@ out:
 	return r;
 }
 
-/* Tell a running `cowroot serve` to rewrite its exports. */
-static void poke_server(void)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/run/serve.pid", store_dir);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return;
-	long pid = 0;
-	if (fscanf(f, "%ld", &pid) == 1 && pid > 1)
-		kill((pid_t)pid, SIGHUP);
-	fclose(f);
-}
-
 static int unknown_client(int r, const char *name, const char *what)
 {
 	if (r == -ENOENT)
@@ -202,7 +189,7 @@ int cmd_client_rm(int argc, char **argv)
 	if (r < 0)
 		return unknown_client(r, name, "remove");
 	if (live)
-		poke_server();
+		serve_notify(store_dir);
 	printf("removed client '%s' ('cowroot gc' reclaims its layer)\n", name);
 	return 0;
 }

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cowroot.h"
 #include "serve.h"
 
@@ -59,7 +60,8 @@ static void run_path(const struct serve *s, char *buf, size_t n, const char *nam
 
 struct served_client {
 	char name[COW_ENTITY_NAME_MAX + 1];
-	struct cow_client_serving info;
+	uint64_t id; /* the export id */
+	char addrs[COW_ADDRS_MAX + 1];
 };
 
 struct client_list {
@@ -76,6 +78,7 @@ static int collect(void *arg, const struct cow_client_info *c)
 	l->v = v;
 	memset(&v[l->n], 0, sizeof(v[l->n]));
 	snprintf(v[l->n].name, sizeof(v[l->n].name), "%s", c->name);
+	v[l->n].id = c->id;
 	l->n++;
 	return 0;
 }
@@ -92,7 +95,7 @@ static int load_clients(const struct serve *s, struct client_list *l)
 	l->n = 0;
 	r = cow_client_foreach(st, collect, l);
 	for (size_t i = 0; r == 0 && i < l->n; i++)
-		r = cow_client_get_serving(st, l->v[i].name, &l->v[i].info);
+		r = cow_client_get_addrs(st, l->v[i].name, l->v[i].addrs, sizeof(l->v[i].addrs));
 	cow_store_close(st);
 	if (r < 0)
 		err("cannot read the clients of '%s': %s", s->store, strerror(-r));
@@ -128,7 +131,7 @@ static int write_config(const struct serve *s, const struct client_list *l, cons
 	fprintf(f, "EXPORT_DEFAULTS {\n\tAccess_Type = None;\n\tSquash = No_Root_Squash;\n}\n\n");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct served_client *c = &l->v[i];
-		if (!c->info.addrs[0] || !export_id_ok(c->info.id))
+		if (!c->addrs[0] || !export_id_ok(c->id))
 			continue;
 		fprintf(f,
 			"EXPORT {\n"
@@ -143,7 +146,7 @@ static int write_config(const struct serve *s, const struct client_list *l, cons
 			"\tCLIENT {\n\t\tClients = %s;\n\t\tAccess_Type = RW;\n\t}\n"
 			"\tFSAL {\n\t\tName = COWROOT;\n\t\tClient = \"%s\";\n\t}\n"
 			"}\n\n",
-			(unsigned long long)c->info.id, c->name, c->name, c->info.addrs, c->name);
+			(unsigned long long)c->id, c->name, c->name, c->addrs, c->name);
 	}
 	fprintf(f, "LOG {\n\tDefault_Log_Level = EVENT;\n}\n");
 	if (fclose(f) != 0 || rename(tmp, path) < 0) {
@@ -280,14 +283,14 @@ static void print_clients(const struct serve *s, const struct client_list *l)
 	server_addr(s->server, addr, sizeof(addr));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct served_client *c = &l->v[i];
-		if (!export_id_ok(c->info.id)) {
+		if (!export_id_ok(c->id)) {
 			printf("%s: not served: its id %llu is beyond ganesha's export ids\n", c->name,
-			       (unsigned long long)c->info.id);
-		} else if (!c->info.addrs[0]) {
+			       (unsigned long long)c->id);
+		} else if (!c->addrs[0]) {
 			printf("%s: not served: no addresses (add the client with --ip ADDR)\n", c->name);
 		} else {
 			nfsroot_line(addr, c->name, s->port, line, sizeof(line));
-			printf("%s (%s): %s\n", c->name, c->info.addrs, line);
+			printf("%s (%s): %s\n", c->name, c->addrs, line);
 		}
 	}
 	fflush(stdout);
@@ -569,13 +572,13 @@ int cmd_netboot(int argc, char **argv)
 	if (!client || !tftp || (strcmp(arch, "arm64") && strcmp(arch, "arm")) || port <= 0 || port > 65535)
 		return netboot_usage();
 	struct cow_store *st;
-	struct cow_client_serving info;
+	struct cow_client_info info;
 	int r = cow_store_open(store_dir, COW_STORE_READONLY, &st);
 	if (r < 0) {
 		err("cannot open store '%s': %s", store_dir, strerror(-r));
 		return 1;
 	}
-	r = cow_client_get_serving(st, client, &info);
+	r = cow_client_get(st, client, &info);
 	cow_store_close(st);
 	if (r < 0) {
 		err(r == -ENOENT ? "no client '%s' (see 'cowroot client list')" : "cannot read client '%s'", client);
@@ -589,7 +592,7 @@ int cmd_netboot(int argc, char **argv)
 	}
 	nfsroot_line(addr, client, port, line, sizeof(line));
 	snprintf(dir, sizeof(dir), "%s/%s", tftp, client);
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+	if ((mkdir(tftp, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
 		err("cannot create '%s': %s", dir, strerror(errno));
 		return 1;
 	}
@@ -618,6 +621,9 @@ int cmd_netboot(int argc, char **argv)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, 1); /* mkimage describes the image on stdout */
 		execlp("mkimage", "mkimage", "-A", arm64 ? "arm64" : "arm", "-O", "linux", "-T", "script", "-C", "none",
 		       "-n", client, "-d", cmd, scr, (char *)NULL);
 		fprintf(stderr, "cowroot: cannot run mkimage (install u-boot-tools): %s\n", strerror(errno));

@@ -3,10 +3,6 @@
 #ifndef COWROOT_SERVE_H
 #define COWROOT_SERVE_H
 
-extern const char *store_dir; /* cowroot.c: --store */
-/* cowroot.c: print "cowroot: MESSAGE" on stderr */
-void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 int cmd_serve(int argc, char **argv);
 int cmd_netboot(int argc, char **argv);
 /* Tell a running `cowroot serve` of this store to reload its clients

@@ -64,6 +64,10 @@ check() {
 }
 
 ip link set lo up || skip "cannot bring up loopback in the network namespace"
+# a private /run: rpcbind's lock and socket there must not meet a host rpcbind
+mount -t tmpfs -o mode=0755 cowroot-nfs-run /run || skip "cannot mount a tmpfs on /run"
+mkdir -p /run/rpcbind
+chown _rpc /run/rpcbind 2>/dev/null || true
 for a in 2 3 4; do
 	ip addr add "127.0.0.$a/32" dev lo || skip "cannot add 127.0.0.$a to loopback"
 done
@@ -112,6 +116,26 @@ start_server() {
 	tail -n 20 "$tmp/serve.err" >&2
 	return 1
 }
+# start_holder NAME PATH TEXT: a client that opens PATH of pi1, checks TEXT
+# and waits (on fd 9, a fifo) to read again through the same handle; its
+# pid in $holder, its output in $tmp/NAME.out.
+start_holder() {
+	mkfifo "$tmp/$1.go"
+	timeout 300 "$COW_NFSCLIENT" 127.0.0.2 /clients/pi1 3 hold "$2" "$3" <"$tmp/$1.go" >"$tmp/$1.out" 2>&1 &
+	holder=$!
+	exec 9>"$tmp/$1.go"
+	for _ in $(seq 100); do
+		grep -q '^ready' "$tmp/$1.out" && break
+		sleep 0.1
+	done
+}
+# release_holder: let it read again and wait for its verdict
+release_holder() {
+	echo go >&9
+	exec 9>&-
+	wait "$holder"
+}
+
 stop_server() {
 	[ -n "$serve_pid" ] || return 1
 	kill "$serve_pid"
@@ -135,10 +159,23 @@ t_nfsroot_lines() {
 }
 check "serve prints the nfsroot line of each client" t_nfsroot_lines
 
+t_netboot() {
+	command -v mkimage >/dev/null || { echo "mkimage is missing (install u-boot-tools)"; return 1; }
+	cow netboot pi1 --tftp-dir "$tmp/tftp" --server 192.0.2.1 >/dev/null || return 1
+	grep -q 'nfsroot=192.0.2.1:/clients/pi1,vers=3,tcp rw ip=dhcp' "$tmp/tftp/pi1/boot.cmd" || return 1
+	mkimage -l "$tmp/tftp/pi1/boot.scr" | grep -q 'Script' || return 1
+	if cow netboot nosuch --tftp-dir "$tmp/tftp" --server 192.0.2.1 2>/dev/null; then
+		echo "netboot of an unknown client succeeded"
+		return 1
+	fi
+}
+check "netboot writes the client's u-boot script" t_netboot
+
 check "v3 read of an image file" nc 127.0.0.2 /clients/pi1 3 read /etc/hostname $'hello\n'
 check "v4 read of an image file" nc 127.0.0.2 /clients/pi1 4 read /bin/tool $'image data\n'
 check "v3 semantics (create, write, rename, link, symlink, mknod, setattr, 5000-entry readdir)" \
 	nc 127.0.0.2 /clients/pi1 3 semantics /sem
+check "v4 semantics (the same through NFSv4 opens, writes and closes)" nc 127.0.0.3 /clients/pi2 4 semantics /sem4
 
 t_big_files() {
 	nfs-cat "nfs://127.0.0.2/clients/pi1/usr/share/blob?version=3" >"$tmp/blob3" &&
@@ -198,6 +235,19 @@ t_forged_handles() {
 }
 check "handles of another client or export are rejected" t_forged_handles
 
+t_bad_names() {
+	local st name long
+	long=$(printf 'n%.0s' $(seq 256))
+	for name in "a/b" ".." "." "$long"; do
+		st=$(nc 127.0.0.2 /clients/pi1 3 create-raw /etc "$name") || return 1
+		[ "$st" != 0 ] || { echo "CREATE of '${name:0:20}' (${#name} bytes) succeeded"; return 1; }
+	done
+	nc 127.0.0.2 /clients/pi1 3 absent /etc/a || return 1
+	st=$(nc 127.0.0.2 /clients/pi1 3 create-raw /etc "${long:1}") || return 1
+	[ "$st" = 0 ] || { echo "CREATE of a 255-byte name gave status $st"; return 1; }
+}
+check "names with '/', '.', '..' or over 255 bytes are refused" t_bad_names
+
 t_concurrent() {
 	local pids=() i rc=0
 	for i in 1 2 3 4; do
@@ -230,27 +280,55 @@ t_add_while_serving() {
 }
 check "a client added while serving is served (SIGHUP reload)" t_add_while_serving
 
+t_rm_while_serving() {
+	cow client rm pi3 >/dev/null || return 1
+	for _ in $(seq 100); do
+		nc 127.0.0.4 /clients/pi3 3 mount 2>/dev/null || break
+		sleep 0.1
+	done
+	if nc 127.0.0.4 /clients/pi3 3 mount 2>/dev/null; then
+		echo "a removed client's export is still served"
+		return 1
+	fi
+	nc 127.0.0.2 /clients/pi1 3 read /secret "pi1 only" && nc 127.0.0.3 /clients/pi2 3 read /bin/tool $'image data\n'
+}
+check "a client removed while serving is no longer served, others are" t_rm_while_serving
+
+t_reset_while_served() {
+	local holder
+	nc 127.0.0.2 /clients/pi1 3 write /resetme "made before the reset" || return 1
+	nc 127.0.0.2 /clients/pi1 3 read /etc/hostname $'pi1\n' || return 1
+	nc 127.0.0.2 /clients/pi1 4 read /resetme "made before the reset" || return 1
+	# an open handle of an image file must survive the reset
+	start_holder reset-hold /bin/tool $'image data\n'
+	cow client reset pi1 || { release_holder; return 1; }
+	release_holder || { grep -v '^libnfs' "$tmp/reset-hold.out"; return 1; }
+	# the fresh image, nothing cached from the old layer (v3 and v4)
+	nc 127.0.0.2 /clients/pi1 3 read /etc/hostname $'hello\n' || return 1
+	nc 127.0.0.2 /clients/pi1 4 read /etc/hostname $'hello\n' || return 1
+	nc 127.0.0.2 /clients/pi1 3 absent /resetme || return 1
+	nc 127.0.0.2 /clients/pi1 4 absent /resetme || return 1
+	nc 127.0.0.2 /clients/pi1 3 absent /secret || return 1
+	# the client keeps working, the other client was not touched
+	nc 127.0.0.2 /clients/pi1 3 write /after "written after the reset" || return 1
+	nc 127.0.0.2 /clients/pi1 4 read /after "written after the reset" || return 1
+	nc 127.0.0.3 /clients/pi2 3 read /etc/hostname $'hello\n' || return 1
+	nc 127.0.0.3 /clients/pi2 3 absent /resetme || return 1
+	nc 127.0.0.3 /clients/pi2 3 churn /churn1 2
+}
+check "reset while served: the client sees its image again, nothing stale" t_reset_while_served
+
 # ---- restarts (the server is started and stopped here, in this shell:
 # a check's subshell cannot wait for it) ----
 
 nc 127.0.0.2 /clients/pi1 3 write /persist "kept across restarts" >"$tmp/persist.err" 2>&1
 ino=$(nc 127.0.0.2 /clients/pi1 3 ino /persist 2>>"$tmp/persist.err")
-mkfifo "$tmp/go"
-timeout 300 "$COW_NFSCLIENT" 127.0.0.2 /clients/pi1 3 hold /persist "kept across restarts" \
-	<"$tmp/go" >"$tmp/hold.out" 2>&1 &
-holder=$!
-exec 9>"$tmp/go"
-for _ in $(seq 100); do
-	grep -q '^ready' "$tmp/hold.out" && break
-	sleep 0.1
-done
+start_holder hold /persist "kept across restarts"
 stop_server
 restart_stop_rc=$?
 start_server
 restart_start_rc=$?
-echo go >&9
-exec 9>&-
-wait "$holder"
+release_holder
 holder_rc=$?
 
 t_restart_handles() {
