@@ -271,6 +271,9 @@ int cow_alloc_ino(struct cow_view *v, uint64_t *ret);
 /* Take the write lock of @layer (data/<layer>.lock) into *ret_fd;
  * -EBUSY if another open file description holds it. */
 int cow_layer_lock(struct cow_store *st, uint64_t layer, int *ret_fd);
+/* Undo a new layer that was never committed: remove its data and its lock
+ * file, then let go of the lock (@lockfd, from cow_layer_lock). */
+void cow_layer_abandon(struct cow_store *st, uint64_t layer, int lockfd);
 /* Does a layer below the writable one record @ino?  (db lock held) */
 bool cow_exists_below(struct cow_view *v, uint64_t ino);
 /* Drop an unlinked object's records in the writable layer: a tombstone

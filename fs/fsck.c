@@ -9,10 +9,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +74,46 @@ static int check_file(void *arg, int dirfd, const char *sub, const char *name)
 	return 0;
 }
 
+/* Lock data/<layer>.lock if it exists (a writer creates it before its
+ * first data file; creating it here would leave one for a layer that is
+ * not there).  -EBUSY while someone holds it. */
+static int lock_if_present(struct cow_store *st, uint64_t layer, int *ret_fd)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "%llu.lock", (unsigned long long)layer);
+	int fd = openat(st->datafd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* Remove lock file @name ("<layer>.lock") of a layer that has neither
+ * records nor data (what a killed import, flatten or load leaves), unless
+ * someone holds it. */
+static void drop_stale_lock(struct cow_store *st, const char *name)
+{
+	uint64_t layer;
+	struct cow_layer_info li;
+	struct stat s;
+	char dir[32];
+	int fd = -1;
+	if (sscanf(name, "%" SCNu64 ".lock", &layer) != 1 || cow_db_layer_get(st->db, layer, &li) == 0)
+		return;
+	snprintf(dir, sizeof(dir), "%llu", (unsigned long long)layer);
+	if (fstatat(st->datafd, dir, &s, AT_SYMLINK_NOFOLLOW) == 0)
+		return; /* its data is judged (and removed) first */
+	if (lock_if_present(st, layer, &fd) < 0 || fd < 0)
+		return;
+	unlinkat(st->datafd, name, 0);
+	close(fd);
+}
+
 static int check_data_dir(struct fsck *f)
 {
 	DIR *d = fdopendir(dup(f->st->datafd));
@@ -84,29 +126,39 @@ static int check_data_dir(struct fsck *f)
 	while (r == 0 && (de = readdir(d))) {
 		uint64_t layer;
 		struct cow_layer_info li;
-		if (de->d_name[0] == '.' || strstr(de->d_name, ".lock"))
+		if (de->d_name[0] == '.')
 			continue;
+		if (strstr(de->d_name, ".lock")) {
+			if (f->repair)
+				drop_stale_lock(f->st, de->d_name);
+			continue;
+		}
 		if (!parse_u64(de->d_name, 10, &layer)) {
 			say(f, "unexpected entry data/%s (left alone)", de->d_name);
 			continue;
 		}
 		bool exists = cow_db_layer_get(f->st->db, layer, &li) == 0;
-		/* A running view writes data files before the records naming
-		 * them: its layer's files cannot be judged while it runs. */
+		/* A running view, import, flatten or load writes data files
+		 * before the records naming them (an import's layer is not
+		 * even committed yet): its files cannot be judged meanwhile.
+		 * Repair holds the lock of a layer it removes till it is gone,
+		 * so that no writer starts on that layer id in between. */
 		int lockfd = -1;
 		if (exists && li.kind == COW_LAYER_DEAD)
 			continue; /* all its files go with it at the next gc */
-		if (exists && cow_layer_lock(f->st, layer, &lockfd) == -EBUSY) {
-			say(f, "layer %llu is in use (mounted or served): its data files were not checked",
+		if ((exists || f->repair ? cow_layer_lock(f->st, layer, &lockfd)
+					 : lock_if_present(f->st, layer, &lockfd)) == -EBUSY) {
+			say(f,
+			    "layer %llu is in use (mounted, served or being written): its data files were not checked",
 			    (unsigned long long)layer);
 			continue;
 		}
 		struct layer_check c = {.f = f, .layer = layer, .exists = exists};
 		r = cow_data_foreach(f->st, layer, check_file, &c);
-		if (lockfd >= 0)
-			close(lockfd);
 		if (r == 0 && !exists && f->repair)
-			cow_data_remove_layer(f->st, layer);
+			cow_layer_abandon(f->st, layer, lockfd);
+		else if (lockfd >= 0)
+			close(lockfd);
 	}
 	closedir(d);
 	return r;

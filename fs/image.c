@@ -153,10 +153,8 @@ int cow_build_finish(struct cow_build *b, const char *name, int r)
 				cow_db_rollback(db);
 		}
 		cow_db_unlock(db);
-		cow_data_remove_layer(st, b->layer);
-		char lock[64];
-		snprintf(lock, sizeof(lock), "data/%llu.lock", (unsigned long long)b->layer);
-		unlinkat(st->dirfd, lock, 0);
+		cow_layer_abandon(st, b->layer, b->lockfd);
+		b->lockfd = -1;
 	}
 	if (b->lockfd >= 0)
 		close(b->lockfd);

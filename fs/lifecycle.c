@@ -441,7 +441,8 @@ int cow_client_diff(struct cow_store *st, const char *name,
 
 struct rebase {
 	struct cow_store *st;
-	uint64_t *between; /* layers of the new image above the old one */
+	struct cow_view *v; /* the client's view, still on its old image */
+	uint64_t *between;  /* layers of the new image above the old one */
 	int nbetween;
 	char **keys; /* "o<ino>" objects and "e<parent>/<name>" entries changed on both sides, sorted */
 	size_t nkeys, capkeys;
@@ -479,17 +480,23 @@ static char *ent_key(uint64_t parent, const char *name)
 	return asprintf(&k, "e%llu/%s", (unsigned long long)parent, name) < 0 ? NULL : k;
 }
 
+/* Did the new image change object @ino?  (Called under the db lock.) */
+static bool changed_between(struct rebase *rb, uint64_t ino)
+{
+	for (int i = 0; i < rb->nbetween; i++) {
+		struct cow_irow other;
+		if (cow_db_inode_get(rb->st->db, rb->between[i], ino, &other) == 0) {
+			cow_irow_release(&other);
+			return true;
+		}
+	}
+	return false;
+}
+
 static int rebase_row(void *arg, const struct cow_irow *row)
 {
 	struct rebase *rb = arg;
-	for (int i = 0; i < rb->nbetween; i++) {
-		struct cow_irow other;
-		if (cow_db_inode_get(rb->st->db, rb->between[i], row->ino, &other) == 0) {
-			cow_irow_release(&other);
-			return push_key(rb, obj_key(row->ino));
-		}
-	}
-	return 0;
+	return changed_between(rb, row->ino) ? push_key(rb, obj_key(row->ino)) : 0;
 }
 
 static int rebase_dirent(void *arg, uint64_t parent, const char *name, uint64_t ino, int type)
@@ -501,6 +508,14 @@ static int rebase_dirent(void *arg, uint64_t parent, const char *name, uint64_t 
 		if (cow_db_dirent_get(rb->st->db, rb->between[i], parent, name, &other, NULL) == 0)
 			/* the same change on both sides is no conflict */
 			return other == ino ? 0 : push_key(rb, ent_key(parent, name));
+	}
+	/* a name the layer removed whose object the new image changed
+	 * (copy-up keeps names: the change is in the object's row) */
+	if (!ino) {
+		int t;
+		uint64_t hidden = cow_lower_entry(rb->v, parent, name, &t);
+		if (hidden && changed_between(rb, hidden))
+			return push_key(rb, ent_key(parent, name));
 	}
 	return 0;
 }
@@ -547,6 +562,7 @@ int cow_client_rebase(struct cow_store *st, const char *name, const char *image,
 	r = open_exclusive(st, name, &v);
 	if (r < 0)
 		return r;
+	rb.v = v;
 	struct cow_db *db = st->db;
 	cow_db_lock(db);
 	r = cow_db_client_get(db, name, &ci);

@@ -710,6 +710,18 @@ static void *flusher_main(void *arg)
 	return NULL;
 }
 
+void cow_layer_abandon(struct cow_store *st, uint64_t layer, int lockfd)
+{
+	char name[64];
+	cow_data_remove_layer(st, layer);
+	/* unlinked while held: whoever opens it after sees no layer data */
+	snprintf(name, sizeof(name), "data/%llu.lock", (unsigned long long)layer);
+	if (lockfd >= 0) {
+		unlinkat(st->dirfd, name, 0);
+		close(lockfd);
+	}
+}
+
 static void flusher_stop(struct cow_view *v);
 static int flusher_start(struct cow_view *v);
 

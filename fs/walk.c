@@ -138,11 +138,13 @@ static int list_dir(struct walk *w, struct cow_inode *dp, struct wlist *out)
 	cow_db_unlock(v->st->db);
 	if (r < 0)
 		goto out;
-	qsort(out->v, out->n, sizeof(*out->v), cmp_wname);
+	/* an empty directory has no array: qsort and bsearch want one */
 	size_t nvisible = out->n;
+	if (nvisible)
+		qsort(out->v, nvisible, sizeof(*out->v), cmp_wname);
 	for (size_t i = 0; i < top.n && r == 0; i++) {
 		struct wname *t = &top.v[i];
-		struct wname *e = bsearch(t, out->v, nvisible, sizeof(*out->v), cmp_wname);
+		struct wname *e = nvisible ? bsearch(t, out->v, nvisible, sizeof(*out->v), cmp_wname) : NULL;
 		if (e && t->ino == e->ino) {
 			e->in_top = true;
 		} else if (!t->ino && (w->flags & COW_WALK_DELETED)) {
@@ -157,7 +159,7 @@ static int list_dir(struct walk *w, struct cow_inode *dp, struct wlist *out)
 			}
 		}
 	}
-	if (r == 0)
+	if (r == 0 && out->n)
 		qsort(out->v, out->n, sizeof(*out->v), cmp_wname);
 out:
 	wlist_free(&top);

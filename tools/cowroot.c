@@ -144,7 +144,9 @@ static void on_sigint(int sig)
 
 void catch_interrupts(void)
 {
-	struct sigaction sa = {.sa_handler = on_sigint};
+	/* restart interrupted I/O: the operation stops at its next progress
+	 * call with -ECANCELED, not in the middle of a syscall with -EINTR */
+	struct sigaction sa = {.sa_handler = on_sigint, .sa_flags = SA_RESTART};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 }

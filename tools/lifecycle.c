@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -493,12 +494,17 @@ int cmd_image_export(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(COW_STORE_READONLY, &st))
 		return 1;
-	int r = long_op("export", cow_image_export(st, argv[1], argv[2], progress_or_cancel, tty_arg()), argv[1]);
-	if (r == -ENOENT && access(argv[2], F_OK) != 0 && errno == ENOENT && strchr(argv[2], '/'))
-		err("cannot write '%s': %s", argv[2], strerror(-r));
-	else if (r == -ENOENT)
+	struct cow_image_info ii;
+	int r = cow_image_get(st, argv[1], &ii);
+	if (r == 0) {
+		/* the image exists: -ENOENT now is about the file */
+		r = long_op("export", cow_image_export(st, argv[1], argv[2], progress_or_cancel, tty_arg()), argv[1]);
+		if (r == -ENOENT)
+			err("cannot write '%s': %s", argv[2], strerror(-r));
+	} else if (r == -ENOENT) {
 		err("no image '%s' (see 'cowroot image list')", argv[1]);
-	else if (r < 0 && r != -ECANCELED)
+	}
+	if (r < 0 && r != -ECANCELED && r != -ENOENT)
 		err("cannot export '%s' to '%s': %s", argv[1], argv[2], strerror(-r));
 	else if (r == 0)
 		printf("image '%s' written to '%s'\n", argv[1], argv[2]);
@@ -514,6 +520,14 @@ int cmd_image_load(int argc, char **argv)
 	const char *name = argc == 3 ? argv[2] : NULL;
 	if (name && bad_name("image", name))
 		return 1;
+	struct stat sb;
+	if (stat(argv[1], &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		/* a pipe would read as a truncated bundle the second time */
+		err("'%s' is not a regular file: a bundle is read twice (verified, then loaded); save it to a file "
+		    "first",
+		    argv[1]);
+		return 1;
+	}
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;

@@ -14,7 +14,7 @@ packages=(
 	libfuse3-dev fuse3 libsqlite3-dev zlib1g-dev sqlite3
 	# tests and the demo
 	debootstrap attr acl libcap2-bin fuse-overlayfs util-linux
-	ca-certificates coreutils findutils diffutils
+	ca-certificates coreutils findutils diffutils jq
 	# the ganesha FSAL, NFS serving and its tests
 	nfs-ganesha nfs-ganesha-vfs libntirpc-dev liburcu-dev libkrb5-dev libdbus-1-dev
 	rpcbind libnfs-dev libnfs-utils iproute2 u-boot-tools dpkg-dev

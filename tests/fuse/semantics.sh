@@ -12,8 +12,10 @@
 set -u
 export LC_ALL=C
 
-# shellcheck source=tests/lib.sh
-. "$(dirname "$0")/../lib.sh"
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
 
 if [ -z "${COW_SEM_INNER:-}" ]; then
 	[ "$(id -u)" = 0 ] || skip "needs root (mounts, mknod of devices, chown, trusted.* xattrs)"
@@ -34,6 +36,9 @@ if [ -z "${COW_SEM_INNER:-}" ]; then
 fi
 
 # ---- inside the namespace ----------------------------------------------------------------------
+
+# shellcheck source=tests/checks.sh
+. "$(dirname "$0")/../checks.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/cowroot-fuse.XXXXXX") || { echo "FAIL: mktemp" >&2; exit 1; }
 S=$T/store

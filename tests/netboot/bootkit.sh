@@ -20,8 +20,10 @@ minbase=$cache/minbase
 mirror=${COW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lib.sh
-. "$here/../lib.sh"
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
 # shellcheck source=tests/minbase.sh
 . "$here/../minbase.sh"
 have_kit() { [ -s "$kit/vmlinuz" ] && [ -s "$kit/initrd.img" ] && [ -s "$kit/release" ]; }

@@ -34,8 +34,12 @@ set -u
 export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=tests/lib.sh
-. "$here/../lib.sh"
+# shellcheck source=tests/checks.sh
+. "$here/../checks.sh"
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
 
 if [ -z "${COW_NETBOOT_INNER:-}" ]; then
 	for v in COWROOT COW_FSAL; do

@@ -1,15 +1,8 @@
-# Sourced by the test scripts (bash): skipping, checks and result lines.
-#
-# Results: "ok NAME" / "FAIL NAME: reason" per check, "N passed, N failed" at
-# the end; exit 0 when all passed, 1 on a failure, 77 (skip) when the
-# machine lacks a facility.
-
+# shellcheck shell=bash
+# Sourced by the shell tests: "ok NAME" / "FAIL NAME: reason" lines and the
+# closing "N passed, N failed" with the exit status.
 passed=0
 failed=0
-skip() {
-	echo "SKIP: $*"
-	exit 77
-}
 ok() {
 	echo "ok $*"
 	passed=$((passed + 1))
