@@ -2,8 +2,9 @@
 /*
  * Copy-up: the first write to an object of the image gives the writable
  * layer its own data file.  The object keeps its ino, so every hardlink
- * sees the copy.  Data first: the copy is written and fdatasync'd, then the
- * transaction that points the object at it commits; a crash in between
+ * sees the copy.  Data first: the copy is written, and fdatasync'd right
+ * before the transaction that points the object at it commits (with a
+ * batch, up to a second later, off the writer's path); a crash in between
  * leaves an unreferenced file that fsck removes.
  */
 #include <errno.h>
@@ -69,7 +70,7 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 	if (ip->row.data_layer && !empty) {
 		r = cow_inode_open_fd(v, ip);
 		if (r == 0)
-			r = cow_data_copy(ip->fd->fd, out, ip->row.size, true);
+			r = cow_data_copy(ip->fd->fd, out, ip->row.size, false);
 		if (r < 0)
 			goto fail;
 	}
@@ -82,9 +83,17 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 	ip->row.data_layer = v->layer;
 	struct cow_db *db = v->st->db;
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r == 0) {
-		r = cow_inode_store(v, ip);
+		/* a copy is made durable before the record commits (an
+		 * empty new file needs nothing: its writes are not synced
+		 * before fsync on any file system) */
+		if (old_layer && !empty) {
+			int sfd = dup(out);
+			r = sfd < 0 ? -errno : cow_db_sync_before_commit(db, sfd);
+		}
+		if (r == 0)
+			r = cow_inode_store(v, ip);
 		if (r == 0)
 			r = cow_db_commit(db, false);
 		else

@@ -51,6 +51,29 @@ void cow_db_unlock(struct cow_db *db);
 int cow_db_begin(struct cow_db *db);
 int cow_db_commit(struct cow_db *db, bool durable);
 void cow_db_rollback(struct cow_db *db);
+/* Batches (caller holds the db lock).  While batching is on (a view's
+ * flusher runs), an operation begun with cow_db_begin_batched() and
+ * committed non-durably joins one open transaction instead of committing
+ * on its own: cow_db_flush() (the flusher, within a second), any durable
+ * commit and any transaction begun with cow_db_begin() commit the batch.
+ * Operations stay atomic and ordered, so a crash loses at most the
+ * newest ones; cow_db_rollback() undoes one operation, not the batch. */
+void cow_db_batching(struct cow_db *db, bool on);
+int cow_db_begin_batched(struct cow_db *db);
+int cow_db_flush(struct cow_db *db, bool durable);
+/* Data first: @fd (owned by the db from now on) is fdatasync'd before
+ * the next commit, which may be that of a batch a second later; inside
+ * a transaction. */
+int cow_db_sync_before_commit(struct cow_db *db, int fd);
+/* A data file, for removal once no committed record names it. */
+struct cow_data_ref {
+	uint64_t layer, ino;
+};
+/* Queue the removal of a data file right after the commit that dropped
+ * its last record; cow_db_take_unlinks() hands over (a malloc'd array)
+ * the queued files whose commit is done, batch included. */
+int cow_db_unlink_after_commit(struct cow_db *db, uint64_t layer, uint64_t ino);
+size_t cow_db_take_unlinks(struct cow_db *db, struct cow_data_ref **ret);
 
 int cow_db_alloc_inos(struct cow_db *db, uint64_t n, uint64_t *ret_first);
 /* Take @n values of the meta counter @key. */
@@ -129,6 +152,11 @@ struct cow_store {
 void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino);
 int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags, mode_t mode);
 int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino);
+/* Remove the data file once the commit that dropped its record is done
+ * (db lock held, called right after that commit); cow_data_reap() removes
+ * those that are due. */
+void cow_data_unlink_after_commit(struct cow_store *st, uint64_t layer, uint64_t ino);
+void cow_data_reap(struct cow_store *st);
 int cow_data_remove_layer(struct cow_store *st, uint64_t layer);
 /* Call @fn for every data file of @layer: @dirfd is its subdirectory
  * @sub (data/<layer>/<sub>), @name the file. */
@@ -157,6 +185,7 @@ struct cow_dent {
 	uint8_t type;  /* DT_* */
 	bool in_layer; /* its row is in the writable layer */
 	bool lower;    /* a lower layer has this name (removing it needs a whiteout) */
+	uint64_t seq;  /* order of addition: the readdir cookie (see cow_readdir_ino) */
 };
 
 /* The merged listing of one directory (protected by view.ns_lock: read for
@@ -166,6 +195,7 @@ struct cow_dir {
 	size_t n, cap, live;
 	uint32_t *slots; /* open hash of indexes + 1, 0 empty, UINT32_MAX deleted */
 	size_t nslots;
+	uint64_t last_seq; /* ents are in increasing seq order; compaction keeps it */
 };
 
 struct cow_inode {
@@ -224,6 +254,7 @@ struct cow_view {
 	pthread_t flusher;
 	pthread_cond_t flusher_cond;
 	bool flusher_running, stopping;
+	bool batching; /* this view turned db batching on */
 };
 
 struct cow_file {

@@ -346,6 +346,14 @@ int cow_opendir(struct cow_view *v, uint64_t ino, struct cow_dirh **ret);
 int cow_readdir(struct cow_dirh *d, off_t off, bool plus,
 		int (*fn)(void *arg, const char *name, const struct cow_attr *attr, off_t next_off), void *arg);
 void cow_releasedir(struct cow_dirh *d);
+/* Read directory @ino from offset @off on without an open handle (a FUSE
+ * daemon whose kernel caches listings).  The offsets are stable cookies:
+ * an entry keeps its offset while it exists and new entries come after
+ * all existing ones, so a reader resuming at any offset it was given sees
+ * no entry twice and misses none that stayed, even if the directory
+ * changed in between.  Otherwise as cow_readdir. */
+int cow_readdir_ino(struct cow_view *v, uint64_t ino, off_t off, bool plus,
+		    int (*fn)(void *arg, const char *name, const struct cow_attr *attr, off_t next_off), void *arg);
 
 int cow_statfs(struct cow_view *v, struct statvfs *ret);
 

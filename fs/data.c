@@ -61,6 +61,23 @@ int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino)
 	return 0;
 }
 
+void cow_data_unlink_after_commit(struct cow_store *st, uint64_t layer, uint64_t ino)
+{
+	/* out of memory: left as an orphan for fsck, never removed early */
+	(void)cow_db_unlink_after_commit(st->db, layer, ino);
+}
+
+void cow_data_reap(struct cow_store *st)
+{
+	struct cow_data_ref *v;
+	cow_db_lock(st->db);
+	size_t n = cow_db_take_unlinks(st->db, &v);
+	cow_db_unlock(st->db);
+	for (size_t i = 0; i < n; i++)
+		cow_data_unlink(st, v[i].layer, v[i].ino);
+	free(v);
+}
+
 static int rm_tree_at(int dirfd, const char *name)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -128,14 +128,18 @@ static int unlinked(struct cow_view *v, struct cow_inode *ip)
 }
 
 /* After the commit that dropped an object's last name: if unlinked()
- * removed its records, its data file goes too (data after metadata). */
+ * removed its records, its data file goes too, once that commit is done
+ * (it may be part of a batch): data after metadata. */
 static void unlinked_done(struct cow_view *v, struct cow_inode *ip)
 {
 	if (cow_inode_holders(v, ip) > 1)
 		return;
 	ip->destroyed = true;
-	if (ip->row.data_layer == v->layer)
-		cow_data_unlink(v->st, v->layer, ip->ino);
+	if (ip->row.data_layer == v->layer) {
+		cow_db_lock(v->st->db);
+		cow_data_unlink_after_commit(v->st, v->layer, ip->ino);
+		cow_db_unlock(v->st->db);
+	}
 }
 
 static int new_object(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
@@ -224,7 +228,7 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 	}
 
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r < 0)
 		goto out_db;
 	r = cow_db_inode_put(db, v->layer, &row);
@@ -290,7 +294,9 @@ int cow_mknod(struct cow_view *v, uint64_t parent, const char *name, mode_t mode
 	default:
 		return -EINVAL;
 	}
-	return new_object(v, parent, name, mode, rdev, NULL, cred, false, NULL, ret);
+	/* a regular file gets its (empty) data file now, as with create: its
+	 * first write then needs no copy-up transaction */
+	return new_object(v, parent, name, mode, rdev, NULL, cred, S_ISREG(mode), NULL, ret);
 }
 
 int cow_mkdir(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, const struct cow_cred *cred,
@@ -346,7 +352,7 @@ int cow_link(struct cow_view *v, uint64_t ino, uint64_t newparent, const char *n
 	}
 	int64_t now = cow_now_ns();
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r == 0) {
 		r = name_put(v, dp, newname, ino, dtype(ip->row.mode));
 		if (r == 0)
@@ -453,7 +459,7 @@ static int remove_name(struct cow_view *v, uint64_t parent, const char *name, bo
 	}
 	int64_t now = cow_now_ns();
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r == 0) {
 		r = name_drop(v, dp, name);
 		if (r == 0)
@@ -574,7 +580,7 @@ int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t n
 	uint64_t sino = ip->ino;
 	uint8_t stype = dtype(ip->row.mode);
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r == 0) {
 		if (flags & RENAME_EXCHANGE) {
 			uint64_t tino = tp->ino;

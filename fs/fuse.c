@@ -19,9 +19,25 @@
 
 #define CACHE_TIMEOUT 86400.0
 
-static struct cow_view *view_of(fuse_req_t req)
+/* The session's userdata. */
+struct cowfuse {
+	struct cow_view *v;
+	/* set at init: the kernel opens directories itself and caches their
+	 * listings; readdir then comes without a handle (fh 0) */
+	bool no_opendir;
+	/* set at init: the kernel opens files itself; reads and writes of
+	 * files not made by create come without a handle (fh 0) */
+	bool no_open;
+};
+
+static struct cowfuse *cf_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
+}
+
+static struct cow_view *view_of(fuse_req_t req)
+{
+	return cf_of(req)->v;
 }
 
 static uint64_t to_core(fuse_req_t req, fuse_ino_t ino)
@@ -65,18 +81,41 @@ static struct cow_cred cred_of(fuse_req_t req)
 
 static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct cow_view *v = userdata;
+	struct cowfuse *cf = userdata;
+	struct cow_view *v = cf->v;
 	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
 			FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_ASYNC_DIO | FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
-	if (!cow_view_readonly(v))
-		want |= FUSE_CAP_WRITEBACK_CACHE;
 	conn->want |= want & conn->capable;
+	/* No writeback cache: writes go to the daemon as they are made (in
+	 * up to 1 MiB requests).  Measured with bench/: the kernel throttles
+	 * dirty pages of a FUSE mount hard, and it adds a SETATTR (times) at
+	 * every close and unlink; without it creating small files is 3x
+	 * faster and unpacking packages 6x. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* with a writeback cache the kernel owns mtime and sends it */
 	cow_view_set_caller_times(v, (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0);
 	/* readdirplus always: a listing is usually followed by stats */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_readahead = 1 << 20;
+	/* No OPENDIR/RELEASEDIR round trips: opendir answers ENOSYS, and
+	 * the kernel keeps listings cached (readdir offsets are stable
+	 * cookies, see cow_readdir_ino). */
+	cf->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
+	/* Likewise no OPEN/RELEASE for files: reading a file costs no round
+	 * trip besides its READs.  O_TRUNC then comes as a SETATTR (an open
+	 * that truncates itself would never be seen), and copy-up happens at
+	 * the first write rather than at an open for writing. */
+	cf->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	if (cf->no_open)
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Symlink targets cached in the kernel (/lib, /bin... are symlinks
+	 * in a Debian root: every path through them asked for READLINK). */
+	conn->want |= FUSE_CAP_CACHE_SYMLINKS & conn->capable;
+	/* This daemon is the only writer of the view, and the kernel learns of
+	 * every change it makes itself: no need to check mtime before every
+	 * cached read and readdir (a GETATTR per directory of a warm walk). */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static void cowfuse_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -234,10 +273,32 @@ static struct cow_file *file_of(struct fuse_file_info *fi)
 	return (struct cow_file *)(uintptr_t)fi->fh;
 }
 
+/* The file of a request: its handle, or without one (the kernel opened
+ * the file itself, see no_open) a file opened for this request only;
+ * put_file() ends it. */
+static int get_file(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool write, struct cow_file **ret)
+{
+	if (fi->fh) {
+		*ret = file_of(fi);
+		return 0;
+	}
+	return cow_open(view_of(req), to_core(req, ino), write ? O_RDWR : O_RDONLY, ret);
+}
+
+static void put_file(struct fuse_file_info *fi, struct cow_file *f)
+{
+	if (!fi->fh)
+		cow_release(f);
+}
+
 static void cowfuse_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cow_file *f;
-	/* with the writeback cache the kernel may read through any open */
+	if (cf_of(req)->no_open) {
+		fuse_reply_err(req, ENOSYS); /* "opened": no handle, no release */
+		return;
+	}
+	/* the kernel may read through any handle (page cache fills) */
 	int flags = fi->flags;
 	if ((flags & O_ACCMODE) == O_WRONLY)
 		flags = (flags & ~O_ACCMODE) | O_RDWR;
@@ -257,6 +318,12 @@ static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, 
 	struct cow_attr a;
 	struct cow_cred c = cred_of(req);
 	struct fuse_entry_param e;
+	if (cf_of(req)->no_open) {
+		/* MKNOD and no open: one round trip, where CREATE needs a
+		 * RELEASE too (the kernel asks no more after this answer) */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	int r = cow_create(view_of(req), to_core(req, parent), name, mode, fi->flags, &c, &f, &a);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -272,41 +339,47 @@ static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, 
 
 static void cowfuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct cow_file *f;
 	int fd;
 	void *token;
-	int r = cow_read_fd(file_of(fi), &fd, &token);
+	int r = get_file(req, ino, fi, false, &f);
+	if (r == 0) {
+		r = cow_read_fd(f, &fd, &token);
+		if (r < 0)
+			put_file(fi, f);
+	}
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
 	if (fd < 0) {
 		fuse_reply_buf(req, NULL, 0);
-		return;
+	} else {
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = fd;
+		buf.buf[0].pos = off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	}
-	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fd;
-	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	cow_read_done(token);
+	put_file(fi, f);
 }
 
 static void cowfuse_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 			  struct fuse_file_info *fi)
 {
-	(void)ino;
-	ssize_t n = cow_write(file_of(fi), buf, size, off);
+	struct cow_file *f;
+	int r = get_file(req, ino, fi, true, &f);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	ssize_t n = cow_write(f, buf, size, off);
+	put_file(fi, f);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
-}
-
-static void cowfuse_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	fuse_reply_err(req, -cow_flush(file_of(fi)));
 }
 
 static void cowfuse_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -318,23 +391,41 @@ static void cowfuse_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 
 static void cowfuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
-	fuse_reply_err(req, -cow_fsync(file_of(fi), datasync != 0));
+	struct cow_file *f;
+	int r = get_file(req, ino, fi, false, &f);
+	if (r == 0) {
+		r = cow_fsync(f, datasync != 0);
+		put_file(fi, f);
+	}
+	fuse_reply_err(req, -r);
 }
 
 static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
-	(void)ino;
-	fuse_reply_err(req, -cow_fallocate(file_of(fi), mode, off, len));
+	struct cow_file *f;
+	int r = get_file(req, ino, fi, true, &f);
+	if (r == 0) {
+		r = cow_fallocate(f, mode, off, len);
+		put_file(fi, f);
+	}
+	fuse_reply_err(req, -r);
 }
 
-/* No lseek op: the kernel does not write back its cache before
+/* No flush op: the kernel then stops sending FLUSH on every close (the
+ * core has nothing to do there; written data reaches the daemon with
+ * WRITE before close returns either way).
+ *
+ * No lseek op: the kernel does not write back its cache before
  * FUSE_LSEEK, so SEEK_DATA/SEEK_HOLE answered here would miss cached
  * writes; without the op the kernel answers from i_size. */
 
 static void cowfuse_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct cow_dirh *d;
+	if (cf_of(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS); /* "opened": no handle, no release */
+		return;
+	}
 	int r = cow_opendir(view_of(req), to_core(req, ino), &d);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -377,7 +468,7 @@ static int add_dirent(void *arg, const char *name, const struct cow_attr *a, off
 	return 0;
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
 	struct dirbuf b = {.req = req, .size = size, .plus = plus};
 	b.buf = malloc(size);
@@ -385,7 +476,8 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int r = cow_readdir((struct cow_dirh *)(uintptr_t)fi->fh, off, plus, add_dirent, &b);
+	int r = fi->fh ? cow_readdir((struct cow_dirh *)(uintptr_t)fi->fh, off, plus, add_dirent, &b)
+		       : cow_readdir_ino(view_of(req), to_core(req, ino), off, plus, add_dirent, &b);
 	if (r < 0 && b.used == 0)
 		fuse_reply_err(req, -r);
 	else
@@ -395,20 +487,19 @@ static void do_readdir(fuse_req_t req, size_t size, off_t off, struct fuse_file_
 
 static void cowfuse_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, false);
+	do_readdir(req, ino, size, off, fi, false);
 }
 
 static void cowfuse_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, true);
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 static void cowfuse_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	cow_releasedir((struct cow_dirh *)(uintptr_t)fi->fh);
+	if (fi->fh)
+		cow_releasedir((struct cow_dirh *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -495,7 +586,6 @@ static const struct fuse_lowlevel_ops cowfuse_ops = {
     .create = cowfuse_create,
     .read = cowfuse_read,
     .write = cowfuse_write,
-    .flush = cowfuse_flush,
     .release = cowfuse_release,
     .fsync = cowfuse_fsync,
     .fallocate = cowfuse_fallocate,
@@ -544,7 +634,8 @@ int cowfuse_main(struct cow_view *v, const struct cowfuse_opts *o)
 	}
 	argv[argc] = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fuse_session *se = fuse_session_new(&args, &cowfuse_ops, sizeof(cowfuse_ops), v);
+	struct cowfuse cf = {.v = v};
+	struct fuse_session *se = fuse_session_new(&args, &cowfuse_ops, sizeof(cowfuse_ops), &cf);
 	if (!se) {
 		snprintf(msg, sizeof(msg), "cannot start the FUSE session (bad -o options?)");
 		report(o->ready_fd, msg);

@@ -19,7 +19,7 @@ static int store_now_acl(struct cow_view *v, struct cow_inode *ip, const void *a
 {
 	struct cow_db *db = v->st->db;
 	cow_db_lock(db);
-	int r = cow_db_begin(db);
+	int r = cow_db_begin_batched(db);
 	if (r == 0) {
 		r = cow_inode_store(v, ip);
 		if (r == 0 && acl)
@@ -345,7 +345,7 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 	ip->row.ctime = cow_now_ns();
 	ip->row.mode = mode;
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r == 0) {
 		r = cow_inode_store(v, ip);
 		if (r == 0 && equiv)
@@ -411,7 +411,7 @@ int cow_removexattr(struct cow_view *v, uint64_t ino, const char *name)
 	int64_t old_ctime = ip->row.ctime;
 	ip->row.ctime = cow_now_ns();
 	cow_db_lock(db);
-	r = cow_db_begin(db);
+	r = cow_db_begin_batched(db);
 	if (r == 0) {
 		r = cow_inode_store(v, ip);
 		if (r == 0)

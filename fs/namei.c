@@ -113,7 +113,8 @@ int cow_dir_add(struct cow_dir *d, const char *name, uint64_t ino, uint8_t type,
 	char *copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
-	d->ents[d->n] = (struct cow_dent){.name = copy, .ino = ino, .type = type, .in_layer = in_layer, .lower = lower};
+	d->ents[d->n] = (struct cow_dent){
+	    .name = copy, .ino = ino, .type = type, .in_layer = in_layer, .lower = lower, .seq = ++d->last_seq};
 	d->slots[s] = (uint32_t)++d->n;
 	d->live++;
 	return 0;

@@ -24,6 +24,9 @@ enum stmt_id {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_META_GET,
 	S_META_SET,
 	S_LAYER_ADD,
@@ -74,6 +77,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT op",
+    [S_RELEASE] = "RELEASE op",
+    [S_ROLLBACK_TO] = "ROLLBACK TO op",
     [S_META_GET] = "SELECT value FROM meta WHERE key = :key",
     [S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)",
     [S_LAYER_ADD] = "INSERT INTO layers (parent, kind, root, created) VALUES (:parent, :kind, :root, :created)",
@@ -143,13 +149,27 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_LAYER_DROP_XATTRS] = "DELETE FROM xattrs WHERE layer = :layer",
 };
 
+struct unlink_list {
+	struct cow_data_ref *v;
+	size_t n, cap;
+};
+
 struct cow_db {
 	sqlite3 *sql;
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmt[S_COUNT];
 	char errmsg[256];
 	char *wal_path;
+	/* batching (see cow_db_begin_batched), protected by lock: */
+	int batching;	  /* users that asked for batches */
+	bool batch_open;  /* a transaction spanning operations is open */
+	bool op_batched;  /* the running operation may stay in the batch */
+	struct unlink_list pending, committed; /* data files to remove */
+	int *sync_fds; /* data written for the open transaction: synced before it commits */
+	size_t nsync, capsync;
 };
+
+static int sync_data(struct cow_db *db);
 
 static int map_rc(struct cow_db *db, int rc)
 {
@@ -386,43 +406,193 @@ void cow_db_close(struct cow_db *db)
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->stmt[i]);
 	sqlite3_close_v2(db->sql);
+	sync_data(db);
+	free(db->sync_fds);
+	free(db->pending.v);
+	free(db->committed.v);
 	free(db->wal_path);
 	pthread_mutex_destroy(&db->lock);
 	free(db);
 }
 
-int cow_db_begin(struct cow_db *db)
+static int unlink_add(struct unlink_list *l, uint64_t layer, uint64_t ino)
 {
-	return run(db, stmt(db, S_BEGIN));
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct cow_data_ref *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct cow_data_ref){.layer = layer, .ino = ino};
+	return 0;
 }
 
-int cow_db_commit(struct cow_db *db, bool durable)
+/* The open batch committed (@ok) or was rolled back: its pending data
+ * file removals may happen now, or never (their records are back). */
+static void batch_ended(struct cow_db *db, bool ok)
 {
-	int r = run(db, stmt(db, S_COMMIT));
-	if (r < 0) {
-		cow_db_rollback(db);
-		return r;
-	}
-	if (durable) {
-		/* synchronous=NORMAL commits without syncing the WAL; syncing it
-		 * now makes this commit and every earlier one durable, which is
-		 * what synchronous=FULL would have done at this commit. */
-		int fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			if (fdatasync(fd) < 0)
-				r = -errno;
-			close(fd);
-		} else if (errno != ENOENT) {
+	db->batch_open = false;
+	for (size_t i = 0; ok && i < db->pending.n; i++)
+		if (unlink_add(&db->committed, db->pending.v[i].layer, db->pending.v[i].ino) < 0)
+			break; /* left as an orphan for fsck */
+	db->pending.n = 0;
+}
+
+/* Data first: make the data files of what is about to commit durable. */
+static int sync_data(struct cow_db *db)
+{
+	int r = 0;
+	for (size_t i = 0; i < db->nsync; i++) {
+		if (fdatasync(db->sync_fds[i]) < 0 && r == 0)
 			r = -errno;
+		close(db->sync_fds[i]);
+	}
+	db->nsync = 0;
+	return r;
+}
+
+int cow_db_sync_before_commit(struct cow_db *db, int fd)
+{
+	if (db->nsync == db->capsync) {
+		/* a long batch: sync what is listed now (early is never wrong) */
+		int r = sync_data(db);
+		if (r < 0) {
+			close(fd);
+			return r;
 		}
+		if (db->capsync == 0) {
+			db->sync_fds = malloc(256 * sizeof(*db->sync_fds));
+			if (!db->sync_fds) {
+				r = fdatasync(fd) < 0 ? -errno : 0;
+				close(fd);
+				return r;
+			}
+			db->capsync = 256;
+		}
+	}
+	db->sync_fds[db->nsync++] = fd;
+	return 0;
+}
+
+static int wal_sync(struct cow_db *db)
+{
+	/* synchronous=NORMAL commits without syncing the WAL; syncing it
+	 * now makes every commit so far durable, which is what
+	 * synchronous=FULL would have done at the last one. */
+	int r = 0, fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fdatasync(fd) < 0)
+			r = -errno;
+		close(fd);
+	} else if (errno != ENOENT) {
+		r = -errno;
 	}
 	return r;
 }
 
+/* Commit the open batch. */
+static int batch_commit(struct cow_db *db, bool durable)
+{
+	int r = sync_data(db);
+	if (r == 0)
+		r = run(db, stmt(db, S_COMMIT));
+	if (r < 0 && !sqlite3_get_autocommit(db->sql))
+		run(db, stmt(db, S_ROLLBACK));
+	batch_ended(db, r == 0);
+	if (r == 0 && durable)
+		r = wal_sync(db);
+	return r;
+}
+
+int cow_db_begin(struct cow_db *db)
+{
+	if (db->batch_open) {
+		/* commits for real, and the batch with it */
+		db->op_batched = false;
+		return run(db, stmt(db, S_SAVEPOINT));
+	}
+	return run(db, stmt(db, S_BEGIN));
+}
+
+int cow_db_begin_batched(struct cow_db *db)
+{
+	if (db->batching == 0)
+		return cow_db_begin(db);
+	if (!db->batch_open) {
+		int r = run(db, stmt(db, S_BEGIN));
+		if (r < 0)
+			return r;
+		db->batch_open = true;
+	}
+	db->op_batched = true;
+	return run(db, stmt(db, S_SAVEPOINT));
+}
+
+int cow_db_commit(struct cow_db *db, bool durable)
+{
+	if (db->batch_open) {
+		int r = run(db, stmt(db, S_RELEASE));
+		if (r < 0) {
+			cow_db_rollback(db);
+			return r;
+		}
+		if (db->op_batched && !durable)
+			return 0;
+		return batch_commit(db, durable);
+	}
+	int r = sync_data(db);
+	if (r == 0)
+		r = run(db, stmt(db, S_COMMIT));
+	if (r < 0) {
+		cow_db_rollback(db);
+		return r;
+	}
+	return durable ? wal_sync(db) : 0;
+}
+
 void cow_db_rollback(struct cow_db *db)
 {
+	if (db->batch_open) {
+		if (sqlite3_get_autocommit(db->sql)) {
+			batch_ended(db, false); /* sqlite dropped the whole batch */
+			return;
+		}
+		/* this operation only: the batch goes on */
+		run(db, stmt(db, S_ROLLBACK_TO));
+		run(db, stmt(db, S_RELEASE));
+		return;
+	}
 	if (!sqlite3_get_autocommit(db->sql))
 		run(db, stmt(db, S_ROLLBACK));
+}
+
+void cow_db_batching(struct cow_db *db, bool on)
+{
+	db->batching += on ? 1 : -1;
+	if (db->batching == 0 && db->batch_open)
+		batch_commit(db, false);
+}
+
+int cow_db_flush(struct cow_db *db, bool durable)
+{
+	if (db->batch_open)
+		return batch_commit(db, durable);
+	return durable ? wal_sync(db) : 0;
+}
+
+int cow_db_unlink_after_commit(struct cow_db *db, uint64_t layer, uint64_t ino)
+{
+	return unlink_add(db->batch_open ? &db->pending : &db->committed, layer, ino);
+}
+
+size_t cow_db_take_unlinks(struct cow_db *db, struct cow_data_ref **ret)
+{
+	size_t n = db->committed.n;
+	*ret = db->committed.v;
+	db->committed = (struct unlink_list){0};
+	return n;
 }
 
 /* ---- meta ---- */

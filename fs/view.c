@@ -484,18 +484,19 @@ void cow_inode_destroy_unlinked(struct cow_view *v, struct cow_inode *ip)
 	ip->destroyed = true;
 	struct cow_db *db = v->st->db;
 	cow_db_lock(db);
-	if (cow_db_begin(db) == 0) {
+	if (cow_db_begin_batched(db) == 0) {
 		int r = cow_drop_records(v, ip->ino);
 		if (r == 0)
 			r = cow_db_commit(db, false);
 		else
 			cow_db_rollback(db);
+		/* after the records are gone for good: a crash in between
+		 * leaves an orphan file, which fsck removes, never a record
+		 * of a missing file */
+		if (r == 0 && ip->row.data_layer == v->layer)
+			cow_data_unlink_after_commit(v->st, v->layer, ip->ino);
 	}
 	cow_db_unlock(db);
-	/* after the records: a crash in between leaves an orphan file, which
-	 * fsck removes, never a record of a missing file */
-	if (ip->row.data_layer == v->layer)
-		cow_data_unlink(v->st, v->layer, ip->ino);
 }
 
 void cow_inode_fill_attr(struct cow_inode *ip, struct cow_attr *a)
@@ -644,29 +645,32 @@ static int flush_dirty(struct cow_view *v, bool durable)
 		ips[i]->on_dirty_list = false;
 	v->dirty = rest;
 	pthread_mutex_unlock(&v->dirty_lock);
-	if (n == 0 && !durable) {
-		free(ips);
-		return 0;
-	}
 
-	/* One transaction for the batch: rows are small, commits are not.
-	 * The db lock is held throughout, against the lock order, so inode
-	 * locks are only tried: a busy inode stays dirty for the next round. */
+	/* One transaction for the rows, committed with the batch of
+	 * operations: rows are small, commits are not.  The db lock is held
+	 * throughout, against the lock order, so inode locks are only tried:
+	 * a busy inode stays dirty for the next round. */
 	struct cow_db *db = v->st->db;
+	int r = 0;
 	cow_db_lock(db);
-	int r = cow_db_begin(db);
-	for (size_t i = 0; i < n && r == 0; i++) {
-		if (pthread_mutex_trylock(&ips[i]->lock) != 0)
-			continue;
-		if (ips[i]->dirty && ips[i]->row.nlink > 0)
-			r = cow_inode_store(v, ips[i]);
-		pthread_mutex_unlock(&ips[i]->lock);
+	if (n > 0) {
+		r = cow_db_begin_batched(db);
+		for (size_t i = 0; i < n && r == 0; i++) {
+			if (pthread_mutex_trylock(&ips[i]->lock) != 0)
+				continue;
+			if (ips[i]->dirty && ips[i]->row.nlink > 0)
+				r = cow_inode_store(v, ips[i]);
+			pthread_mutex_unlock(&ips[i]->lock);
+		}
+		if (r == 0)
+			r = cow_db_commit(db, false);
+		else
+			cow_db_rollback(db);
 	}
 	if (r == 0)
-		r = cow_db_commit(db, durable);
-	else
-		cow_db_rollback(db);
+		r = cow_db_flush(db, durable);
 	cow_db_unlock(db);
+	cow_data_reap(v->st);
 	for (size_t i = 0; i < n; i++) {
 		struct cow_inode *ip = ips[i];
 		pthread_mutex_lock(&ip->lock);
@@ -836,6 +840,10 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 		cow_db_unlock(st->db);
 		if (r < 0)
 			goto fail;
+		cow_db_lock(st->db);
+		cow_db_batching(st->db, true);
+		cow_db_unlock(st->db);
+		v->batching = true;
 		r = flusher_start(v);
 		if (r < 0)
 			goto fail;
@@ -855,7 +863,7 @@ int cow_view_close(struct cow_view *v)
 	flusher_stop(v);
 	if (!v->readonly && v->layer)
 		r = flush_dirty(v, true);
-	/* what is still referenced and unlinked goes now */
+	/* what is still referenced and unlinked goes now, in one batch */
 	for (size_t i = 0; i < v->itable_size; i++) {
 		struct cow_inode *ip = v->itable[i], *next;
 		for (; ip; ip = next) {
@@ -864,6 +872,19 @@ int cow_view_close(struct cow_view *v)
 				cow_inode_destroy_unlinked(v, ip);
 			inode_free(ip);
 		}
+	}
+	if (!v->readonly && v->layer) {
+		cow_db_lock(v->st->db);
+		int c = cow_db_flush(v->st->db, false);
+		cow_db_unlock(v->st->db);
+		if (r == 0)
+			r = c;
+		cow_data_reap(v->st);
+	}
+	if (v->batching) {
+		cow_db_lock(v->st->db);
+		cow_db_batching(v->st->db, false);
+		cow_db_unlock(v->st->db);
 	}
 	free(v->itable);
 	free(v->client);

@@ -45,6 +45,10 @@ ninja -C "$build"
 step "test suite"
 meson test -C "$build" --print-errorlogs || status=1
 
+# not a benchmark (timings mean nothing here): keeps bench/run.sh working
+step "benchmark smoke run (bench/run.sh --smoke)"
+BUILD_DIR=$build "$src/bench/run.sh" --smoke --no-deps || status=1
+
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
 	step "ASan/UBSan build ($asan)"
 	# Leak checking stays on: 'cowroot mount' forks its daemon, and the
