@@ -4,8 +4,9 @@
 # (BOOT=nfs, MODULES=netboot), as a stock netbooting client would have.
 #
 # They are made in a copy of the cached debootstrap minbase tree (the tree
-# itself is never changed) with apt-get and mkinitramfs, and kept in
-#   ${COW_FIXTURE_CACHE:-/var/cache/cowroot-test}/bootkit/{vmlinuz,initrd.img,release}
+# itself is never changed) with apt-get and mkinitramfs, and kept, with the
+# .deb of `less` that the guest installs, in
+#   ${COW_FIXTURE_CACHE:-/var/cache/cowroot-test}/bootkit/{vmlinuz,initrd.img,less.deb,release}
 # which is rebuilt only when missing.  Needs root and, for the first build,
 # Debian's package mirror.
 #
@@ -26,7 +27,7 @@ skip() {
 }
 # shellcheck source=tests/minbase.sh
 . "$here/../minbase.sh"
-have_kit() { [ -s "$kit/vmlinuz" ] && [ -s "$kit/initrd.img" ] && [ -s "$kit/release" ]; }
+have_kit() { [ -s "$kit/vmlinuz" ] && [ -s "$kit/initrd.img" ] && [ -s "$kit/less.deb" ] && [ -s "$kit/release" ]; }
 
 if have_kit; then
 	echo "$kit"
@@ -71,6 +72,8 @@ build() {
 	in_root apt-get install -y -q --no-install-recommends linux-image-amd64 initramfs-tools
 	kver=$(in_root linux-version list | tail -n 1)
 	in_root mkinitramfs -o /tmp/initrd.img "$kver"
+	in_root sh -c 'cd /tmp && apt-get download -q less'
+	cp "$root"/tmp/less_*.deb "$work/less.deb"
 	cp "$root/boot/vmlinuz-$kver" "$work/vmlinuz"
 	cp "$root/tmp/initrd.img" "$work/initrd.img"
 	echo "$kver" >"$work/release"
@@ -84,7 +87,7 @@ if ! unshare --mount --propagation private bash -c build >"$log" 2>&1; then
 	exit 1
 fi
 mkdir -p "$kit"
-mv "$work/vmlinuz" "$work/initrd.img" "$work/release" "$kit/"
+mv "$work/vmlinuz" "$work/initrd.img" "$work/less.deb" "$work/release" "$kit/"
 rm -rf "$work"
 echo "# boot kit: Linux $(cat "$kit/release")"
 echo "$kit"

@@ -9,7 +9,8 @@
 # debootstrap minbase tree imported as an image; it has no systemd, so the
 # kernel runs a small init placed in the client's layer (through a FUSE
 # mount) that writes files (one fsync'd), makes a hard link, changes and
-# removes image files, records what the guest saw, syncs and powers off.
+# removes image files, installs a real package with dpkg, records what the
+# guest saw, syncs and powers off.
 # Midway the test restarts the server: the guest's open file, current
 # directory and inode numbers must survive it.  A second guest from the
 # same address asks for pi2's root and must be refused.  Then, with the
@@ -130,6 +131,10 @@ ls -i /etc/debian_version >$d/image-ino
 ls -i $d/plain $d/hardlink >$d/link-ino
 echo cowroot-guest >/etc/hostname
 rm /etc/issue.net
+# a real package: dpkg unpacks, renames into place, fsyncs its database,
+# runs the postinst (update-alternatives symlinks)
+dpkg -i /cowroot-test-less.deb >$d/dpkg.log 2>&1 || say "FAIL dpkg -i"
+dpkg --verify less >$d/dpkg-verify 2>&1 || say "FAIL dpkg --verify"
 # The test restarts the server during this sleep; the root stays mounted
 # (a hard mount waits for the server), and what was open or looked up
 # before must still work after it, with the same inode numbers.
@@ -144,13 +149,14 @@ ls -i plain >link-ino.after || say "FAIL lookup in the current directory after t
 ls -i /etc/debian_version >image-ino.after || say "FAIL lookup after the restart"
 seq 1 200000 | cmp - synced || say "FAIL read after the restart"
 echo "after the restart" >$d/after-restart || say "FAIL write after the restart"
+pager --version >$d/pager-version || say "FAIL run the installed pager after the restart"
 sync
 say "root: $(cat $d/rootmount)"
 say done
 echo o >/proc/sysrq-trigger
 sleep 60
 EOF
-	chmod 755 "$mnt/cowroot-test-init" && umount_client
+	chmod 755 "$mnt/cowroot-test-init" && cp "$kit/less.deb" "$mnt/cowroot-test-less.deb" && umount_client
 }
 check "write the test init into pi1's layer (FUSE)" write_init
 [ "$failed" = 0 ] || finish
@@ -267,25 +273,38 @@ fi
 
 # ---- what the guest left behind ----
 cow client diff pi1 >"$tmp/diff.pi1" 2>&1
+# exactly these outside /usr and /var, where dpkg's changes are checked below
 t_diff_pi1() {
-	diff -u - "$tmp/diff.pi1" <<'EOF'
+	grep -v '^[a-z]* */usr/\|^[a-z]* */var/' "$tmp/diff.pi1" | diff -u - <(cat <<'EOF'
 metadata  /
 added     /cowroot-test/
 added     /cowroot-test/after-restart
+added     /cowroot-test/dpkg-verify
+added     /cowroot-test/dpkg.log
 added     /cowroot-test/hardlink
 added     /cowroot-test/image-ino
 added     /cowroot-test/image-ino.after
 added     /cowroot-test/link-ino
 added     /cowroot-test/link-ino.after
+added     /cowroot-test/pager-version
 added     /cowroot-test/plain
 added     /cowroot-test/rootmount
 added     /cowroot-test/synced
 added     /cowroot-test/uname
 added     /cowroot-test-init
+added     /cowroot-test-less.deb
 metadata  /etc/
+metadata  /etc/alternatives/
+modified  /etc/alternatives/pager
+modified  /etc/alternatives/pager.1.gz
 modified  /etc/hostname
 deleted   /etc/issue.net
 EOF
+	) || return 1
+	local want
+	for want in 'added     /usr/bin/less' 'added     /var/lib/dpkg/info/less.list' 'modified  /var/lib/dpkg/status'; do
+		grep -qxF "$want" "$tmp/diff.pi1" || { echo "missing: $want"; return 1; }
+	done
 }
 check "client diff pi1 shows exactly what the guest wrote, changed and removed" t_diff_pi1
 check "client diff pi2 shows no changes" bash -c "'$COWROOT' --store '$store' client diff pi2 | grep -qx \"client 'pi2' has no changes\""
@@ -348,6 +367,17 @@ t_same_after_restart() {
 check "after the server restart the guest saw the same inode numbers and could write" t_same_after_restart
 check "the guest's change to an image file" bash -c "[ \"\$(cat '$mnt/etc/hostname')\" = cowroot-guest ]"
 check "the guest's removal of an image file" bash -c "! [ -e '$mnt/etc/issue.net' ]"
+t_dpkg() {
+	grep -q '^Setting up less ' "$d/dpkg.log" || { cat "$d/dpkg.log"; return 1; }
+	[ ! -s "$d/dpkg-verify" ] || { cat "$d/dpkg-verify"; return 1; }
+	# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
+	[ "$(chroot "$mnt" dpkg-query -W -f '${Status}' less)" = "install ok installed" ] || return 1
+	[ -z "$(chroot "$mnt" dpkg --verify less)" ] || return 1
+	dpkg-deb --fsys-tarfile "$kit/less.deb" | tar -xOf - ./usr/bin/less | cmp - "$mnt/usr/bin/less" || return 1
+	[ "$(readlink "$mnt/etc/alternatives/pager")" = /usr/bin/less ] || { ls -l "$mnt/etc/alternatives/pager"; return 1; }
+	grep -q '^less ' "$d/pager-version" || { cat "$d/pager-version"; return 1; }
+}
+check "the guest installed less with dpkg; it verifies here and ran after the restart" t_dpkg
 check "unmount pi1" umount_client
 
 if mount_client pi2; then
