@@ -9,8 +9,8 @@
 #                               in the source tree)
 #   SKIP_DEPS=1                 do not run tools/setup-deps.sh
 #   SKIP_ASAN=1                 skip the sanitizer build
-#   COW_FIXTURE_CACHE           where the realworld test caches its
-#                               debootstrap tree and .debs
+#   COW_FIXTURE_CACHE           where the realworld and netboot tests cache
+#                               their debootstrap tree, .debs and boot kit
 #                               (default /var/cache/cowroot-test)
 set -euo pipefail
 

@@ -26,8 +26,9 @@ minbase=$cache/minbase
 debs=$cache/debs
 mirror=${COW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 pkgs=(netbase less bash-completion)
+# shellcheck source=tests/minbase.sh
+. "$(dirname "$0")/../minbase.sh"
 
-have_minbase() { [ -x "$minbase/usr/bin/dpkg" ] && [ -s "$minbase/var/lib/dpkg/status" ]; }
 have_deb() { compgen -G "$debs/${1}_*.deb" >/dev/null; }
 deb_of() { compgen -G "$debs/${1}_*.deb" | head -1; }
 
@@ -43,23 +44,15 @@ if [ -z "${COW_DPKG_INNER:-}" ]; then
 	mkdir -p "$cache" "$debs"
 	exec 9>"$cache/.lock"
 	flock 9
-	if ! have_minbase; then
-		command -v debootstrap >/dev/null || skip "no cached minbase tree and no debootstrap"
-		echo "# building $minbase with debootstrap (once; cached for later runs)"
-		rm -rf "$minbase.tmp"
-		if ! debootstrap --variant=minbase bookworm "$minbase.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1; then
-			tail -5 "$cache/debootstrap.log"
-			rm -rf "$minbase.tmp"
-			if ! timeout 10 bash -c "exec 3<>/dev/tcp/${mirror#*://}" 2>/dev/null &&
-				! getent hosts "$(echo "$mirror" | sed 's,^[a-z]*://,,; s,[/:].*,,')" >/dev/null; then
-				skip "no cached minbase tree and no network for debootstrap"
-			fi
-			echo "FAIL debootstrap (see $cache/debootstrap.log)"
-			echo "0 passed, 1 failed"
-			exit 1
-		fi
-		mv "$minbase.tmp" "$minbase"
-	fi
+	minbase_ensure "$cache" "$mirror"
+	case $? in
+	0) ;;
+	77) exit 77 ;;
+	*)
+		echo "0 passed, 1 failed"
+		exit 1
+		;;
+	esac
 	for p in "${pkgs[@]}"; do
 		have_deb "$p" && continue
 		echo "# fetching $p.deb into $debs"
