@@ -42,26 +42,8 @@ fi
 
 # ---- inside the namespaces ---------------------------------------------------------------------
 
-passed=0
-failed=0
-ok() {
-	echo "ok $*"
-	passed=$((passed + 1))
-}
-bad() {
-	echo "FAIL $*"
-	failed=$((failed + 1))
-}
-# check NAME FUNCTION [ARGS...]: run the function; its output is the failure reason.
-check() {
-	local name=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		ok "$name"
-	else
-		bad "$name: $(printf '%s' "$out" | tail -n 8 | tr '\n' ' ' | cut -c1-600)"
-	fi
-}
+# shellcheck source=tests/checks.sh
+. "$(dirname "$0")/../checks.sh"
 
 ip link set lo up || skip "cannot bring up loopback in the network namespace"
 # a private /run: rpcbind's lock and socket there must not meet a host rpcbind
@@ -375,5 +357,4 @@ t_stop_cleans_up() {
 }
 check "stopping cowroot serve stops ganesha and rpcbind" t_stop_cleans_up
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
