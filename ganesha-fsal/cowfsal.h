@@ -7,10 +7,8 @@
  * through that client's cow_view.  Object handles wrap a core object id
  * (ino) and hold one core reference each.
  *
- * Lock order: module lock -> export reset_lock -> handle dir_lock ->
- * export handles_lock;
- * ganesha's per-handle obj_lock is never held with dir_lock.  The core
- * has its own locks below all of these.
+ * Lock order: module lock -> export reset_lock -> export handles_lock.
+ * The core has its own locks below all of these.
  */
 #ifndef COWFSAL_H
 #define COWFSAL_H
@@ -57,7 +55,6 @@ struct cowfsal_export {
 	pthread_mutex_t handles_lock; /* protects handles */
 	struct glist_head handles;    /* live struct cowfsal_handle.entry */
 	struct glist_head entry;      /* in COWFSAL.exports; module lock */
-	uint64_t generation;	      /* bumped by a reset (atomic) */
 	/* held for reading by every operation on the view, for writing by a
 	 * reset (cow_view_reset wants the view to itself) */
 	pthread_rwlock_t reset_lock;
@@ -79,11 +76,6 @@ struct cowfsal_handle {
 	/* regular files, protected by obj_handle.obj_lock */
 	struct fsal_share share;
 	struct cowfsal_fd fd; /* the global (stateless) fd */
-	/* directories: the listing being read, kept between readdir calls so
-	 * that cookies (offsets into it) stay meaningful */
-	pthread_mutex_t dir_lock;
-	struct cow_dirh *dirh;
-	uint64_t dir_gen; /* the export's generation when dirh was taken */
 };
 
 /* main.c */

@@ -50,7 +50,6 @@ struct cowfsal_handle *cowfsal_handle_new(struct cowfsal_export *exp, const stru
 	h->exp = exp;
 	h->ino = attr->ino;
 	cowfsal_encode_key(h->key, exp->client_id, attr->ino);
-	pthread_mutex_init(&h->dir_lock, NULL);
 	fsal_obj_handle_init(&h->obj_handle, &exp->export, posix2fsal_type(attr->mode));
 	h->obj_handle.obj_ops = &COWFSAL.handle_ops;
 	h->obj_handle.fileid = attr->ino;
@@ -82,14 +81,6 @@ static void close_fd(struct cowfsal_fd *fd)
 	fd->fsal_fd.openflags = FSAL_O_CLOSED;
 }
 
-static void drop_listing(struct cowfsal_handle *h)
-{
-	pthread_mutex_lock(&h->dir_lock);
-	cow_releasedir(h->dirh);
-	h->dirh = NULL;
-	pthread_mutex_unlock(&h->dir_lock);
-}
-
 static void do_release(struct fsal_obj_handle *obj)
 {
 	struct cowfsal_handle *h = handle_of(obj);
@@ -100,13 +91,11 @@ static void do_release(struct fsal_obj_handle *obj)
 		close_fd(&h->fd);
 		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
 	}
-	drop_listing(h);
 	pthread_mutex_lock(&exp->handles_lock);
 	glist_del(&h->entry);
 	pthread_mutex_unlock(&exp->handles_lock);
 	cow_forget(exp->view, h->ino, 1);
 	fsal_obj_handle_fini(obj);
-	pthread_mutex_destroy(&h->dir_lock);
 	gsh_free(h);
 }
 
@@ -145,13 +134,8 @@ static int find_dotdot(void *arg, const char *name, const struct cow_attr *attr,
 
 static int lookup_parent(struct cow_view *v, uint64_t dir, struct cow_attr *ret)
 {
-	struct cow_dirh *dh;
 	uint64_t parent = 0;
-	int r = cow_opendir(v, dir, &dh);
-	if (r < 0)
-		return r;
-	r = cow_readdir(dh, 1, false, find_dotdot, &parent);
-	cow_releasedir(dh);
+	int r = cow_readdir_ino(v, dir, 1, false, find_dotdot, &parent);
 	if (r < 0)
 		return r;
 	if (!parent)
@@ -197,20 +181,10 @@ static fsal_status_t do_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *when
 	struct readdir_state s = {.dir = d, .cb = cb, .cb_state = dir_state, .attrmask = attrmask};
 	int r = 0;
 
-	pthread_mutex_lock(&d->dir_lock);
-	/* a listing from the start takes a new snapshot; a continuation
-	 * reads on in the snapshot its cookie came from */
-	if (d->dirh && (cookie < 3 || d->dir_gen != atomic_fetch_uint64_t(&d->exp->generation))) {
-		cow_releasedir(d->dirh);
-		d->dirh = NULL;
-	}
-	if (!d->dirh) {
-		d->dir_gen = atomic_fetch_uint64_t(&d->exp->generation);
-		r = cow_opendir(d->exp->view, d->ino, &d->dirh);
-	}
-	if (r == 0)
-		r = cow_readdir(d->dirh, cookie < 3 ? 2 : (off_t)(cookie - 2), true, readdir_entry, &s);
-	pthread_mutex_unlock(&d->dir_lock);
+	/* the core's offsets are stable cookies: an entry keeps its offset
+	 * while it exists and new ones come after, so a client resuming at
+	 * any cookie neither sees an entry twice nor misses one that stayed */
+	r = cow_readdir_ino(d->exp->view, d->ino, cookie < 3 ? 2 : (off_t)(cookie - 2), true, readdir_entry, &s);
 	if (r < 0)
 		return obj_status(r);
 	*eof = !s.stop;
@@ -226,7 +200,6 @@ static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struc
 static fsal_status_t finish_create(struct cowfsal_handle *dir, const struct cow_attr *a, struct fsal_attrlist *attrs_in,
 				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
 {
-	drop_listing(dir);
 	struct cowfsal_handle *h = cowfsal_handle_new(dir->exp, a);
 	*new_obj = &h->obj_handle;
 	if (attrs_in && (attrs_in->valid_mask & ~(attrmask_t)ATTR_MODE) & (ATTR_OWNER | ATTR_GROUP | ATTRS_SET_TIME)) {
@@ -402,7 +375,6 @@ static fsal_status_t do_link(struct fsal_obj_handle *obj, struct fsal_obj_handle
 	if (r < 0)
 		return cowfsal_status(r);
 	cow_forget(h->exp->view, a.ino, 1);
-	drop_listing(d);
 	return ok;
 }
 
@@ -413,9 +385,6 @@ static fsal_status_t do_rename(struct fsal_obj_handle *obj, struct fsal_obj_hand
 	int r = cow_rename(o->exp->view, o->ino, old_name, n->ino, new_name, 0);
 	if (r < 0)
 		return cowfsal_status(r);
-	drop_listing(o);
-	if (n != o)
-		drop_listing(n);
 	return ok;
 }
 
@@ -425,7 +394,6 @@ static fsal_status_t do_unlink(struct fsal_obj_handle *dir, struct fsal_obj_hand
 	int r = obj->type == DIRECTORY ? cow_rmdir(d->exp->view, d->ino, name) : cow_unlink(d->exp->view, d->ino, name);
 	if (r < 0)
 		return cowfsal_status(r);
-	drop_listing(d);
 	return ok;
 }
 
@@ -1161,8 +1129,6 @@ void cowfsal_invalidate_all(struct cowfsal_export *exp)
 	size_t n = 0, i = 0;
 	uint8_t(*keys)[COWFSAL_HANDLE_LEN] = NULL;
 
-	/* listings taken before the reset are dropped at their next use */
-	(void)atomic_inc_uint64_t(&exp->generation);
 	/* copy the keys: the up-calls may release handles of this export */
 	pthread_mutex_lock(&exp->handles_lock);
 	glist_for_each(g, &exp->handles) n++;
