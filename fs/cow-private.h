@@ -53,6 +53,10 @@ int cow_db_commit(struct cow_db *db, bool durable);
 /* Did a batch of operations fail to commit since the last call?  Then
  * what memory holds is ahead of the database (db lock held). */
 bool cow_db_batch_lost(struct cow_db *db);
+/* Is the file system so full that the database's reserve is in use?  New
+ * objects and xattrs are then refused (-ENOSPC), so that what room is left
+ * records removals.  Takes the db lock (do not hold it). */
+bool cow_db_space_low(struct cow_db *db);
 void cow_db_rollback(struct cow_db *db);
 /* Batches (caller holds the db lock).  While batching is on (a view's
  * flusher runs), an operation begun with cow_db_begin_batched() and

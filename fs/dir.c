@@ -156,6 +156,8 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 		return r;
 	if (v->readonly)
 		return -EROFS;
+	if (cow_db_space_low(db))
+		return -ENOSPC; /* what room is left records removals */
 	if (target && strlen(target) > COW_SYMLINK_MAX)
 		return -ENAMETOOLONG;
 
@@ -331,6 +333,8 @@ int cow_link(struct cow_view *v, uint64_t ino, uint64_t newparent, const char *n
 		return r;
 	if (v->readonly)
 		return -EROFS;
+	if (cow_db_space_low(db))
+		return -ENOSPC;
 	pthread_rwlock_wrlock(&v->ns_lock);
 	r = parent_get(v, newparent, &dp);
 	if (r < 0)

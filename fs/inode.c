@@ -305,6 +305,8 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 		return -E2BIG;
 	if (v->readonly)
 		return -EROFS;
+	if (cow_db_space_low(db))
+		return -ENOSPC;
 	r = xattr_begin(v, ino, &ip);
 	if (r < 0)
 		return r;

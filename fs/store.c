@@ -170,6 +170,7 @@ struct cow_db {
 	int *sync_fds;			       /* data written for the open transaction: synced before it commits */
 	size_t nsync, capsync;
 	bool batch_lost;    /* a batch failed to commit (see cow_db_batch_lost) */
+	bool space_low;	    /* the reserve is given back (see cow_db_space_low) */
 	char *reserve_path; /* space held back for commits on a full disk */
 	int64_t reserve_size;
 };
@@ -487,8 +488,10 @@ static void reserve_check(struct cow_db *db)
 	db->reserve_size = size;
 	struct stat st;
 	bool have = stat(db->reserve_path, &st) == 0;
+	db->space_low = !have && avail < 4 * size;
 	if (have && avail < 2 * size) {
 		unlink(db->reserve_path);
+		db->space_low = true;
 	} else if (!have && avail > 4 * size) {
 		int fd = open(db->reserve_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
@@ -497,6 +500,18 @@ static void reserve_check(struct cow_db *db)
 			unlink(db->reserve_path);
 		close(fd);
 	}
+}
+
+bool cow_db_space_low(struct cow_db *db)
+{
+	if (!db->space_low)
+		return false;
+	/* look again: space may have come back since the last commit */
+	pthread_mutex_lock(&db->lock);
+	reserve_check(db);
+	bool low = db->space_low;
+	pthread_mutex_unlock(&db->lock);
+	return low;
 }
 
 /* Data first: make the data files of what is about to commit durable. */
