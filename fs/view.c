@@ -746,14 +746,30 @@ static int flusher_start(struct cow_view *v);
 
 /* ---- views ---- */
 
-/* Remove what a crash left of unlinked-but-open objects. */
+/* Remove what a crash left of unlinked-but-open objects: records now,
+ * their data files once that is committed. */
+struct reap {
+	struct cow_view *v;
+	uint64_t *inos;
+	size_t n, cap;
+};
+
 static int reap_unlinked(void *arg, uint64_t ino, uint64_t data_layer)
 {
-	struct cow_view *v = arg;
-	int r = cow_drop_records(v, ino);
-	if (r == 0 && data_layer == v->layer)
-		cow_data_unlink(v->st, v->layer, ino);
-	return r;
+	struct reap *rp = arg;
+	int r = cow_drop_records(rp->v, ino);
+	if (r < 0 || data_layer != rp->v->layer)
+		return r;
+	if (rp->n == rp->cap) {
+		size_t cap = rp->cap ? rp->cap * 2 : 16;
+		uint64_t *n = realloc(rp->inos, cap * sizeof(*n));
+		if (!n)
+			return 0; /* the file stays, an orphan for fsck */
+		rp->inos = n;
+		rp->cap = cap;
+	}
+	rp->inos[rp->n++] = ino;
+	return 0;
 }
 
 static int view_stack(struct cow_view *v, uint64_t top)
@@ -853,17 +869,21 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 		goto fail;
 
 	if (!v->readonly) {
+		struct reap rp = {.v = v};
 		v->layer = top;
 		cow_db_lock(st->db);
 		r = cow_db_begin(st->db);
 		if (r == 0) {
-			r = cow_db_inode_foreach_unlinked(st->db, v->layer, reap_unlinked, v);
+			r = cow_db_inode_foreach_unlinked(st->db, v->layer, reap_unlinked, &rp);
 			if (r == 0)
 				r = cow_db_commit(st->db, false);
 			else
 				cow_db_rollback(st->db);
 		}
 		cow_db_unlock(st->db);
+		for (size_t i = 0; r == 0 && i < rp.n; i++)
+			cow_data_unlink(st, v->layer, rp.inos[i]);
+		free(rp.inos);
 		if (r < 0)
 			goto fail;
 		cow_db_lock(st->db);
