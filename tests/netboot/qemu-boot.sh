@@ -75,6 +75,10 @@ fi
 # ---- inside the namespaces ---------------------------------------------------------------------
 
 ip link set lo up || skip "cannot bring up loopback in the network namespace"
+# a private /run: rpcbind's lock and socket there must not meet a host rpcbind
+mount -t tmpfs -o mode=0755 cowroot-netboot-run /run || skip "cannot mount a tmpfs on /run"
+mkdir -p /run/rpcbind
+chown _rpc /run/rpcbind 2>/dev/null || true
 
 cache=${COW_FIXTURE_CACHE:-/var/cache/cowroot-test}
 minbase=$cache/minbase
