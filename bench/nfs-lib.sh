@@ -1,18 +1,39 @@
 # nfs-lib.sh: sourced by bench/nfs.sh and bench/lifecycle.sh -- private
 # namespaces, rpcbind, and the two NFS servers they measure.
 #
-# ns_enter VAR "$@": re-executes the calling script inside private network,
-# mount and pid namespaces (VAR marks the inner run).  ns_setup NADDRS: in
+# ns_enter "$@": re-executes the calling script inside private network,
+# mount and pid namespaces.  ns_setup NADDRS: in
 # there, loopback up, a private /run, rpcbind, and the addresses
 # 127.0.0.11 .. 127.0.0.(10+NADDRS), one per simulated client (a
 # connection to an address on lo comes from that address).
 
 ns_enter() {
-	local var=$1
-	shift
-	[ -z "${!var:-}" ] || return 0
-	export "$var=1"
+	[ -z "${COW_BENCH_NS_INNER:-}" ] || return 0
+	export COW_BENCH_NS_INNER=1
 	exec unshare --net --mount --propagation private --pid --fork --kill-child --mount-proc "$0" "$@"
+}
+
+# ns_check CMD...: exit 77, saying why, unless the commands, $bootstorm and
+# $fsal are there (outside the namespaces)
+ns_check() {
+	local c
+	[ -z "${COW_BENCH_NS_INNER:-}" ] || return 0
+	for c in "$@"; do
+		command -v "$c" >/dev/null || { echo "no $c (tools/setup-deps.sh installs it)"; exit 77; }
+	done
+	[ -x "$bootstorm" ] || { echo "no $bootstorm (libnfs-dev missing at build time)"; exit 77; }
+	[ -e "$fsal" ] || { echo "no $fsal (the FSAL was not built)"; exit 77; }
+}
+
+# ns_start NADDRS: (inside) a fresh $work with logs/ and an empty
+# $results, then ns_setup NADDRS; the server and rpcbind stop at exit
+ns_start() {
+	rm -rf "$work"
+	mkdir -p "$work/logs"
+	results=$work/results.tsv
+	: >"$results"
+	ns_setup "$1"
+	trap 'stop_server; kill $rpcbind_pid 2>/dev/null || true' EXIT
 }
 
 rpcbind_pid=

@@ -36,24 +36,14 @@ fsal=$build/ganesha-fsal/libfsalcowroot.so
 # shellcheck source=bench/nfs-lib.sh
 . "$src/bench/nfs-lib.sh"
 
-if [ -z "${COW_BENCH_NFS_INNER:-}" ]; then
-	for c in ganesha.nfsd rpcbind rpcinfo ip unshare; do
-		command -v $c >/dev/null || { echo "no $c (tools/setup-deps.sh installs it)"; exit 77; }
-	done
-	[ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || { echo "no FSAL_VFS (apt-get install nfs-ganesha-vfs)"; exit 77; }
-	[ -x "$bootstorm" ] || { echo "no $bootstorm (libnfs-dev missing at build time)"; exit 77; }
-	[ -e "$fsal" ] || { echo "no $fsal (the FSAL was not built)"; exit 77; }
-fi
-ns_enter COW_BENCH_NFS_INNER "$@"
+ns_check ganesha.nfsd rpcbind rpcinfo ip unshare
+[ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || { echo "no FSAL_VFS (apt-get install nfs-ganesha-vfs)"; exit 77; }
+ns_enter "$@"
 
 max=0
 for n in $counts; do [ "$n" -le "$max" ] || max=$n; done
-rm -rf "$work"
-mkdir -p "$work/logs" "$work/vfs"
-results=$work/results.tsv
-: >"$results"
-ns_setup "$max"
-trap 'stop_server; kill $rpcbind_pid 2>/dev/null || true' EXIT
+ns_start "$max"
+mkdir -p "$work/vfs"
 
 list=$work/bootlist.txt
 if [ "$smoke" = 1 ]; then
