@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # nfs-lib.sh: sourced by bench/nfs.sh and bench/lifecycle.sh -- private
 # namespaces, rpcbind, and the two NFS servers they measure.
 #
@@ -160,6 +161,9 @@ stop_server() {
 	server_pid=
 	ganesha_pid=
 }
+
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # rss_kib PID [FIELD]: VmRSS (or VmHWM) of PID in KiB
 rss_kib() { awk -v f="${2:-VmRSS}:" '$1 == f { print $2 }' "/proc/$1/status"; }

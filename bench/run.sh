@@ -381,6 +381,10 @@ listing, \`w\` create/truncate + WRITE + COMMIT + close.
   FSAL): one client (export \`/clients/cN\`, layer, address) per simulated
   client, each reset to a fresh layer before the run; writes go to the real
   paths (overwriting image files copies them up into the layer).
+- **cowroot, one shared export** (for comparison, not a way to serve
+  clients): \`cowroot serve\` with ONE client whose export all simulated
+  clients share, each writing into its own directory of it as on
+  FSAL_VFS: the same FSAL without the per-client exports, handles and caches.
 - Both in private network, mount and pid namespaces, the same ganesha
   settings (\`NFS_CORE_PARAM\`, \`NFSv4\`, export and log blocks as
   \`cowroot serve\` writes them; ganesha's defaults for worker threads and
