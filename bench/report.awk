@@ -1,21 +1,7 @@
 # report.awk: the tables of RESULTS.md from run.sh's results.tsv
 # (stack <TAB> rep <TAB> metric <TAB> seconds|FAIL).  -v stacks="plain ..."
 # names the stacks in column order; the first is the reference (plain).
-# POSIX awk (mawk): no asort.
-
-function median(list, n,    a, i, j, t, k) {
-	n = split(list, a, " ")
-	if (n == 0)
-		return ""
-	for (i = 2; i <= n; i++) {
-		t = a[i] + 0
-		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--)
-			a[j + 1] = a[j]
-		a[j + 1] = t
-	}
-	k = int((n + 1) / 2)
-	return n % 2 ? a[k] + 0 : (a[k] + a[k + 1]) / 2
-}
+# Run as awk -f median.awk -f report.awk.  POSIX awk (mawk): no asort.
 
 function fmt_s(x) { return x == "" ? "FAIL" : sprintf(x < 10 ? "%.3f" : "%.1f", x) }
 function fmt_r(x) { return x == "" ? "—" : sprintf(x < 10 ? "%.2f" : "%.1f", x) }
@@ -98,7 +84,7 @@ END {
 	print line
 
 	print ""
-	print "## Targets (issue 5)"
+	print "### Targets (issue 5)"
 	print ""
 	print "Reference geometric means from the issue (same kind of machine and workload): kernel"
 	print "overlayfs 2.2×, overlayfs with metacopy 1.2×, fuse-overlayfs 5.0×, unionfs-fuse 5.5×,"

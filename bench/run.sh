@@ -1,7 +1,12 @@
 #!/bin/bash
-# Run the local (FUSE) benchmark suite and write bench/RESULTS.md.
+# Run the benchmark suites and write bench/RESULTS.md:
+#   local      the FUSE view against other copy-on-write stacks (below)
+#   nfs        the NFS boot storm: cowroot serve against ganesha FSAL_VFS
+#              on a plain copy (bench/nfs.sh)
+#   lifecycle  reset, snapshot, import, bundle export/load, server memory
+#              per idle client (bench/lifecycle.sh)
 #
-# The same workload (bench/workload.sh) runs on each stack, rep by rep:
+# Local suite: the same workload (bench/workload.sh) runs on each stack, rep by rep:
 #   plain             a plain copy of the base directory (the limit)
 #   overlay           kernel overlayfs over the base
 #   overlay-metacopy  kernel overlayfs with metacopy=on
@@ -10,14 +15,20 @@
 # and the report gives medians and ratios to plain measured in the same run.
 #
 # Usage (as root, from anywhere):
-#   bench/run.sh [--smoke] [--reps N] [--stacks "plain cowroot ..."] [--out FILE] [--no-deps]
+#   bench/run.sh [--local] [--nfs] [--lifecycle] [--smoke] [--reps N]
+#                [--stacks "plain cowroot ..."] [--out FILE] [--no-deps]
 #
+#   --local, --nfs, --lifecycle
+#              run only these suites (default: all three); the sections
+#              of the suites not run are kept from the existing RESULTS.md
 #   --smoke    1 rep, a small generated base and small sizes, no cache drops;
-#              checks that the suite still runs (CI), writes no RESULTS.md
+#              checks that the suites still run (CI), writes no RESULTS.md
 #              unless --out is given; exits 1 if any step failed
 #   --no-deps  do not apt-get install (also SKIP_DEPS=1)
 # Environment:
-#   BENCH_REPS (5), BENCH_STACKS, BENCH_WORK (/var/tmp/cowroot-bench, -smoke
+#   BENCH_REPS (5, local suite), BENCH_NFS_REPS (3), BENCH_LC_REPS (3),
+#   BENCH_NFS_CLIENTS ("1 8 32 64"), BENCH_SUITES, BENCH_STACKS,
+#   BENCH_WORK (/var/tmp/cowroot-bench, -smoke
 #   with --smoke: stores, copies, mounts, logs and results.tsv; emptied at
 #   the start; must be a local disk), BUILD_DIR (build in the source
 #   tree), COW_FIXTURE_CACHE (/var/cache/cowroot-test, shared with the tests:
@@ -29,6 +40,7 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 smoke=0
 reps=${BENCH_REPS:-5}
+suites=${BENCH_SUITES:-}
 stacks=${BENCH_STACKS:-plain overlay overlay-metacopy fuse-overlayfs cowroot}
 out=${BENCH_OUT:-}
 work=${BENCH_WORK:-}
@@ -44,6 +56,7 @@ usage() {
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) smoke=1; reps=1 ;;
+	--local | --nfs | --lifecycle) suites="$suites ${1#--}" ;;
 	--reps) reps=${2:?}; shift ;;
 	--stacks) stacks=${2:?}; shift ;;
 	--out) out=${2:?}; shift ;;
@@ -54,6 +67,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || usage
+suites=${suites:-local nfs lifecycle}
 if [ -z "$work" ]; then
 	work=/var/tmp/cowroot-bench
 	[ "$smoke" = 0 ] || work=$work-smoke
@@ -72,10 +86,12 @@ if [ -z "${COW_BENCH_INNER:-}" ]; then
 		meson setup "$build" "$src" >/dev/null && ninja -C "$build" -j2 >/dev/null
 	fi
 	# mounts and daemons live in a private namespace: nothing leaks if killed
-	export COW_BENCH_INNER=1 BENCH_REPS=$reps BENCH_STACKS=$stacks BENCH_OUT=$out BENCH_SMOKE=$smoke BENCH_WORK=$work
+	export COW_BENCH_INNER=1 BENCH_REPS=$reps BENCH_STACKS=$stacks BENCH_OUT=$out BENCH_SMOKE=$smoke BENCH_WORK=$work \
+		BENCH_SUITES=$suites
 	exec unshare --mount --propagation private --pid --fork --mount-proc "$0"
 fi
 smoke=${BENCH_SMOKE:-0}
+want() { [[ " $suites " == *" $1 "* ]]; }
 
 cowroot=$build/tools/cowroot
 fsops=$build/bench/fsops
@@ -226,10 +242,12 @@ available() { # STACK: can this machine run it?  (prints why not)
 
 run_stacks=()
 skipped=()
+want local || stacks=
 for s in $stacks; do
 	if why=$(available "$s"); then run_stacks+=("$s"); else skipped+=("$s: $why"); echo "# skipping $s: $why"; fi
 done
-[ "${run_stacks[0]:-}" = plain ] || { echo "bench: the plain stack must come first (ratios)" >&2; exit 1; }
+! want local || [ "${run_stacks[0]:-}" = plain ] ||
+	{ echo "bench: the plain stack must come first (ratios)" >&2; exit 1; }
 
 import_s=
 if [[ " ${run_stacks[*]} " == *" cowroot "* ]]; then
@@ -242,6 +260,7 @@ if [[ " ${run_stacks[*]} " == *" cowroot "* ]]; then
 fi
 
 failed=0
+want local || reps=0
 for rep in $(seq 1 "$reps"); do
 	for s in "${run_stacks[@]}"; do
 		log=$work/logs/$s-$rep.txt
@@ -263,57 +282,205 @@ for rep in $(seq 1 "$reps"); do
 	done
 done
 
+# ---- the NFS and lifecycle suites (each in namespaces of its own)
+
+declare -A suite_note=()
+# run_suite NAME SCRIPT: run it, its output on the terminal and in logs/NAME.out
+run_suite() {
+	local rc=0
+	bash "$2" > >(tee "$work/logs/$1.out") 2>&1 || rc=$?
+	wait
+	case $rc in
+	0) suite_note[$1]=ran ;;
+	77) suite_note[$1]="not run: $(tail -n 1 "$work/logs/$1.out")"; echo "# skipping the $1 suite: ${suite_note[$1]#not run: }" ;;
+	*) suite_note[$1]=ran; failed=1 ;;
+	esac
+}
+export BUILD_DIR=$build BENCH_WORK=$work BENCH_BASE=$base BENCH_SMOKE=$smoke
+if want nfs; then
+	if [ "$smoke" = 1 ]; then
+		BENCH_REPS=1 BENCH_NFS_CLIENTS="1 2" run_suite nfs "$src/bench/nfs.sh"
+	else
+		BENCH_REPS=${BENCH_NFS_REPS:-3} run_suite nfs "$src/bench/nfs.sh"
+	fi
+fi
+if want lifecycle; then
+	if [ "$smoke" = 1 ]; then
+		BENCH_REPS=1 BENCH_LC_CHANGES=200 BENCH_LC_IDLE="0 2" run_suite lifecycle "$src/bench/lifecycle.sh"
+	else
+		BENCH_REPS=${BENCH_LC_REPS:-3} BENCH_LC_CHANGES=10000 run_suite lifecycle "$src/bench/lifecycle.sh"
+	fi
+fi
+
 info() { # the INFO lines of the first plain run
 	grep -h '^INFO' "$work/logs/plain-1.txt" 2>/dev/null | sed 's/^INFO /  /' || true
 }
 
 # ---- the report
-report() {
-	local commit dirty=
-	commit=$(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-	[ -z "$(git -C "$src" status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty=" (with uncommitted changes)"
+
+marker='<!-- run.sh keeps everything below this line: written by hand -->'
+sections=("Local (FUSE) suite" "NFS suite" "Lifecycle costs")
+
+# old_section TITLE: the section TITLE of the existing report, if any
+old_section() {
+	[ -f "$out" ] || return 0
+	awk -v want="## $1" -v marker="$marker" '
+		$0 == marker { exit }
+		/^## / { if (on) { stop = 0; for (t in titles) if ($0 == titles[t]) stop = 1; if (stop) exit } }
+		$0 == want { on = 1 }
+		on { print }
+		BEGIN { titles[1] = "## Local (FUSE) suite"; titles[2] = "## NFS suite"; titles[3] = "## Lifecycle costs" }
+	' "$out"
+}
+
+run_line() { # the date, commit and load of this run, for each section
+	echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit$dirty, load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+}
+
+section_local() {
 	cat <<EOF
-# cowroot benchmark results
+## Local (FUSE) suite
 
-Written by \`bench/run.sh\`$([ "$smoke" = 1 ] && echo ' --smoke (sizes too small to mean anything)').
-Every number below comes from one run; ratios are to the plain directory
-**in the same run**, computed rep by rep (stack time / plain time in that
-rep) and then the median over reps.  Lower is better; 1.00 is the limit.
+$(run_line)
+Ratios are to the plain directory **in the same run**, computed rep by rep
+(stack time / plain time in that rep) and then the median over reps.  Lower
+is better; 1.00 is the limit.
 
-## Machine and run
-
-- date: $(date -u '+%Y-%m-%d %H:%M UTC')
-- commit: $commit$dirty
-- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; RAM: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-- kernel: $(uname -r); disk: $(df -T "$work" | awk 'NR == 2 {print $2 " on " $1}') (work dir $work)
-- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: expect noise)
-- versions: libfuse $(dpkg-query -W -f '${Version}' libfuse3-3 2>/dev/null || echo '?'), fuse-overlayfs $(dpkg-query -W -f '${Version}' fuse-overlayfs 2>/dev/null || echo '?'), sqlite $(dpkg-query -W -f '${Version}' libsqlite3-0 2>/dev/null || echo '?')
 - reps: $reps; stacks: ${run_stacks[*]}$([ ${#skipped[@]} = 0 ] || printf '; skipped: %s' "${skipped[*]}")
-- base: $([ "$smoke" = 1 ] && echo "a small generated tree" || echo "debootstrap --variant=minbase bookworm ($cache/minbase)")
 $(info)
 - cowroot image import of the base: ${import_s:-not run} s (one run; lifecycle costs below)
-
-## Local (FUSE) suite
 
 Median seconds per step:
 
 EOF
-	awk -F'\t' -v stacks="${run_stacks[*]}" -f "$src/bench/report.awk" "$results"
+	awk -F'\t' -v stacks="${run_stacks[*]}" -f "$src/bench/median.awk" -f "$src/bench/report.awk" "$results"
 }
 
+section_nfs() {
+	local nw=$work/nfs list=$work/nfs/bootlist.txt
+	cat <<EOF
+## NFS suite
+
+$(run_line)
+A boot storm: N simulated clients (\`bench/bootstorm\`, libnfs's asynchronous
+API, NFSv3 over TCP, each with its own libnfs context and connections from
+its own loopback address) mount at the same moment and each runs the same
+list of boot steps in order, four at a time, as a booting system's
+services would.  A client has booted when its last step completed; "all
+booted" is the last client's time.  A step is all the RPCs it takes
+(libnfs looks every path up from the export's root, with no client cache):
+\`s\` lstat, \`r\` open + 128 KiB READs to the end + close, \`d\` READDIRPLUS
+listing, \`w\` create/truncate + WRITE + COMMIT + close.
+
+- **FSAL_VFS** (the limit): nfs-ganesha with FSAL_VFS exporting a plain copy
+  of the image as ONE export shared by all clients for reading (a copy per
+  client would be $(du -sh "$base" 2>/dev/null | cut -f1) each); each client writes into its own
+  directory of that export, \`/bootstorm/cN/\` + the boot's write paths,
+  holding copies of the image's files of those paths (fresh for each run).
+- **cowroot**: \`cowroot serve\` (the same ganesha binary with the COWROOT
+  FSAL): one client (export \`/clients/cN\`, layer, address) per simulated
+  client, each reset to a fresh layer before the run; writes go to the real
+  paths (overwriting image files copies them up into the layer).
+- **cowroot, one shared export** (for comparison, not a way to serve
+  clients): \`cowroot serve\` with ONE client whose export all simulated
+  clients share, each writing into its own directory of it as on
+  FSAL_VFS: the same FSAL without the per-client exports, handles and caches.
+- Both in private network, mount and pid namespaces, the same ganesha
+  settings (\`NFS_CORE_PARAM\`, \`NFSv4\`, export and log blocks as
+  \`cowroot serve\` writes them; ganesha's defaults for worker threads and
+  MDCACHE on both).  Each run starts its server afresh after \`sync\` and
+  dropping the page cache: every run starts cold.  Order within a rep:
+  for each N, FSAL_VFS then cowroot.
+- nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null || echo '?'), libnfs $(dpkg-query -W -f '${Version}' libnfs13 2>/dev/null || echo '?'); reps: $(awk -F'\t' '$2 > r { r = $2 } END { print r + 0 }' "$nw/results.tsv"); the client
+  simulator runs on the same two cores as the server.
+
+EOF
+	if [ -s "$list" ]; then
+		awk '{ n[$1]++ } $1 == "w" { wb += $2 } END {
+			printf "The boot, derived from the image by `bench/bootlist.sh`: %d steps per client: %d files read, %d directories listed, %d lstats (a stat walk of /etc and /usr/lib/x86_64-linux-gnu, and the kernel modules tree when the image has one), %d files written (%d bytes).  ", n["r"] + n["d"] + n["s"] + n["w"], n["r"], n["d"], n["s"], n["w"], wb }' "$list"
+		echo "The files read, in order (the binaries a boot runs after their shared libraries, from the image's ldd), and the files written:"
+		echo
+		echo "<details><summary>boot step list (reads and writes)</summary>"
+		echo
+		awk '$1 == "r" { printf "%s`%s`", r++ ? ", " : "", $2 } END { print "" }' "$list"
+		echo
+		awk '$1 == "w" { printf "%s`%s` (%d B)", w++ ? ", " : "", $3, $2 } END { print "" }' "$list"
+		echo
+		echo "</details>"
+		echo
+	fi
+	awk -F'\t' -f "$src/bench/median.awk" -f "$src/bench/report-nfs.awk" "$nw/results.tsv"
+}
+
+section_lifecycle() {
+	cat <<EOF
+## Lifecycle costs
+
+$(run_line)
+Times are of the whole \`cowroot\` command (process start, store open,
+work), each rep on a fresh store (\`bench/lifecycle.sh\`): the changed files
+are new 4 KiB files written through a FUSE mount of the client; RSS is
+ganesha's (\`VmRSS\`) under \`cowroot serve\` with that many clients served,
+each having mounted once (NFS MOUNT and a GETATTR of the root) and then
+idle, a fresh server for each count.  With no client served ganesha has not
+loaded the FSAL (it loads with the first export that uses it).
+
+EOF
+	awk -F'\t' -v changes="$([ "$smoke" = 1 ] && echo 200 || echo 10,000)" -f "$src/bench/median.awk" \
+		-f "$src/bench/report-lifecycle.awk" "$work/lifecycle/results.tsv"
+}
+
+report() {
+	cat <<EOF
+# cowroot benchmark results
+
+Written by \`bench/run.sh\`$([ "$smoke" = 1 ] && echo ' --smoke (sizes too small to mean anything)').
+Every number in a section comes from one run of that suite; ratios are
+measured within that run.
+
+## Machine and run
+
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'); suites run: ${suites# }
+- commit: $commit$dirty
+- CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; RAM: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+- kernel: $(uname -r); disk: $(df -T "$work" | awk 'NR == 2 {print $2 " on " $1}') (work dir $work)
+- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: expect noise)
+- versions: libfuse $(dpkg-query -W -f '${Version}' libfuse3-3 2>/dev/null || echo '?'), fuse-overlayfs $(dpkg-query -W -f '${Version}' fuse-overlayfs 2>/dev/null || echo '?'), sqlite $(dpkg-query -W -f '${Version}' libsqlite3-0 2>/dev/null || echo '?'), nfs-ganesha $(dpkg-query -W -f '${Version}' nfs-ganesha 2>/dev/null || echo '?'), libnfs $(dpkg-query -W -f '${Version}' libnfs13 2>/dev/null || echo '?')
+- base: $([ "$smoke" = 1 ] && echo "a small generated tree" || echo "debootstrap --variant=minbase bookworm ($cache/minbase)")
+EOF
+	local t name
+	for t in "${sections[@]}"; do
+		echo
+		case $t in
+		Local*) name=local ;;
+		NFS*) name=nfs ;;
+		*) name=lifecycle ;;
+		esac
+		if [ "${suite_note[$name]:-}" = ran ] || { [ "$name" = local ] && want local; }; then
+			"section_$name"
+		elif [ -n "$(old_section "$t")" ]; then
+			old_section "$t" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+		else
+			printf '## %s\n\nNot measured yet%s.\n' "$t" "${suite_note[$name]:+ (${suite_note[$name]})}"
+		fi
+	done
+}
+
+commit=$(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+dirty=
+[ -z "$(git -C "$src" status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty=" (with uncommitted changes)"
 if [ -n "$out" ] || [ "$smoke" = 0 ]; then
 	out=${out:-$src/bench/RESULTS.md}
-	marker='<!-- run.sh keeps everything below this line: written by hand -->'
 	kept=$work/kept.md
 	if [ -f "$out" ] && grep -qF "$marker" "$out"; then
 		sed -n "/^$marker\$/,\$p" "$out" >"$kept"
 	else
-		printf '%s\n\n## Profiling\n\nNot done yet.\n\n## NFS suite\n\nNot measured yet.\n\n## Lifecycle costs\n\nNot measured yet.\n' \
-			"$marker" >"$kept"
+		printf '%s\n\n## Profiling\n\nNot done yet.\n' "$marker" >"$kept"
 	fi
 	{ report; echo; cat "$kept"; } >"$out.tmp" && mv "$out.tmp" "$out"
 	echo "# wrote $out"
 else
-	report | sed -n '/^Median seconds/,/^## Targets/p' | sed '$d'
+	out=
+	report | sed -n '/^## Local/,$p'
 fi
 [ "$failed" = 0 ] || { echo "bench: some steps failed (logs in $work/logs)" >&2; exit 1; }

@@ -47,6 +47,7 @@ struct serve {
 	const char *fsal;	/* --fsal: module to use instead of the installed one */
 	const char *server;	/* --server: address printed in the nfsroot lines */
 	int port;		/* NFS port */
+	size_t served;		/* exports in the configuration written last */
 	bool foreground, grace;
 	pid_t ganesha, rpcbind; /* children, 0 when not running */
 };
@@ -110,7 +111,7 @@ static bool export_id_ok(uint64_t id)
 	return id >= 1 && id <= 65535;
 }
 
-static int write_config(const struct serve *s, const struct client_list *l, const char *plugins)
+static int write_config(struct serve *s, const struct client_list *l, const char *plugins)
 {
 	char path[PATH_MAX + 64], tmp[PATH_MAX + 64];
 	run_path(s, path, sizeof(path), "ganesha.conf");
@@ -129,10 +130,12 @@ static int write_config(const struct serve *s, const struct client_list *l, cons
 		s->grace ? "" : "\tGraceless = true;\n");
 	fprintf(f, "COWROOT {\n\tStore = \"%s\";\n}\n\n", s->store);
 	fprintf(f, "EXPORT_DEFAULTS {\n\tAccess_Type = None;\n\tSquash = No_Root_Squash;\n}\n\n");
+	s->served = 0;
 	for (size_t i = 0; i < l->n; i++) {
 		const struct served_client *c = &l->v[i];
 		if (!c->addrs[0] || !export_id_ok(c->id))
 			continue;
+		s->served++;
 		fprintf(f,
 			"EXPORT {\n"
 			"\tExport_Id = %llu;\n"
@@ -339,8 +342,10 @@ static int start(struct serve *s, const sigset_t *mask)
 			err("ganesha.nfsd exited at start; see %s", s->foreground ? "its messages above" : log);
 			return -EIO;
 		}
+		/* ganesha loads the FSAL (which answers on the control socket)
+		 * with the first export that uses it: none yet, none to wait for */
 		if (tcp_port_open("127.0.0.1", s->port) &&
-		    control_request(s->store, "ping\n", reply, sizeof(reply)) == 0)
+		    (!s->served || control_request(s->store, "ping\n", reply, sizeof(reply)) == 0))
 			return 0;
 		usleep(100000);
 	}

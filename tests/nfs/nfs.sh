@@ -357,4 +357,25 @@ t_stop_cleans_up() {
 }
 check "stopping cowroot serve stops ganesha and rpcbind" t_stop_cleans_up
 
+# ---- a store with no client yet: ganesha loads the FSAL only with the
+# first export that uses it, so serve must not wait for the FSAL ----
+store=$tmp/store-empty
+cow init >/dev/null && cow image import base "$fix" >/dev/null
+start_server
+empty_start_rc=$?
+t_serve_empty() {
+	[ "$empty_start_rc" = 0 ] || { echo "cowroot serve did not start with no client"; return 1; }
+	cow client add pi5 --image base --ip 127.0.0.2 | grep -q 'told the server' || return 1
+	for _ in $(seq 100); do
+		nc 127.0.0.2 /clients/pi5 3 read /etc/hostname $'hello\n' 2>/dev/null && break
+		sleep 0.1
+	done
+	nc 127.0.0.2 /clients/pi5 3 write /etc/hostname $'pi5\n' || return 1
+	# the FSAL, loaded by the reload, answers the CLI's live reset
+	cow client reset pi5 || return 1
+	nc 127.0.0.2 /clients/pi5 3 read /etc/hostname $'hello\n'
+}
+check "serve starts with no client; the first client added is served and reset live" t_serve_empty
+stop_server
+
 finish
