@@ -240,8 +240,13 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 		r = cow_db_xattr_put(db, v->layer, ino, COW_ACL_DEFAULT, def, def_size);
 	if (r == 0)
 		r = name_put(v, dp, name, ino, dtype(mode));
-	if (r == 0 && S_ISDIR(mode))
+	if (r == 0 && S_ISDIR(mode)) {
+		/* the parent's row is written here anyway: its mtime with it */
+		pthread_mutex_lock(&dp->lock);
+		dp->row.mtime = now;
+		pthread_mutex_unlock(&dp->lock);
 		r = nlink_add(v, dp, 1, now);
+	}
 	if (r == 0)
 		r = cow_db_commit(db, false);
 	else

@@ -4,6 +4,15 @@
  * as prepared statements kept for the life of the connection.  Callers hold
  * the db lock around every call and group writes in cow_db_begin/commit.
  * SQLITE_BUSY/FULL/NOMEM/CORRUPT become -EAGAIN/-ENOSPC/-ENOMEM/-EIO.
+ *
+ * Several processes may write one store (a mount per client, the CLI).
+ * A view keeps its write transaction open for a batch (up to a second)
+ * and begins the next one right after committing; sqlite's own busy
+ * handler, sleeping between tries, would then almost never find the
+ * database free, and another writer starved until its timeout.  So
+ * writers take turns through a lock file beside the database (see
+ * turn_yield): a writer kept waiting says so, and the holder ends its
+ * batch early and lets it go first.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -173,7 +182,75 @@ struct cow_db {
 	bool space_low;	    /* the reserve is given back (see cow_db_space_low) */
 	char *reserve_path; /* space held back for commits on a full disk */
 	int64_t reserve_size;
+	/* taking turns with other writers (see turn_yield): */
+	int turn_fd;	       /* <db>-turn, -1 for a read-only connection */
+	bool turn_held;	       /* we are the writer waiting for its turn */
+	int64_t busy_since;    /* when the waiting for the write lock began */
+	int64_t batch_checked; /* when an open batch last looked for a waiter */
 };
+
+#define BUSY_TIMEOUT_MS 10000
+#define TURN_CHECK_MS 20 /* how often an open batch looks for a waiting writer */
+#define TURN_YIELD_MS 50 /* at most this long for a waiting writer to begin */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The turn is one byte of <db>-turn, locked (an open file description
+ * lock) by the writer that waits for the database's write lock. */
+static int turn_lock(struct cow_db *db, short type, int cmd)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	return fcntl(db->turn_fd, cmd, &fl);
+}
+
+static void turn_release(struct cow_db *db)
+{
+	if (db->turn_held) {
+		turn_lock(db, F_UNLCK, F_OFD_SETLK);
+		db->turn_held = false;
+	}
+}
+
+/* Does another writer wait for the write lock? */
+static bool turn_waiting(struct cow_db *db)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	return db->turn_fd >= 0 && fcntl(db->turn_fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
+/* Before taking the write lock: if another writer waits for it, let it
+ * begin first (it lets go of the turn once it has begun).  Bounded, so a
+ * writer stopped while waiting holds nobody up for long. */
+static void turn_yield(struct cow_db *db)
+{
+	if (!turn_waiting(db))
+		return;
+	int64_t end = mono_ms() + TURN_YIELD_MS;
+	do
+		usleep(1000);
+	while (turn_waiting(db) && mono_ms() < end);
+}
+
+/* sqlite's busy handler: poll often (a holder lets go only briefly) and
+ * claim the turn, so that the holder lets us go first. */
+static int busy_wait(void *arg, int count)
+{
+	struct cow_db *db = arg;
+	int64_t now = mono_ms();
+	if (count == 0)
+		db->busy_since = now;
+	else if (now - db->busy_since >= BUSY_TIMEOUT_MS)
+		return 0;
+	if (!db->turn_held && db->turn_fd >= 0 && turn_lock(db, F_WRLCK, F_OFD_SETLK) == 0)
+		db->turn_held = true;
+	usleep(count < 10 ? 500 : 2000);
+	return 1;
+}
 
 static int sync_data(struct cow_db *db);
 
@@ -260,6 +337,7 @@ static int run(struct cow_db *db, sqlite3_stmt *s)
 	if (!s)
 		return -EIO;
 	int rc = sqlite3_step(s);
+	turn_release(db);
 	int r = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : map_rc(db, rc);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
@@ -276,6 +354,7 @@ static void done(sqlite3_stmt *s)
 static int step(struct cow_db *db, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
+	turn_release(db);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)
@@ -287,6 +366,7 @@ static int exec(struct cow_db *db, const char *sql)
 {
 	char *err = NULL;
 	int rc = sqlite3_exec(db->sql, sql, NULL, NULL, &err);
+	turn_release(db);
 	if (rc != SQLITE_OK) {
 		int r = map_rc(db, rc);
 		if (err)
@@ -328,6 +408,7 @@ static int migrate(struct cow_db *db)
 	}
 	if (version == cow_schema_version)
 		return 0;
+	turn_yield(db);
 	r = exec(db, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
@@ -355,6 +436,7 @@ int cow_db_open(const char *path, int flags, struct cow_db **ret)
 	if (!db)
 		return -ENOMEM;
 	pthread_mutex_init(&db->lock, NULL);
+	db->turn_fd = -1;
 	if (!(flags & COW_STORE_READONLY)) {
 		const char *slash = strrchr(path, '/');
 		int dirlen = slash ? (int)(slash - path) : 1;
@@ -377,7 +459,17 @@ int cow_db_open(const char *path, int flags, struct cow_db **ret)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db->sql, 0);
-	sqlite3_busy_timeout(db->sql, 10000);
+	sqlite3_busy_handler(db->sql, busy_wait, db);
+	if (!(flags & COW_STORE_READONLY)) {
+		char *turn;
+		if (asprintf(&turn, "%s-turn", path) < 0) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		db->turn_fd = open(turn, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		free(turn);
+		/* without it writers just wait their turn less fairly */
+	}
 	/* The first statement that reads the file tells a non-database apart. */
 	if (!(flags & COW_STORE_READONLY)) {
 		r = exec(db, "PRAGMA journal_mode = WAL");
@@ -425,6 +517,8 @@ void cow_db_close(struct cow_db *db)
 	free(db->committed.v);
 	free(db->wal_path);
 	free(db->reserve_path);
+	if (db->turn_fd >= 0)
+		close(db->turn_fd);
 	pthread_mutex_destroy(&db->lock);
 	free(db);
 }
@@ -581,6 +675,13 @@ static int batch_commit(struct cow_db *db, bool durable)
 	return r;
 }
 
+/* Take the write lock, after any other writer waiting for it. */
+static int begin_write(struct cow_db *db)
+{
+	turn_yield(db);
+	return run(db, stmt(db, S_BEGIN));
+}
+
 int cow_db_begin(struct cow_db *db)
 {
 	if (db->batch_open) {
@@ -588,18 +689,31 @@ int cow_db_begin(struct cow_db *db)
 		db->op_batched = false;
 		return run(db, stmt(db, S_SAVEPOINT));
 	}
-	return run(db, stmt(db, S_BEGIN));
+	return begin_write(db);
 }
 
 int cow_db_begin_batched(struct cow_db *db)
 {
 	if (db->batching == 0)
 		return cow_db_begin(db);
+	if (db->batch_open) {
+		/* another writer waits: the batch ends here, not at the flush */
+		int64_t now = mono_ms();
+		if (now - db->batch_checked >= TURN_CHECK_MS) {
+			db->batch_checked = now;
+			if (turn_waiting(db)) {
+				int r = batch_commit(db, false);
+				if (r < 0)
+					return r;
+			}
+		}
+	}
 	if (!db->batch_open) {
-		int r = run(db, stmt(db, S_BEGIN));
+		int r = begin_write(db);
 		if (r < 0)
 			return r;
 		db->batch_open = true;
+		db->batch_checked = mono_ms();
 	}
 	db->op_batched = true;
 	return run(db, stmt(db, S_SAVEPOINT));

@@ -786,6 +786,40 @@ static int t_dir_mtime(void)
 	SYS(unlink("d/g"));
 	SYS(stat("d", &st));
 	CHECKF(st.st_mtim.tv_sec > 1000000000, "dir mtime not updated by unlink");
+	/* every other change of the listing too, and ctime with it */
+	static const char *const ops[] = {"mkdir", "rmdir", "symlink", "mknod", "link", "rename in"};
+	SYS(mkdir("e", 0755));
+	CHECK(put_file("e/f", "", 0, 0644) == 0);
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		struct stat a;
+		SYS(utimensat(AT_FDCWD, "d", old, 0));
+		SYS(stat("d", &a));
+		msleep(10);
+		switch (i) {
+		case 0:
+			SYS(mkdir("d/sub", 0755));
+			break;
+		case 1:
+			SYS(rmdir("d/sub"));
+			break;
+		case 2:
+			SYS(symlink("target", "d/sl"));
+			break;
+		case 3:
+			SYS(mknod("d/fifo", S_IFIFO | 0644, 0));
+			break;
+		case 4:
+			SYS(link("e/f", "d/hl"));
+			break;
+		case 5:
+			SYS(mkdir("e/moved", 0755));
+			SYS(rename("e/moved", "d/moved"));
+			break;
+		}
+		SYS(stat("d", &st));
+		CHECKF(st.st_mtim.tv_sec > 1000000000, "dir mtime not updated by %s", ops[i]);
+		CHECKF(ts_cmp(st.st_ctim, a.st_ctim) > 0, "dir ctime not updated by %s", ops[i]);
+	}
 	/* a file's mtime/ctime move on write */
 	CHECK(put_file("f", "a", 1, 0644) == 0);
 	SYS(utimensat(AT_FDCWD, "f", old, 0));

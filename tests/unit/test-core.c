@@ -18,6 +18,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <linux/capability.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -44,11 +46,11 @@
 
 /* ---- the temp area ---- */
 
-static char top[64];          /* mkdtemp */
-static char src[128];         /* the source tree */
-static char storedir[128];    /* the store */
-static bool have_chardev;     /* mknod worked */
-static bool have_caps;        /* security.capability could be set */
+static char top[64];	   /* mkdtemp */
+static char src[128];	   /* the source tree */
+static char storedir[128]; /* the store */
+static bool have_chardev;  /* mknod worked */
+static bool have_caps;	   /* security.capability could be set */
 static const struct cow_cred cred = {.uid = 0, .gid = 0, .umask = 022};
 
 static void spath(char *buf, size_t size, const char *rel)
@@ -98,9 +100,9 @@ static void make_dir(const char *rel, mode_t mode)
 /* Every object of the source tree, in the order the mtimes are set
  * (children before their directory; "" is the root). */
 static const char *const tree[] = {
-	"hello.txt", "sparse.bin", "empty",	    "hl1",	 "sym",	 "fifo",     "null",
-	"suid",	     "dir/a",	   "dir/sub/b",	    "dir/sub",	 "dir",	 "rmd/x",    "rmd",
-	"mvdir/inner", "mvdir/deep/f", "mvdir/deep", "mvdir",	 "",
+    "hello.txt",   "sparse.bin",   "empty",	 "hl1",	    "sym", "fifo",  "null",
+    "suid",	   "dir/a",	   "dir/sub/b",	 "dir/sub", "dir", "rmd/x", "rmd",
+    "mvdir/inner", "mvdir/deep/f", "mvdir/deep", "mvdir",   "",
 };
 
 static void build_tree(void)
@@ -147,8 +149,8 @@ static void build_tree(void)
 	if (chown(p, 0, 7) < 0 || chmod(p, 04755) < 0)
 		bail(p);
 	struct vfs_cap_data cap = {
-		.magic_etc = htole32(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE),
-		.data = {{.permitted = htole32(1u << CAP_NET_BIND_SERVICE)}},
+	    .magic_etc = htole32(VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE),
+	    .data = {{.permitted = htole32(1u << CAP_NET_BIND_SERVICE)}},
 	};
 	have_caps = lsetxattr(p, "security.capability", &cap, XATTR_CAPS_SZ_2, 0) == 0;
 	set_xattr("suid", "user.note", "setuid", 6);
@@ -304,12 +306,12 @@ static int64_t ts_ns(const struct timespec *ts)
 static void attr_vs_stat(const struct cow_attr *a, const struct stat *s, char *out, size_t size)
 {
 	out[0] = 0;
-#define DIFF(field, fmtv, got, want)                                                                                \
-	do {                                                                                                        \
-		if ((got) != (want)) {                                                                              \
-			size_t l = strlen(out);                                                                     \
-			snprintf(out + l, size - l, "%s" field " " fmtv " want " fmtv, l ? "; " : "", got, want); \
-		}                                                                                                   \
+#define DIFF(field, fmtv, got, want)                                                                                   \
+	do {                                                                                                           \
+		if ((got) != (want)) {                                                                                 \
+			size_t l = strlen(out);                                                                        \
+			snprintf(out + l, size - l, "%s" field " " fmtv " want " fmtv, l ? "; " : "", got, want);      \
+		}                                                                                                      \
 	} while (0)
 	DIFF("mode", "0%o", (unsigned)a->mode, (unsigned)s->st_mode);
 	DIFF("uid", "%u", (unsigned)a->uid, (unsigned)s->st_uid);
@@ -327,13 +329,13 @@ static void attr_vs_stat(const struct cow_attr *a, const struct stat *s, char *o
 static void attr_vs_attr(const struct cow_attr *a, const struct cow_attr *b, char *out, size_t size)
 {
 	out[0] = 0;
-#define DIFF(field, got, want)                                                                                   \
-	do {                                                                                                     \
-		if ((got) != (want)) {                                                                           \
-			size_t l = strlen(out);                                                                  \
-			snprintf(out + l, size - l, "%s" field " %lld want %lld", l ? "; " : "", (long long)(got), \
-				 (long long)(want));                                                             \
-		}                                                                                                \
+#define DIFF(field, got, want)                                                                                         \
+	do {                                                                                                           \
+		if ((got) != (want)) {                                                                                 \
+			size_t l = strlen(out);                                                                        \
+			snprintf(out + l, size - l, "%s" field " %lld want %lld", l ? "; " : "", (long long)(got),     \
+				 (long long)(want));                                                                   \
+		}                                                                                                      \
 	} while (0)
 	DIFF("ino", a->ino, b->ino);
 	DIFF("mode", a->mode, b->mode);
@@ -437,10 +439,10 @@ static void fsck_log(void *arg, const char *line)
 
 static void report_str(const struct cow_fsck_report *r, char *buf, size_t size)
 {
-	snprintf(buf, size, "orphan_files %llu, missing_data %llu, dangling %llu, dead_layers %llu, repaired %llu, db_ok %d",
-		 (unsigned long long)r->orphan_files, (unsigned long long)r->missing_data,
-		 (unsigned long long)r->dangling, (unsigned long long)r->dead_layers, (unsigned long long)r->repaired,
-		 r->db_ok);
+	snprintf(
+	    buf, size, "orphan_files %llu, missing_data %llu, dangling %llu, dead_layers %llu, repaired %llu, db_ok %d",
+	    (unsigned long long)r->orphan_files, (unsigned long long)r->missing_data, (unsigned long long)r->dangling,
+	    (unsigned long long)r->dead_layers, (unsigned long long)r->repaired, r->db_ok);
 }
 
 static bool report_clean(const struct cow_fsck_report *r)
@@ -504,9 +506,74 @@ static int resume_cb(void *arg, const char *name, const struct cow_attr *attr, o
 
 /* ---- the tests ---- */
 
+/* A writer that never pauses: creates and removes names in the root of
+ * its view until told to stop. */
+struct churn {
+	struct cow_view *v;
+	atomic_bool stop;
+	long ops;
+	int err;
+};
+
+static void *churn_main(void *arg)
+{
+	struct churn *c = arg;
+	uint64_t root = cow_view_root(c->v);
+	struct cow_attr a;
+	while (!atomic_load(&c->stop) && !c->err) {
+		int r = cow_mknod(c->v, root, "churn", S_IFIFO | 0644, 0, &cred, &a);
+		if (r == 0) {
+			cow_forget(c->v, a.ino, 1);
+			r = cow_unlink(c->v, root, "churn");
+		}
+		if (r < 0)
+			c->err = r;
+		c->ops++;
+	}
+	return NULL;
+}
+
+/* Two writers of one store, each with its own connection (as two mounts
+ * are): the one whose view writes without pause must not keep the other
+ * from writing (each view holds its write transaction for a batch). */
+static void test_two_writers(struct cow_view *v1)
+{
+	struct cow_store *st2 = NULL;
+	struct cow_view *v = NULL;
+	char details[256];
+	int r = cow_store_open(storedir, 0, &st2);
+	if (!check_int(r, 0, "a second connection to the store"))
+		return;
+	r = cow_view_open(st2, "c2", NULL, 0, &v);
+	if (check_int(r, 0, "cow_view_open c2 on the second connection")) {
+		struct churn c = {.v = v1};
+		pthread_t t;
+		if (pthread_create(&t, NULL, churn_main, &c) != 0)
+			bail("pthread_create");
+		uint64_t root = cow_view_root(v);
+		struct cow_attr a;
+		int i, n = 200;
+		for (i = 0, r = 0; i < n && r == 0; i++) {
+			r = cow_mkdir(v, root, "turns", 0755, &cred, &a);
+			if (r == 0) {
+				cow_forget(v, a.ino, 1);
+				r = cow_rmdir(v, root, "turns");
+			}
+		}
+		atomic_store(&c.stop, true);
+		pthread_join(t, NULL);
+		snprintf(details, sizeof(details), "op %d of %d returned %d%s; the other made %ld ops, error %d", i, n,
+			 r, errname(r), c.ops, c.err);
+		check(r == 0 && c.err == 0 && c.ops > 0, details,
+		      "c2 writes 200 times through its own connection while c1 writes without pause");
+		check_int(cow_view_close(v), 0, "cow_view_close c2 on the second connection");
+	}
+	cow_store_close(st2);
+}
+
 static const char *persist_paths[] = {
-	"",	  "hl1", "hl2",	   "sparse.bin", "hello.txt", "rmd", "moved", "moved/inner", "moved/deep/f",
-	"dir",	  "dir/a", "dir/sub", "suid",	 "fifo",      "sym", "dir/a2",
+    "",	   "hl1",   "hl2",     "sparse.bin", "hello.txt", "rmd", "moved",  "moved/inner", "moved/deep/f",
+    "dir", "dir/a", "dir/sub", "suid",	     "fifo",	  "sym", "dir/a2",
 };
 #define NPERSIST (sizeof(persist_paths) / sizeof(persist_paths[0]))
 
@@ -542,7 +609,8 @@ int main(void)
 		snprintf(p, sizeof(p), "%s/nostore", top);
 		mkdir(p, 0700);
 		s = sentinel;
-		check_int(cow_store_open(p, 0, &s), -ENOENT, "cow_store_open of a directory without a store is -ENOENT");
+		check_int(cow_store_open(p, 0, &s), -ENOENT,
+			  "cow_store_open of a directory without a store is -ENOENT");
 
 		/* garbage where the database should be */
 		static char garbage[8192];
@@ -602,7 +670,8 @@ int main(void)
 		check_int(cow_image_import(st, "ghost", p, NULL, NULL), -ENOENT,
 			  "import of a nonexistent directory is -ENOENT");
 		spath(p, sizeof(p), "hello.txt");
-		check_int(cow_image_import(st, "ghost2", p, NULL, NULL), -ENOTDIR, "import of a regular file is -ENOTDIR");
+		check_int(cow_image_import(st, "ghost2", p, NULL, NULL), -ENOTDIR,
+			  "import of a regular file is -ENOTDIR");
 		/* a subtree without hardlinks, then the whole tree */
 		int calls = 0;
 		spath(p, sizeof(p), "dir");
@@ -628,8 +697,8 @@ int main(void)
 		/* progress must end with done == total */
 		struct progress_log pl = {0};
 		r = cow_image_import(st, "base-progress", src, log_progress, &pl);
-		snprintf(details, sizeof(details), "returned %d%s, %d calls, last %llu of %llu", r, errname(r), pl.calls,
-			 (unsigned long long)pl.done, (unsigned long long)pl.total);
+		snprintf(details, sizeof(details), "returned %d%s, %d calls, last %llu of %llu", r, errname(r),
+			 pl.calls, (unsigned long long)pl.done, (unsigned long long)pl.total);
 		check(r == 0 && pl.calls > 0 && pl.total > 0 && pl.done == pl.total, details,
 		      "import progress ends with done == total");
 	}
@@ -645,8 +714,8 @@ int main(void)
 		memset(n65, 'n', 65);
 		n65[65] = 0;
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-			check_int(cow_client_add(st, bad[i], "base"), -EINVAL, "cow_client_add with bad name \"%s\" is -EINVAL",
-				  bad[i]);
+			check_int(cow_client_add(st, bad[i], "base"), -EINVAL,
+				  "cow_client_add with bad name \"%s\" is -EINVAL", bad[i]);
 		check_int(cow_client_add(st, n65, "base"), -EINVAL, "cow_client_add with a 65-byte name is -EINVAL");
 		n65[64] = 0;
 		check_int(cow_name_check(n65), 0, "a 64-byte name of valid characters passes cow_name_check");
@@ -739,7 +808,8 @@ int main(void)
 		snprintf(details, sizeof(details), "blocks %lld, source blocks %lld, size %lld", (long long)a.blocks,
 			 (long long)s.st_blocks, (long long)a.size);
 		if (s.st_blocks * 512 < SPARSE_SIZE)
-			check(r == 0 && a.blocks * 512 < SPARSE_SIZE, details, "the sparse file stays sparse in the image");
+			check(r == 0 && a.blocks * 512 < SPARSE_SIZE, details,
+			      "the sparse file stays sparse in the image");
 		else
 			skip("source file system does not keep holes", "the sparse file stays sparse in the image");
 	}
@@ -758,7 +828,8 @@ int main(void)
 		char got[2048];
 		list_view(v2, "", true, got, sizeof(got), &bad);
 		snprintf(details, sizeof(details), "got [%s], want [%s], %d entries without attrs", got, want, bad);
-		check(!strcmp(got, want) && bad == 0, details, "c2: readdirplus of the root lists the names with attrs");
+		check(!strcmp(got, want) && bad == 0, details,
+		      "c2: readdirplus of the root lists the names with attrs");
 	}
 
 	/* ---- xattrs as imported ---- */
@@ -827,7 +898,8 @@ int main(void)
 			check(cow_file_ino(f) == ino, "ino changed", "copy-up keeps the file's ino");
 			memset(buf, 0, sizeof(buf));
 			n = cow_read(f, buf, sizeof(buf), 0);
-			check(n == 12 && !memcmp(buf, "NEW-CONTENT\n", 12), buf, "c1: reading back through the same open file");
+			check(n == 12 && !memcmp(buf, "NEW-CONTENT\n", 12), buf,
+			      "c1: reading back through the same open file");
 			cow_release(f);
 		}
 		r = walk(v1, "hl1", &a);
@@ -857,7 +929,7 @@ int main(void)
 		ssize_t m = read_path(v1, "sparse.bin", buf + 8, 4, 2 * MiB);
 		ssize_t k = read_path(v1, "sparse.bin", buf + 16, 4, SPARSE_SIZE - 4);
 		check(n == 4 && m == 4 && k == 4 && !memcmp(buf, "HEAD", 4) && !memcmp(buf + 8, "mid!", 4) &&
-			      !memcmp(buf + 16, "TAIL", 4),
+			  !memcmp(buf + 16, "TAIL", 4),
 		      "content wrong", "c1: copy-up of 'sparse.bin' kept the rest of its content");
 		r = walk(v1, "sparse.bin", &a);
 		check(r == 0 && a.ino == sino && a.size == SPARSE_SIZE, "ino or size changed",
@@ -884,7 +956,7 @@ int main(void)
 		r = cow_setattr(v1, orig.ino, &set, COW_SET_MODE | COW_SET_UID, &got);
 		check_int(r, 0, "c1: cow_setattr mode and uid of base file 'hello.txt'");
 		check(r == 0 && got.ino == orig.ino && got.mode == (S_IFREG | 0600) && got.uid == 4242 &&
-			      got.gid == orig.gid && got.size == orig.size,
+			  got.gid == orig.gid && got.size == orig.size,
 		      "returned attr wrong", "c1: setattr returns the new mode/uid, same ino, gid and size");
 		r = walk(v1, "hello.txt", &a);
 		check(r == 0 && a.ino == orig.ino && a.mode == (S_IFREG | 0600) && a.uid == 4242, "lookup attr wrong",
@@ -941,7 +1013,8 @@ int main(void)
 		check_int(cow_removexattr(v1, hino, "user.empty"), 0, "c1: removexattr of a base xattr");
 		check_xattr(v1, "c1", "hello.txt", "user.empty", NULL, -ENODATA);
 		check_xattr(v2, "c2", "hello.txt", "user.empty", "", 0);
-		check_int(cow_removexattr(v1, hino, "user.empty"), -ENODATA, "removexattr of a missing name is -ENODATA");
+		check_int(cow_removexattr(v1, hino, "user.empty"), -ENODATA,
+			  "removexattr of a missing name is -ENODATA");
 	}
 
 	/* ---- unlink and re-create ---- */
@@ -949,7 +1022,8 @@ int main(void)
 		uint64_t old = old_hello = ino_of(v1, "hello.txt");
 		check_int(cow_unlink(v1, cow_view_root(v1), "hello.txt"), 0, "c1: unlink base file 'hello.txt'");
 		r = cow_ref(v1, old, &a);
-		snprintf(details, sizeof(details), "cow_ref returned %d%s, nlink %u", r, errname(r), r == 0 ? a.nlink : 0);
+		snprintf(details, sizeof(details), "cow_ref returned %d%s, nlink %u", r, errname(r),
+			 r == 0 ? a.nlink : 0);
 		check(r == -ENOENT, details, "c1: cow_ref of the unlinked base object is -ENOENT (stale handle)");
 		if (r == 0)
 			cow_forget(v1, old, 1);
@@ -973,8 +1047,9 @@ int main(void)
 			cow_forget(v1, a.ino, 1);
 		}
 		check_content(v1, "c1", "hello.txt", "");
-		check_int(cow_create(v1, cow_view_root(v1), "hello.txt", 0644, O_RDWR | O_CREAT | O_EXCL, &cred, &f, &a),
-			  -EEXIST, "cow_create O_EXCL of an existing name is -EEXIST");
+		check_int(
+		    cow_create(v1, cow_view_root(v1), "hello.txt", 0644, O_RDWR | O_CREAT | O_EXCL, &cred, &f, &a),
+		    -EEXIST, "cow_create O_EXCL of an existing name is -EEXIST");
 		check_int(cow_unlink(v1, cow_view_root(v1), "dir"), -EISDIR, "unlink of a directory is -EISDIR");
 		check_int(cow_rmdir(v1, cow_view_root(v1), "fifo"), -ENOTDIR, "rmdir of a fifo is -ENOTDIR");
 	}
@@ -982,7 +1057,8 @@ int main(void)
 	/* ---- rmdir and mkdir ---- */
 	{
 		uint64_t root = cow_view_root(v1), old = old_rmd = ino_of(v1, "rmd");
-		check_int(cow_rmdir(v1, root, "rmd"), -ENOTEMPTY, "c1: rmdir of non-empty base dir 'rmd' is -ENOTEMPTY");
+		check_int(cow_rmdir(v1, root, "rmd"), -ENOTEMPTY,
+			  "c1: rmdir of non-empty base dir 'rmd' is -ENOTEMPTY");
 		check_int(cow_unlink(v1, old, "x"), 0, "c1: unlink base file 'rmd/x'");
 		check_listing(v1, "c1", "rmd", "");
 		check_int(cow_rmdir(v1, root, "rmd"), 0, "c1: rmdir emptied base dir 'rmd'");
@@ -1011,16 +1087,20 @@ int main(void)
 			cow_write(f, "z", 1, 0);
 			cow_release(f);
 		}
-		check_int(cow_unlink(v1, ino_of(v1, "dir/sub"), "b"), 0, "c1: unlink just-written base file 'dir/sub/b'");
+		check_int(cow_unlink(v1, ino_of(v1, "dir/sub"), "b"), 0,
+			  "c1: unlink just-written base file 'dir/sub/b'");
 		r = cow_ref(v1, bino, &a);
-		snprintf(details, sizeof(details), "cow_ref returned %d%s, nlink %u", r, errname(r), r == 0 ? a.nlink : 0);
-		check(r == -ENOENT, details, "c1: cow_ref of the just-written, unlinked base file is -ENOENT (stale handle)");
+		snprintf(details, sizeof(details), "cow_ref returned %d%s, nlink %u", r, errname(r),
+			 r == 0 ? a.nlink : 0);
+		check(r == -ENOENT, details,
+		      "c1: cow_ref of the just-written, unlinked base file is -ENOENT (stale handle)");
 		if (r == 0)
 			cow_forget(v1, bino, 1);
 
 		/* the core applies the caller's umask */
 		r = cow_mkdir(v1, root, "umasked", 0777, &cred, &a);
-		check(r == 0 && a.mode == (S_IFDIR | 0755), "mode not 0755", "c1: mkdir 0777 with umask 022 gives 0755");
+		check(r == 0 && a.mode == (S_IFDIR | 0755), "mode not 0755",
+		      "c1: mkdir 0777 with umask 022 gives 0755");
 		if (r == 0) {
 			cow_forget(v1, a.ino, 1);
 			check_int(cow_rmdir(v1, root, "umasked"), 0, "c1: rmdir of a dir created in the layer");
@@ -1128,7 +1208,8 @@ int main(void)
 				all.v[all.n++] = rs.v[i];
 			join_names(&all, got, sizeof(got));
 			snprintf(details, sizeof(details), "r %d/%d, got [%s]", r, r2, got);
-			check(r == 0 && r2 == 0 && !strcmp(got, "e00,e01,e02,e03,e04,e05,e06,e07,e08,e09,e15,new"), details,
+			check(r == 0 && r2 == 0 && !strcmp(got, "e00,e01,e02,e03,e04,e05,e06,e07,e08,e09,e15,new"),
+			      details,
 			      "cow_readdir_ino resumed after changes lists every remaining name once, new ones after");
 			for (int i = 0; i < 16; i++) {
 				snprintf(nm, sizeof(nm), "e%02d", i);
@@ -1194,7 +1275,8 @@ int main(void)
 			cow_forget(v1, a.ino, 1);
 		check_content(v1, "c1", "dir/hl3", "NEW-CONTENT\n");
 		r = cow_mknod(v1, root, "tounlink", 0644, 0, &cred, &a);
-		check(r == 0 && S_ISREG(a.mode) && a.size == 0, "mknod failed", "c1: cow_mknod with no type makes a regular file");
+		check(r == 0 && S_ISREG(a.mode) && a.size == 0, "mknod failed",
+		      "c1: cow_mknod with no type makes a regular file");
 		if (r == 0)
 			cow_forget(v1, a.ino, 1);
 		check_int(cow_unlink(v1, root, "tounlink"), 0, "c1: unlink of a file created in the layer");
@@ -1210,7 +1292,8 @@ int main(void)
 		struct cow_attr set = {.size = 2};
 		uint64_t fino = ino_of(v1, "moved/deep/f");
 		r = cow_setattr(v1, fino, &set, COW_SET_SIZE, &a);
-		check(r == 0 && a.size == 2 && a.ino == fino, "truncate failed", "c1: setattr size 2 of base file 'moved/deep/f'");
+		check(r == 0 && a.size == 2 && a.ino == fino, "truncate failed",
+		      "c1: setattr size 2 of base file 'moved/deep/f'");
 		check_content(v1, "c1", "moved/deep/f", "de");
 		check_content(v2, "c2", "mvdir/deep/f", "deep\n");
 		set.size = 6;
@@ -1228,7 +1311,8 @@ int main(void)
 		check(r == 0 && sv.f_namemax == COW_NAME_MAX, "statfs", "cow_statfs reports f_namemax 255");
 		r = walk(v2, "hl1", &a);
 		check(r == 0 && a.nlink == 2, "c2 nlink changed", "c2: 'hl1' still has nlink 2");
-		check_int(cow_link(v1, ino_of(v1, "dir"), root, "dirlink", &a), -EPERM, "link of a directory is -EPERM");
+		check_int(cow_link(v1, ino_of(v1, "dir"), root, "dirlink", &a), -EPERM,
+			  "link of a directory is -EPERM");
 	}
 
 	/* ---- the read-only image view ---- */
@@ -1236,10 +1320,13 @@ int main(void)
 		uint64_t root = cow_view_root(vb), hino = ino_of(vb, "hello.txt");
 		struct cow_attr set = {.mode = 0600};
 		check_int(cow_open(vb, hino, O_RDWR, &f), -EROFS, "image view: cow_open(O_RDWR) is -EROFS");
-		check_int(cow_open(vb, hino, O_RDONLY | O_TRUNC, &f), -EROFS, "image view: cow_open(O_TRUNC) is -EROFS");
-		check_int(cow_create(vb, root, "new", 0644, O_RDWR, &cred, &f, &a), -EROFS, "image view: create is -EROFS");
+		check_int(cow_open(vb, hino, O_RDONLY | O_TRUNC, &f), -EROFS,
+			  "image view: cow_open(O_TRUNC) is -EROFS");
+		check_int(cow_create(vb, root, "new", 0644, O_RDWR, &cred, &f, &a), -EROFS,
+			  "image view: create is -EROFS");
 		check_int(cow_mkdir(vb, root, "new", 0755, &cred, &a), -EROFS, "image view: mkdir is -EROFS");
-		check_int(cow_mknod(vb, root, "new", S_IFIFO | 0644, 0, &cred, &a), -EROFS, "image view: mknod is -EROFS");
+		check_int(cow_mknod(vb, root, "new", S_IFIFO | 0644, 0, &cred, &a), -EROFS,
+			  "image view: mknod is -EROFS");
 		check_int(cow_symlink(vb, root, "new", "x", &cred, &a), -EROFS, "image view: symlink is -EROFS");
 		check_int(cow_link(vb, hino, root, "new", &a), -EROFS, "image view: link is -EROFS");
 		check_int(cow_unlink(vb, root, "hello.txt"), -EROFS, "image view: unlink is -EROFS");
@@ -1250,7 +1337,8 @@ int main(void)
 		check_int(cow_removexattr(vb, hino, "user.color"), -EROFS, "image view: removexattr is -EROFS");
 		r = cow_open(vb, hino, O_RDONLY, &f);
 		if (check_int(r, 0, "image view: cow_open(O_RDONLY)")) {
-			check_int(cow_write(f, "x", 1, 0), -EROFS, "image view: write through a read-only open is -EROFS");
+			check_int(cow_write(f, "x", 1, 0), -EROFS,
+				  "image view: write through a read-only open is -EROFS");
 			cow_release(f);
 		}
 		check_content(vb, "image", "hello.txt", "hello world\n");
@@ -1326,7 +1414,8 @@ int main(void)
 		{
 			char want[2048], got[2048];
 			list_view(v1, "", false, got, sizeof(got), NULL);
-			snprintf(want, sizeof(want), "dir,fifo,hello.txt,hl1,hl2,moved,newdev,newlink,%srmd,sparse.bin,suid,sym",
+			snprintf(want, sizeof(want),
+				 "dir,fifo,hello.txt,hl1,hl2,moved,newdev,newlink,%srmd,sparse.bin,suid,sym",
 				 have_chardev ? "null," : "");
 			snprintf(details, sizeof(details), "got [%s], want [%s]", got, want);
 			check(!strcmp(got, want), details, "c1: root listing after reopen");
@@ -1346,7 +1435,8 @@ int main(void)
 		if (r == 0)
 			cow_forget(v1, old_rmd, 1);
 		r = cow_ref(v1, cow_view_root(v1), &a);
-		check(r == 0 && a.ino == cow_view_root(v1) && S_ISDIR(a.mode), "cow_ref root failed", "cow_ref of the root");
+		check(r == 0 && a.ino == cow_view_root(v1) && S_ISDIR(a.mode), "cow_ref root failed",
+		      "cow_ref of the root");
 		if (r == 0)
 			cow_forget(v1, a.ino, 1);
 		r = walk(v1, "moved/deep/f", &a);
@@ -1382,7 +1472,7 @@ int main(void)
 		r = cow_fsck(st, false, fsck_log, NULL, &rep);
 		report_str(&rep, details, sizeof(details));
 		check(r == 0 && rep.orphan_files == 1 && rep.missing_data == 0 && rep.dangling == 0 &&
-			      rep.dead_layers == 0 && rep.db_ok && fsck_lines == 1,
+			  rep.dead_layers == 0 && rep.db_ok && fsck_lines == 1,
 		      details, "fsck reports exactly 1 orphan data file");
 		check(exists(p), "file removed", "fsck without repair leaves the orphan");
 		r = cow_fsck(st, true, NULL, NULL, &rep);
@@ -1391,6 +1481,14 @@ int main(void)
 		check(!exists(p), "file still there", "fsck with repair removed the orphan file");
 		check_fsck_clean(st, "after the repair");
 	}
+
+	/* ---- two writing connections ---- */
+	r = cow_view_open(st, "c1", NULL, 0, &v1);
+	if (check_int(r, 0, "cow_view_open c1 (two writers)")) {
+		test_two_writers(v1);
+		check_int(cow_view_close(v1), 0, "cow_view_close c1 (two writers)");
+	}
+	v1 = NULL;
 
 	/* ---- everything persists across closing the store ---- */
 	cow_store_close(st);
@@ -1404,13 +1502,16 @@ int main(void)
 			r = walk(v1, "hello.txt", &a);
 			check(r == 0 && a.size == 0, "wrong", "c1: re-created 'hello.txt' is still empty");
 			/* new objects after a store restart get fresh inos */
-			uint64_t known[] = {ino_of(v1, "hl1"), ino_of(v1, "hello.txt"), ino_of(v1, "rmd"),
-					    ino_of(v1, "newlink"), ino_of(v1, "dir/a"), tino, old_hello, old_rmd};
+			uint64_t known[] = {ino_of(v1, "hl1"),	 ino_of(v1, "hello.txt"),
+					    ino_of(v1, "rmd"),	 ino_of(v1, "newlink"),
+					    ino_of(v1, "dir/a"), tino,
+					    old_hello,		 old_rmd};
 			r = cow_mkdir(v1, cow_view_root(v1), "after-restart", 0755, &cred, &a);
 			bool fresh = r == 0;
 			for (size_t i = 0; fresh && i < sizeof(known) / sizeof(known[0]); i++)
 				fresh = a.ino != known[i];
-			check(fresh, "ino reused or mkdir failed", "a new object after store reopen gets an unused ino");
+			check(fresh, "ino reused or mkdir failed",
+			      "a new object after store reopen gets an unused ino");
 			if (r == 0)
 				cow_forget(v1, a.ino, 1);
 		}
