@@ -550,6 +550,9 @@ static void test_two_writers(struct cow_view *v1)
 		pthread_t t;
 		if (pthread_create(&t, NULL, churn_main, &c) != 0)
 			bail("pthread_create");
+		/* contention only once the churner is under way */
+		for (int w = 0; w < 5000 && __atomic_load_n(&c.ops, __ATOMIC_RELAXED) < 20 && !c.err; w++)
+			usleep(1000);
 		uint64_t root = cow_view_root(v);
 		struct cow_attr a;
 		int i, n = 200;
