@@ -483,11 +483,17 @@ static uint64_t map_ino(struct load *l, uint64_t old)
 	return i < 0 ? 0 : l->first_ino + (uint64_t)i;
 }
 
+/* The records are read twice: a first pass (l->layer 0) checks every one
+ * of them and collects the object ids, the second records them. */
+
 static int get_data(struct load *l, struct cow_irow *row)
 {
-	int fd = cow_data_open(l->st, l->layer, row->ino, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return fd;
+	int fd = -1;
+	if (l->layer) {
+		fd = cow_data_open(l->st, l->layer, row->ino, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0)
+			return fd;
+	}
 	int r = 0;
 	for (;;) {
 		uint64_t off = br_u64(&l->b);
@@ -501,7 +507,7 @@ static int get_data(struct load *l, struct cow_irow *row)
 		while (len > 0 && r == 0) {
 			size_t n = len < (1 << 16) ? (size_t)len : (1 << 16);
 			r = br_get(&l->b, l->buf, n);
-			if (r == 0 && pwrite(fd, l->buf, n, (off_t)off) != (ssize_t)n)
+			if (r == 0 && fd >= 0 && pwrite(fd, l->buf, n, (off_t)off) != (ssize_t)n)
 				r = errno ? -errno : -EIO;
 			off += n;
 			len -= n;
@@ -509,11 +515,13 @@ static int get_data(struct load *l, struct cow_irow *row)
 		if (r < 0)
 			break;
 	}
-	if (r == 0 && ftruncate(fd, row->size) < 0)
-		r = -errno;
-	close(fd);
-	if (r == 0)
-		row->data_layer = l->layer;
+	if (fd >= 0) {
+		if (r == 0 && ftruncate(fd, row->size) < 0)
+			r = -errno;
+		close(fd);
+		if (r == 0)
+			row->data_layer = l->layer;
+	}
 	return r;
 }
 
@@ -525,8 +533,16 @@ static int get_object(struct load *l, uint64_t index)
 	if (br_u8(b) != 'O')
 		return -EBADMSG;
 	uint64_t old = br_u64(b);
-	if (b->err || old != l->old_inos[index])
+	if (b->err)
 		return -EBADMSG;
+	if (!l->layer) {
+		/* in order: the second pass maps them by index */
+		if (index && old <= l->old_inos[index - 1])
+			return -EBADMSG;
+		l->old_inos[index] = old;
+	} else if (old != l->old_inos[index]) {
+		return -EBADMSG; /* the file changed between the passes */
+	}
 	row.ino = l->first_ino + index;
 	row.mode = br_u32(b);
 	row.nlink = br_u32(b);
@@ -548,7 +564,7 @@ static int get_object(struct load *l, uint64_t index)
 	} else if (tl) {
 		return -EBADMSG;
 	}
-	int r = cow_db_inode_put(l->st->db, l->layer, &row);
+	int r = l->layer ? cow_db_inode_put(l->st->db, l->layer, &row) : 0;
 	uint32_t nx = br_u32(b);
 	for (uint32_t i = 0; r == 0 && i < nx; i++) {
 		char name[COW_XATTR_NAME_MAX + 1];
@@ -559,7 +575,8 @@ static int get_object(struct load *l, uint64_t index)
 		uint32_t vl = br_u32(b);
 		if (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0 || memchr(name, 0, n))
 			return -EBADMSG;
-		r = cow_db_xattr_put(l->st->db, l->layer, row.ino, name, l->buf, vl);
+		if (l->layer)
+			r = cow_db_xattr_put(l->st->db, l->layer, row.ino, name, l->buf, vl);
 	}
 	if (r == 0 && S_ISREG(row.mode)) {
 		r = get_data(l, &row);
@@ -575,20 +592,33 @@ static int get_dent(struct load *l)
 	char name[COW_NAME_MAX + 1];
 	if (br_u8(b) != 'D')
 		return -EBADMSG;
-	uint64_t parent = map_ino(l, br_u64(b));
-	uint64_t ino = map_ino(l, br_u64(b));
+	int64_t parent = index_of(l, br_u64(b));
+	int64_t ino = index_of(l, br_u64(b));
 	uint8_t type = br_u8(b);
 	uint16_t n = br_u16(b);
-	if (b->err || !parent || !ino || n == 0 || n > COW_NAME_MAX || br_get(b, name, n) < 0)
+	if (b->err || parent < 0 || ino < 0 || n == 0 || n > COW_NAME_MAX || br_get(b, name, n) < 0)
 		return -EBADMSG;
 	name[n] = 0;
 	if (memchr(name, 0, n) || memchr(name, '/', n) || !strcmp(name, ".") || !strcmp(name, ".."))
 		return -EBADMSG;
-	return cow_db_dirent_put(l->st->db, l->layer, parent, name, ino, type);
+	if (!l->layer)
+		return 0;
+	return cow_db_dirent_put(l->st->db, l->layer, l->first_ino + (uint64_t)parent, name,
+				 l->first_ino + (uint64_t)ino, type);
 }
 
-/* Read the header and the object inos (a first pass over the bundle). */
-static int read_index(struct load *l, const char *path, char *ret_name, uint64_t *ret_root)
+/* The trailer: the counts and the checksum of everything before it. */
+static int get_trailer(struct load *l)
+{
+	struct br *b = &l->b;
+	uint32_t crc = (uint32_t)b->crc;
+	if (br_u8(b) != 'E' || br_u64(b) != l->nobjs || br_u64(b) != l->ndents || br_u32(b) != crc || b->err)
+		return -EBADMSG;
+	return 0;
+}
+
+/* The header, up to the object and entry counts. */
+static int read_index(struct load *l, char *ret_name, uint64_t *ret_root)
 {
 	struct br *b = &l->b;
 	char magic[8];
@@ -605,7 +635,6 @@ static int read_index(struct load *l, const char *path, char *ret_name, uint64_t
 	l->ndents = br_u64(b);
 	if (b->err || l->nobjs == 0 || l->nobjs > (1ULL << 32) || l->ndents > (1ULL << 34))
 		return -EBADMSG;
-	(void)path;
 	return 0;
 }
 
@@ -631,84 +660,33 @@ static int open_bundle(struct br *b, const char *path)
 	return 0;
 }
 
-/* First pass: the whole stream decompresses, the checksum holds, and the
- * object inos come in order (they are then mapped by index). */
+/* First pass: every record checks out, the whole stream decompresses, the
+ * checksum holds, and the object inos come in order. */
 static int verify(struct load *l, const char *path, char *name, uint64_t *root, cow_progress_fn progress, void *arg)
 {
 	int r = open_bundle(&l->b, path);
 	if (r < 0)
 		return r;
 	struct br *b = &l->b;
-	r = read_index(l, path, name, root);
+	r = read_index(l, name, root);
 	if (r == 0) {
 		l->old_inos = malloc(l->nobjs * sizeof(uint64_t));
 		if (!l->old_inos)
 			r = -ENOMEM;
 	}
 	for (uint64_t i = 0; r == 0 && i < l->nobjs; i++) {
-		if (br_u8(b) != 'O')
-			r = -EBADMSG;
-		uint64_t ino = br_u64(b);
-		if (r == 0 && (b->err || (i && ino <= l->old_inos[i - 1])))
-			r = -EBADMSG;
-		if (r < 0)
-			break;
-		l->old_inos[i] = ino;
-		uint32_t mode = br_u32(b);
-		br_u32(b), br_u32(b), br_u32(b);
-		br_u64(b);
-		uint64_t size = br_u64(b);
-		br_u64(b), br_u64(b), br_u64(b);
-		uint32_t tl = br_u32(b);
-		if (b->err || tl > COW_SYMLINK_MAX || br_get(b, l->buf, tl) < 0) {
-			r = -EBADMSG;
-			break;
-		}
-		uint32_t nx = br_u32(b);
-		for (uint32_t x = 0; r == 0 && x < nx; x++) {
-			uint16_t n = br_u16(b);
-			if (b->err || n > COW_XATTR_NAME_MAX || br_get(b, l->buf, n) < 0)
-				r = -EBADMSG;
-			uint32_t vl = br_u32(b);
-			if (r == 0 && (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0))
-				r = -EBADMSG;
-		}
-		if (r == 0 && S_ISREG(mode)) {
-			for (;;) {
-				uint64_t off = br_u64(b);
-				if (b->err || off == EXTENT_END)
-					break;
-				uint64_t len = br_u64(b);
-				if (b->err || off > size || len > size - off) {
-					r = -EBADMSG;
-					break;
-				}
-				while (len > 0 && r == 0) {
-					size_t n = len < (1 << 16) ? (size_t)len : (1 << 16);
-					r = br_get(b, l->buf, n);
-					len -= n;
-				}
-			}
-		}
+		r = get_object(l, i);
 		if (r == 0)
-			r = b->err ? -EBADMSG : tick(progress, arg, "verify", i + 1, l->nobjs);
+			r = tick(progress, arg, "verify", i + 1, l->nobjs);
 	}
-	for (uint64_t i = 0; r == 0 && i < l->ndents; i++) {
-		char name2[COW_NAME_MAX + 1];
-		if (br_u8(b) != 'D')
-			r = -EBADMSG;
-		br_u64(b), br_u64(b), br_u8(b);
-		uint16_t n = br_u16(b);
-		if (r == 0 && (b->err || n > COW_NAME_MAX || br_get(b, name2, n) < 0))
-			r = -EBADMSG;
-	}
+	for (uint64_t i = 0; r == 0 && i < l->ndents; i++)
+		r = get_dent(l);
+	if (r == 0)
+		r = get_trailer(l);
 	if (r == 0) {
-		uint32_t crc = (uint32_t)b->crc;
-		if (br_u8(b) != 'E' || br_u64(b) != l->nobjs || br_u64(b) != l->ndents || br_u32(b) != crc || b->err)
-			r = -EBADMSG;
 		/* nothing may follow, and the gzip trailer must check out */
 		char extra;
-		if (r == 0 && (gzread(b->gz, &extra, 1) != 0 || !gzeof(b->gz)))
+		if (gzread(b->gz, &extra, 1) != 0 || !gzeof(b->gz))
 			r = -EBADMSG;
 		int zerr;
 		gzerror(b->gz, &zerr);
@@ -750,7 +728,7 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 		goto out;
 	char again[COW_ENTITY_NAME_MAX + 1];
 	uint64_t root2, nobjs = l.nobjs;
-	r = read_index(&l, path, again, &root2);
+	r = read_index(&l, again, &root2);
 	if (r == 0 && (root2 != root || l.nobjs != nobjs))
 		r = -EBADMSG; /* the file changed between the passes */
 	if (r < 0)
@@ -782,12 +760,8 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 		if (r == 0)
 			r = cow_build_step(&b);
 	}
-	if (r == 0) {
-		uint32_t crc = (uint32_t)l.b.crc;
-		if (br_u8(&l.b) != 'E' || br_u64(&l.b) != l.nobjs || br_u64(&l.b) != l.ndents || br_u32(&l.b) != crc ||
-		    l.b.err)
-			r = -EBADMSG;
-	}
+	if (r == 0)
+		r = get_trailer(&l);
 	if (b.layer)
 		r = cow_build_finish(&b, name, r);
 out_gz:
