@@ -151,6 +151,8 @@ int cow_client_diff(struct cow_store *st, const char *name,
 int cow_client_rebase(struct cow_store *st, const char *name, const char *image,
 		      int (*conflict)(void *arg, const char *path, const char *why), void *arg);
 
+/* The name of the image whose top layer is @layer (-ENOENT: none). */
+int cow_image_name_of(struct cow_store *st, uint64_t layer, char ret_name[COW_ENTITY_NAME_MAX + 1]);
 /* Details of one image (as cow_image_foreach gives). */
 int cow_image_get(struct cow_store *st, const char *name, struct cow_image_info *ret);
 /* Who depends on image @name: each client on it ("client") and each

@@ -181,6 +181,14 @@ int cow_image_get(struct cow_store *st, const char *name, struct cow_image_info 
 	return f.found ? 0 : -ENOENT;
 }
 
+int cow_image_name_of(struct cow_store *st, uint64_t layer, char ret_name[COW_ENTITY_NAME_MAX + 1])
+{
+	cow_db_lock(st->db);
+	int r = cow_db_image_by_layer(st->db, layer, ret_name);
+	cow_db_unlock(st->db);
+	return r;
+}
+
 int cow_image_users(struct cow_store *st, const char *name, int (*fn)(void *arg, const char *kind, const char *name),
 		    void *arg)
 {

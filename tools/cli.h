@@ -31,6 +31,12 @@ void fmt_time(int64_t t, char *buf, size_t n);
 void catch_interrupts(void);
 int progress(void *arg, const char *what, uint64_t done, uint64_t total);
 int progress_or_cancel(void *arg, const char *what, uint64_t done, uint64_t total);
+/* The progress argument of a long operation: catches interrupts, and asks
+ * for progress lines when stderr is a terminal. */
+void *tty_arg(void);
+/* After a long operation that returned @r: end the progress line, say
+ * when it was interrupted.  Returns @r. */
+int long_op(const char *what, int r, const char *subject);
 
 /* lifecycle.c */
 /* Why client @name's layer is busy, and what to stop first. */

@@ -160,6 +160,21 @@ int progress_or_cancel(void *arg, const char *what, uint64_t done, uint64_t tota
 	return 0;
 }
 
+void *tty_arg(void)
+{
+	catch_interrupts();
+	return isatty(2) ? (void *)1 : NULL;
+}
+
+int long_op(const char *what, int r, const char *subject)
+{
+	if (isatty(2))
+		fputc('\n', stderr);
+	if (r == -ECANCELED)
+		err("%s of '%s' interrupted; the store is unchanged", what, subject);
+	return r;
+}
+
 static int cmd_image_import(int argc, char **argv)
 {
 	static const char usage[] = "image import NAME SRC_DIR";
@@ -170,22 +185,16 @@ static int cmd_image_import(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	catch_interrupts();
-	bool tty = isatty(2);
-	int r = cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty ? (void *)1 : NULL);
-	if (tty)
-		fputc('\n', stderr);
+	int r = long_op("import", cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty_arg()), argv[1]);
 	if (r == -EEXIST)
 		err("image '%s' already exists", argv[1]);
-	else if (r == -ECANCELED)
-		err("import of '%s' interrupted; the store is unchanged", argv[1]);
 	else if (r == -ENOENT || r == -ENOTDIR)
 		err("cannot import '%s': %s", argv[2], strerror(-r));
-	else if (r < 0)
+	else if (r < 0 && r != -ECANCELED) /* long_op said it was interrupted */
 		err("cannot import '%s' as '%s': %s%s%s", argv[2], argv[1], strerror(-r),
 		    r == -EIO && cow_store_errmsg(st) ? ": " : "",
 		    r == -EIO && cow_store_errmsg(st) ? cow_store_errmsg(st) : "");
-	else
+	else if (r == 0)
 		printf("imported '%s' as image '%s'\n", argv[2], argv[1]);
 	cow_store_close(st);
 	return r < 0 ? 1 : 0;
@@ -601,8 +610,10 @@ static const struct command commands[] = {
     {"image", "flatten", cmd_image_flatten, "image flatten NAME NEWNAME        materialise an image chain as one base"},
     {"image", "export", cmd_image_export, "image export NAME FILE            write an image as a compressed bundle"},
     {"image", "load", cmd_image_load, "image load FILE [NAME]            load a bundle as an image"},
-    {"client", "add", cmd_client_add, "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
-    {"client", "set", cmd_client_set, "client set NAME --ip ADDR[,ADDR]  change the addresses a client may connect from"},
+    {"client", "add", cmd_client_add,
+     "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
+    {"client", "set", cmd_client_set,
+     "client set NAME --ip ADDR[,ADDR]  change the addresses a client may connect from"},
     {"client", "list", cmd_client_list, "client list [--json]              list clients"},
     {"client", "reset", cmd_client_reset,
      "client reset NAME                 drop the client's changes: back to its image"},

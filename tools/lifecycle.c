@@ -355,20 +355,6 @@ static int list_user(void *arg, const char *kind, const char *name)
 	return 0;
 }
 
-struct image_name {
-	uint64_t layer;
-	char name[COW_ENTITY_NAME_MAX + 1];
-};
-
-static int find_by_layer(void *arg, const struct cow_image_info *i)
-{
-	struct image_name *n = arg;
-	if (i->layer != n->layer)
-		return 0;
-	snprintf(n->name, sizeof(n->name), "%s", i->name);
-	return 1;
-}
-
 int cmd_image_show(int argc, char **argv)
 {
 	static const char usage[] = "image show NAME [--json]";
@@ -388,9 +374,9 @@ int cmd_image_show(int argc, char **argv)
 		cow_store_close(st);
 		return 1;
 	}
-	struct image_name base = {.layer = ii.parent};
+	char base[COW_ENTITY_NAME_MAX + 1] = "";
 	if (ii.parent)
-		cow_image_foreach(st, find_by_layer, &base);
+		cow_image_name_of(st, ii.parent, base);
 	struct cow_layer_stats ls = {0};
 	cow_layer_stats(st, ii.layer, &ls);
 	char when[32];
@@ -400,8 +386,8 @@ int cmd_image_show(int argc, char **argv)
 		printf("{\"name\":");
 		json_str(ii.name);
 		printf(",\"created\":\"%s\",\"layer\":%llu,\"built_on\":", when, (unsigned long long)ii.layer);
-		if (base.name[0])
-			json_str(base.name);
+		if (base[0])
+			json_str(base);
 		else
 			printf("null");
 		printf(",\"objects\":%llu,\"bytes\":%llu,\"disk_bytes\":%llu,\"users\":[",
@@ -413,9 +399,9 @@ int cmd_image_show(int argc, char **argv)
 		printf("image:     %s\ncreated:   %s\nbuilt on:  %s\nobjects:   %llu (in its own layer)\n"
 		       "data:      %llu bytes, %llu on disk\nused by:   %s\n",
 		       ii.name, when,
-		       base.name[0] ? base.name
-		       : ii.parent  ? "(a removed image)"
-				    : "(imported base)",
+		       base[0]	   ? base
+		       : ii.parent ? "(a removed image)"
+				   : "(imported base)",
 		       (unsigned long long)ii.objects, (unsigned long long)ii.bytes, (unsigned long long)ls.disk_bytes,
 		       u.count ? u.text : "nothing");
 	}
@@ -447,22 +433,6 @@ int cmd_image_rm(int argc, char **argv)
 	}
 	cow_store_close(st);
 	return r < 0 ? 1 : 0;
-}
-
-/* Run a long image operation with progress and interruption. */
-static int long_op(const char *what, int r, const char *subject)
-{
-	if (isatty(2))
-		fputc('\n', stderr);
-	if (r == -ECANCELED)
-		err("%s of '%s' interrupted; the store is unchanged", what, subject);
-	return r;
-}
-
-static void *tty_arg(void)
-{
-	catch_interrupts();
-	return isatty(2) ? (void *)1 : NULL;
 }
 
 int cmd_image_flatten(int argc, char **argv)
