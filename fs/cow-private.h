@@ -92,6 +92,7 @@ int cow_db_layer_drop_rows(struct cow_db *db, uint64_t id);
 int cow_db_image_add(struct cow_db *db, const char *name, uint64_t layer);
 int cow_db_image_get(struct cow_db *db, const char *name, uint64_t *ret_layer);
 int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
+int cow_db_image_info(struct cow_db *db, const char *name, struct cow_image_info *ret);
 int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer);
 int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret);
 int cow_db_client_set(struct cow_db *db, const char *name, const char *image, uint64_t layer);

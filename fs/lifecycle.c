@@ -156,29 +156,12 @@ out:
 	return r;
 }
 
-struct find_image {
-	const char *name;
-	struct cow_image_info *ret;
-	bool found;
-};
-
-static int find_image(void *arg, const struct cow_image_info *i)
-{
-	struct find_image *f = arg;
-	if (strcmp(i->name, f->name))
-		return 0;
-	*f->ret = *i;
-	f->found = true;
-	return 1;
-}
-
 int cow_image_get(struct cow_store *st, const char *name, struct cow_image_info *ret)
 {
-	struct find_image f = {name, ret, false};
-	int r = cow_image_foreach(st, find_image, &f);
-	if (r < 0)
-		return r;
-	return f.found ? 0 : -ENOENT;
+	cow_db_lock(st->db);
+	int r = cow_db_image_info(st->db, name, ret);
+	cow_db_unlock(st->db);
+	return r;
 }
 
 int cow_image_name_of(struct cow_store *st, uint64_t layer, char ret_name[COW_ENTITY_NAME_MAX + 1])

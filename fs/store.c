@@ -48,6 +48,7 @@ enum stmt_id {
 	S_IMAGE_ADD,
 	S_IMAGE_GET,
 	S_IMAGE_ALL,
+	S_IMAGE_INFO,
 	S_CLIENT_ADD,
 	S_CLIENT_GET,
 	S_CLIENT_ALL,
@@ -84,6 +85,14 @@ enum stmt_id {
 	S_COUNT
 };
 
+/* What struct cow_image_info holds, per image (see image_row). */
+#define IMAGE_INFO                                                                                                     \
+	"SELECT i.name, i.layer, ifnull(l.parent, 0), i.created,"                                                      \
+	" (SELECT count(*) FROM inodes n WHERE n.layer = i.layer),"                                                    \
+	" (SELECT ifnull(sum(size), 0) FROM inodes n WHERE n.layer = i.layer AND n.data_layer = i.layer),"             \
+	" (SELECT count(*) FROM clients c WHERE c.image = i.name)"                                                     \
+	" FROM images i JOIN layers l ON l.id = i.layer"
+
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -101,11 +110,8 @@ static const char *const stmt_sql[S_COUNT] = {
 		     "UNION ALL SELECT 1 FROM layers WHERE parent = :id AND kind != 2 LIMIT 1",
     [S_IMAGE_ADD] = "INSERT INTO images (name, layer, created) VALUES (:name, :layer, :created)",
     [S_IMAGE_GET] = "SELECT layer FROM images WHERE name = :name",
-    [S_IMAGE_ALL] = "SELECT i.name, i.layer, ifnull(l.parent, 0), i.created,"
-		    " (SELECT count(*) FROM inodes n WHERE n.layer = i.layer),"
-		    " (SELECT ifnull(sum(size), 0) FROM inodes n WHERE n.layer = i.layer AND n.data_layer = i.layer),"
-		    " (SELECT count(*) FROM clients c WHERE c.image = i.name)"
-		    " FROM images i JOIN layers l ON l.id = i.layer ORDER BY i.name",
+    [S_IMAGE_ALL] = IMAGE_INFO " ORDER BY i.name",
+    [S_IMAGE_INFO] = IMAGE_INFO " WHERE i.name = :name",
     [S_CLIENT_ADD] = "INSERT INTO clients (name, image, layer, created, id)"
 		     " VALUES (:name, :image, :layer, :created, :id)",
     [S_CLIENT_GET] = "SELECT name, image, layer, created, id FROM clients WHERE name = :name",
@@ -1042,6 +1048,18 @@ static void copy_name(char *dst, const unsigned char *src)
 	snprintf(dst, COW_ENTITY_NAME_MAX + 1, "%s", src ? (const char *)src : "");
 }
 
+static void image_row(sqlite3_stmt *s, struct cow_image_info *i)
+{
+	memset(i, 0, sizeof(*i));
+	copy_name(i->name, sqlite3_column_text(s, 0));
+	i->layer = (uint64_t)sqlite3_column_int64(s, 1);
+	i->parent = (uint64_t)sqlite3_column_int64(s, 2);
+	i->created = sqlite3_column_int64(s, 3);
+	i->objects = (uint64_t)sqlite3_column_int64(s, 4);
+	i->bytes = (uint64_t)sqlite3_column_int64(s, 5);
+	i->clients = (uint32_t)sqlite3_column_int64(s, 6);
+}
+
 int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg)
 {
 	sqlite3_stmt *s = stmt(db, S_IMAGE_ALL);
@@ -1049,20 +1067,27 @@ int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct co
 		return -EIO;
 	int r;
 	while ((r = step(db, s)) > 0) {
-		struct cow_image_info i = {0};
-		copy_name(i.name, sqlite3_column_text(s, 0));
-		i.layer = (uint64_t)sqlite3_column_int64(s, 1);
-		i.parent = (uint64_t)sqlite3_column_int64(s, 2);
-		i.created = sqlite3_column_int64(s, 3);
-		i.objects = (uint64_t)sqlite3_column_int64(s, 4);
-		i.bytes = (uint64_t)sqlite3_column_int64(s, 5);
-		i.clients = (uint32_t)sqlite3_column_int64(s, 6);
+		struct cow_image_info i;
+		image_row(s, &i);
 		r = fn(arg, &i);
 		if (r)
 			break;
 	}
 	done(s);
 	return r;
+}
+
+int cow_db_image_info(struct cow_db *db, const char *name, struct cow_image_info *ret)
+{
+	sqlite3_stmt *s = stmt(db, S_IMAGE_INFO);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	int r = step(db, s);
+	if (r > 0)
+		image_row(s, ret);
+	done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
 int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer)
