@@ -332,6 +332,12 @@ ssize_t cow_write(struct cow_file *f, const void *buf, size_t size, off_t off);
  * even if a concurrent copy-up replaces it. */
 int cow_read_fd(struct cow_file *f, int *ret_fd, void **ret_token);
 void cow_read_done(void *token);
+/* A writable data fd of @f (copied up first if need be) for a front end
+ * that writes the data itself, e.g. with splice.  Then
+ * cow_write_done(f, *ret_token, bytes written or -errno) records the
+ * write (size, times) and gives the fd back. */
+int cow_write_fd(struct cow_file *f, int *ret_fd, void **ret_token);
+void cow_write_done(struct cow_file *f, void *token, ssize_t written);
 int cow_fallocate(struct cow_file *f, int mode, off_t off, off_t len);
 int cow_flush(struct cow_file *f);
 /* Durable: data, then the object's metadata and names (the database). */

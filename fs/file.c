@@ -222,6 +222,25 @@ ssize_t cow_write(struct cow_file *f, const void *buf, size_t size, off_t off)
 	return n;
 }
 
+int cow_write_fd(struct cow_file *f, int *ret_fd, void **ret_token)
+{
+	struct cow_fd *fd;
+	int r = wfd_get(f, &fd);
+	if (r < 0)
+		return r;
+	*ret_fd = fd->fd;
+	*ret_token = fd;
+	return 0;
+}
+
+void cow_write_done(struct cow_file *f, void *token, ssize_t written_bytes)
+{
+	struct cow_fd *fd = token;
+	if (written_bytes > 0)
+		written(f, fd);
+	cow_fd_put(fd);
+}
+
 int cow_fallocate(struct cow_file *f, int mode, off_t off, off_t len)
 {
 	struct cow_fd *fd;

@@ -50,7 +50,6 @@ static fuse_ino_t to_fuse(struct cow_view *v, uint64_t ino)
 	return ino == cow_view_root(v) ? FUSE_ROOT_ID : ino;
 }
 
-
 static void fill_entry(struct cow_view *v, const struct cow_attr *a, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -365,16 +364,31 @@ static void cowfuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	put_file(fi, f);
 }
 
-static void cowfuse_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-			  struct fuse_file_info *fi)
+/* Data from the kernel's pipe straight into the data file: with splice
+ * (FUSE_CAP_SPLICE_READ) a large WRITE's pages are never copied through
+ * the daemon's memory.  Small writes arrive in memory and are pwritten. */
+static void cowfuse_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			      struct fuse_file_info *fi)
 {
 	struct cow_file *f;
+	int fd;
+	void *token;
 	int r = get_file(req, ino, fi, true, &f);
+	if (r == 0) {
+		r = cow_write_fd(f, &fd, &token);
+		if (r < 0)
+			put_file(fi, f);
+	}
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	ssize_t n = cow_write(f, buf, size, off);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fd;
+	out.buf[0].pos = off;
+	ssize_t n = fuse_buf_copy(&out, in, 0);
+	cow_write_done(f, token, n);
 	put_file(fi, f);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -585,7 +599,7 @@ static const struct fuse_lowlevel_ops cowfuse_ops = {
     .open = cowfuse_open,
     .create = cowfuse_create,
     .read = cowfuse_read,
-    .write = cowfuse_write,
+    .write_buf = cowfuse_write_buf,
     .release = cowfuse_release,
     .fsync = cowfuse_fsync,
     .fallocate = cowfuse_fallocate,
