@@ -68,6 +68,8 @@ void cow_db_rollback(struct cow_db *db);
 void cow_db_batching(struct cow_db *db, bool on);
 int cow_db_begin_batched(struct cow_db *db);
 int cow_db_flush(struct cow_db *db, bool durable);
+/* While batching is on, queries of objects (inodes, names, xattrs) also
+ * share one read transaction, up to a second old (store.c, read_begin). */
 /* Data first: @fd (owned by the db from now on) is fdatasync'd before
  * the next commit, which may be that of a batch a second later; inside
  * a transaction. */

@@ -13,6 +13,12 @@
  * writers take turns through a lock file beside the database (see
  * turn_yield): a writer kept waiting says so, and the holder ends its
  * batch early and lets it go first.
+ *
+ * Reads, too, share one transaction while batching is on (see read_begin):
+ * a query on its own is a transaction of its own, and in WAL mode each
+ * one begins and ends with locks on the shared index (fcntl) and a look
+ * at the file's size; a lookup-heavy load (a fleet booting over NFS) did
+ * more of those system calls than of its own work.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +44,7 @@ enum stmt_id {
 	S_SAVEPOINT,
 	S_RELEASE,
 	S_ROLLBACK_TO,
+	S_BEGIN_READ,
 	S_META_GET,
 	S_META_SET,
 	S_LAYER_ADD,
@@ -100,6 +107,7 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_SAVEPOINT] = "SAVEPOINT op",
     [S_RELEASE] = "RELEASE op",
     [S_ROLLBACK_TO] = "ROLLBACK TO op",
+    [S_BEGIN_READ] = "BEGIN DEFERRED",
     [S_META_GET] = "SELECT value FROM meta WHERE key = :key",
     [S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)",
     [S_LAYER_ADD] = "INSERT INTO layers (parent, kind, root, created) VALUES (:parent, :kind, :root, :created)",
@@ -181,6 +189,7 @@ struct cow_db {
 	int batching;			       /* users that asked for batches */
 	bool batch_open;		       /* a transaction spanning operations is open */
 	bool op_batched;		       /* the running operation may stay in the batch */
+	bool read_open;			       /* a read transaction spanning operations is open */
 	struct unlink_list pending, committed; /* data files to remove */
 	int *sync_fds;			       /* data written for the open transaction: synced before it commits */
 	size_t nsync, capsync;
@@ -307,8 +316,7 @@ void cow_db_unlock(struct cow_db *db)
 	pthread_mutex_unlock(&db->lock);
 }
 
-/* The prepared statement @id, reset and unbound. */
-static sqlite3_stmt *stmt(struct cow_db *db, enum stmt_id id)
+static sqlite3_stmt *prepared(struct cow_db *db, enum stmt_id id)
 {
 	sqlite3_stmt *s = db->stmt[id];
 	if (!s) {
@@ -318,6 +326,59 @@ static sqlite3_stmt *stmt(struct cow_db *db, enum stmt_id id)
 			return NULL;
 		}
 		s = db->stmt[id];
+	}
+	return s;
+}
+
+/* End the shared read transaction: the next query sees every commit so
+ * far, of this process and of others. */
+static void read_end(struct cow_db *db)
+{
+	if (!db->read_open)
+		return;
+	db->read_open = false;
+	if (!sqlite3_get_autocommit(db->sql)) {
+		sqlite3_stmt *s = prepared(db, S_COMMIT);
+		if (s) {
+			sqlite3_step(s);
+			sqlite3_reset(s);
+		}
+	}
+}
+
+/* Before a query outside any transaction, while batching is on: open a
+ * read transaction that later queries share, until cow_db_flush() (the
+ * flusher, within a second), a query of clients, images or layers, the
+ * end of batching or the next write ends it.  Queries then see the database as it was when the
+ * first of them ran, plus this connection's own writes (a writer ends it
+ * first).  Only queries of objects (inodes, names, xattrs) share it,
+ * and nothing changes those under a running view: its layer is its own
+ * and image layers never change.  Clients, images and layers, which
+ * other processes change, are always read fresh (see stmt). */
+static void read_begin(struct cow_db *db)
+{
+	if (db->read_open || db->batching == 0 || !sqlite3_get_autocommit(db->sql))
+		return;
+	sqlite3_stmt *s = prepared(db, S_BEGIN_READ);
+	if (!s)
+		return;
+	if (sqlite3_step(s) == SQLITE_DONE)
+		db->read_open = true;
+	sqlite3_reset(s);
+}
+
+/* The prepared statement @id, reset and unbound. */
+static sqlite3_stmt *stmt(struct cow_db *db, enum stmt_id id)
+{
+	sqlite3_stmt *s = prepared(db, id);
+	if (s && id > S_BEGIN_READ) {
+		/* object queries share the read transaction; clients, images and
+		 * layers (which other processes change) are read fresh; writes
+		 * never join a read transaction */
+		if (id >= S_INODE_GET && sqlite3_stmt_readonly(s))
+			read_begin(db);
+		else
+			read_end(db);
 	}
 	return s;
 }
@@ -371,6 +432,7 @@ static int step(struct cow_db *db, sqlite3_stmt *s)
 static int exec(struct cow_db *db, const char *sql)
 {
 	char *err = NULL;
+	read_end(db);
 	int rc = sqlite3_exec(db->sql, sql, NULL, NULL, &err);
 	turn_release(db);
 	if (rc != SQLITE_OK) {
@@ -684,6 +746,7 @@ static int batch_commit(struct cow_db *db, bool durable)
 /* Take the write lock, after any other writer waiting for it. */
 static int begin_write(struct cow_db *db)
 {
+	read_end(db);
 	turn_yield(db);
 	return run(db, stmt(db, S_BEGIN));
 }
@@ -769,10 +832,13 @@ void cow_db_batching(struct cow_db *db, bool on)
 	db->batching += on ? 1 : -1;
 	if (db->batching == 0 && db->batch_open)
 		batch_commit(db, false);
+	if (db->batching == 0)
+		read_end(db);
 }
 
 int cow_db_flush(struct cow_db *db, bool durable)
 {
+	read_end(db);
 	if (db->batch_open)
 		return batch_commit(db, durable);
 	return durable ? wal_sync(db) : 0;
@@ -1582,6 +1648,7 @@ int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg,
 
 static sqlite3_stmt *prepare_once(struct cow_db *db, const char *sql)
 {
+	read_end(db);
 	sqlite3_stmt *s = NULL;
 	int rc = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
 	if (rc != SQLITE_OK) {

@@ -574,6 +574,48 @@ static void test_two_writers(struct cow_view *v1)
 	cow_store_close(st2);
 }
 
+/* A view's object queries share one read transaction, up to a second old
+ * (store.c, read_begin).  What another process adds meanwhile must still
+ * be seen where it matters: a client and an image imported through a
+ * second connection, opened at once on the first, whose open read
+ * transaction began before they existed. */
+static void test_read_snapshot(struct cow_store *st, struct cow_view *v1)
+{
+	struct cow_store *st2 = NULL;
+	struct cow_view *v = NULL;
+	struct cow_attr a;
+	uint64_t root1 = cow_view_root(v1);
+	/* a query through v1 opens the shared read transaction */
+	check_int(cow_lookup(v1, root1, "hello.txt", &a), 0, "c1 looks hello.txt up (a read transaction opens)");
+	cow_forget(v1, a.ino, 1);
+	int r = cow_store_open(storedir, 0, &st2);
+	if (!check_int(r, 0, "a second connection to the store"))
+		return;
+	r = cow_image_import(st2, "later", src, NULL, NULL);
+	check_int(r, 0, "the second connection imports image 'later'");
+	if (r == 0)
+		r = cow_client_add(st2, "c-later", "later");
+	check_int(r, 0, "the second connection adds client 'c-later' on it");
+	cow_store_close(st2);
+	if (r < 0)
+		return;
+	r = cow_view_open(st, "c-later", NULL, 0, &v);
+	if (check_int(r, 0, "the first connection opens 'c-later' at once")) {
+		r = cow_lookup(v, cow_view_root(v), "hello.txt", &a);
+		check_int(r, 0, "it sees the new image's objects (hello.txt)");
+		if (r == 0)
+			cow_forget(v, a.ino, 1);
+		check_int(cow_view_close(v), 0, "cow_view_close c-later");
+	}
+	/* c1's view goes on as before, and writes after reads */
+	r = cow_mkdir(v1, root1, "after-snapshot", 0755, &cred, &a);
+	check_int(r, 0, "c1 writes after reading in the shared transaction");
+	if (r == 0) {
+		cow_forget(v1, a.ino, 1);
+		check_int(cow_rmdir(v1, root1, "after-snapshot"), 0, "c1 removes it again");
+	}
+}
+
 static const char *persist_paths[] = {
     "",	   "hl1",   "hl2",     "sparse.bin", "hello.txt", "rmd", "moved",  "moved/inner", "moved/deep/f",
     "dir", "dir/a", "dir/sub", "suid",	     "fifo",	  "sym", "dir/a2",
@@ -1489,6 +1531,7 @@ int main(void)
 	r = cow_view_open(st, "c1", NULL, 0, &v1);
 	if (check_int(r, 0, "cow_view_open c1 (two writers)")) {
 		test_two_writers(v1);
+		test_read_snapshot(st, v1);
 		check_int(cow_view_close(v1), 0, "cow_view_close c1 (two writers)");
 	}
 	v1 = NULL;
