@@ -336,14 +336,15 @@ static void read_end(struct cow_db *db)
 {
 	if (!db->read_open)
 		return;
-	db->read_open = false;
 	if (!sqlite3_get_autocommit(db->sql)) {
 		sqlite3_stmt *s = prepared(db, S_COMMIT);
-		if (s) {
-			sqlite3_step(s);
+		int rc = s ? sqlite3_step(s) : SQLITE_ERROR;
+		if (s)
 			sqlite3_reset(s);
-		}
+		if (rc != SQLITE_DONE && !sqlite3_get_autocommit(db->sql))
+			return; /* still open (a query in progress): ended later */
 	}
+	db->read_open = false;
 }
 
 /* Before a query outside any transaction, while batching is on: open a

@@ -213,6 +213,20 @@ c_append_copyup() {
 	cmp "$T/big.expect" "$f"
 }
 
+c_large_writes() { # 1 MiB writes arrive spliced (max_write 1 MiB - 4 KiB): data must land whole
+	local f=$M1/scratch/large
+	head -c $((5 * 1024 * 1024 + 12345)) /dev/urandom >"$T/rand" || return 1
+	cp "$T/rand" "$T/large.expect" || return 1
+	dd if="$T/rand" of="$f" bs=1M status=none || return 1
+	# overwrite an unaligned range with unaligned requests, on both sides
+	for g in "$f" "$T/large.expect"; do
+		dd if="$T/rand" of="$g" bs=777777 skip=2 seek=3 count=2 conv=notrunc status=none || return 1
+	done
+	cmp "$T/large.expect" "$f" || return 1
+	sync && echo 3 >/proc/sys/vm/drop_caches # read back from the data file
+	cmp "$T/large.expect" "$f"
+}
+
 c_fd_before_copyup() { # a read fd opened before copy-up sees data written after it
 	local f=$M1/etc/motd got
 	exec 7<"$f" || return 1
@@ -457,6 +471,7 @@ fi
 
 check "copy-up: append to base file keeps st_ino, content right" c_append_copyup
 check "copy-up: fd opened before copy-up sees the write" c_fd_before_copyup
+check "large writes (spliced requests) read back whole, also uncached" c_large_writes
 check "copy-up: hardlinks stay linked across copy-up" c_hardlink_copyup
 check "metacopy: chmod/chown/setxattr/utimes on base file keep st_ino" c_metacopy_ino
 check "delete base file and base dir, recreate: empty" c_delete_base
