@@ -156,7 +156,13 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_INODE_DEL] = "DELETE FROM inodes WHERE layer = :layer AND ino = :ino",
     [S_INODE_UNLINKED] = "SELECT ino, data_layer FROM inodes WHERE layer = :layer AND nlink = 0 AND mode != 0",
     [S_DATA_ALL] = "SELECT layer, ino FROM inodes WHERE data_layer = layer",
-    [S_DATA_REF] = "SELECT 1 FROM inodes WHERE data_layer = :layer AND ino = :ino LIMIT 1",
+    /* by primary key: the layer's own row first (the usual owner of its
+     * data files), then the rows of every layer (metadata copied up above
+     * the data); a scan of all inodes per data file made gc and fsck
+     * quadratic */
+    [S_DATA_REF] = "SELECT 1 FROM inodes WHERE layer = :layer AND ino = :ino AND data_layer = :layer"
+		   " UNION ALL SELECT 1 FROM inodes WHERE layer IN (SELECT id FROM layers) AND ino = :ino"
+		   " AND data_layer = :layer LIMIT 1",
     [S_DIRENT_GET] = "SELECT ino, type FROM dirents WHERE layer = :layer AND parent = :parent AND name = :name",
     [S_DIRENT_PUT] = "INSERT OR REPLACE INTO dirents (layer, parent, name, ino, type)"
 		     " VALUES (:layer, :parent, :name, :ino, :type)",
