@@ -68,6 +68,9 @@ void cow_db_rollback(struct cow_db *db);
 void cow_db_batching(struct cow_db *db, bool on);
 int cow_db_begin_batched(struct cow_db *db);
 int cow_db_flush(struct cow_db *db, bool durable);
+/* Make every commit so far durable (the WAL synced), without the db lock:
+ * syncs of concurrent callers are grouped (group commit). */
+int cow_db_sync(struct cow_db *db);
 /* While batching is on, queries of objects (inodes, names, xattrs) also
  * share one read transaction, up to a second old (store.c, read_begin). */
 /* Data first: @fd (owned by the db from now on) is fdatasync'd before

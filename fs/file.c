@@ -291,22 +291,28 @@ int cow_fsync(struct cow_file *f, bool datasync)
 	cow_fd_put(fd);
 	if (r < 0)
 		return r;
-	/* then the metadata and every name committed so far */
+	/* then the metadata and every name committed so far: committed
+	 * under the locks, made durable after them, so that other clients'
+	 * operations do not wait for the disk and concurrent syncs share one
+	 * flush (cow_db_sync) */
 	struct cow_db *db = v->st->db;
 	pthread_mutex_lock(&ip->lock);
 	cow_db_lock(db);
-	r = cow_db_begin(db);
-	if (r == 0) {
-		if (ip->dirty && ip->row.nlink > 0)
+	if (ip->dirty && ip->row.nlink > 0) {
+		r = cow_db_begin(db);
+		if (r == 0) {
 			r = cow_inode_store(v, ip);
-		if (r == 0)
-			r = cow_db_commit(db, true);
-		else
-			cow_db_rollback(db);
+			if (r == 0)
+				r = cow_db_commit(db, false);
+			else
+				cow_db_rollback(db);
+		}
+	} else {
+		r = cow_db_flush(db, false); /* an open batch: the names before */
 	}
 	cow_db_unlock(db);
 	pthread_mutex_unlock(&ip->lock);
-	return r;
+	return r < 0 ? r : cow_db_sync(db);
 }
 
 int cow_release(struct cow_file *f)

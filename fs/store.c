@@ -208,6 +208,10 @@ struct cow_db {
 	bool turn_held;	       /* we are the writer waiting for its turn */
 	int64_t busy_since;    /* when the waiting for the write lock began */
 	int64_t batch_checked; /* when an open batch last looked for a waiter */
+	/* group commit (see wal_sync): */
+	_Atomic uint64_t commits; /* commits so far, counted under lock */
+	pthread_mutex_t sync_lock;
+	uint64_t synced; /* commits made durable so far (sync_lock) */
 };
 
 #define BUSY_TIMEOUT_MS 10000
@@ -274,6 +278,7 @@ static int busy_wait(void *arg, int count)
 }
 
 static int sync_data(struct cow_db *db);
+static int committed(struct cow_db *db, int r);
 
 static int map_rc(struct cow_db *db, int rc)
 {
@@ -497,7 +502,7 @@ static int migrate(struct cow_db *db)
 		r = exec(db, sql);
 	}
 	if (r == 0)
-		r = exec(db, "COMMIT");
+		r = committed(db, exec(db, "COMMIT"));
 	if (r < 0)
 		exec(db, "ROLLBACK");
 	return r;
@@ -511,6 +516,7 @@ int cow_db_open(const char *path, int flags, struct cow_db **ret)
 	if (!db)
 		return -ENOMEM;
 	pthread_mutex_init(&db->lock, NULL);
+	pthread_mutex_init(&db->sync_lock, NULL);
 	db->turn_fd = -1;
 	if (!(flags & COW_STORE_READONLY)) {
 		const char *slash = strrchr(path, '/');
@@ -595,6 +601,7 @@ void cow_db_close(struct cow_db *db)
 	if (db->turn_fd >= 0)
 		close(db->turn_fd);
 	pthread_mutex_destroy(&db->lock);
+	pthread_mutex_destroy(&db->sync_lock);
 	free(db);
 }
 
@@ -719,19 +726,44 @@ int cow_db_sync_before_commit(struct cow_db *db, int fd)
 	return 0;
 }
 
+/* synchronous=NORMAL commits without syncing the WAL; syncing it makes
+ * every commit so far durable, which is what synchronous=FULL would have
+ * done at the last one.  Group commit: syncs take turns, and whoever
+ * gets the turn after a sync that began after its commit has nothing to
+ * do; so N clients syncing at once cost about two syncs, not N, and the
+ * db lock need not be held while the disk flushes (cow_db_sync). */
 static int wal_sync(struct cow_db *db)
 {
-	/* synchronous=NORMAL commits without syncing the WAL; syncing it
-	 * now makes every commit so far durable, which is what
-	 * synchronous=FULL would have done at the last one. */
-	int r = 0, fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (fdatasync(fd) < 0)
+	uint64_t mine = atomic_load(&db->commits);
+	int r = 0;
+	pthread_mutex_lock(&db->sync_lock);
+	if (db->synced < mine) {
+		uint64_t covered = atomic_load(&db->commits);
+		int fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (fdatasync(fd) < 0)
+				r = -errno;
+			close(fd);
+		} else if (errno != ENOENT) {
 			r = -errno;
-		close(fd);
-	} else if (errno != ENOENT) {
-		r = -errno;
+		}
+		if (r == 0)
+			db->synced = covered;
 	}
+	pthread_mutex_unlock(&db->sync_lock);
+	return r;
+}
+
+int cow_db_sync(struct cow_db *db)
+{
+	return wal_sync(db);
+}
+
+/* A COMMIT that took (@r == 0): one more for wal_sync to cover. */
+static int committed(struct cow_db *db, int r)
+{
+	if (r == 0)
+		atomic_fetch_add(&db->commits, 1);
 	return r;
 }
 
@@ -741,7 +773,7 @@ static int batch_commit(struct cow_db *db, bool durable)
 	reserve_check(db);
 	int r = sync_data(db);
 	if (r == 0)
-		r = run(db, stmt(db, S_COMMIT));
+		r = committed(db, run(db, stmt(db, S_COMMIT)));
 	if (r < 0 && !sqlite3_get_autocommit(db->sql))
 		run(db, stmt(db, S_ROLLBACK));
 	batch_ended(db, r == 0);
@@ -810,7 +842,7 @@ int cow_db_commit(struct cow_db *db, bool durable)
 	reserve_check(db);
 	int r = sync_data(db);
 	if (r == 0)
-		r = run(db, stmt(db, S_COMMIT));
+		r = committed(db, run(db, stmt(db, S_COMMIT)));
 	if (r < 0) {
 		cow_db_rollback(db);
 		return r;

@@ -574,6 +574,85 @@ static void test_two_writers(struct cow_view *v1)
 	cow_store_close(st2);
 }
 
+/* Concurrent fsyncs (grouped: cow_db_sync) each return only once what
+ * they cover is committed: a second connection sees every file. */
+struct syncer {
+	struct cow_view *v;
+	uint64_t dir;
+	int id, err;
+};
+
+#define SYNC_FILES 20
+
+static void *syncer_main(void *arg)
+{
+	struct syncer *s = arg;
+	char name[64], buf[4096];
+	memset(buf, 'a' + s->id, sizeof(buf));
+	for (int i = 0; i < SYNC_FILES && !s->err; i++) {
+		struct cow_file *f;
+		struct cow_attr a;
+		snprintf(name, sizeof(name), "s%d-%d", s->id, i);
+		int r = cow_create(s->v, s->dir, name, 0644, O_RDWR | O_CREAT, &cred, &f, &a);
+		if (r == 0) {
+			ssize_t n = cow_write(f, buf, sizeof(buf), 0);
+			r = n < 0 ? (int)n : n != sizeof(buf) ? -EIO : cow_fsync(f, false);
+			cow_release(f);
+			cow_forget(s->v, a.ino, 1);
+		}
+		s->err = r;
+	}
+	return NULL;
+}
+
+static void test_concurrent_fsync(struct cow_view *v1)
+{
+	struct syncer s[4];
+	pthread_t t[4];
+	struct cow_attr a;
+	char details[256], name[64];
+	int r = cow_mkdir(v1, cow_view_root(v1), "syncs", 0755, &cred, &a);
+	if (!check_int(r, 0, "mkdir syncs"))
+		return;
+	for (int k = 0; k < 4; k++) {
+		s[k] = (struct syncer){.v = v1, .dir = a.ino, .id = k};
+		if (pthread_create(&t[k], NULL, syncer_main, &s[k]) != 0)
+			bail("pthread_create");
+	}
+	int err = 0;
+	for (int k = 0; k < 4; k++) {
+		pthread_join(t[k], NULL);
+		if (s[k].err)
+			err = s[k].err;
+	}
+	check_int(err, 0, "4 threads create, write and fsync 20 files each");
+	/* the view keeps batching: only the fsyncs can have committed them */
+	struct cow_store *st2 = NULL;
+	struct cow_view *v = NULL;
+	r = cow_store_open(storedir, 0, &st2);
+	if (r == 0)
+		r = cow_view_open(st2, "c1", NULL, COW_VIEW_READONLY, &v);
+	if (check_int(r, 0, "a read-only view of c1 on a second connection")) {
+		struct cow_attr d;
+		int seen = 0;
+		r = cow_lookup(v, cow_view_root(v), "syncs", &d);
+		for (int k = 0; r == 0 && k < 4; k++)
+			for (int i = 0; i < SYNC_FILES; i++) {
+				struct cow_attr f;
+				snprintf(name, sizeof(name), "s%d-%d", k, i);
+				if (cow_lookup(v, d.ino, name, &f) == 0) {
+					seen += f.size == 4096;
+					cow_forget(v, f.ino, 1);
+				}
+			}
+		snprintf(details, sizeof(details), "%d of %d seen with their size", seen, 4 * SYNC_FILES);
+		check(seen == 4 * SYNC_FILES, details, "the second connection sees every fsynced file");
+		cow_view_close(v);
+	}
+	cow_store_close(st2);
+	cow_forget(v1, a.ino, 1);
+}
+
 /* A view's object queries share one read transaction, up to a second old
  * (store.c, read_begin).  What another process adds meanwhile must still
  * be seen where it matters: a client and an image imported through a
@@ -1532,6 +1611,7 @@ int main(void)
 	if (check_int(r, 0, "cow_view_open c1 (two writers)")) {
 		test_two_writers(v1);
 		test_read_snapshot(st, v1);
+		test_concurrent_fsync(v1);
 		check_int(cow_view_close(v1), 0, "cow_view_close c1 (two writers)");
 	}
 	v1 = NULL;
