@@ -468,7 +468,9 @@ EOF
 
 commit=$(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 dirty=
-[ -z "$(git -C "$src" status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty=" (with uncommitted changes)"
+# the results file itself (its hand-written part) does not count
+[ -z "$(git -C "$src" status --porcelain --untracked-files=no -- . ':!bench/RESULTS.md' 2>/dev/null)" ] ||
+	dirty=" (with uncommitted changes)"
 if [ -n "$out" ] || [ "$smoke" = 0 ]; then
 	out=${out:-$src/bench/RESULTS.md}
 	kept=$work/kept.md
