@@ -209,7 +209,7 @@ struct cow_db {
 	int64_t busy_since;    /* when the waiting for the write lock began */
 	int64_t batch_checked; /* when an open batch last looked for a waiter */
 	/* group commit (see wal_sync): */
-	_Atomic uint64_t commits; /* commits so far, counted under lock */
+	_Atomic uint64_t commits; /* commits so far, at least (count_commit) */
 	pthread_mutex_t sync_lock;
 	uint64_t synced; /* commits made durable so far (sync_lock) */
 };
@@ -277,8 +277,17 @@ static int busy_wait(void *arg, int count)
 	return 1;
 }
 
+/* After a statement: if no transaction is open now, whatever it wrote
+ * is committed, one more for wal_sync to cover.  Counted once the commit
+ * is written (sqlite's commit hook runs before), and read-only
+ * statements count too: a count too many costs at most a sync. */
+static void count_commit(struct cow_db *db)
+{
+	if (sqlite3_get_autocommit(db->sql))
+		atomic_fetch_add(&db->commits, 1);
+}
+
 static int sync_data(struct cow_db *db);
-static int committed(struct cow_db *db, int r);
 
 static int map_rc(struct cow_db *db, int rc)
 {
@@ -417,6 +426,7 @@ static int run(struct cow_db *db, sqlite3_stmt *s)
 		return -EIO;
 	int rc = sqlite3_step(s);
 	turn_release(db);
+	count_commit(db);
 	int r = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : map_rc(db, rc);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
@@ -434,6 +444,7 @@ static int step(struct cow_db *db, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 	turn_release(db);
+	count_commit(db);
 	if (rc == SQLITE_ROW)
 		return 1;
 	if (rc == SQLITE_DONE)
@@ -447,6 +458,7 @@ static int exec(struct cow_db *db, const char *sql)
 	read_end(db);
 	int rc = sqlite3_exec(db->sql, sql, NULL, NULL, &err);
 	turn_release(db);
+	count_commit(db);
 	if (rc != SQLITE_OK) {
 		int r = map_rc(db, rc);
 		if (err)
@@ -502,7 +514,7 @@ static int migrate(struct cow_db *db)
 		r = exec(db, sql);
 	}
 	if (r == 0)
-		r = committed(db, exec(db, "COMMIT"));
+		r = exec(db, "COMMIT");
 	if (r < 0)
 		exec(db, "ROLLBACK");
 	return r;
@@ -759,21 +771,13 @@ int cow_db_sync(struct cow_db *db)
 	return wal_sync(db);
 }
 
-/* A COMMIT that took (@r == 0): one more for wal_sync to cover. */
-static int committed(struct cow_db *db, int r)
-{
-	if (r == 0)
-		atomic_fetch_add(&db->commits, 1);
-	return r;
-}
-
 /* Commit the open batch. */
 static int batch_commit(struct cow_db *db, bool durable)
 {
 	reserve_check(db);
 	int r = sync_data(db);
 	if (r == 0)
-		r = committed(db, run(db, stmt(db, S_COMMIT)));
+		r = run(db, stmt(db, S_COMMIT));
 	if (r < 0 && !sqlite3_get_autocommit(db->sql))
 		run(db, stmt(db, S_ROLLBACK));
 	batch_ended(db, r == 0);
@@ -842,7 +846,7 @@ int cow_db_commit(struct cow_db *db, bool durable)
 	reserve_check(db);
 	int r = sync_data(db);
 	if (r == 0)
-		r = committed(db, run(db, stmt(db, S_COMMIT)));
+		r = run(db, stmt(db, S_COMMIT));
 	if (r < 0) {
 		cow_db_rollback(db);
 		return r;
