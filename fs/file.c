@@ -207,21 +207,6 @@ static void written(struct cow_file *f, struct cow_fd *fd)
 	cow_inode_mark_dirty(f->v, ip);
 }
 
-ssize_t cow_write(struct cow_file *f, const void *buf, size_t size, off_t off)
-{
-	struct cow_fd *fd;
-	int r = wfd_get(f, &fd);
-	if (r < 0)
-		return r;
-	ssize_t n = pwrite(fd->fd, buf, size, off); /* front ends resolve O_APPEND */
-	if (n < 0)
-		n = -errno;
-	else
-		written(f, fd);
-	cow_fd_put(fd);
-	return n;
-}
-
 int cow_write_fd(struct cow_file *f, int *ret_fd, void **ret_token)
 {
 	struct cow_fd *fd;
@@ -236,9 +221,23 @@ int cow_write_fd(struct cow_file *f, int *ret_fd, void **ret_token)
 void cow_write_done(struct cow_file *f, void *token, ssize_t written_bytes)
 {
 	struct cow_fd *fd = token;
-	if (written_bytes > 0)
+	if (written_bytes >= 0)
 		written(f, fd);
 	cow_fd_put(fd);
+}
+
+ssize_t cow_write(struct cow_file *f, const void *buf, size_t size, off_t off)
+{
+	int fd;
+	void *token;
+	int r = cow_write_fd(f, &fd, &token);
+	if (r < 0)
+		return r;
+	ssize_t n = pwrite(fd, buf, size, off); /* front ends resolve O_APPEND */
+	if (n < 0)
+		n = -errno;
+	cow_write_done(f, token, n);
+	return n;
 }
 
 int cow_fallocate(struct cow_file *f, int mode, off_t off, off_t len)

@@ -357,17 +357,37 @@ static void cowfuse_create(fuse_req_t req, fuse_ino_t parent, const char *name, 
 	}
 }
 
+/* The request's file and its data fd, to read (-1: no data yet) or to
+ * write (copied up first); give them back with cow_read_done or
+ * cow_write_done, then put_file.  On error nothing is held. */
+static int get_data_fd(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, bool write, struct cow_file **ret_f,
+		       int *ret_fd, void **ret_token)
+{
+	int r = get_file(req, ino, fi, write, ret_f);
+	if (r < 0)
+		return r;
+	r = write ? cow_write_fd(*ret_f, ret_fd, ret_token) : cow_read_fd(*ret_f, ret_fd, ret_token);
+	if (r < 0)
+		put_file(fi, *ret_f);
+	return r;
+}
+
+/* @size bytes of @fd from @off, for fuse_reply_data and fuse_buf_copy. */
+static struct fuse_bufvec fd_bufvec(size_t size, int fd, off_t off)
+{
+	struct fuse_bufvec b = FUSE_BUFVEC_INIT(size);
+	b.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	b.buf[0].fd = fd;
+	b.buf[0].pos = off;
+	return b;
+}
+
 static void cowfuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct cow_file *f;
 	int fd;
 	void *token;
-	int r = get_file(req, ino, fi, false, &f);
-	if (r == 0) {
-		r = cow_read_fd(f, &fd, &token);
-		if (r < 0)
-			put_file(fi, f);
-	}
+	int r = get_data_fd(req, ino, fi, false, &f, &fd, &token);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -375,10 +395,7 @@ static void cowfuse_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (fd < 0) {
 		fuse_reply_buf(req, NULL, 0);
 	} else {
-		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
-		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		buf.buf[0].fd = fd;
-		buf.buf[0].pos = off;
+		struct fuse_bufvec buf = fd_bufvec(size, fd, off);
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	}
 	cow_read_done(token);
@@ -395,20 +412,12 @@ static void cowfuse_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec
 	struct cow_file *f;
 	int fd;
 	void *token;
-	int r = get_file(req, ino, fi, true, &f);
-	if (r == 0) {
-		r = cow_write_fd(f, &fd, &token);
-		if (r < 0)
-			put_file(fi, f);
-	}
+	int r = get_data_fd(req, ino, fi, true, &f, &fd, &token);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
 	}
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = fd;
-	out.buf[0].pos = off;
+	struct fuse_bufvec out = fd_bufvec(fuse_buf_size(in), fd, off);
 	ssize_t n = fuse_buf_copy(&out, in, 0);
 	cow_write_done(f, token, n);
 	put_file(fi, f);
