@@ -208,7 +208,7 @@ struct cow_db {
 	bool turn_held;	       /* we are the writer waiting for its turn */
 	int64_t busy_since;    /* when the waiting for the write lock began */
 	int64_t batch_checked; /* when an open batch last looked for a waiter */
-	/* group commit (see wal_sync): */
+	/* group commit (see cow_db_sync): */
 	_Atomic uint64_t commits; /* commits so far, at least (count_commit) */
 	pthread_mutex_t sync_lock;
 	uint64_t synced; /* commits made durable so far (sync_lock) */
@@ -278,7 +278,7 @@ static int busy_wait(void *arg, int count)
 }
 
 /* After a statement: if no transaction is open now, whatever it wrote
- * is committed, one more for wal_sync to cover.  Counted once the commit
+ * is committed, one more for cow_db_sync to cover.  Counted once the commit
  * is written (sqlite's commit hook runs before), and read-only
  * statements count too: a count too many costs at most a sync. */
 static void count_commit(struct cow_db *db)
@@ -370,9 +370,9 @@ static void read_end(struct cow_db *db)
 /* Before a query outside any transaction, while batching is on: open a
  * read transaction that later queries share, until cow_db_flush() (the
  * flusher, within a second), a query of clients, images or layers, the
- * end of batching or the next write ends it.  Queries then see the database as it was when the
- * first of them ran, plus this connection's own writes (a writer ends it
- * first).  Only queries of objects (inodes, names, xattrs) share it,
+ * end of batching or the next write ends it.  Queries then see the
+ * database as it was when the first of them ran, plus this connection's
+ * own writes (a writer ends it first).  Only queries of objects (inodes, names, xattrs) share it,
  * and nothing changes those under a running view: its layer is its own
  * and image layers never change.  Clients, images and layers, which
  * other processes change, are always read fresh (see stmt). */
@@ -392,15 +392,14 @@ static void read_begin(struct cow_db *db)
 static sqlite3_stmt *stmt(struct cow_db *db, enum stmt_id id)
 {
 	sqlite3_stmt *s = prepared(db, id);
-	if (s && id > S_BEGIN_READ) {
-		/* object queries share the read transaction; clients, images and
-		 * layers (which other processes change) are read fresh; writes
-		 * never join a read transaction */
-		if (id >= S_INODE_GET && sqlite3_stmt_readonly(s))
-			read_begin(db);
-		else
-			read_end(db);
-	}
+	/* object queries share the read transaction; clients, images and
+	 * layers (which other processes change) are read fresh; writes, and
+	 * BEGIN IMMEDIATE, never join a read transaction (inside a write
+	 * transaction there is none to end) */
+	if (s && id >= S_INODE_GET && sqlite3_stmt_readonly(s))
+		read_begin(db);
+	else if (s)
+		read_end(db);
 	return s;
 }
 
@@ -743,8 +742,8 @@ int cow_db_sync_before_commit(struct cow_db *db, int fd)
  * done at the last one.  Group commit: syncs take turns, and whoever
  * gets the turn after a sync that began after its commit has nothing to
  * do; so N clients syncing at once cost about two syncs, not N, and the
- * db lock need not be held while the disk flushes (cow_db_sync). */
-static int wal_sync(struct cow_db *db)
+ * db lock need not be held while the disk flushes. */
+int cow_db_sync(struct cow_db *db)
 {
 	uint64_t mine = atomic_load(&db->commits);
 	int r = 0;
@@ -766,11 +765,6 @@ static int wal_sync(struct cow_db *db)
 	return r;
 }
 
-int cow_db_sync(struct cow_db *db)
-{
-	return wal_sync(db);
-}
-
 /* Commit the open batch. */
 static int batch_commit(struct cow_db *db, bool durable)
 {
@@ -782,14 +776,13 @@ static int batch_commit(struct cow_db *db, bool durable)
 		run(db, stmt(db, S_ROLLBACK));
 	batch_ended(db, r == 0);
 	if (r == 0 && durable)
-		r = wal_sync(db);
+		r = cow_db_sync(db);
 	return r;
 }
 
 /* Take the write lock, after any other writer waiting for it. */
 static int begin_write(struct cow_db *db)
 {
-	read_end(db);
 	turn_yield(db);
 	return run(db, stmt(db, S_BEGIN));
 }
@@ -851,7 +844,7 @@ int cow_db_commit(struct cow_db *db, bool durable)
 		cow_db_rollback(db);
 		return r;
 	}
-	return durable ? wal_sync(db) : 0;
+	return durable ? cow_db_sync(db) : 0;
 }
 
 void cow_db_rollback(struct cow_db *db)
@@ -873,10 +866,11 @@ void cow_db_rollback(struct cow_db *db)
 void cow_db_batching(struct cow_db *db, bool on)
 {
 	db->batching += on ? 1 : -1;
-	if (db->batching == 0 && db->batch_open)
-		batch_commit(db, false);
-	if (db->batching == 0)
+	if (db->batching == 0) {
+		if (db->batch_open)
+			batch_commit(db, false);
 		read_end(db);
+	}
 }
 
 int cow_db_flush(struct cow_db *db, bool durable)
@@ -884,7 +878,7 @@ int cow_db_flush(struct cow_db *db, bool durable)
 	read_end(db);
 	if (db->batch_open)
 		return batch_commit(db, durable);
-	return durable ? wal_sync(db) : 0;
+	return durable ? cow_db_sync(db) : 0;
 }
 
 int cow_db_unlink_after_commit(struct cow_db *db, uint64_t layer, uint64_t ino)
