@@ -42,7 +42,26 @@ enum { COW_LAYER_IMAGE = 0, COW_LAYER_CLIENT = 1, COW_LAYER_DEAD = 2 };
 /* ---- store.c: the only file that talks to sqlite ---- */
 struct cow_db;
 
-int cow_db_open(const char *path, int flags, struct cow_db **ret);
+/* Open STORE/cowroot.db: @dirfd is the store directory (duplicated: every
+ * file beside the database is reached through it), @path the database's
+ * absolute path (for sqlite).  Refuses (-ENODATA, -EMEDIUMTYPE, -EPROTO)
+ * a database that is empty, foreign or newer unless @flags has
+ * COW_STORE_CREATE and the file is new; -EUCLEAN for a writer while the
+ * store is marked damaged (see cow_db_mark_damaged), unless
+ * COW_STORE_REPAIR; cow_db_open_errmsg() says why. */
+int cow_db_open(int dirfd, const char *path, int flags, struct cow_db **ret);
+/* The reason of the calling thread's last failed cow_db_open. */
+const char *cow_db_open_errmsg(void);
+/* The damaged mark: cowroot.db-damaged beside the database, holding why.
+ * Set when sqlite reports corruption or an integrity check fails, cleared
+ * by fsck once the database passes a full check. */
+void cow_db_mark_damaged(struct cow_db *db, const char *why);
+void cow_db_clear_damaged(struct cow_db *db);
+bool cow_db_marked_damaged(struct cow_db *db);
+/* Try to repair what sqlite can rebuild (the indexes): 0 when the database
+ * then passes the full integrity check, -EUCLEAN when it still does not
+ * (cow_db_errmsg says what is wrong), or another -errno. */
+int cow_db_repair(struct cow_db *db);
 void cow_db_close(struct cow_db *db);
 const char *cow_db_errmsg(struct cow_db *db);
 void cow_db_lock(struct cow_db *db);
@@ -119,6 +138,10 @@ int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct c
 /* Every layer id, with its kind, for fsck. */
 int cow_db_layer_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_layer_info *), void *arg);
 bool cow_db_layer_used(struct cow_db *db, uint64_t id);
+/* Was layer @id ever recorded in this database (it may be gone since)?
+ * Data files of a layer that never was are not this database's leftovers
+ * (a database replaced by another's): nothing removes them. */
+bool cow_db_layer_known(struct cow_db *db, uint64_t id);
 
 int cow_db_inode_get(struct cow_db *db, uint64_t layer, uint64_t ino, struct cow_irow *ret);
 int cow_db_inode_put(struct cow_db *db, uint64_t layer, const struct cow_irow *row);
@@ -149,7 +172,9 @@ int cow_db_xattr_del_all(struct cow_db *db, uint64_t layer, uint64_t ino);
  * chain of their layer, xattrs without inode) */
 int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg, const char *line), void *arg,
 			  uint64_t *ret_count);
-int cow_db_integrity(struct cow_db *db, bool *ret_ok);
+/* sqlite's own check (@full: integrity_check, else quick_check); a failed
+ * one marks the store damaged, cow_db_errmsg() gives the first findings. */
+int cow_db_integrity(struct cow_db *db, bool full, bool *ret_ok);
 
 /* ---- store.c / data.c: the store ---- */
 struct cow_store {

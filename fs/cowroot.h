@@ -40,19 +40,31 @@ struct cow_dirh;
 enum {
 	COW_STORE_CREATE = 1 << 0,   /* create (and initialise) if missing */
 	COW_STORE_READONLY = 1 << 1, /* never write the database */
+	COW_STORE_REPAIR = 1 << 2,   /* open for writing a store marked damaged (fsck) */
 };
 
-/* Open the store in directory @dir.  With COW_STORE_CREATE an empty or
- * missing directory becomes a new store.  Errors: -ENOENT (no store there),
- * -EEXIST (CREATE on an existing store), -EIO (corrupt database),
+/* Open the store in directory @dir (a relative @dir is resolved once, here:
+ * the store keeps working after the process changes its directory).  With
+ * COW_STORE_CREATE an empty or missing directory becomes a new store; only
+ * CREATE ever writes a schema.  Errors: -ENOENT (no store there), -EEXIST
+ * (CREATE on an existing store), -ENODATA (the database file is empty or
+ * holds no tables), -EMEDIUMTYPE (not a cowroot database), -EIO (corrupt
+ * database), -EUCLEAN (writing refused: the database failed an integrity
+ * check; fsck --repair, which opens with COW_STORE_REPAIR, or a restore),
  * -EAGAIN (database locked past the busy timeout), -EPROTO (schema newer
- * than this program), -ENOTDIR/-EACCES from the file system. */
+ * than this program), -ENOTDIR/-EACCES from the file system.  On failure
+ * cow_store_open_errmsg() explains it in one line. */
 int cow_store_open(const char *dir, int flags, struct cow_store **ret);
 void cow_store_close(struct cow_store *st);
+/* Why the calling thread's last cow_store_open() failed ("" if unknown). */
+const char *cow_store_open_errmsg(void);
 
 /* A short human explanation of the last database error on @st (valid until
- * the next call on @st), or NULL. */
+ * the next call on @st), or NULL.  After -EAGAIN it names the process that
+ * holds the database's write lock. */
 const char *cow_store_errmsg(struct cow_store *st);
+/* The store's directory, absolute. */
+const char *cow_store_dir(struct cow_store *st);
 
 /* ---- image.c / client.c: lifecycle ---- */
 
@@ -205,12 +217,20 @@ struct cow_fsck_report {
 	uint64_t dangling;	/* entries/attrs/xattrs of no object, unlinked objects */
 	uint64_t dead_layers;	/* reset or removed, waiting for gc (not a problem) */
 	uint64_t unused_layers; /* layers no client or image uses, not marked dead */
+	uint64_t unknown_layers; /* data of layers this database never recorded: never removed */
 	uint64_t repaired;	/* problems fixed (with repair) */
-	bool db_ok;		/* sqlite integrity_check said ok */
+	bool db_ok;		/* sqlite integrity_check said ok (after repair, if any) */
+	bool db_repaired;	/* its indexes were rebuilt (with repair) */
+	bool db_unrepairable;	/* damaged beyond what repair can rebuild: restore it */
+	bool db_marked;		/* passes, but still marked damaged (writes refused) */
 };
 
-/* Check the store; with @repair remove orphans and dangling records.
- * @log (may be NULL) is called once per problem with a one-line text. */
+/* Check the store; with @repair remove orphans and dangling records, and
+ * rebuild damaged database indexes (what sqlite can rebuild; damaged tables
+ * are reported as unrepairable).  A failed integrity check marks the store
+ * damaged: writers are refused (-EUCLEAN) until a repair passes.  Open the
+ * store with COW_STORE_REPAIR for @repair.  @log (may be NULL) is called
+ * once per problem with a one-line text. */
 int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
 	     struct cow_fsck_report *ret);
 /* Only the data files no record references (what gc removes). */

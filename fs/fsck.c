@@ -138,6 +138,16 @@ static int check_data_dir(struct fsck *f)
 			continue;
 		}
 		bool exists = cow_db_layer_get(f->st->db, layer, &li) == 0;
+		if (!exists && !cow_db_layer_known(f->st->db, layer)) {
+			/* not a leftover of this database: of the database that was
+			 * here before it, maybe, and the only copy of that data */
+			f->rep->unknown_layers++;
+			say(f,
+			    "data/%llu belongs to no layer this database ever recorded (was the database replaced?):"
+			    " left alone",
+			    (unsigned long long)layer);
+			continue;
+		}
 		/* A running view, import, flatten or load writes data files
 		 * before the records naming them (an import's layer is not
 		 * even committed yet): its files cannot be judged meanwhile.
@@ -209,12 +219,36 @@ int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const cha
 	int r;
 
 	cow_db_lock(db);
-	r = cow_db_integrity(db, &rep.db_ok);
+	r = cow_db_integrity(db, true, &rep.db_ok);
 	if (r < 0)
 		goto out;
 	if (!rep.db_ok) {
 		say(&f, "database integrity check failed: %s", cow_db_errmsg(db) ? cow_db_errmsg(db) : "?");
-		goto out; /* nothing below can be trusted */
+		if (!f.repair)
+			goto out; /* nothing below can be trusted */
+		r = cow_db_repair(db);
+		if (r == -EUCLEAN) {
+			/* the tables themselves: what they held is not known */
+			say(&f, "the damage is in the database's tables, which fsck cannot rebuild: restore %s/cowroot.db"
+				" from a backup (or salvage what sqlite can read with 'sqlite3 cowroot.db .recover')",
+			    cow_store_dir(st));
+			rep.db_unrepairable = true;
+			r = 0;
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+		say(&f, "database indexes rebuilt: the database passes its integrity check");
+		rep.db_ok = true;
+		rep.db_repaired = true;
+		rep.repaired++;
+	}
+	if (f.repair)
+		cow_db_clear_damaged(db); /* it passed: writes may go on */
+	else if (cow_db_marked_damaged(db)) {
+		rep.db_marked = true;
+		say(&f, "the store is marked damaged (writes are refused) but its database passes the check now;"
+			" 'fsck --repair' clears the mark");
 	}
 	/* one transaction: a consistent picture, and repairs all or nothing */
 	r = cow_db_begin(db);

@@ -314,6 +314,16 @@ int cow_gc(struct cow_store *st, cow_progress_fn progress, void *arg, struct cow
 
 	if (st->readonly)
 		return -EROFS;
+	/* gc removes what the database no longer names: only a database
+	 * that passes sqlite's check can say what that is */
+	bool ok;
+	cow_db_lock(db);
+	r = cow_db_integrity(db, false, &ok);
+	cow_db_unlock(db);
+	if (r == 0 && !ok)
+		r = -EUCLEAN;
+	if (r < 0)
+		return r;
 	cow_db_lock(db);
 	r = cow_db_layer_foreach(db, collect_dead, &dead);
 	cow_db_unlock(db);

@@ -89,6 +89,8 @@ enum stmt_id {
 	S_LAYER_DROP_INODES,
 	S_LAYER_DROP_DIRENTS,
 	S_LAYER_DROP_XATTRS,
+	S_LAYER_HWM_SET,
+	S_LAYER_HWM_GET,
 	S_COUNT
 };
 
@@ -178,6 +180,12 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_LAYER_DROP_INODES] = "DELETE FROM inodes WHERE layer = :layer",
     [S_LAYER_DROP_DIRENTS] = "DELETE FROM dirents WHERE layer = :layer",
     [S_LAYER_DROP_XATTRS] = "DELETE FROM xattrs WHERE layer = :layer",
+    /* the highest layer id ever recorded: data of a higher one is no
+     * leftover of ours (see cow_db_layer_known) */
+    [S_LAYER_HWM_SET] = "INSERT INTO meta (key, value) VALUES ('layer_hwm', :id)"
+			" ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    [S_LAYER_HWM_GET] = "SELECT max(ifnull((SELECT value FROM meta WHERE key = 'layer_hwm'), 0),"
+			" ifnull((SELECT max(id) FROM layers), 0))",
 };
 
 struct unlink_list {
@@ -190,7 +198,8 @@ struct cow_db {
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmt[S_COUNT];
 	char errmsg[256];
-	char *wal_path;
+	int dirfd; /* the store directory: every file beside the database */
+	bool wal_dir_synced; /* the directory entry of the WAL is durable */
 	/* batching (see cow_db_begin_batched), protected by lock: */
 	int batching;			       /* users that asked for batches */
 	bool batch_open;		       /* a transaction spanning operations is open */
@@ -201,7 +210,8 @@ struct cow_db {
 	size_t nsync, capsync;
 	bool batch_lost;    /* a batch failed to commit (see cow_db_batch_lost) */
 	bool space_low;	    /* the reserve is given back (see cow_db_space_low) */
-	char *reserve_path; /* space held back for commits on a full disk */
+	bool writer;	    /* may write (the reserve and the damaged mark are its own) */
+	bool damaged;	    /* sqlite found corruption: no more writes (see map_rc) */
 	int64_t reserve_size;
 	/* taking turns with other writers (see turn_yield): */
 	int turn_fd;	       /* <db>-turn, -1 for a read-only connection */
@@ -215,6 +225,12 @@ struct cow_db {
 };
 
 #define BUSY_TIMEOUT_MS 10000
+#define COW_APPLICATION_ID 0x636f7772 /* "cowr", in the database header */
+#define WAL_NAME "cowroot.db-wal"
+#define SHM_NAME "cowroot.db-shm"
+#define TURN_NAME "cowroot.db-turn"
+#define DAMAGED_NAME "cowroot.db-damaged"
+#define RESERVE_NAME "reserve"
 #define TURN_CHECK_MS 20 /* how often an open batch looks for a waiting writer */
 #define TURN_YIELD_MS 50 /* at most this long for a waiting writer to begin */
 
@@ -289,6 +305,45 @@ static void count_commit(struct cow_db *db)
 
 static int sync_data(struct cow_db *db);
 
+/* Who holds the database's write lock: WAL mode takes it as byte 120 of
+ * the -shm file (sqlite's WAL_WRITE_LOCK), an fcntl lock that names its
+ * owner's pid; /proc says what that process is. */
+static void describe_holder(struct cow_db *db)
+{
+	int fd = openat(db->dirfd, SHM_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 120, .l_len = 1};
+	int rc = fcntl(fd, F_GETLK, &fl);
+	close(fd);
+	if (rc < 0 || fl.l_type == F_UNLCK)
+		return;
+	char who[160] = "";
+	if (fl.l_pid > 0) {
+		char proc[64];
+		snprintf(proc, sizeof(proc), "/proc/%d/cmdline", (int)fl.l_pid);
+		int cfd = open(proc, O_RDONLY | O_CLOEXEC);
+		ssize_t n = cfd < 0 ? -1 : read(cfd, who, sizeof(who) - 1);
+		if (cfd >= 0)
+			close(cfd);
+		if (n > 0) {
+			for (ssize_t i = 0; i < n; i++)
+				if (who[i] == 0 || who[i] == '\n')
+					who[i] = ' ';
+			who[n] = 0;
+			while (n > 0 && who[n - 1] == ' ')
+				who[--n] = 0;
+		}
+	}
+	if (fl.l_pid <= 0)
+		snprintf(db->errmsg, sizeof(db->errmsg), "the database is locked by a process of another pid namespace");
+	else if (who[0])
+		snprintf(db->errmsg, sizeof(db->errmsg), "the database is locked by process %d (%s)", (int)fl.l_pid,
+			 who);
+	else
+		snprintf(db->errmsg, sizeof(db->errmsg), "the database is locked by process %d", (int)fl.l_pid);
+}
+
 static int map_rc(struct cow_db *db, int rc)
 {
 	if (db && db->sql)
@@ -300,7 +355,16 @@ static int map_rc(struct cow_db *db, int rc)
 		return 0;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
+		if (db && db->sql)
+			describe_holder(db);
 		return -EAGAIN;
+	case SQLITE_CORRUPT:
+		/* writes stop until fsck has looked (see cow_db_open) */
+		if (db && db->sql) {
+			db->damaged = true;
+			cow_db_mark_damaged(db, db->errmsg);
+		}
+		return -EIO;
 	case SQLITE_FULL:
 		return -ENOSPC;
 	case SQLITE_NOMEM:
@@ -468,36 +532,108 @@ static int exec(struct cow_db *db, const char *sql)
 	return 0;
 }
 
-static int user_version(struct cow_db *db, int *ret)
+/* One integer from a pragma or a query that returns one row. */
+static int query_int(struct cow_db *db, const char *sql, int64_t *ret)
 {
 	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &s, NULL);
+	int rc = sqlite3_prepare_v2(db->sql, sql, -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return map_rc(db, rc);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
-		int r = map_rc(db, rc);
+		int r = rc == SQLITE_DONE ? -EIO : map_rc(db, rc);
 		sqlite3_finalize(s);
 		return r;
 	}
-	*ret = sqlite3_column_int(s, 0);
+	*ret = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	return 0;
 }
 
-static int migrate(struct cow_db *db)
+static int user_version(struct cow_db *db, int *ret)
 {
-	int version, r;
+	int64_t v;
+	int r = query_int(db, "PRAGMA user_version", &v);
+	if (r == 0)
+		*ret = (int)v;
+	return r;
+}
+
+/* Is this file a cowroot database this program can use?  Read before
+ * anything is written to it: an empty file (a failed copy, a full disk
+ * during a restore) must never become a fresh store, whose gc would then
+ * remove every data file beside it.  Sets *ret_stamp when the header
+ * lacks the application id (stores made before it was written). */
+static int check_identity(struct cow_db *db, bool creating, bool *ret_stamp)
+{
+	int64_t app, version, tables;
+	int r = query_int(db, "PRAGMA application_id", &app);
+	if (r < 0) {
+		int code = sqlite3_errcode(db->sql);
+		if (code == SQLITE_NOTADB) {
+			snprintf(db->errmsg, sizeof(db->errmsg), "not a database");
+			return -EMEDIUMTYPE;
+		}
+		return r;
+	}
+	r = query_int(db, "PRAGMA user_version", &version);
+	if (r == 0)
+		r = query_int(db, "SELECT count(*) FROM sqlite_schema", &tables);
+	if (r < 0)
+		return r;
+	*ret_stamp = app == 0;
+	if (app != 0 && app != COW_APPLICATION_ID) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "a database of another program (application id %#llx)",
+			 (unsigned long long)app);
+		return -EMEDIUMTYPE;
+	}
+	if (version == 0) {
+		if (tables == 0) {
+			if (creating)
+				return 0;
+			snprintf(db->errmsg, sizeof(db->errmsg), "the database is empty");
+			return -ENODATA;
+		}
+		snprintf(db->errmsg, sizeof(db->errmsg), "the database holds no cowroot schema");
+		return -EMEDIUMTYPE;
+	}
+	if (creating) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "a database is already there");
+		return -EEXIST;
+	}
+	if (version > cow_schema_version) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "store schema %lld is newer than this program's %d",
+			 (long long)version, cow_schema_version);
+		return -EPROTO;
+	}
+	if (app == 0) {
+		/* before the id was written: the tables tell */
+		int64_t ours;
+		r = query_int(db,
+			      "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+			      " AND name IN ('meta', 'layers', 'images', 'clients', 'inodes', 'dirents', 'xattrs')",
+			      &ours);
+		if (r < 0)
+			return r;
+		if (ours != 7) {
+			snprintf(db->errmsg, sizeof(db->errmsg), "the database holds no cowroot schema");
+			return -EMEDIUMTYPE;
+		}
+	}
+	return 0;
+}
+
+/* Bring the schema to this program's version.  @creating: the file was
+ * found empty by check_identity and is being made a store (only then is
+ * version 0 acceptable). */
+static int migrate(struct cow_db *db, bool creating, bool stamp)
+{
+	int version = 0, r;
 
 	r = user_version(db, &version);
 	if (r < 0)
 		return r;
-	if (version > cow_schema_version) {
-		snprintf(db->errmsg, sizeof(db->errmsg), "store schema %d is newer than this program's %d", version,
-			 cow_schema_version);
-		return -EPROTO;
-	}
-	if (version == cow_schema_version)
+	if (version == cow_schema_version && !stamp)
 		return 0;
 	turn_yield(db);
 	r = exec(db, "BEGIN IMMEDIATE");
@@ -505,11 +641,16 @@ static int migrate(struct cow_db *db)
 		return r;
 	/* re-read inside the write lock: another process may have migrated */
 	r = user_version(db, &version);
+	if (r == 0 && version == 0 && !creating) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "the database is empty");
+		r = -ENODATA;
+	}
 	for (int i = version; r == 0 && i < cow_schema_version; i++)
 		r = exec(db, cow_schema_migrations[i]);
 	if (r == 0) {
-		char sql[64];
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", cow_schema_version);
+		char sql[96];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d; PRAGMA application_id = %d", cow_schema_version,
+			 COW_APPLICATION_ID);
 		r = exec(db, sql);
 	}
 	if (r == 0)
@@ -519,32 +660,85 @@ static int migrate(struct cow_db *db)
 	return r;
 }
 
-int cow_db_open(const char *path, int flags, struct cow_db **ret)
+static _Thread_local char open_errmsg[256];
+
+const char *cow_db_open_errmsg(void)
+{
+	return open_errmsg;
+}
+
+/* Why the store is marked damaged, or false. */
+static bool damaged(int dirfd, char *why, size_t n)
+{
+	int fd = openat(dirfd, DAMAGED_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno != ENOENT; /* unreadable: assume the worst */
+	ssize_t len = read(fd, why, n - 1);
+	close(fd);
+	why[len > 0 ? len : 0] = 0;
+	char *nl = strchr(why, '\n');
+	if (nl)
+		*nl = 0;
+	return true;
+}
+
+void cow_db_mark_damaged(struct cow_db *db, const char *why)
+{
+	if (!db->writer && faccessat(db->dirfd, DAMAGED_NAME, F_OK, 0) == 0)
+		return;
+	int fd = openat(db->dirfd, DAMAGED_NAME ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return; /* a read-only store: the next writer's check finds it */
+	dprintf(fd, "%s\n", why);
+	fsync(fd);
+	close(fd);
+	if (renameat(db->dirfd, DAMAGED_NAME ".tmp", db->dirfd, DAMAGED_NAME) == 0)
+		fsync(db->dirfd);
+}
+
+bool cow_db_marked_damaged(struct cow_db *db)
+{
+	return faccessat(db->dirfd, DAMAGED_NAME, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+void cow_db_clear_damaged(struct cow_db *db)
+{
+	if (unlinkat(db->dirfd, DAMAGED_NAME, 0) == 0)
+		fsync(db->dirfd);
+}
+
+int cow_db_open(int dirfd, const char *path, int flags, struct cow_db **ret)
 {
 	struct cow_db *db = calloc(1, sizeof(*db));
+	bool creating = flags & COW_STORE_CREATE, stamp = false;
 	int r;
 
+	open_errmsg[0] = 0;
 	if (!db)
 		return -ENOMEM;
 	pthread_mutex_init(&db->lock, NULL);
 	pthread_mutex_init(&db->sync_lock, NULL);
 	db->turn_fd = -1;
-	if (!(flags & COW_STORE_READONLY)) {
-		const char *slash = strrchr(path, '/');
-		int dirlen = slash ? (int)(slash - path) : 1;
-		if (asprintf(&db->reserve_path, "%.*s/reserve", dirlen, slash ? path : ".") < 0)
-			db->reserve_path = NULL;
-	}
-	if (asprintf(&db->wal_path, "%s-wal", path) < 0) {
-		db->wal_path = NULL;
-		r = -ENOMEM;
+	db->writer = !(flags & COW_STORE_READONLY);
+	db->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	if (db->dirfd < 0) {
+		r = -errno;
 		goto fail;
 	}
+	if (db->writer && !(flags & COW_STORE_REPAIR)) {
+		char why[200];
+		if (damaged(db->dirfd, why, sizeof(why))) {
+			snprintf(db->errmsg, sizeof(db->errmsg), "the database failed an integrity check (%s)",
+				 why[0] ? why : "see " DAMAGED_NAME);
+			r = -EUCLEAN;
+			goto fail;
+		}
+	}
 	int oflags = SQLITE_OPEN_NOMUTEX;
-	if (flags & COW_STORE_READONLY)
+	if (!db->writer)
 		oflags |= SQLITE_OPEN_READONLY;
 	else
-		oflags |= SQLITE_OPEN_READWRITE | ((flags & COW_STORE_CREATE) ? SQLITE_OPEN_CREATE : 0);
+		oflags |= SQLITE_OPEN_READWRITE | (creating ? SQLITE_OPEN_CREATE : 0);
 	int rc = sqlite3_open_v2(path, &db->sql, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		r = map_rc(db, rc);
@@ -552,18 +746,15 @@ int cow_db_open(const char *path, int flags, struct cow_db **ret)
 	}
 	sqlite3_extended_result_codes(db->sql, 0);
 	sqlite3_busy_handler(db->sql, busy_wait, db);
-	if (!(flags & COW_STORE_READONLY)) {
-		char *turn;
-		if (asprintf(&turn, "%s-turn", path) < 0) {
-			r = -ENOMEM;
-			goto fail;
-		}
-		db->turn_fd = open(turn, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		free(turn);
+	if (db->writer) {
+		db->turn_fd = openat(db->dirfd, TURN_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 		/* without it writers just wait their turn less fairly */
 	}
-	/* The first statement that reads the file tells a non-database apart. */
-	if (!(flags & COW_STORE_READONLY)) {
+	/* what the file is, before anything is written to it */
+	r = check_identity(db, creating, &stamp);
+	if (r < 0)
+		goto fail;
+	if (db->writer) {
 		r = exec(db, "PRAGMA journal_mode = WAL");
 		if (r < 0)
 			goto fail;
@@ -572,24 +763,33 @@ int cow_db_open(const char *path, int flags, struct cow_db **ret)
 		     " PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY");
 	if (r < 0)
 		goto fail;
-	if (!(flags & COW_STORE_READONLY)) {
-		r = migrate(db);
+	if (db->writer) {
+		r = migrate(db, creating, stamp);
 		if (r < 0)
 			goto fail;
+		if (creating) {
+			/* the new database file's own directory entry */
+			r = cow_db_sync(db);
+			if (r == 0 && fsync(db->dirfd) < 0)
+				r = -errno;
+			if (r < 0)
+				goto fail;
+		}
 	} else {
-		int version;
+		int version = 0;
 		r = user_version(db, &version);
 		if (r < 0)
 			goto fail;
 		if (version != cow_schema_version) {
-			/* 0: not a cowroot database; older: needs a migration */
-			r = version > cow_schema_version ? -EPROTO : version > 0 ? -ESTALE : -EIO;
+			/* older: needs a migration (check_identity refused the rest) */
+			r = -ESTALE;
 			goto fail;
 		}
 	}
 	*ret = db;
 	return 0;
 fail:
+	snprintf(open_errmsg, sizeof(open_errmsg), "%s", db->errmsg);
 	if (ret)
 		*ret = NULL;
 	cow_db_close(db);
@@ -607,10 +807,10 @@ void cow_db_close(struct cow_db *db)
 	free(db->sync_fds);
 	free(db->pending.v);
 	free(db->committed.v);
-	free(db->wal_path);
-	free(db->reserve_path);
 	if (db->turn_fd >= 0)
 		close(db->turn_fd);
+	if (db->dirfd >= 0)
+		close(db->dirfd);
 	pthread_mutex_destroy(&db->lock);
 	pthread_mutex_destroy(&db->sync_lock);
 	free(db);
@@ -657,34 +857,25 @@ bool cow_db_batch_lost(struct cow_db *db)
 static void reserve_check(struct cow_db *db)
 {
 	struct statvfs sv;
-	if (!db->reserve_path || statvfs(db->reserve_path, &sv) < 0) {
-		/* the reserve is missing: ask the directory it lives in */
-		char dir[4096];
-		const char *slash = db->reserve_path ? strrchr(db->reserve_path, '/') : NULL;
-		if (!slash || (size_t)(slash - db->reserve_path) >= sizeof(dir))
-			return;
-		memcpy(dir, db->reserve_path, (size_t)(slash - db->reserve_path));
-		dir[slash - db->reserve_path] = 0;
-		if (statvfs(dir, &sv) < 0)
-			return;
-	}
+	if (!db->writer || fstatvfs(db->dirfd, &sv) < 0)
+		return;
 	int64_t total = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
 	int64_t avail = (int64_t)sv.f_bfree * (int64_t)sv.f_frsize;
 	int64_t size = total / 64;
 	size = size < (1 << 20) ? (1 << 20) : size > (16 << 20) ? (16 << 20) : size;
 	db->reserve_size = size;
 	struct stat st;
-	bool have = stat(db->reserve_path, &st) == 0;
+	bool have = fstatat(db->dirfd, RESERVE_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	db->space_low = !have && avail < 4 * size;
 	if (have && avail < 2 * size) {
-		unlink(db->reserve_path);
+		unlinkat(db->dirfd, RESERVE_NAME, 0);
 		db->space_low = true;
 	} else if (!have && avail > 4 * size) {
-		int fd = open(db->reserve_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		int fd = openat(db->dirfd, RESERVE_NAME, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 		if (fd < 0)
 			return;
 		if (posix_fallocate(fd, 0, size) != 0)
-			unlink(db->reserve_path);
+			unlinkat(db->dirfd, RESERVE_NAME, 0);
 		close(fd);
 	}
 }
@@ -750,13 +941,27 @@ int cow_db_sync(struct cow_db *db)
 	pthread_mutex_lock(&db->sync_lock);
 	if (db->synced < mine) {
 		uint64_t covered = atomic_load(&db->commits);
-		int fd = open(db->wal_path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
+		/* A writer's WAL exists from its first transaction until the
+		 * last connection closes, ours included: missing, it is an
+		 * error, never "nothing to sync". */
+		int fd = openat(db->dirfd, WAL_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0) {
+			r = -errno;
+			snprintf(db->errmsg, sizeof(db->errmsg), "cannot open the WAL to sync it: %s", strerror(errno));
+			if (r == -ENOENT)
+				r = -EIO;
+		} else {
 			if (fdatasync(fd) < 0)
 				r = -errno;
 			close(fd);
-		} else if (errno != ENOENT) {
-			r = -errno;
+		}
+		/* once per connection: the WAL's own name, so that a power
+		 * cut cannot take the file with every commit in it */
+		if (r == 0 && !db->wal_dir_synced) {
+			if (fsync(db->dirfd) < 0)
+				r = -errno;
+			else
+				db->wal_dir_synced = true;
 		}
 		if (r == 0)
 			db->synced = covered;
@@ -783,6 +988,10 @@ static int batch_commit(struct cow_db *db, bool durable)
 /* Take the write lock, after any other writer waiting for it. */
 static int begin_write(struct cow_db *db)
 {
+	if (db->damaged) {
+		snprintf(db->errmsg, sizeof(db->errmsg), "the database is damaged: no more writes until fsck");
+		return -EIO;
+	}
 	turn_yield(db);
 	return run(db, stmt(db, S_BEGIN));
 }
@@ -941,8 +1150,26 @@ int cow_db_layer_add(struct cow_db *db, uint64_t parent, int kind, uint64_t root
 	int r = run(db, s);
 	if (r < 0)
 		return r;
-	*ret_id = (uint64_t)sqlite3_last_insert_rowid(db->sql);
+	uint64_t id = (uint64_t)sqlite3_last_insert_rowid(db->sql);
+	s = stmt(db, S_LAYER_HWM_SET);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":id", (int64_t)id);
+	r = run(db, s);
+	if (r < 0)
+		return r;
+	*ret_id = id;
 	return 0;
+}
+
+bool cow_db_layer_known(struct cow_db *db, uint64_t id)
+{
+	sqlite3_stmt *s = stmt(db, S_LAYER_HWM_GET);
+	if (!s)
+		return true; /* when in doubt, nothing is removed */
+	bool known = step(db, s) == 1 && (uint64_t)sqlite3_column_int64(s, 0) >= id;
+	done(s);
+	return known;
 }
 
 static void layer_row(sqlite3_stmt *s, struct cow_layer_info *l)
@@ -1607,19 +1834,58 @@ int cow_db_xattr_del_all(struct cow_db *db, uint64_t layer, uint64_t ino)
 
 /* ---- fsck ---- */
 
-int cow_db_integrity(struct cow_db *db, bool *ret_ok)
+int cow_db_integrity(struct cow_db *db, bool full, bool *ret_ok)
 {
 	sqlite3_stmt *s;
-	int rc = sqlite3_prepare_v2(db->sql, "PRAGMA quick_check", -1, &s, NULL);
+	read_end(db);
+	int rc = sqlite3_prepare_v2(db->sql, full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)", -1, &s,
+				    NULL);
 	if (rc != SQLITE_OK)
 		return map_rc(db, rc);
 	rc = sqlite3_step(s);
 	bool ok = rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(s, 0), "ok");
-	if (!ok && rc == SQLITE_ROW)
-		snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_column_text(s, 0));
+	if (!ok && rc == SQLITE_ROW) {
+		/* the first findings, on one line */
+		size_t len = 0;
+		db->errmsg[0] = 0;
+		for (int i = 0; rc == SQLITE_ROW && i < 3; i++, rc = sqlite3_step(s))
+			len += (size_t)snprintf(db->errmsg + len, sizeof(db->errmsg) - len, "%s%s", i ? "; " : "",
+						sqlite3_column_text(s, 0));
+		rc = SQLITE_ROW;
+	}
+	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+		/* too damaged for the check itself to run */
+		snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_errmsg(db->sql));
+		ok = false;
+		rc = SQLITE_ROW;
+	}
 	int r = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : map_rc(db, rc);
 	sqlite3_finalize(s);
+	if (r == 0 && !ok)
+		cow_db_mark_damaged(db, db->errmsg);
 	*ret_ok = ok;
+	return r;
+}
+
+int cow_db_repair(struct cow_db *db)
+{
+	char before[sizeof(db->errmsg)];
+	snprintf(before, sizeof(before), "%s", db->errmsg);
+	/* indexes are derived from the tables: sqlite rebuilds them */
+	int r = exec(db, "REINDEX");
+	bool ok = false;
+	if (r == 0)
+		r = cow_db_integrity(db, true, &ok);
+	if (r == 0 && ok) {
+		db->damaged = false;
+		return 0;
+	}
+	if (r == 0 || r == -EIO) {
+		if (!ok && r == 0)
+			snprintf(before, sizeof(before), "%s", db->errmsg);
+		snprintf(db->errmsg, sizeof(db->errmsg), "%s", before);
+		return -EUCLEAN;
+	}
 	return r;
 }
 

@@ -36,20 +36,23 @@ void cow_ns_to_ts(int64_t ns, struct timespec *ts)
 
 /* ---- stores ---- */
 
+static _Thread_local char store_open_errmsg[320];
+
+const char *cow_store_open_errmsg(void)
+{
+	return store_open_errmsg;
+}
+
 int cow_store_open(const char *dir, int flags, struct cow_store **ret)
 {
 	struct cow_store *st = calloc(1, sizeof(*st));
 	int r;
 
+	store_open_errmsg[0] = 0;
 	if (!st)
 		return -ENOMEM;
 	st->dirfd = st->datafd = st->lockfd = -1;
 	st->readonly = flags & COW_STORE_READONLY;
-	st->dir = strdup(dir);
-	if (!st->dir) {
-		r = -ENOMEM;
-		goto fail;
-	}
 	if ((flags & COW_STORE_CREATE) && mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
 		goto fail;
@@ -59,7 +62,15 @@ int cow_store_open(const char *dir, int flags, struct cow_store **ret)
 		r = -errno;
 		goto fail;
 	}
-	bool exists = faccessat(st->dirfd, "cowroot.db", F_OK, 0) == 0;
+	/* Everything beside the database is reached through dirfd; sqlite
+	 * gets the database's absolute path, so that a daemon that changes
+	 * its directory (cowroot mount does) still syncs the right files. */
+	st->dir = realpath(dir, NULL);
+	if (!st->dir) {
+		r = -errno;
+		goto fail;
+	}
+	bool exists = faccessat(st->dirfd, "cowroot.db", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
 	if (flags & COW_STORE_CREATE) {
 		if (exists) {
 			r = -EEXIST;
@@ -78,19 +89,25 @@ int cow_store_open(const char *dir, int flags, struct cow_store **ret)
 		r = errno == ENOENT ? -EIO : -errno;
 		goto fail;
 	}
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/cowroot.db", dir);
-	r = cow_db_open(path, flags, &st->db);
+	char *path;
+	if (asprintf(&path, "%s/cowroot.db", st->dir) < 0) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = cow_db_open(st->dirfd, path, flags, &st->db);
 	if (r == -ESTALE) {
 		/* an older schema: a read-only user migrates it first, as any
 		 * writer would (fails with -EROFS/-EACCES if it may not) */
 		struct cow_db *db;
-		r = cow_db_open(path, flags & ~COW_STORE_READONLY, &db);
+		r = cow_db_open(st->dirfd, path, flags & ~COW_STORE_READONLY, &db);
 		if (r == 0) {
 			cow_db_close(db);
-			r = cow_db_open(path, flags, &st->db);
+			r = cow_db_open(st->dirfd, path, flags, &st->db);
 		}
 	}
+	if (r < 0)
+		snprintf(store_open_errmsg, sizeof(store_open_errmsg), "%s: %s", path, cow_db_open_errmsg());
+	free(path);
 	if (r < 0)
 		goto fail;
 	*ret = st;
@@ -98,6 +115,11 @@ int cow_store_open(const char *dir, int flags, struct cow_store **ret)
 fail:
 	cow_store_close(st);
 	return r;
+}
+
+const char *cow_store_dir(struct cow_store *st)
+{
+	return st->dir;
 }
 
 void cow_store_close(struct cow_store *st)

@@ -46,6 +46,8 @@ int usage_err(const char *usage)
 /* One line explaining why the store could not be opened. */
 void store_errmsg(int r, char *buf, size_t n)
 {
+	/* "STORE/cowroot.db: what is wrong with it", from the core */
+	const char *why = cow_store_open_errmsg();
 	switch (r) {
 	case -ENOENT:
 		snprintf(buf, n, "no store at '%s' (create one with 'cowroot --store %s init')", store_dir, store_dir);
@@ -53,15 +55,23 @@ void store_errmsg(int r, char *buf, size_t n)
 	case -EEXIST:
 		snprintf(buf, n, "a store already exists at '%s'", store_dir);
 		break;
+	case -ENODATA:
+		snprintf(buf, n, "%s: refusing a store whose database is empty (restore it from a backup)", why);
+		break;
+	case -EMEDIUMTYPE:
+		snprintf(buf, n, "%s: not a cowroot store database", why);
+		break;
+	case -EUCLEAN:
+		snprintf(buf, n, "%s: writing refused until 'cowroot fsck --repair' repairs it or it is restored", why);
+		break;
 	case -EIO:
-		snprintf(buf, n, "the store database at '%s/cowroot.db' is corrupt or not a cowroot database",
-			 store_dir);
+		snprintf(buf, n, "%s: the store database is corrupt or unreadable", why[0] ? why : store_dir);
 		break;
 	case -EAGAIN:
-		snprintf(buf, n, "the store database at '%s' is locked by another process; try again", store_dir);
+		snprintf(buf, n, "%s; try again", why[0] ? why : "the store database is locked by another process");
 		break;
 	case -EPROTO:
-		snprintf(buf, n, "the store at '%s' was written by a newer cowroot", store_dir);
+		snprintf(buf, n, "%s (written by a newer cowroot)", why[0] ? why : store_dir);
 		break;
 	case -ENOSPC:
 		snprintf(buf, n, "no space left on the device holding '%s'", store_dir);
@@ -566,7 +576,7 @@ static int cmd_fsck(int argc, char **argv)
 			return usage_err(usage);
 	}
 	struct cow_store *st;
-	if (open_store(repair ? 0 : COW_STORE_READONLY, &st))
+	if (open_store(repair ? COW_STORE_REPAIR : COW_STORE_READONLY, &st))
 		return 1;
 	struct cow_fsck_report rep;
 	int r = cow_fsck(st, repair, fsck_line, NULL, &rep);
@@ -575,8 +585,9 @@ static int cmd_fsck(int argc, char **argv)
 		err("fsck failed: %s", strerror(-r));
 		return 1;
 	}
-	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers + !rep.db_ok;
-	if (problems == 0) {
+	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers +
+			    rep.unknown_layers + !rep.db_ok + rep.db_marked;
+	if (problems == 0 && !rep.db_repaired) {
 		printf("store '%s' is consistent; nothing changed", store_dir);
 		if (rep.dead_layers)
 			printf(" (%llu layer(s) wait for 'cowroot gc')", (unsigned long long)rep.dead_layers);
@@ -584,12 +595,16 @@ static int cmd_fsck(int argc, char **argv)
 		return 0;
 	}
 	printf("%llu problem(s): %llu orphan data file(s), %llu missing data file(s), %llu dangling record(s), "
-	       "%llu unused layer(s)%s; %llu repaired\n",
+	       "%llu unused layer(s), %llu unknown layer(s)%s%s; %llu repaired\n",
 	       (unsigned long long)problems, (unsigned long long)rep.orphan_files, (unsigned long long)rep.missing_data,
 	       (unsigned long long)rep.dangling, (unsigned long long)rep.unused_layers,
-	       rep.db_ok ? "" : ", database damaged", (unsigned long long)rep.repaired);
+	       (unsigned long long)rep.unknown_layers, rep.db_ok ? "" : ", database damaged",
+	       rep.db_repaired ? ", database indexes rebuilt" : "", (unsigned long long)rep.repaired);
+	/* what repair cannot do, it has said (fsck_line): no advice to repeat */
 	if (!repair)
-		printf("run 'cowroot --store %s fsck --repair' to repair\n", store_dir);
+		printf("run 'cowroot --store %s fsck --repair' to repair what can be repaired\n", store_dir);
+	else if (rep.db_unrepairable)
+		printf("the database cannot be repaired here: writing to the store stays refused until it is restored\n");
 	return 1;
 }
 
