@@ -69,9 +69,6 @@ void cow_db_unlock(struct cow_db *db);
 /* Transactions (caller holds the db lock).  commit(durable) syncs the WAL. */
 int cow_db_begin(struct cow_db *db);
 int cow_db_commit(struct cow_db *db, bool durable);
-/* Did a batch of operations fail to commit since the last call?  Then
- * what memory holds is ahead of the database (db lock held). */
-bool cow_db_batch_lost(struct cow_db *db);
 /* Is the file system so full that the database's reserve is in use?  New
  * objects and xattrs are then refused (-ENOSPC), so that what room is left
  * records removals.  Takes the db lock (do not hold it). */
@@ -83,7 +80,9 @@ void cow_db_rollback(struct cow_db *db);
  * on its own: cow_db_flush() (the flusher, within a second), any durable
  * commit and any transaction begun with cow_db_begin() commit the batch.
  * Operations stay atomic and ordered, so a crash loses at most the
- * newest ones; cow_db_rollback() undoes one operation, not the batch. */
+ * newest ones; cow_db_rollback() undoes one operation, not the batch.
+ * A batch whose commit fails is done again from its redo log (store.c)
+ * until it commits; meanwhile later writes and syncs fail, unacknowledged. */
 void cow_db_batching(struct cow_db *db, bool on);
 int cow_db_begin_batched(struct cow_db *db);
 int cow_db_flush(struct cow_db *db, bool durable);

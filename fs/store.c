@@ -208,7 +208,12 @@ struct cow_db {
 	struct unlink_list pending, committed; /* data files to remove */
 	int *sync_fds;			       /* data written for the open transaction: synced before it commits */
 	size_t nsync, capsync;
-	bool batch_lost;    /* a batch failed to commit (see cow_db_batch_lost) */
+	/* the redo log of the open batch (see redo_replay): */
+	char **redo;		 /* the batch's writes, as SQL with their values */
+	size_t nredo, capredo;	 /* entries */
+	size_t redo_mark;	 /* entries before the running operation */
+	size_t redo_bytes;	 /* their size: a long batch commits early */
+	_Atomic bool redo_due;	 /* acknowledged writes wait for a commit that failed */
 	bool space_low;	    /* the reserve is given back (see cow_db_space_low) */
 	bool writer;	    /* may write (the reserve and the damaged mark are its own) */
 	bool damaged;	    /* sqlite found corruption: no more writes (see map_rc) */
@@ -304,6 +309,11 @@ static void count_commit(struct cow_db *db)
 }
 
 static int sync_data(struct cow_db *db);
+static void reserve_check(struct cow_db *db);
+static int redo_record(struct cow_db *db, sqlite3_stmt *s);
+static int redo_replay(struct cow_db *db);
+static int redo_due_first(struct cow_db *db);
+static void redo_truncate(struct cow_db *db, size_t n);
 
 /* Who holds the database's write lock: WAL mode takes it as byte 120 of
  * the -shm file (sqlite's WAL_WRITE_LOCK), an fcntl lock that names its
@@ -491,6 +501,8 @@ static int run(struct cow_db *db, sqlite3_stmt *s)
 	turn_release(db);
 	count_commit(db);
 	int r = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? 0 : map_rc(db, rc);
+	if (r == 0)
+		r = redo_record(db, s); /* failing, the operation fails */
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return r;
@@ -800,6 +812,10 @@ void cow_db_close(struct cow_db *db)
 {
 	if (!db)
 		return;
+	if (db->redo_due)
+		redo_due_first(db); /* the last chance (cow_db_flush says if it failed) */
+	redo_truncate(db, 0);
+	free(db->redo);
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->stmt[i]);
 	sqlite3_close_v2(db->sql);
@@ -830,24 +846,130 @@ static int unlink_add(struct unlink_list *l, uint64_t layer, uint64_t ino)
 	return 0;
 }
 
-/* The open batch committed (@ok) or was rolled back: its pending data
- * file removals may happen now, or never (their records are back). */
-static void batch_ended(struct cow_db *db, bool ok)
+/* ---- the redo log ----
+ * Operations join the open batch and are acknowledged before it commits.
+ * If that commit fails (an I/O error, a disk full past the reserve), sqlite
+ * rolls the whole transaction back, and what clients were told was done
+ * would be gone.  So every write of a batch is also kept as SQL text with
+ * its values, and a failed batch is replayed, in a new transaction, until
+ * it commits: right away, a few times, then before any later write (which
+ * fails, unacknowledged, while it cannot) and at every flush.  The writes
+ * of a batch touch only the rows of one view's layer, which no other
+ * process writes (the layer lock), so a replay after others committed
+ * yields what the batch would have.  An operation committed for real
+ * inside a batch (cow_db_begin) that fails is reported failed and dropped
+ * from the log. */
+
+#define REDO_MAX_BYTES (32 << 20) /* a batch holding more commits early */
+#define REDO_TRIES 4
+
+static void redo_truncate(struct cow_db *db, size_t n)
 {
-	db->batch_open = false;
-	if (!ok)
-		db->batch_lost = true;
-	for (size_t i = 0; ok && i < db->pending.n; i++)
+	while (db->nredo > n) {
+		char *e = db->redo[--db->nredo];
+		db->redo_bytes -= strlen(e);
+		sqlite3_free(e);
+	}
+	if (db->redo_mark > n)
+		db->redo_mark = n;
+}
+
+/* After statement @s ran inside the open batch: log it if it wrote. */
+static int redo_record(struct cow_db *db, sqlite3_stmt *s)
+{
+	if (!db->batch_open || sqlite3_stmt_readonly(s))
+		return 0;
+	if (db->nredo == db->capredo) {
+		size_t cap = db->capredo ? db->capredo * 2 : 256;
+		char **v = realloc(db->redo, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		db->redo = v;
+		db->capredo = cap;
+	}
+	char *sql = sqlite3_expanded_sql(s);
+	if (!sql)
+		return -ENOMEM;
+	db->redo[db->nredo++] = sql;
+	db->redo_bytes += strlen(sql);
+	return 0;
+}
+
+/* Data files whose removal waited for the batch: due now. */
+static void unlinks_committed(struct cow_db *db)
+{
+	for (size_t i = 0; i < db->pending.n; i++)
 		if (unlink_add(&db->committed, db->pending.v[i].layer, db->pending.v[i].ino) < 0)
 			break; /* left as an orphan for fsck */
 	db->pending.n = 0;
 }
 
-bool cow_db_batch_lost(struct cow_db *db)
+/* The batch's transaction is gone: do its logged writes again, in a new
+ * one, and commit (db lock held; the batch is closed).  When that keeps
+ * failing, the writes are done once more and left in an open transaction,
+ * the batch again, so that what was acknowledged is still what readers
+ * of this connection see; redo_due then holds off every later write until
+ * a commit succeeds. */
+static int redo_replay(struct cow_db *db)
 {
-	bool lost = db->batch_lost;
-	db->batch_lost = false;
-	return lost;
+	int r = 0;
+	for (int i = 0; i <= REDO_TRIES; i++) {
+		if (i) {
+			struct timespec ts = {0, 20000000L << i}; /* 40, 80, 160, 320 ms */
+			nanosleep(&ts, NULL);
+		}
+		reserve_check(db);
+		int rr = i < REDO_TRIES ? sync_data(db) : 0;
+		if (rr == 0)
+			rr = exec(db, "BEGIN IMMEDIATE");
+		for (size_t k = 0; rr == 0 && k < db->nredo; k++)
+			rr = exec(db, db->redo[k]);
+		if (i == REDO_TRIES) {
+			/* the last round: kept open, uncommitted */
+			db->redo_due = true;
+			db->batch_open = rr == 0;
+			if (rr < 0 && !sqlite3_get_autocommit(db->sql))
+				exec(db, "ROLLBACK");
+			break;
+		}
+		if (rr == 0)
+			rr = exec(db, "COMMIT");
+		if (rr == 0) {
+			redo_truncate(db, 0);
+			unlinks_committed(db);
+			db->redo_due = false;
+			return 0;
+		}
+		r = rr;
+		if (!sqlite3_get_autocommit(db->sql))
+			exec(db, "ROLLBACK");
+	}
+	return r;
+}
+
+/* The open batch committed (@ok) or failed to: then the writes of its
+ * first @keep log entries (the operations already acknowledged) are replayed. */
+static int batch_ended(struct cow_db *db, bool ok, size_t keep)
+{
+	db->batch_open = false;
+	if (ok) {
+		redo_truncate(db, 0);
+		unlinks_committed(db);
+		db->redo_due = false;
+		return 0;
+	}
+	redo_truncate(db, keep);
+	return redo_replay(db);
+}
+
+static int batch_commit(struct cow_db *db, bool durable, size_t keep);
+
+/* Before a write: the writes of a failed batch must commit first. */
+static int redo_due_first(struct cow_db *db)
+{
+	if (!db->redo_due)
+		return 0;
+	return db->batch_open ? batch_commit(db, false, db->nredo) : redo_replay(db);
 }
 
 /* A full disk must not stop the database from recording what was done
@@ -938,6 +1060,11 @@ int cow_db_sync(struct cow_db *db)
 {
 	uint64_t mine = atomic_load(&db->commits);
 	int r = 0;
+	if (db->redo_due) {
+		/* acknowledged writes are not even committed */
+		snprintf(db->errmsg, sizeof(db->errmsg), "earlier changes could not be committed yet");
+		return -EIO;
+	}
 	pthread_mutex_lock(&db->sync_lock);
 	if (db->synced < mine) {
 		uint64_t covered = atomic_load(&db->commits);
@@ -970,8 +1097,10 @@ int cow_db_sync(struct cow_db *db)
 	return r;
 }
 
-/* Commit the open batch. */
-static int batch_commit(struct cow_db *db, bool durable)
+/* Commit the open batch.  If that fails, the writes of its first @keep
+ * log entries (the operations already acknowledged) are replayed: 0 when
+ * all of them are committed that way, else the error. */
+static int batch_commit(struct cow_db *db, bool durable, size_t keep)
 {
 	reserve_check(db);
 	int r = sync_data(db);
@@ -979,10 +1108,15 @@ static int batch_commit(struct cow_db *db, bool durable)
 		r = run(db, stmt(db, S_COMMIT));
 	if (r < 0 && !sqlite3_get_autocommit(db->sql))
 		run(db, stmt(db, S_ROLLBACK));
-	batch_ended(db, r == 0);
-	if (r == 0 && durable)
-		r = cow_db_sync(db);
-	return r;
+	if (r < 0) {
+		bool whole = keep == db->nredo;
+		int rr = batch_ended(db, false, keep);
+		if (!whole || rr < 0)
+			return r; /* the running operation failed, unacknowledged */
+	} else {
+		batch_ended(db, true, 0);
+	}
+	return durable ? cow_db_sync(db) : 0;
 }
 
 /* Take the write lock, after any other writer waiting for it. */
@@ -996,12 +1130,22 @@ static int begin_write(struct cow_db *db)
 	return run(db, stmt(db, S_BEGIN));
 }
 
+/* The running operation's writes begin here in the log. */
+static int savepoint(struct cow_db *db)
+{
+	db->redo_mark = db->nredo;
+	return run(db, stmt(db, S_SAVEPOINT));
+}
+
 int cow_db_begin(struct cow_db *db)
 {
+	int r = redo_due_first(db);
+	if (r < 0)
+		return r;
 	if (db->batch_open) {
 		/* commits for real, and the batch with it */
 		db->op_batched = false;
-		return run(db, stmt(db, S_SAVEPOINT));
+		return savepoint(db);
 	}
 	return begin_write(db);
 }
@@ -1010,27 +1154,33 @@ int cow_db_begin_batched(struct cow_db *db)
 {
 	if (db->batching == 0)
 		return cow_db_begin(db);
+	int r = redo_due_first(db);
+	if (r < 0)
+		return r;
 	if (db->batch_open) {
-		/* another writer waits: the batch ends here, not at the flush */
+		/* another writer waits, or the batch is long: it ends here, not
+		 * at the flush */
 		int64_t now = mono_ms();
-		if (now - db->batch_checked >= TURN_CHECK_MS) {
+		bool end = db->redo_bytes > REDO_MAX_BYTES;
+		if (!end && now - db->batch_checked >= TURN_CHECK_MS) {
 			db->batch_checked = now;
-			if (turn_waiting(db)) {
-				int r = batch_commit(db, false);
-				if (r < 0)
-					return r;
-			}
+			end = turn_waiting(db);
+		}
+		if (end) {
+			r = batch_commit(db, false, db->nredo);
+			if (r < 0)
+				return r;
 		}
 	}
 	if (!db->batch_open) {
-		int r = begin_write(db);
+		r = begin_write(db);
 		if (r < 0)
 			return r;
 		db->batch_open = true;
 		db->batch_checked = mono_ms();
 	}
 	db->op_batched = true;
-	return run(db, stmt(db, S_SAVEPOINT));
+	return savepoint(db);
 }
 
 int cow_db_commit(struct cow_db *db, bool durable)
@@ -1043,7 +1193,7 @@ int cow_db_commit(struct cow_db *db, bool durable)
 		}
 		if (db->op_batched && !durable)
 			return 0;
-		return batch_commit(db, durable);
+		return batch_commit(db, durable, db->redo_mark);
 	}
 	reserve_check(db);
 	int r = sync_data(db);
@@ -1060,12 +1210,15 @@ void cow_db_rollback(struct cow_db *db)
 {
 	if (db->batch_open) {
 		if (sqlite3_get_autocommit(db->sql)) {
-			batch_ended(db, false); /* sqlite dropped the whole batch */
+			/* sqlite dropped the whole batch: all but this operation
+			 * is done again */
+			batch_ended(db, false, db->redo_mark);
 			return;
 		}
 		/* this operation only: the batch goes on */
 		run(db, stmt(db, S_ROLLBACK_TO));
 		run(db, stmt(db, S_RELEASE));
+		redo_truncate(db, db->redo_mark);
 		return;
 	}
 	if (!sqlite3_get_autocommit(db->sql))
@@ -1077,7 +1230,7 @@ void cow_db_batching(struct cow_db *db, bool on)
 	db->batching += on ? 1 : -1;
 	if (db->batching == 0) {
 		if (db->batch_open)
-			batch_commit(db, false);
+			batch_commit(db, false, db->nredo);
 		read_end(db);
 	}
 }
@@ -1086,7 +1239,10 @@ int cow_db_flush(struct cow_db *db, bool durable)
 {
 	read_end(db);
 	if (db->batch_open)
-		return batch_commit(db, durable);
+		return batch_commit(db, durable, db->nredo);
+	int r = redo_due_first(db);
+	if (r < 0)
+		return r;
 	return durable ? cow_db_sync(db) : 0;
 }
 

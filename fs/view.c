@@ -652,8 +652,6 @@ int cow_alloc_ino(struct cow_view *v, uint64_t *ret)
 
 /* ---- dirty metadata ---- */
 
-static void view_reload(struct cow_view *v);
-
 /* Write every dirty row in one transaction. */
 static int flush_dirty(struct cow_view *v, bool durable)
 {
@@ -703,7 +701,6 @@ static int flush_dirty(struct cow_view *v, bool durable)
 	}
 	if (r == 0)
 		r = cow_db_flush(db, durable);
-	bool lost = cow_db_batch_lost(db);
 	cow_db_unlock(db);
 	cow_data_reap(v->st);
 	for (size_t i = 0; i < n; i++) {
@@ -718,8 +715,6 @@ static int flush_dirty(struct cow_view *v, bool durable)
 		cow_inode_put(v, ip); /* the list's reference */
 	}
 	free(ips);
-	if (lost)
-		view_reload(v);
 	return r;
 }
 
@@ -1123,24 +1118,6 @@ static int pin_all(struct cow_view *v, struct cow_inode ***ret, size_t *ret_n)
 	*ret = ips;
 	*ret_n = n;
 	return ips ? 0 : -ENOMEM;
-}
-
-/* A batch failed to commit (an I/O error, a disk full past the reserve):
- * its operations are lost as in a crash.  Make memory what the database
- * says again, so that nothing built on a lost operation reaches it. */
-static void view_reload(struct cow_view *v)
-{
-	struct cow_inode **ips;
-	size_t n;
-	pthread_rwlock_wrlock(&v->ns_lock);
-	if (pin_all(v, &ips, &n) == 0) {
-		for (size_t i = 0; i < n; i++)
-			reset_inode(v, ips[i]);
-		for (size_t i = 0; i < n; i++)
-			cow_inode_put(v, ips[i]);
-	}
-	free(ips);
-	pthread_rwlock_unlock(&v->ns_lock);
 }
 
 int cow_view_reset(struct cow_view *v)

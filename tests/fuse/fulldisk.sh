@@ -9,6 +9,8 @@
 # what the writer was told succeeded.
 #
 # Env: COWROOT  path of the built cowroot CLI
+#      COW_FULL_RELATIVE=1  give the store as a path relative to the
+#                           current directory (the daemon changes its own)
 set -u
 export LC_ALL=C
 
@@ -41,7 +43,12 @@ S=$T/store
 M=$T/m
 mkdir -p "$T/src/etc" "$M"
 for i in $(seq 1 20); do echo "image file $i" >"$T/src/etc/f$i"; done
-cow() { "$COWROOT" --store "$S" "$@"; }
+if [ -n "${COW_FULL_RELATIVE:-}" ]; then
+	cd "$T" || exit 1
+	cow() { "$COWROOT" --store store "$@"; }
+else
+	cow() { "$COWROOT" --store "$S" "$@"; }
+fi
 trap 'fusermount3 -u "$M" 2>/dev/null; umount -l "$T" 2>/dev/null; rm -rf "$T"' EXIT
 
 cow init >/dev/null && cow image import base "$T/src" >/dev/null && cow client add c --image base >/dev/null ||

@@ -752,7 +752,7 @@ int main(void)
 		snprintf(p, sizeof(p), "%s/garbage", top);
 		s = sentinel;
 		r = cow_store_open(p, 0, &s);
-		check_int(r, -EIO, "cow_store_open on a garbage cowroot.db is -EIO");
+		check_int(r, -EMEDIUMTYPE, "cow_store_open on a garbage cowroot.db is -EMEDIUMTYPE (not a database)");
 		if (r == 0 && s != sentinel)
 			cow_store_close(s);
 		char back[sizeof(garbage)];

@@ -70,7 +70,7 @@ static bool check_int(long long got, long long want, const char *fmt, ...)
 }
 
 static void skip(const char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void skip(const char *reason, const char *fmt, ...)
+__attribute__((unused)) static void skip(const char *reason, const char *fmt, ...)
 {
 	char desc[512];
 	va_list ap;
@@ -121,19 +121,19 @@ static int walk(struct cow_view *v, const char *path, struct cow_attr *ret)
 	return 0;
 }
 
-static uint64_t ino_of(struct cow_view *v, const char *path)
+__attribute__((unused)) static uint64_t ino_of(struct cow_view *v, const char *path)
 {
 	struct cow_attr a;
 	return walk(v, path, &a) == 0 ? a.ino : 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+__attribute__((unused)) static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* nftw callback removing everything (the temp dir at the end) */
-static int rm_cb(const char *p, const struct stat *s, int type, struct FTW *ftw)
+__attribute__((unused)) static int rm_cb(const char *p, const struct stat *s, int type, struct FTW *ftw)
 {
 	(void)s;
 	(void)type;
