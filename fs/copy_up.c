@@ -67,6 +67,9 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 	int out = cow_data_open(v->st, v->layer, ip->ino, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (out < 0)
 		return out;
+	r = cow_data_created(v->st, v->layer, ip->ino);
+	if (r < 0)
+		goto fail;
 	if (ip->row.data_layer && !empty) {
 		r = cow_inode_open_fd(v, ip);
 		if (r == 0)

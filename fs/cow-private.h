@@ -95,6 +95,9 @@ int cow_db_sync(struct cow_db *db);
  * the next commit, which may be that of a batch a second later; inside
  * a transaction. */
 int cow_db_sync_before_commit(struct cow_db *db, int fd);
+/* @fn(@arg) runs before every commit, with the data files' syncs: what
+ * the commit's records name is made durable first. */
+void cow_db_set_presync(struct cow_db *db, int (*fn)(void *arg), void *arg);
 /* A data file, for removal once no committed record names it. */
 struct cow_data_ref {
 	uint64_t layer, ino;
@@ -183,12 +186,24 @@ struct cow_store {
 	int lockfd; /* STORE/lock, shared flock while open */
 	struct cow_db *db;
 	bool readonly;
+	/* directories of data/ that gained names since the last commit
+	 * (data.c, cow_data_sync_dirs) */
+	pthread_mutex_t newdirs_lock;
+	char **newdirs; /* relative to data/, "" for data/ (newdirs_lock) */
+	size_t nnewdirs, capnewdirs;
 };
 
 /* data.c: data files are data/<layer>/<ino & 0xff, %02x>/<ino, %016llx> */
 void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino);
 int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags, mode_t mode);
 int cow_data_unlink(struct cow_store *st, uint64_t layer, uint64_t ino);
+/* The data file of (@layer, @ino) was just created for a record to name:
+ * its directory is fsync'd before the next commit.  Directories that
+ * cow_data_open creates are listed so by itself. */
+int cow_data_created(struct cow_store *st, uint64_t layer, uint64_t ino);
+/* fsync every directory listed since the last call (@arg: the store); the
+ * database calls it before each commit (cow_db_set_presync). */
+int cow_data_sync_dirs(void *arg);
 /* Remove the data file once the commit that dropped its record is done
  * (db lock held, called right after that commit); cow_data_reap() removes
  * those that are due. */

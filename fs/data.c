@@ -25,14 +25,94 @@ void cow_data_path(char *buf, size_t size, uint64_t layer, uint64_t ino)
 		 (unsigned long long)ino);
 }
 
-static int mkdir_parents(int dirfd, const char *path)
+/* ---- new names, made durable before the commit that names them ----
+ * A data file created for a record (a create, a copy-up) is synced with
+ * its data; its name, in data/<layer>/<xx>/, is the directory's.  The
+ * directories that gained names are listed here and fsync'd right before
+ * the database's next commit (cow_db_set_presync), once each however many
+ * files they gained: a power cut cannot leave a record of a file whose
+ * name never reached the disk. */
+
+/* Note that directory @dir (relative to data/, "" for data/ itself)
+ * gained an entry. */
+static int dir_gained(struct cow_store *st, const char *dir)
+{
+	int r = 0;
+	pthread_mutex_lock(&st->newdirs_lock);
+	for (size_t i = st->nnewdirs; i-- > 0;)
+		if (!strcmp(st->newdirs[i], dir))
+			goto out;
+	if (st->nnewdirs == st->capnewdirs) {
+		size_t cap = st->capnewdirs ? st->capnewdirs * 2 : 16;
+		char **v = realloc(st->newdirs, cap * sizeof(*v));
+		if (!v) {
+			r = -ENOMEM;
+			goto out;
+		}
+		st->newdirs = v;
+		st->capnewdirs = cap;
+	}
+	st->newdirs[st->nnewdirs] = strdup(dir);
+	if (!st->newdirs[st->nnewdirs])
+		r = -ENOMEM;
+	else
+		st->nnewdirs++;
+out:
+	pthread_mutex_unlock(&st->newdirs_lock);
+	return r;
+}
+
+int cow_data_sync_dirs(void *arg)
+{
+	struct cow_store *st = arg;
+	int r = 0;
+	pthread_mutex_lock(&st->newdirs_lock);
+	for (size_t i = 0; i < st->nnewdirs; i++) {
+		const char *d = st->newdirs[i][0] ? st->newdirs[i] : ".";
+		int fd = openat(st->datafd, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT) {
+			free(st->newdirs[i]);
+			continue; /* removed since (gc, a reset): nothing to keep */
+		}
+		if (fd < 0 || fsync(fd) < 0) {
+			if (r == 0)
+				r = -errno;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(st->newdirs[i]);
+	}
+	st->nnewdirs = 0;
+	pthread_mutex_unlock(&st->newdirs_lock);
+	return r;
+}
+
+int cow_data_created(struct cow_store *st, uint64_t layer, uint64_t ino)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "%llu/%02x", (unsigned long long)layer, (unsigned)(ino & 0xff));
+	return dir_gained(st, dir);
+}
+
+static int mkdir_parents(struct cow_store *st, const char *path)
 {
 	char tmp[128];
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	for (char *p = strchr(tmp, '/'); p; p = strchr(p + 1, '/')) {
 		*p = 0;
-		if (mkdirat(dirfd, tmp, 0700) < 0 && errno != EEXIST)
+		if (mkdirat(st->datafd, tmp, 0700) == 0) {
+			/* a new directory: its name is its parent's */
+			char *slash = strrchr(tmp, '/');
+			if (slash)
+				*slash = 0;
+			int r = dir_gained(st, slash ? tmp : "");
+			if (slash)
+				*slash = '/';
+			if (r < 0)
+				return r;
+		} else if (errno != EEXIST) {
 			return -errno;
+		}
 		*p = '/';
 	}
 	return 0;
@@ -44,7 +124,7 @@ int cow_data_open(struct cow_store *st, uint64_t layer, uint64_t ino, int flags,
 	cow_data_path(path, sizeof(path), layer, ino);
 	int fd = openat(st->datafd, path, flags | O_CLOEXEC, mode);
 	if (fd < 0 && errno == ENOENT && (flags & O_CREAT)) {
-		int r = mkdir_parents(st->datafd, path);
+		int r = mkdir_parents(st, path);
 		if (r < 0)
 			return r;
 		fd = openat(st->datafd, path, flags | O_CLOEXEC, mode);
@@ -153,7 +233,7 @@ int cow_data_share(struct cow_store *st, uint64_t from, uint64_t to, uint64_t in
 	char src[128], dst[128];
 	cow_data_path(src, sizeof(src), from, ino);
 	cow_data_path(dst, sizeof(dst), to, ino);
-	int r = mkdir_parents(st->datafd, dst);
+	int r = mkdir_parents(st, dst);
 	if (r < 0)
 		return r;
 	if (linkat(st->datafd, src, st->datafd, dst, 0) == 0)

@@ -226,6 +226,12 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 			goto out_parent;
 		}
 		close(fd);
+		r = cow_data_created(v->st, v->layer, ino);
+		if (r < 0) {
+			cow_data_unlink(v->st, v->layer, ino);
+			cow_irow_release(&row);
+			goto out_parent;
+		}
 		row.data_layer = v->layer;
 	}
 

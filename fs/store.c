@@ -207,6 +207,8 @@ struct cow_db {
 	bool read_open;			       /* a read transaction spanning operations is open */
 	struct unlink_list pending, committed; /* data files to remove */
 	int *sync_fds;			       /* data written for the open transaction: synced before it commits */
+	int (*presync)(void *arg);	       /* before each commit too (cow_db_set_presync) */
+	void *presync_arg;
 	size_t nsync, capsync;
 	/* the redo log of the open batch (see redo_replay): */
 	char **redo;		 /* the batch's writes, as SQL with their values */
@@ -1015,9 +1017,15 @@ bool cow_db_space_low(struct cow_db *db)
 }
 
 /* Data first: make the data files of what is about to commit durable. */
+void cow_db_set_presync(struct cow_db *db, int (*fn)(void *arg), void *arg)
+{
+	db->presync = fn;
+	db->presync_arg = arg;
+}
+
 static int sync_data(struct cow_db *db)
 {
-	int r = 0;
+	int r = db->presync ? db->presync(db->presync_arg) : 0;
 	for (size_t i = 0; i < db->nsync; i++) {
 		if (fdatasync(db->sync_fds[i]) < 0 && r == 0)
 			r = -errno;

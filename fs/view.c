@@ -53,6 +53,7 @@ int cow_store_open(const char *dir, int flags, struct cow_store **ret)
 		return -ENOMEM;
 	st->dirfd = st->datafd = st->lockfd = -1;
 	st->readonly = flags & COW_STORE_READONLY;
+	pthread_mutex_init(&st->newdirs_lock, NULL);
 	if ((flags & COW_STORE_CREATE) && mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		r = -errno;
 		goto fail;
@@ -110,6 +111,7 @@ int cow_store_open(const char *dir, int flags, struct cow_store **ret)
 	free(path);
 	if (r < 0)
 		goto fail;
+	cow_db_set_presync(st->db, cow_data_sync_dirs, st);
 	*ret = st;
 	return 0;
 fail:
@@ -126,7 +128,10 @@ void cow_store_close(struct cow_store *st)
 {
 	if (!st)
 		return;
-	cow_db_close(st->db);
+	cow_db_close(st->db); /* its last commit syncs the directories listed */
+	cow_data_sync_dirs(st);
+	free(st->newdirs);
+	pthread_mutex_destroy(&st->newdirs_lock);
 	if (st->datafd >= 0)
 		close(st->datafd);
 	if (st->dirfd >= 0)
