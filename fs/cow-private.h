@@ -186,6 +186,7 @@ struct cow_store {
 	int lockfd; /* STORE/lock, shared flock while open */
 	struct cow_db *db;
 	bool readonly;
+	char errmsg[2048]; /* what the last failed long operation was about, or "" */
 	/* directories of data/ that gained names since the last commit
 	 * (data.c, cow_data_sync_dirs) */
 	pthread_mutex_t newdirs_lock;

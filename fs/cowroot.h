@@ -59,9 +59,10 @@ void cow_store_close(struct cow_store *st);
 /* Why the calling thread's last cow_store_open() failed ("" if unknown). */
 const char *cow_store_open_errmsg(void);
 
-/* A short human explanation of the last database error on @st (valid until
- * the next call on @st), or NULL.  After -EAGAIN it names the process that
- * holds the database's write lock. */
+/* A short human explanation of the last error on @st (valid until the next
+ * call on @st), or NULL: what a failed import could not read (its path), or
+ * the last database error; after -EAGAIN it names the process that holds
+ * the database's write lock. */
 const char *cow_store_errmsg(struct cow_store *st);
 /* The store's directory, absolute. */
 const char *cow_store_dir(struct cow_store *st);

@@ -39,7 +39,18 @@ struct import {
 	cow_progress_fn progress;
 	void *arg;
 	char *xbuf, *vbuf;
+	char *where; /* after a failure: the path, below the source, it is about */
 };
+
+/* Unwinding a failure below entry @name: the path it is about grows. */
+static void where_prepend(struct import *im, const char *name)
+{
+	char *w;
+	if (asprintf(&w, "%s%s%s", name, im->where ? "/" : "", im->where ? im->where : "") < 0)
+		return;
+	free(im->where);
+	im->where = w;
+}
 
 #define BUILD_BATCH 512
 
@@ -290,6 +301,8 @@ static int import_object(struct import *im, int pfd, const char *name, int fd, u
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
 			r = import_entry(im, fd, ino, de->d_name);
+			if (r < 0 && r != -ECANCELED)
+				where_prepend(im, de->d_name);
 		}
 		closedir(d);
 	}
@@ -387,6 +400,9 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 		return -EINVAL;
 	if (st->readonly)
 		return -EROFS;
+	st->errmsg[0] = 0;
+	if (strlen(src) > 1024)
+		return -ENAMETOOLONG;
 	int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -414,8 +430,16 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 	r = import_object(&im, fd, ".", fd, im.b.root, &s);
 	if (r == 0 && progress && progress(arg, "import", im.done, im.done))
 		r = -ECANCELED;
+	if (r < 0 && r != -ECANCELED) {
+		/* the one path a user needs to look at */
+		const char *w = im.where ? im.where : "";
+		size_t n = strlen(w), keep = sizeof(st->errmsg) - strlen(src) - 40;
+		snprintf(st->errmsg, sizeof(st->errmsg), "cannot import '%s%s%s%s': %s", src, n ? "/" : "",
+			 n > keep ? "..." : "", n > keep ? w + n - keep : w, strerror(-r));
+	}
 	r = cow_build_finish(&im.b, name, r);
 out_free:
+	free(im.where);
 	free(im.xbuf);
 	free(im.vbuf);
 	free(im.hls);

@@ -144,6 +144,8 @@ void cow_store_close(struct cow_store *st)
 
 const char *cow_store_errmsg(struct cow_store *st)
 {
+	if (st && st->errmsg[0])
+		return st->errmsg;
 	return st ? cow_db_errmsg(st->db) : NULL;
 }
 

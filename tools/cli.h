@@ -19,6 +19,9 @@ void err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_err(const char *usage);
 void store_errmsg(int r, char *buf, size_t n);
 void store_error(int r);
+/* Why an operation on @st failed: the store's own words (the holder of a
+ * lock, the damage found) where they say more, else strerror. */
+const char *store_why(struct cow_store *st, int r);
 /* 0, or 1 after printing why the store cannot be opened */
 int open_store(int flags, struct cow_store **ret);
 /* true (after saying why) if @name is not a valid image/client name */

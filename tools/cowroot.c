@@ -81,6 +81,15 @@ void store_errmsg(int r, char *buf, size_t n)
 	}
 }
 
+const char *store_why(struct cow_store *st, int r)
+{
+	const char *m = cow_store_errmsg(st);
+	/* the store's own words where they say more than strerror */
+	if (m && (r == -EAGAIN || r == -EIO || r == -EUCLEAN))
+		return m;
+	return strerror(-r);
+}
+
 void store_error(int r)
 {
 	char msg[512];
@@ -198,12 +207,12 @@ static int cmd_image_import(int argc, char **argv)
 	int r = long_op("import", cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty_arg()), argv[1]);
 	if (r == -EEXIST)
 		err("image '%s' already exists", argv[1]);
+	else if (r < 0 && r != -ECANCELED && cow_store_errmsg(st) && !strncmp(cow_store_errmsg(st), "cannot import", 13))
+		err("%s", cow_store_errmsg(st)); /* names the path it could not read */
 	else if (r == -ENOENT || r == -ENOTDIR)
 		err("cannot import '%s': %s", argv[2], strerror(-r));
 	else if (r < 0 && r != -ECANCELED) /* long_op said it was interrupted */
-		err("cannot import '%s' as '%s': %s%s%s", argv[2], argv[1], strerror(-r),
-		    r == -EIO && cow_store_errmsg(st) ? ": " : "",
-		    r == -EIO && cow_store_errmsg(st) ? cow_store_errmsg(st) : "");
+		err("cannot import '%s' as '%s': %s", argv[2], argv[1], store_why(st, r));
 	else if (r == 0)
 		printf("imported '%s' as image '%s'\n", argv[2], argv[1]);
 	cow_store_close(st);
@@ -332,7 +341,7 @@ static int cmd_client_add(int argc, char **argv)
 	else if (r == -ENOENT)
 		err("no image '%s' (see 'cowroot image list')", image);
 	else if (r < 0)
-		err("cannot add client '%s': %s", name, strerror(-r));
+		err("cannot add client '%s': %s", name, store_why(st, r));
 	else
 		printf("added client '%s' on image '%s'\n", name, image);
 	cow_store_close(st);
@@ -366,7 +375,7 @@ static int cmd_client_set(int argc, char **argv)
 	else if (r == -ENOENT)
 		err("no client '%s' (see 'cowroot client list')", name);
 	else if (r < 0)
-		err("cannot change client '%s': %s", name, strerror(-r));
+		err("cannot change client '%s': %s", name, store_why(st, r));
 	else
 		printf("client '%s' may connect from %s\n", name, *ip ? ip : "nowhere");
 	cow_store_close(st);
@@ -582,7 +591,7 @@ static int cmd_fsck(int argc, char **argv)
 	int r = cow_fsck(st, repair, fsck_line, NULL, &rep);
 	cow_store_close(st);
 	if (r < 0) {
-		err("fsck failed: %s", strerror(-r));
+		err("fsck failed: %s", store_why(NULL, r));
 		return 1;
 	}
 	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers +

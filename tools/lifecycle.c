@@ -533,12 +533,14 @@ int cmd_gc(int argc, char **argv)
 		return 1;
 	struct cow_gc_report rep;
 	int r = long_op("gc", cow_gc(st, progress_or_cancel, tty_arg(), &rep), store_dir);
+	if (r == -EUCLEAN)
+		err("gc refused: the database fails sqlite's check (%s); nothing was removed: run 'cowroot fsck'",
+		    cow_store_errmsg(st) ? cow_store_errmsg(st) : "damaged");
+	else if (r < 0 && r != -ECANCELED)
+		err("gc failed: %s", store_why(st, r));
 	cow_store_close(st);
-	if (r < 0) {
-		if (r != -ECANCELED)
-			err("gc failed: %s", strerror(-r));
+	if (r < 0)
 		return 1;
-	}
 	printf("gc: removed %llu layer(s) and %llu data file(s), %.1f MiB freed", (unsigned long long)rep.layers,
 	       (unsigned long long)rep.files, (double)rep.bytes / (1 << 20));
 	if (rep.busy)

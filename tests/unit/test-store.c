@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <sqlite3.h>
 
@@ -489,6 +490,53 @@ static void test_failed_batch(void)
 	check(rep.db_ok && rep.orphan_files + rep.missing_data + rep.dangling == 0, lines.text, "is clean");
 }
 
+/* A failed import names the path it could not read. */
+static void test_import_path(void)
+{
+	char dir[512], src[600], p[700];
+	snprintf(dir, sizeof(dir), "%s/imp", top);
+	snprintf(src, sizeof(src), "%s/imp-src", top);
+	snprintf(p, sizeof(p), "%s/usr/share/doc", src);
+	char cmd[4096];
+	chmod(top, 0755); /* for the unprivileged user below */
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && echo secret > '%s/usr/share/doc/hidden' && chmod 000 "
+		 "'%s/usr/share/doc/hidden' && chown -R 65534:65534 '%s' && mkdir -p '%s' && chown 65534:65534 '%s'",
+		 p, src, src, src, dir, dir);
+	if (system(cmd) != 0)
+		bail("import-path setup");
+	/* as an unprivileged user, whom the mode 000 file keeps out */
+	int fds[2];
+	if (pipe(fds) < 0)
+		bail("pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		char msg[2048] = "";
+		struct cow_store *st;
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			snprintf(msg, sizeof(msg), "setuid failed");
+		else if (cow_store_open(dir, COW_STORE_CREATE, &st) < 0)
+			snprintf(msg, sizeof(msg), "store open failed");
+		else {
+			int r = cow_image_import(st, "img", src, NULL, NULL);
+			snprintf(msg, sizeof(msg), "%d %s", r, cow_store_errmsg(st) ? cow_store_errmsg(st) : "(none)");
+			cow_store_close(st);
+		}
+		if (write(fds[1], msg, strlen(msg)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	char msg[2048];
+	ssize_t n = read(fds[0], msg, sizeof(msg) - 1);
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	msg[n > 0 ? n : 0] = 0;
+	char want[800];
+	snprintf(want, sizeof(want), "'%s/usr/share/doc/hidden': Permission denied", src);
+	check(atoi(msg) == -EACCES && strstr(msg, want), msg, "a failed import names the file it could not read");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -501,6 +549,7 @@ int main(void)
 	test_unknown_layers();
 	test_damaged();
 	test_failed_batch();
+	test_import_path();
 	if (n_failed == 0) {
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
