@@ -98,7 +98,9 @@ int cow_db_image_add(struct cow_db *db, const char *name, uint64_t layer);
 int cow_db_image_get(struct cow_db *db, const char *name, uint64_t *ret_layer);
 int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
 int cow_db_image_info(struct cow_db *db, const char *name, struct cow_image_info *ret);
-int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer);
+/* Record client @name with generation @gen under a free id (see
+ * cow_client_add); -EUSERS if all COW_CLIENT_ID_MAX ids are taken. */
+int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer, uint64_t gen);
 int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret);
 int cow_db_client_set(struct cow_db *db, const char *name, const char *image, uint64_t layer);
 int cow_db_client_del(struct cow_db *db, const char *name);
@@ -250,6 +252,7 @@ struct cow_view {
 	bool caller_times; /* writes do not touch mtime/ctime */
 	int layer_lockfd;
 	uint64_t client_id;
+	uint64_t client_gen;
 	char *client; /* client name, NULL for an image view */
 	char *holder; /* what cow_view_set_holder said */
 
