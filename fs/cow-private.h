@@ -413,6 +413,15 @@ int cow_acl_create(const void *def, size_t size, uint32_t *mode, void **ret_acce
 /* ---- inode.c (xattrs) ---- */
 int cow_xattrs_load(struct cow_view *v, struct cow_inode *ip);
 void cow_xattrs_free(struct cow_inode *ip);
+/* The room the xattrs of one object take, against COW_XATTR_LIST_MAX and
+ * COW_XATTR_TOTAL_MAX; start from {0}. */
+struct cow_xattr_room {
+	size_t names; /* names with their NULs */
+	size_t total; /* names with their NULs, and values */
+};
+/* Count one more xattr (a @name_len-byte name, a @size-byte value) into
+ * @room: 0, or -ENOSPC if @room is now past a bound. */
+int cow_xattr_room_add(struct cow_xattr_room *room, size_t name_len, size_t size);
 
 /* ---- store.c (serving) ---- */
 int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t size);

@@ -27,6 +27,14 @@
 #define COW_NAME_MAX 255       /* longest entry name */
 #define COW_XATTR_NAME_MAX 255 /* longest xattr name */
 #define COW_XATTR_SIZE_MAX 65536
+/* The xattrs of one object are bounded, as one block bounds them on ext4:
+ * their names, each with its NUL (what listxattr returns), take at most
+ * COW_XATTR_LIST_MAX bytes (the kernel's XATTR_LIST_MAX, so listxattr
+ * always fits) and names and values together COW_XATTR_TOTAL_MAX (room
+ * for one value of COW_XATTR_SIZE_MAX beside a full list of names).
+ * Past either, setxattr is -ENOSPC, as on ext4. */
+#define COW_XATTR_LIST_MAX 65536
+#define COW_XATTR_TOTAL_MAX (2 * 65536)
 #define COW_SYMLINK_MAX 4095
 #define COW_ENTITY_NAME_MAX 64 /* longest image or client name */
 

@@ -1440,6 +1440,86 @@ out:
 		cow_store_close(st2);
 }
 
+/* A bundle written here: an empty root directory with @nx xattrs of 100
+ * bytes (the format is in fs/bundle.c). */
+struct craft {
+	char *b;
+	size_t n, cap;
+};
+
+static void craft_put(struct craft *c, const void *p, size_t n)
+{
+	if (c->n + n > c->cap && !(c->b = realloc(c->b, c->cap = 2 * (c->n + n))))
+		bail("realloc");
+	memcpy(c->b + c->n, p, n);
+	c->n += n;
+}
+
+static void craft_le(struct craft *c, uint64_t v, size_t bytes)
+{
+	uint8_t le[8];
+	for (size_t i = 0; i < bytes; i++)
+		le[i] = (uint8_t)(v >> (8 * i));
+	craft_put(c, le, bytes);
+}
+
+static void craft_xattr_bundle(const char *path, int nx)
+{
+	struct craft c = {0};
+	craft_put(&c, "CRBUNDLE", 8);
+	craft_le(&c, 1, 4); /* version */
+	craft_le(&c, 1, 2); /* name */
+	craft_put(&c, "x", 1);
+	craft_le(&c, 1, 8); /* root */
+	craft_le(&c, 1, 8); /* objects */
+	craft_le(&c, 0, 8); /* entries */
+	craft_put(&c, "O", 1);
+	craft_le(&c, 1, 8); /* ino */
+	craft_le(&c, S_IFDIR | 0755, 4);
+	craft_le(&c, 2, 4);	    /* nlink */
+	craft_le(&c, 0, 4);	    /* uid */
+	craft_le(&c, 0, 4);	    /* gid */
+	for (int i = 0; i < 5; i++) /* rdev, size, times */
+		craft_le(&c, i < 2 ? 0 : 1600000000ull * 1000000000ull, 8);
+	craft_le(&c, 0, 4); /* no target */
+	craft_le(&c, (uint64_t)nx, 4);
+	char name[32], value[100];
+	memset(value, 'v', sizeof(value));
+	for (int i = 0; i < nx; i++) {
+		int n = snprintf(name, sizeof(name), "user.x%05d", i);
+		craft_le(&c, (uint64_t)n, 2);
+		craft_put(&c, name, (size_t)n);
+		craft_le(&c, sizeof(value), 4);
+		craft_put(&c, value, sizeof(value));
+	}
+	uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), (const Bytef *)c.b, (uInt)c.n);
+	craft_put(&c, "E", 1);
+	craft_le(&c, 1, 8);
+	craft_le(&c, 0, 8);
+	craft_le(&c, crc, 4);
+	gzip_file(path, c.b, c.n);
+	free(c.b);
+}
+
+/* A bundle whose object carries more xattrs than one object may hold is
+ * refused, as a setxattr past the bound is (-ENOSPC); the store is left
+ * as it was. */
+static void test_bundle_xattrs(void)
+{
+	char dir[192], bundle[192];
+	struct cow_store *st;
+	snprintf(dir, sizeof(dir), "%s/xstore", top);
+	snprintf(bundle, sizeof(bundle), "%s/xattrs.bundle", top);
+	if (!check_int(cow_store_open(dir, COW_STORE_CREATE, &st), 0, "xattr bundles: a store of their own"))
+		return;
+	craft_xattr_bundle(bundle, 500);
+	check_int(cow_image_load(st, bundle, "fits", NULL, NULL), 0,
+		  "a bundle of 500 xattrs of 100 bytes on one object loads");
+	craft_xattr_bundle(bundle, 10000);
+	check_bad_load(st, dir, bundle, -ENOSPC, "10,000 xattrs of 100 bytes on one object");
+	cow_store_close(st);
+}
+
 static void test_cancel_and_gc(struct cow_store *st)
 {
 	char il[1024], dl[2048], il2[1024], dl2[2048];
@@ -1662,6 +1742,7 @@ int main(void)
 	test_cancel_and_gc(st);
 	test_migration();
 	test_client_ids();
+	test_bundle_xattrs();
 out:
 	if (st)
 		cow_store_close(st);
