@@ -218,14 +218,19 @@ int cow_xattr_room_add(struct cow_xattr_room *room, size_t name_len, size_t size
 }
 
 /* Is there room in @ip's xattrs for @name with a @size-byte value, in
- * place of the one at @old (NULL for a new name)?  0 or -ENOSPC. */
+ * place of the one at @old (NULL for a new name)?  0 or -ENOSPC.  An
+ * object recorded past the bound (before there was one) may still shrink. */
 static int xattr_room_check(struct cow_inode *ip, struct cow_xattr *old, const char *name, size_t size)
 {
 	struct cow_xattr_room room = {0};
 	for (struct cow_xattr *x = ip->xattrs; x; x = x->next)
 		if (x != old)
 			cow_xattr_room_add(&room, strlen(x->name), x->size);
-	return cow_xattr_room_add(&room, strlen(name), size);
+	struct cow_xattr_room now = room;
+	if (old)
+		cow_xattr_room_add(&now, strlen(old->name), old->size);
+	int r = cow_xattr_room_add(&room, strlen(name), size);
+	return r < 0 && room.names <= now.names && room.total <= now.total ? 0 : r;
 }
 
 static int xattr_name_check(const char *name)

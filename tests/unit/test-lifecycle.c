@@ -1520,6 +1520,56 @@ static void test_bundle_xattrs(void)
 	cow_store_close(st);
 }
 
+/* An object recorded with more xattrs than the bound (a store from before
+ * there was one): listed whole, it can still lose xattrs and shrink one,
+ * but not grow. */
+static void test_legacy_xattrs(void)
+{
+	char dir[192], empty[192], cmd[1024];
+	struct cow_store *st;
+	snprintf(dir, sizeof(dir), "%s/legacy-xattrs", top);
+	snprintf(empty, sizeof(empty), "%s/legacy-tree", top);
+	if (system("command -v sqlite3 >/dev/null") != 0) {
+		skip("the sqlite3 command is missing (apt-get install sqlite3)", "an object past the xattr bound");
+		return;
+	}
+	if (mkdir(empty, 0755) < 0 && errno != EEXIST)
+		bail(empty);
+	if (!check_int(cow_store_open(dir, COW_STORE_CREATE, &st), 0, "legacy xattrs: a store") ||
+	    !check_int(cow_image_import(st, "img", empty, NULL, NULL), 0, "legacy xattrs: an image"))
+		goto out;
+	cow_store_close(st);
+	st = NULL;
+	/* 2,000 xattrs of 100 bytes on the image's root */
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "sqlite3 %s/cowroot.db \"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+	    " INSERT INTO xattrs SELECT l.id, l.root, CAST(printf('user.x%%05d', i) AS BLOB), zeroblob(100)"
+	    " FROM layers l, n WHERE l.kind = 0\"",
+	    dir);
+	if (!check_int(system(cmd), 0, "legacy xattrs: record 2,000 xattrs of 100 bytes with the sqlite3 command") ||
+	    !check_int(cow_store_open(dir, 0, &st), 0, "legacy xattrs: open the store") ||
+	    !check_int(cow_client_add(st, "c", "img"), 0, "legacy xattrs: a client"))
+		goto out;
+	struct cow_view *v = open_client(st, "c");
+	if (!v)
+		goto out;
+	uint64_t root = cow_view_root(v);
+	int size = cow_listxattr(v, root, NULL, 0);
+	check_int(size, 2000 * 12, "legacy xattrs: all are listed");
+	check_int(cow_setxattr(v, root, "user.new", "v", 1, 0), -ENOSPC, "legacy xattrs: a new one is -ENOSPC");
+	check_int(cow_setxattr(v, root, "user.x00001", "v", 1, 0), 0, "legacy xattrs: one may shrink");
+	static char big[200];
+	check_int(cow_setxattr(v, root, "user.x00002", big, sizeof(big), 0), -ENOSPC,
+		  "legacy xattrs: one may not grow");
+	check_int(cow_removexattr(v, root, "user.x00003"), 0, "legacy xattrs: one may be removed");
+	check_int(cow_listxattr(v, root, NULL, 0), size - 12, "legacy xattrs: and is gone");
+	close_view(v, "client 'c'");
+out:
+	if (st)
+		cow_store_close(st);
+}
+
 static void test_cancel_and_gc(struct cow_store *st)
 {
 	char il[1024], dl[2048], il2[1024], dl2[2048];
@@ -1743,6 +1793,7 @@ int main(void)
 	test_migration();
 	test_client_ids();
 	test_bundle_xattrs();
+	test_legacy_xattrs();
 out:
 	if (st)
 		cow_store_close(st);
