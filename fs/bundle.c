@@ -566,6 +566,7 @@ static int get_object(struct load *l, uint64_t index)
 	}
 	int r = l->layer ? cow_db_inode_put(l->st->db, l->layer, &row) : 0;
 	uint32_t nx = br_u32(b);
+	struct cow_xattr_room room = {0};
 	for (uint32_t i = 0; r == 0 && i < nx; i++) {
 		char name[COW_XATTR_NAME_MAX + 1];
 		uint16_t n = br_u16(b);
@@ -575,6 +576,8 @@ static int get_object(struct load *l, uint64_t index)
 		uint32_t vl = br_u32(b);
 		if (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0 || memchr(name, 0, n))
 			return -EBADMSG;
+		if (cow_xattr_room_add(&room, n, vl) < 0)
+			return -ENOSPC; /* more than one object may hold */
 		if (l->layer)
 			r = cow_db_xattr_put(l->st->db, l->layer, row.ino, name, l->buf, vl);
 	}

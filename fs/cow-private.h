@@ -119,7 +119,9 @@ int cow_db_image_add(struct cow_db *db, const char *name, uint64_t layer);
 int cow_db_image_get(struct cow_db *db, const char *name, uint64_t *ret_layer);
 int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
 int cow_db_image_info(struct cow_db *db, const char *name, struct cow_image_info *ret);
-int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer);
+/* Record client @name with generation @gen under a free id (see
+ * cow_client_add); -EUSERS if all COW_CLIENT_ID_MAX ids are taken. */
+int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer, uint64_t gen);
 int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret);
 int cow_db_client_set(struct cow_db *db, const char *name, const char *image, uint64_t layer);
 int cow_db_client_del(struct cow_db *db, const char *name);
@@ -290,6 +292,7 @@ struct cow_view {
 	bool caller_times; /* writes do not touch mtime/ctime */
 	int layer_lockfd;
 	uint64_t client_id;
+	uint64_t client_gen;
 	char *client; /* client name, NULL for an image view */
 	char *holder; /* what cow_view_set_holder said */
 
@@ -450,6 +453,15 @@ int cow_acl_create(const void *def, size_t size, uint32_t *mode, void **ret_acce
 /* ---- inode.c (xattrs) ---- */
 int cow_xattrs_load(struct cow_view *v, struct cow_inode *ip);
 void cow_xattrs_free(struct cow_inode *ip);
+/* The room the xattrs of one object take, against COW_XATTR_LIST_MAX and
+ * COW_XATTR_TOTAL_MAX; start from {0}. */
+struct cow_xattr_room {
+	size_t names; /* names with their NULs */
+	size_t total; /* names with their NULs, and values */
+};
+/* Count one more xattr (a @name_len-byte name, a @size-byte value) into
+ * @room: 0, or -ENOSPC if @room is now past a bound. */
+int cow_xattr_room_add(struct cow_xattr_room *room, size_t name_len, size_t size);
 
 /* ---- store.c (serving) ---- */
 int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t size);

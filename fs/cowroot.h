@@ -27,6 +27,14 @@
 #define COW_NAME_MAX 255       /* longest entry name */
 #define COW_XATTR_NAME_MAX 255 /* longest xattr name */
 #define COW_XATTR_SIZE_MAX 65536
+/* The xattrs of one object are bounded, as one block bounds them on ext4:
+ * their names, each with its NUL (what listxattr returns), take at most
+ * COW_XATTR_LIST_MAX bytes (the kernel's XATTR_LIST_MAX, so listxattr
+ * always fits) and names and values together COW_XATTR_TOTAL_MAX (room
+ * for one value of COW_XATTR_SIZE_MAX beside a full list of names).
+ * Past either, setxattr is -ENOSPC, as on ext4. */
+#define COW_XATTR_LIST_MAX 65536
+#define COW_XATTR_TOTAL_MAX (2 * 65536)
 #define COW_SYMLINK_MAX 4095
 #define COW_ENTITY_NAME_MAX 64 /* longest image or client name */
 
@@ -85,8 +93,12 @@ struct cow_client_info {
 	uint64_t layer;
 	int64_t created;
 	uint64_t objects; /* objects in its layer */
-	uint64_t id;	  /* never changes, not across reset/snapshot/rebase */
+	uint64_t id;	  /* 1..COW_CLIENT_ID_MAX; never changes, not across reset/snapshot/rebase */
+	uint64_t gen;	  /* tells apart the clients that held one id over time (see cow_client_add) */
 };
+
+/* Client ids are 1..COW_CLIENT_ID_MAX (the export ids ganesha accepts). */
+#define COW_CLIENT_ID_MAX 65535
 
 /* Progress callback for long work: @done of @total units (total 0 if
  * unknown), @what a short label.  Return non-zero to cancel (-ECANCELED). */
@@ -107,8 +119,14 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 int cow_image_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
 int cow_client_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_client_info *), void *arg);
 
-/* Add client @name with an empty layer on image @image.  Errors: -EEXIST,
- * -EINVAL (bad name), -ENOENT (no such image). */
+/* Add client @name with an empty layer on image @image.  It takes the
+ * first free id after the one given last (wrapping round), so the id of a
+ * removed client is given again only once every other id has been, and a
+ * random generation (never 0): a handle carries both, so one the removed
+ * client was given never resolves in the client that has its id now.
+ * Generation 0 is that of clients from before ids were reused (schema 3),
+ * whose handles carry no generation.  Errors: -EEXIST, -EINVAL (bad name),
+ * -ENOENT (no such image), -EUSERS (all COW_CLIENT_ID_MAX ids taken). */
 int cow_client_add(struct cow_store *st, const char *name, const char *image);
 
 /* ---- lifecycle.c: clients and images over time ---- */
@@ -259,6 +277,9 @@ void cow_view_set_caller_times(struct cow_view *v, bool on);
 bool cow_view_readonly(const struct cow_view *v);
 /* The id of the view's client (cow_client_info.id), 0 for an image view. */
 uint64_t cow_view_client_id(const struct cow_view *v);
+/* The generation of the view's client (cow_client_info.gen), 0 for an
+ * image view or a client from before schema 3. */
+uint64_t cow_view_client_gen(const struct cow_view *v);
 /* Say who holds the view's layer (cow_client_holder shows it to others). */
 void cow_view_set_holder(struct cow_view *v, const char *what);
 /* Reset a live client view in place: the client gets a fresh empty layer

@@ -142,6 +142,17 @@ static void unlinked_done(struct cow_view *v, struct cow_inode *ip)
 	}
 }
 
+/* Do the ACLs a new object inherits (@acc, and @def for a directory) fit
+ * in its xattrs?  0 or -ENOSPC, as ext4 says when they do not. */
+static int inherited_acls_fit(mode_t mode, const void *acc, size_t acc_size, size_t def_size)
+{
+	struct cow_xattr_room room = {0};
+	int r = acc ? cow_xattr_room_add(&room, strlen(COW_ACL_ACCESS), acc_size) : 0;
+	if (r == 0 && S_ISDIR(mode))
+		r = cow_xattr_room_add(&room, strlen(COW_ACL_DEFAULT), def_size);
+	return r;
+}
+
 static int new_object(struct cow_view *v, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
 		      const char *target, const struct cow_cred *cred, bool with_data, struct cow_inode **ret_ip,
 		      struct cow_attr *ret)
@@ -202,10 +213,10 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 	pthread_mutex_unlock(&dp->lock);
 	if (def) {
 		r = cow_acl_create(def, def_size, &row.mode, &acc, &acc_size);
-		if (r < 0) {
-			free(def);
-			goto out_parent;
-		}
+		if (r == 0)
+			r = inherited_acls_fit(mode, acc, acc_size, def_size);
+		if (r < 0)
+			goto out_parent; /* which frees both */
 	} else if (!S_ISLNK(mode)) {
 		row.mode &= ~(cred->umask & 0777);
 	}

@@ -204,6 +204,7 @@ static int import_xattrs(struct import *im, int fd, uint64_t ino)
 	ssize_t n = listxattr(path, im->xbuf, 65536);
 	if (n < 0)
 		return (errno == ENOTSUP || errno == ENOSYS) ? 0 : -errno;
+	struct cow_xattr_room room = {0};
 	for (char *x = im->xbuf; x < im->xbuf + n; x += strlen(x) + 1) {
 		ssize_t vn = getxattr(path, x, im->vbuf, COW_XATTR_SIZE_MAX);
 		if (vn < 0) {
@@ -211,6 +212,9 @@ static int import_xattrs(struct import *im, int fd, uint64_t ino)
 				continue;
 			return -errno;
 		}
+		/* more than one object may hold (never so from ext4) */
+		if (cow_xattr_room_add(&room, strlen(x), (size_t)vn) < 0)
+			return -ENOSPC;
 		int r = cow_db_xattr_put(im->st->db, im->layer, ino, x, im->vbuf, (size_t)vn);
 		if (r < 0)
 			return r;

@@ -210,6 +210,29 @@ static struct cow_xattr **xattr_find(struct cow_inode *ip, const char *name)
 	return NULL;
 }
 
+int cow_xattr_room_add(struct cow_xattr_room *room, size_t name_len, size_t size)
+{
+	room->names += name_len + 1;
+	room->total += name_len + 1 + size;
+	return room->names > COW_XATTR_LIST_MAX || room->total > COW_XATTR_TOTAL_MAX ? -ENOSPC : 0;
+}
+
+/* Is there room in @ip's xattrs for @name with a @size-byte value, in
+ * place of the one at @old (NULL for a new name)?  0 or -ENOSPC.  An
+ * object recorded past the bound (before there was one) may still shrink. */
+static int xattr_room_check(struct cow_inode *ip, struct cow_xattr *old, const char *name, size_t size)
+{
+	struct cow_xattr_room room = {0};
+	for (struct cow_xattr *x = ip->xattrs; x; x = x->next)
+		if (x != old)
+			cow_xattr_room_add(&room, strlen(x->name), x->size);
+	struct cow_xattr_room now = room;
+	if (old)
+		cow_xattr_room_add(&now, strlen(old->name), old->size);
+	int r = cow_xattr_room_add(&room, strlen(name), size);
+	return r < 0 && room.names <= now.names && room.total <= now.total ? 0 : r;
+}
+
 static int xattr_name_check(const char *name)
 {
 	size_t n = strlen(name);
@@ -337,6 +360,9 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 			goto out;
 		equiv = false;
 	}
+	/* an equivalent access ACL is removed, which always fits */
+	if (!equiv && (r = xattr_room_check(ip, pp ? *pp : NULL, name, size)) < 0)
+		goto out;
 	struct cow_xattr *x = xattr_new(name, value, size);
 	if (!x) {
 		r = -ENOMEM;

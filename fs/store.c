@@ -91,6 +91,7 @@ enum stmt_id {
 	S_LAYER_DROP_XATTRS,
 	S_LAYER_HWM_SET,
 	S_LAYER_HWM_GET,
+	S_CLIENT_FREE_ID,
 	S_COUNT
 };
 
@@ -122,10 +123,10 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_IMAGE_GET] = "SELECT layer FROM images WHERE name = :name",
     [S_IMAGE_ALL] = IMAGE_INFO " ORDER BY i.name",
     [S_IMAGE_INFO] = IMAGE_INFO " WHERE i.name = :name",
-    [S_CLIENT_ADD] = "INSERT INTO clients (name, image, layer, created, id)"
-		     " VALUES (:name, :image, :layer, :created, :id)",
-    [S_CLIENT_GET] = "SELECT name, image, layer, created, id FROM clients WHERE name = :name",
-    [S_CLIENT_ALL] = "SELECT c.name, c.image, c.layer, c.created, c.id,"
+    [S_CLIENT_ADD] = "INSERT INTO clients (name, image, layer, created, id, gen)"
+		     " VALUES (:name, :image, :layer, :created, :id, :gen)",
+    [S_CLIENT_GET] = "SELECT name, image, layer, created, id, gen FROM clients WHERE name = :name",
+    [S_CLIENT_ALL] = "SELECT c.name, c.image, c.layer, c.created, c.id, c.gen,"
 		     " (SELECT count(*) FROM inodes n WHERE n.layer = c.layer AND n.mode != 0)"
 		     " FROM clients c ORDER BY c.name",
     [S_CLIENT_SET] = "UPDATE clients SET image = :image, layer = :layer WHERE name = :name",
@@ -186,6 +187,12 @@ static const char *const stmt_sql[S_COUNT] = {
 			" ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
     [S_LAYER_HWM_GET] = "SELECT max(ifnull((SELECT value FROM meta WHERE key = 'layer_hwm'), 0),"
 			" ifnull((SELECT max(id) FROM layers), 0))",
+    /* the lowest id in :from..:max that no client has, NULL if none: :from
+     * itself or one past a taken id (by the clients_id index) */
+    [S_CLIENT_FREE_ID] = "SELECT min(i) FROM (SELECT :from AS i WHERE :from <= :max AND NOT EXISTS"
+			 " (SELECT 1 FROM clients WHERE id = :from) UNION ALL SELECT c.id + 1 FROM clients c"
+			 " WHERE c.id >= :from AND c.id < :max AND NOT EXISTS"
+			 " (SELECT 1 FROM clients d WHERE d.id = c.id + 1))",
 };
 
 struct unlink_list {
@@ -1584,10 +1591,37 @@ int cow_db_image_info(struct cow_db *db, const char *name, struct cow_image_info
 	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
-int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer)
+/* The lowest free client id from @from on (up to COW_CLIENT_ID_MAX), 0 if
+ * there is none. */
+static int client_free_id(struct cow_db *db, uint64_t from, uint64_t *ret)
 {
-	uint64_t id;
-	int r = cow_db_counter(db, "next_client", 1, &id);
+	sqlite3_stmt *s = stmt(db, S_CLIENT_FREE_ID);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":from", (int64_t)from);
+	bind_i64(s, ":max", COW_CLIENT_ID_MAX);
+	int r = step(db, s);
+	*ret = r > 0 ? (uint64_t)sqlite3_column_int64(s, 0) : 0; /* NULL reads as 0 */
+	done(s);
+	return r < 0 ? r : 0;
+}
+
+int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer, uint64_t gen)
+{
+	/* next fit: the first free id after the one given last, so a freed id
+	 * goes round the whole range before it is given again */
+	uint64_t next, id;
+	int r = cow_db_counter(db, "next_client", 0, &next);
+	if (r == 0)
+		r = client_free_id(db, next < 1 ? 1 : next, &id);
+	if (r == 0 && id == 0)
+		r = client_free_id(db, 1, &id);
+	if (r == 0 && id == 0)
+		r = -EUSERS;
+	if (r < 0)
+		return r;
+	/* the cursor moves to id + 1, back too (the sum is modulo 2^64) */
+	r = cow_db_counter(db, "next_client", id + 1 - next, &next);
 	if (r < 0)
 		return r;
 	sqlite3_stmt *s = stmt(db, S_CLIENT_ADD);
@@ -1598,6 +1632,7 @@ int cow_db_client_add(struct cow_db *db, const char *name, const char *image, ui
 	bind_i64(s, ":layer", (int64_t)layer);
 	bind_i64(s, ":created", time(NULL));
 	bind_i64(s, ":id", (int64_t)id);
+	bind_i64(s, ":gen", (int64_t)gen);
 	return run(db, s);
 }
 
@@ -1608,6 +1643,7 @@ static void client_row(sqlite3_stmt *s, struct cow_client_info *c)
 	c->layer = (uint64_t)sqlite3_column_int64(s, 2);
 	c->created = sqlite3_column_int64(s, 3);
 	c->id = (uint64_t)sqlite3_column_int64(s, 4);
+	c->gen = (uint64_t)sqlite3_column_int64(s, 5);
 }
 
 int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret)
@@ -1705,7 +1741,7 @@ int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct c
 	while ((r = step(db, s)) > 0) {
 		struct cow_client_info c = {0};
 		client_row(s, &c);
-		c.objects = (uint64_t)sqlite3_column_int64(s, 5);
+		c.objects = (uint64_t)sqlite3_column_int64(s, 6);
 		r = fn(arg, &c);
 		if (r)
 			break;

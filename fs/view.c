@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,6 +164,22 @@ int cow_name_check(const char *name)
 	return 0;
 }
 
+/* A new client's generation: random, so that it differs from those of
+ * the clients that held its id before even in a store restored from an
+ * older copy (a counter would start over); in 1..INT64_MAX (sqlite's
+ * integers), 0 being the generation of clients from before schema 3. */
+static uint64_t client_gen(void)
+{
+	uint64_t gen = 0;
+	if (getrandom(&gen, sizeof(gen), 0) != (ssize_t)sizeof(gen)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gen = ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 48);
+	}
+	gen &= INT64_MAX;
+	return gen ? gen : 1;
+}
+
 int cow_client_add(struct cow_store *st, const char *name, const char *image)
 {
 	struct cow_layer_info img;
@@ -189,7 +206,7 @@ int cow_client_add(struct cow_store *st, const char *name, const char *image)
 	r = cow_db_layer_add(st->db, image_layer, COW_LAYER_CLIENT, img.root, &layer);
 	if (r < 0)
 		goto rollback;
-	r = cow_db_client_add(st->db, name, image, layer);
+	r = cow_db_client_add(st->db, name, image, layer, client_gen());
 	if (r < 0)
 		goto rollback;
 	r = cow_db_commit(st->db, true);
@@ -851,6 +868,7 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 			r = cow_db_client_get(st->db, client, &ci);
 			top = ci.layer;
 			v->client_id = ci.id;
+			v->client_gen = ci.gen;
 		} else {
 			r = cow_db_image_get(st->db, image, &top);
 		}
@@ -1186,6 +1204,11 @@ out:
 uint64_t cow_view_client_id(const struct cow_view *v)
 {
 	return v->client_id;
+}
+
+uint64_t cow_view_client_gen(const struct cow_view *v)
+{
+	return v->client_gen;
 }
 
 void cow_view_set_holder(struct cow_view *v, const char *what)

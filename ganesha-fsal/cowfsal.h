@@ -28,13 +28,28 @@
 #define COWFSAL_DEFAULT_STORE "/var/lib/cowroot"
 
 /*
- * Wire handle, little-endian, COWFSAL_HANDLE_LEN bytes (NFSv3 allows the
- * FSAL 59): version, 3 reserved zero bytes, client id, ino.  The whole
- * handle is ganesha's cache key, so the client id in it keeps one client's
- * cached objects from ever being found for another client's export.
+ * Wire handle, little-endian (NFSv3 allows the FSAL 59 bytes), in one of
+ * two versions:
+ *   1: version, 3 zero bytes, client id, ino               (20 bytes)
+ *   2: version, 3 zero bytes, client id, client gen, ino   (28 bytes)
+ * The whole handle is ganesha's cache key, so the client in it keeps one
+ * client's cached objects from ever being found for another client's
+ * export.  Client ids are reused (cow_client_add), so a handle names its
+ * client by id and generation: one a removed client was given is stale in
+ * the client that has its id now.  A client from before ids were reused
+ * (generation 0) is given, and accepts, version 1 handles only: exactly
+ * those it held before the server was upgraded, so a client that stays up
+ * across the upgrade keeps its root and every open file.  No id was given
+ * twice before then, so a version 1 handle names the one client that ever
+ * had its id, and resolves nowhere once the id went to a new client (whose
+ * generation is never 0).  Every other client is given, and accepts,
+ * version 2 only.
  */
-#define COWFSAL_HANDLE_VERSION 1
-#define COWFSAL_HANDLE_LEN 20
+#define COWFSAL_HANDLE_V1 1
+#define COWFSAL_HANDLE_V1_LEN 20
+#define COWFSAL_HANDLE_V2 2
+#define COWFSAL_HANDLE_V2_LEN 28
+#define COWFSAL_HANDLE_LEN COWFSAL_HANDLE_V2_LEN /* the longest */
 
 struct cowfsal_module {
 	struct fsal_module fsal;
@@ -52,6 +67,8 @@ struct cowfsal_export {
 	char *client;		      /* config: Client */
 	struct cow_view *view;	      /* the client's view */
 	uint64_t client_id;	      /* store-unique id of the client */
+	uint64_t client_gen;	      /* its generation, 0 for a client from before schema 3 */
+	size_t key_len;		      /* of its handles: COWFSAL_HANDLE_V1_LEN or V2_LEN */
 	pthread_mutex_t handles_lock; /* protects handles */
 	struct glist_head handles;    /* live struct cowfsal_handle.entry */
 	struct glist_head entry;      /* in COWFSAL.exports; module lock */
@@ -86,7 +103,8 @@ fsal_status_t cowfsal_create_export(struct fsal_module *fsal_hdl, void *parse_no
 				    const struct fsal_up_vector *up_ops);
 fsal_status_t cowfsal_update_export(struct fsal_module *fsal_hdl, void *parse_node, struct config_error_type *err_type,
 				    struct fsal_export *original, struct fsal_module *updated_super);
-void cowfsal_encode_key(uint8_t *key, uint64_t client_id, uint64_t ino);
+/* The handle of @ino in @exp: exp->key_len bytes at @key. */
+void cowfsal_encode_key(const struct cowfsal_export *exp, uint8_t *key, uint64_t ino);
 
 /* handle.c */
 void cowfsal_handle_ops_init(struct fsal_obj_ops *ops);

@@ -22,26 +22,43 @@ static uint64_t get_le64(const uint8_t *p)
 	return v;
 }
 
-void cowfsal_encode_key(uint8_t *key, uint64_t client_id, uint64_t ino)
+void cowfsal_encode_key(const struct cowfsal_export *exp, uint8_t *key, uint64_t ino)
 {
 	memset(key, 0, COWFSAL_HANDLE_LEN);
-	key[0] = COWFSAL_HANDLE_VERSION;
-	put_le64(key + 4, client_id);
-	put_le64(key + 12, ino);
+	put_le64(key + 4, exp->client_id);
+	if (exp->client_gen == 0) {
+		key[0] = COWFSAL_HANDLE_V1;
+		put_le64(key + 12, ino);
+	} else {
+		key[0] = COWFSAL_HANDLE_V2;
+		put_le64(key + 12, exp->client_gen);
+		put_le64(key + 20, ino);
+	}
 }
 
 /* Decode a wire handle of @exp: 0 and the ino, -EBADMSG if it is not one
- * of ours, -ESTALE if it belongs to another client. */
+ * of ours, -ESTALE if it belongs to another client (another id, or the
+ * same id given before to a client since removed). */
 static int decode_key(struct cowfsal_export *exp, const struct gsh_buffdesc *desc, uint64_t *ret_ino)
 {
 	const uint8_t *p = desc->addr;
-	if (desc->len != COWFSAL_HANDLE_LEN || p[0] != COWFSAL_HANDLE_VERSION || p[1] || p[2] || p[3])
+	uint64_t ino;
+	if (desc->len < 4 || p[1] || p[2] || p[3])
+		return -EBADMSG;
+	if (p[0] == COWFSAL_HANDLE_V1 && desc->len == COWFSAL_HANDLE_V1_LEN)
+		ino = get_le64(p + 12);
+	else if (p[0] == COWFSAL_HANDLE_V2 && desc->len == COWFSAL_HANDLE_V2_LEN)
+		ino = get_le64(p + 20);
+	else
+		return -EBADMSG;
+	if (ino == 0)
 		return -EBADMSG;
 	if (get_le64(p + 4) != exp->client_id)
 		return -ESTALE;
-	uint64_t ino = get_le64(p + 12);
-	if (ino == 0)
-		return -EBADMSG;
+	/* a version 1 handle: only for a client from before generations */
+	uint64_t gen = p[0] == COWFSAL_HANDLE_V1 ? 0 : get_le64(p + 12);
+	if (gen != exp->client_gen)
+		return -ESTALE;
 	*ret_ino = ino;
 	return 0;
 }
@@ -128,13 +145,14 @@ static fsal_status_t cowfsal_wire_to_host(struct fsal_export *exp_hdl, fsal_dige
 	uint64_t ino;
 	int r = decode_key(exp, fh_desc, &ino);
 	if (r == -ESTALE) {
-		LogInfo(COMPONENT_FSAL, "cowroot: handle of another client presented to the export of '%s'",
+		LogInfo(COMPONENT_FSAL,
+			"cowroot: handle of another (or a removed) client presented to the export of '%s'",
 			exp->client);
 		return fsalstat(ERR_FSAL_STALE, ESTALE);
 	}
 	if (r < 0)
 		return fsalstat(ERR_FSAL_BADHANDLE, 0);
-	fh_desc->len = COWFSAL_HANDLE_LEN;
+	fh_desc->len = exp->key_len;
 	return fsalstat(ERR_FSAL_NO_ERROR, 0);
 }
 
@@ -254,6 +272,8 @@ fsal_status_t cowfsal_create_export(struct fsal_module *fsal_hdl, void *parse_no
 		goto err_free;
 	}
 	exp->client_id = cow_view_client_id(exp->view);
+	exp->client_gen = cow_view_client_gen(exp->view);
+	exp->key_len = exp->client_gen ? COWFSAL_HANDLE_V2_LEN : COWFSAL_HANDLE_V1_LEN;
 	char holder[64];
 	snprintf(holder, sizeof(holder), "serve (ganesha.nfsd pid %d)", (int)getpid());
 	cow_view_set_holder(exp->view, holder);

@@ -49,7 +49,7 @@ struct cowfsal_handle *cowfsal_handle_new(struct cowfsal_export *exp, const stru
 	struct cowfsal_handle *h = gsh_calloc(1, sizeof(*h));
 	h->exp = exp;
 	h->ino = attr->ino;
-	cowfsal_encode_key(h->key, exp->client_id, attr->ino);
+	cowfsal_encode_key(exp, h->key, attr->ino);
 	fsal_obj_handle_init(&h->obj_handle, &exp->export, posix2fsal_type(attr->mode));
 	h->obj_handle.obj_ops = &COWFSAL.handle_ops;
 	h->obj_handle.fileid = attr->ino;
@@ -893,10 +893,10 @@ static fsal_status_t cowfsal_handle_to_wire(const struct fsal_obj_handle *obj, f
 	switch (output_type) {
 	case FSAL_DIGEST_NFSV3:
 	case FSAL_DIGEST_NFSV4:
-		if (fh_desc->len < COWFSAL_HANDLE_LEN)
+		if (fh_desc->len < h->exp->key_len)
 			return fsalstat(ERR_FSAL_TOOSMALL, 0);
-		memcpy(fh_desc->addr, h->key, COWFSAL_HANDLE_LEN);
-		fh_desc->len = COWFSAL_HANDLE_LEN;
+		memcpy(fh_desc->addr, h->key, h->exp->key_len);
+		fh_desc->len = h->exp->key_len;
 		return ok;
 	default:
 		return fsalstat(ERR_FSAL_SERVERFAULT, 0);
@@ -907,7 +907,7 @@ static void cowfsal_handle_to_key(struct fsal_obj_handle *obj, struct gsh_buffde
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	fh_desc->addr = h->key;
-	fh_desc->len = COWFSAL_HANDLE_LEN;
+	fh_desc->len = h->exp->key_len;
 }
 
 /* ---- the operations, each under the export's reset lock ----
@@ -1141,7 +1141,7 @@ void cowfsal_invalidate_all(struct cowfsal_export *exp)
 	}
 	pthread_mutex_unlock(&exp->handles_lock);
 	for (i = 0; i < n; i++) {
-		struct gsh_buffdesc key = {.addr = keys[i], .len = COWFSAL_HANDLE_LEN};
+		struct gsh_buffdesc key = {.addr = keys[i], .len = exp->key_len};
 		fsal_status_t st = up->invalidate_close(up, &key, FSAL_UP_INVALIDATE_CACHE);
 		if (FSAL_IS_ERROR(st) && st.major != ERR_FSAL_NOENT && st.major != ERR_FSAL_STALE)
 			LogMajor(COMPONENT_FSAL_UP, "cowroot: invalidating an object of '%s' failed: %s", exp->client,

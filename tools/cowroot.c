@@ -340,6 +340,9 @@ static int cmd_client_add(int argc, char **argv)
 		err("client '%s' already exists", name);
 	else if (r == -ENOENT)
 		err("no image '%s' (see 'cowroot image list')", image);
+	else if (r == -EUSERS)
+		err("cannot add client '%s': all %d client ids are taken (remove a client first)", name,
+		    COW_CLIENT_ID_MAX);
 	else if (r < 0)
 		err("cannot add client '%s': %s", name, store_why(st, r));
 	else

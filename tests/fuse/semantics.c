@@ -1741,6 +1741,44 @@ static int t_xattr_oversize(void)
 	return PASS;
 }
 
+/* One file's xattrs are bounded as on ext4: 10,000 of 100 bytes do not all
+ * fit, setxattr past the bound fails with ENOSPC, and what was set can be
+ * listed and read back whole (what cp -a, tar --xattrs and rsync -X do). */
+static int t_xattr_many(void)
+{
+	CHECK(put_file("f", "payload", 7, 0644) == 0);
+	char name[32], value[100];
+	memset(value, 'v', sizeof(value));
+	int n, r = 0, e = 0;
+	for (n = 0; n < 10000; n++) {
+		snprintf(name, sizeof(name), "user.attr%05d", n);
+		errno = 0;
+		if ((r = setxattr("f", name, value, sizeof(value), 0)) < 0) {
+			e = errno;
+			break;
+		}
+	}
+	CHECKF(r < 0 && e == ENOSPC, "10,000 xattrs of 100 bytes: %d set, then %s", n, ename(e));
+	ssize_t size = SYS(listxattr("f", NULL, 0));
+	CHECKF(size > 0 && size <= 65536, "listxattr wants %zd bytes", size);
+	static char list[65536];
+	CHECK(SYS(listxattr("f", list, sizeof(list))) == size);
+	int listed = 0;
+	char back[sizeof(value)];
+	for (char *p = list; p < list + size; p += strlen(p) + 1) {
+		if (strncmp(p, "user.attr", 9))
+			continue;
+		listed++;
+		CHECKF(getxattr("f", p, back, sizeof(back)) == sizeof(value), "getxattr %s: %s", p, ename(errno));
+	}
+	CHECKF(listed == n, "%d set, %d listed", n, listed);
+	/* room again once one is removed */
+	SYS(removexattr("f", "user.attr00000"));
+	SYS(setxattr("f", name, value, sizeof(value), 0));
+	CHECK(file_is("f", "payload"));
+	return PASS;
+}
+
 /* ---- names -------------------------------------------------------------------------------- */
 
 static int t_name_max(void)
@@ -2327,6 +2365,7 @@ static const struct test {
     {"acl_default_inherit", t_acl_default_inherit},
     {"xattr_list", t_xattr_list},
     {"xattr_oversize", t_xattr_oversize},
+    {"xattr_many", t_xattr_many},
     {"name_max", t_name_max},
     {"name_chars", t_name_chars},
     {"rename_file", t_rename_file},

@@ -81,6 +81,14 @@ cow init >/dev/null || exit 1
 cow image import base "$fix" >/dev/null || exit 1
 cow client add pi1 --image base --ip 127.0.0.2 >/dev/null || exit 1
 cow client add pi2 --image base --ip 127.0.0.3 >/dev/null || exit 1
+# pi2 stands for a client added before schema 3: generation 0, given the
+# version 1 handles (without a generation) that servers gave before
+sql() { sqlite3 -cmd ".timeout 10000" "$store/cowroot.db" "$@"; }
+have_sqlite=0
+if command -v sqlite3 >/dev/null; then
+	have_sqlite=1
+	sql "UPDATE clients SET gen = 0 WHERE name = 'pi2'" || exit 1
+fi
 
 # start_server: run `cowroot serve` in the foreground in the background and
 # wait until it says it serves.
@@ -275,6 +283,78 @@ t_rm_while_serving() {
 	nc 127.0.0.2 /clients/pi1 3 read /secret "pi1 only" && nc 127.0.0.3 /clients/pi2 3 read /bin/tool $'image data\n'
 }
 check "a client removed while serving is no longer served, others are" t_rm_while_serving
+
+# le64 N: N as 8 little-endian bytes in hex
+le64() {
+	local h i out=
+	h=$(printf '%016x' "$1")
+	for i in 14 12 10 8 6 4 2 0; do out+=${h:$i:2}; done
+	printf '%s' "$out"
+}
+
+# wait_served ADDR NAME yes|no: until ADDR can (yes) or cannot (no) mount
+# /clients/NAME
+wait_served() {
+	local now
+	for _ in $(seq 100); do
+		now=no
+		nc "$1" "/clients/$2" 3 mount 2>/dev/null && now=yes
+		[ "$now" = "$3" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+t_legacy_handles() {
+	[ "$have_sqlite" = 1 ] || { echo "SKIP: the sqlite3 command is missing"; return 0; }
+	local h1 h2 ino1 ino2 id1 id2 old st
+	h1=$(nc 127.0.0.2 /clients/pi1 3 handle /bin/tool) || return 1
+	h2=$(nc 127.0.0.3 /clients/pi2 3 handle /bin/tool) || return 1
+	ino1=$(nc 127.0.0.2 /clients/pi1 3 ino /bin/tool) || return 1
+	ino2=$(nc 127.0.0.3 /clients/pi2 3 ino /bin/tool) || return 1
+	id1=$(sql "SELECT id FROM clients WHERE name = 'pi1'") || return 1
+	id2=$(sql "SELECT id FROM clients WHERE name = 'pi2'") || return 1
+	# ganesha's header (4 bytes, then our length), ours, padding to 4 bytes:
+	# what a server before schema 3 gave pi2, version 1
+	old=${h2:0:8}1401000000$(le64 "$id2")$(le64 "$ino2")000000
+	[ "$h2" = "$old" ] || { echo "pi2 (generation 0) was given $h2, not the version 1 handle $old"; return 1; }
+	st=$(nc 127.0.0.3 /clients/pi2 3 getattr-handle "$old") || return 1
+	[ "$st" = 0 ] || { echo "pi2's version 1 handle gave status $st"; return 1; }
+	# pi1 has a generation: version 2, and a version 1 handle is refused
+	if [ "${h1:10:2}" != 02 ] || [ ${#h1} != 72 ]; then
+		echo "pi1 was given $h1, not a version 2 handle"
+		return 1
+	fi
+	old=${h1:0:8}1401000000$(le64 "$id1")$(le64 "$ino1")000000
+	st=$(nc 127.0.0.2 /clients/pi1 3 getattr-handle "$old") || return 1
+	[ "$st" != 0 ] || { echo "a version 1 handle was accepted by a client with a generation"; return 1; }
+}
+check "a client from before generations keeps its version 1 handles; others refuse them" t_legacy_handles
+
+t_reused_id() {
+	[ "$have_sqlite" = 1 ] || { echo "SKIP: the sqlite3 command is missing"; return 0; }
+	local old new id st
+	cow client add pi6 --image base --ip 127.0.0.4 >/dev/null || return 1
+	wait_served 127.0.0.4 pi6 yes || { echo "pi6 is not served"; return 1; }
+	old=$(nc 127.0.0.4 /clients/pi6 3 handle /etc/hostname) || return 1
+	id=$(sql "SELECT id FROM clients WHERE name = 'pi6'") || return 1
+	cow client rm pi6 >/dev/null || return 1
+	wait_served 127.0.0.4 pi6 no || { echo "pi6 is still served"; return 1; }
+	# the next client gets pi6's id, as one does once the ids went round
+	sql "UPDATE meta SET value = $id WHERE key = 'next_client'" || return 1
+	cow client add pi7 --image base --ip 127.0.0.4 >/dev/null || return 1
+	[ "$(sql "SELECT id FROM clients WHERE name = 'pi7'")" = "$id" ] || { echo "pi7 did not get pi6's id"; return 1; }
+	wait_served 127.0.0.4 pi7 yes || { echo "pi7 is not served"; return 1; }
+	new=$(nc 127.0.0.4 /clients/pi7 3 handle /etc/hostname) || return 1
+	st=$(nc 127.0.0.4 /clients/pi7 3 getattr-handle "$new") || return 1
+	[ "$st" = 0 ] || { echo "pi7's own handle gave status $st"; return 1; }
+	[ "${old:4:4}" = "${new:4:4}" ] || { echo "the handles are not of one export: $old $new"; return 1; }
+	st=$(nc 127.0.0.4 /clients/pi7 3 getattr-handle "$old") || return 1
+	[ "$st" = 70 ] || { echo "removed pi6's handle gave status $st in pi7, which has its id (want 70, stale)"; return 1; }
+	nc 127.0.0.4 /clients/pi7 3 read /etc/hostname $'hello\n' || return 1
+	cow client rm pi7 >/dev/null
+}
+check "a removed client's handle is stale in the client that got its id" t_reused_id
 
 t_reset_while_served() {
 	local holder

@@ -658,6 +658,110 @@ static void test_concurrent_fsync(struct cow_view *v1)
  * be seen where it matters: a client and an image imported through a
  * second connection, opened at once on the first, whose open read
  * transaction began before they existed. */
+/* The xattrs of one object are bounded (COW_XATTR_LIST_MAX of names,
+ * COW_XATTR_TOTAL_MAX of names and values): setxattr past either is
+ * -ENOSPC, and listxattr always fits the kernel's 64 KiB. */
+static void test_xattr_bounds(struct cow_view *v1)
+{
+	uint64_t root = cow_view_root(v1);
+	struct cow_attr a;
+	static char list[COW_XATTR_LIST_MAX];
+	char name[COW_XATTR_NAME_MAX + 1], value[100];
+	memset(value, 'v', sizeof(value));
+
+	/* many small ones: 10,000 of 100 bytes do not all fit */
+	if (!check_int(cow_mknod(v1, root, "many-xattrs", S_IFREG | 0644, 0, &cred, &a), 0, "xattrs: a file"))
+		return;
+	uint64_t ino = a.ino;
+	int n = 0, r = 0;
+	for (; n < 10000; n++) {
+		snprintf(name, sizeof(name), "user.attr%05d", n);
+		if ((r = cow_setxattr(v1, ino, name, value, sizeof(value), 0)) < 0)
+			break;
+	}
+	char details[160];
+	snprintf(details, sizeof(details), "%d set, then %d%s", n, r, errname(r));
+	check(r == -ENOSPC && n > 100, details, "xattrs: 10,000 of 100 bytes: setxattr past the bound is -ENOSPC");
+	int size = cow_listxattr(v1, ino, NULL, 0);
+	check(size > 0 && size <= COW_XATTR_LIST_MAX, details, "xattrs: listxattr's size fits in 64 KiB");
+	check_int(cow_listxattr(v1, ino, list, sizeof(list)), size, "xattrs: listxattr into 64 KiB works");
+	check_int(cow_setxattr(v1, ino, "user.attr00000", "w", 1, 0), 0, "xattrs: a smaller value in place fits");
+	check_int(cow_setxattr(v1, ino, "user.attr00000", value, sizeof(value), 0), 0,
+		  "xattrs: and the old size again");
+	static char big[4096];
+	check_int(cow_setxattr(v1, ino, "user.attr00001", big, sizeof(big), 0), -ENOSPC,
+		  "xattrs: a larger value in place past the bound is -ENOSPC");
+	check_xattr(v1, "c1", "many-xattrs", "user.attr00001", value, sizeof(value));
+	snprintf(name, sizeof(name), "user.attr%05d", n);
+	check_int(cow_removexattr(v1, ino, "user.attr00002"), 0, "xattrs: remove one");
+	check_int(cow_setxattr(v1, ino, name, value, sizeof(value), 0), 0, "xattrs: then another fits");
+	cow_forget(v1, ino, 1);
+
+	/* long names, empty values: the names alone reach the bound */
+	if (!check_int(cow_mknod(v1, root, "long-names", S_IFREG | 0644, 0, &cred, &a), 0, "xattrs: a second file"))
+		return;
+	ino = a.ino;
+	char pad[COW_XATTR_NAME_MAX + 1], lname[COW_XATTR_NAME_MAX + 16];
+	memset(pad, 'n', sizeof(pad));
+	pad[COW_XATTR_NAME_MAX - 9] = 0; /* "user.NNNN" and the pad: 255 bytes */
+	for (n = 0; n < 1000; n++) {
+		snprintf(lname, sizeof(lname), "user.%04d%s", n, pad);
+		if ((r = cow_setxattr(v1, ino, lname, "", 0, 0)) < 0)
+			break;
+	}
+	snprintf(details, sizeof(details), "%d set, then %d%s", n, r, errname(r));
+	check(r == -ENOSPC && n == COW_XATTR_LIST_MAX / (COW_XATTR_NAME_MAX + 1), details,
+	      "xattrs: 255-byte names with empty values: the names fill 64 KiB, then -ENOSPC");
+	size = cow_listxattr(v1, ino, list, sizeof(list));
+	check(size > COW_XATTR_LIST_MAX - 256 && size <= COW_XATTR_LIST_MAX, details,
+	      "xattrs: listxattr of a full list works");
+	cow_forget(v1, ino, 1);
+
+	/* one value of the largest size still fits beside a few more */
+	if (!check_int(cow_mknod(v1, root, "one-big", S_IFREG | 0644, 0, &cred, &a), 0, "xattrs: a third file"))
+		return;
+	ino = a.ino;
+	static char huge[COW_XATTR_SIZE_MAX];
+	check_int(cow_setxattr(v1, ino, "user.huge", huge, sizeof(huge), 0), 0, "xattrs: a 64 KiB value");
+	check_int(cow_setxattr(v1, ino, "user.small", value, sizeof(value), 0), 0, "xattrs: and a small one beside");
+	check_int(cow_setxattr(v1, ino, "user.huge2", huge, sizeof(huge), 0), -ENOSPC,
+		  "xattrs: a second 64 KiB value is -ENOSPC");
+	cow_forget(v1, ino, 1);
+
+	/* inherited ACLs that would not fit: a directory's default ACL of
+	 * almost 64 KiB becomes a subdirectory's access and default ACL */
+	if (!check_int(cow_mkdir(v1, root, "big-acl", 0755, &cred, &a), 0, "xattrs: a directory"))
+		return;
+	ino = a.ino;
+	size_t entries = (COW_XATTR_SIZE_MAX - 4) / 8;
+	static uint8_t acl[COW_XATTR_SIZE_MAX];
+	size_t acl_size = 4 + 8 * entries;
+	uint32_t version = 2;
+	memcpy(acl, &version, 4);
+	for (size_t i = 0; i < entries; i++) {
+		uint16_t tag = i == 0		  ? 0x01
+			       : i == entries - 3 ? 0x04
+			       : i == entries - 2 ? 0x10
+			       : i == entries - 1 ? 0x20
+						  : 0x02;
+		uint16_t perm = 7;
+		uint32_t id = (uint32_t)(1000 + i);
+		memcpy(acl + 4 + 8 * i, &tag, 2);
+		memcpy(acl + 4 + 8 * i + 2, &perm, 2);
+		memcpy(acl + 4 + 8 * i + 4, &id, 4);
+	}
+	check_int(cow_setxattr(v1, ino, "system.posix_acl_default", acl, acl_size, 0), 0,
+		  "xattrs: a default ACL of %zu bytes", acl_size);
+	r = cow_mknod(v1, ino, "file", S_IFREG | 0644, 0, &cred, &a);
+	check_int(r, 0, "xattrs: a file under it (its access ACL fits)");
+	if (r == 0)
+		cow_forget(v1, a.ino, 1);
+	check_int(cow_mkdir(v1, ino, "sub", 0755, &cred, &a), -ENOSPC,
+		  "xattrs: a directory under it (access and default ACL do not fit) is -ENOSPC");
+	check_int(cow_lookup(v1, ino, "sub", &a), -ENOENT, "xattrs: and is not made");
+	cow_forget(v1, ino, 1);
+}
+
 static void test_read_snapshot(struct cow_store *st, struct cow_view *v1)
 {
 	struct cow_store *st2 = NULL;
@@ -1612,6 +1716,7 @@ int main(void)
 		test_two_writers(v1);
 		test_read_snapshot(st, v1);
 		test_concurrent_fsync(v1);
+		test_xattr_bounds(v1);
 		check_int(cow_view_close(v1), 0, "cow_view_close c1 (two writers)");
 	}
 	v1 = NULL;

@@ -1440,6 +1440,136 @@ out:
 		cow_store_close(st2);
 }
 
+/* A bundle written here: an empty root directory with @nx xattrs of 100
+ * bytes (the format is in fs/bundle.c). */
+struct craft {
+	char *b;
+	size_t n, cap;
+};
+
+static void craft_put(struct craft *c, const void *p, size_t n)
+{
+	if (c->n + n > c->cap && !(c->b = realloc(c->b, c->cap = 2 * (c->n + n))))
+		bail("realloc");
+	memcpy(c->b + c->n, p, n);
+	c->n += n;
+}
+
+static void craft_le(struct craft *c, uint64_t v, size_t bytes)
+{
+	uint8_t le[8];
+	for (size_t i = 0; i < bytes; i++)
+		le[i] = (uint8_t)(v >> (8 * i));
+	craft_put(c, le, bytes);
+}
+
+static void craft_xattr_bundle(const char *path, int nx)
+{
+	struct craft c = {0};
+	craft_put(&c, "CRBUNDLE", 8);
+	craft_le(&c, 1, 4); /* version */
+	craft_le(&c, 1, 2); /* name */
+	craft_put(&c, "x", 1);
+	craft_le(&c, 1, 8); /* root */
+	craft_le(&c, 1, 8); /* objects */
+	craft_le(&c, 0, 8); /* entries */
+	craft_put(&c, "O", 1);
+	craft_le(&c, 1, 8); /* ino */
+	craft_le(&c, S_IFDIR | 0755, 4);
+	craft_le(&c, 2, 4);	    /* nlink */
+	craft_le(&c, 0, 4);	    /* uid */
+	craft_le(&c, 0, 4);	    /* gid */
+	for (int i = 0; i < 5; i++) /* rdev, size, times */
+		craft_le(&c, i < 2 ? 0 : 1600000000ull * 1000000000ull, 8);
+	craft_le(&c, 0, 4); /* no target */
+	craft_le(&c, (uint64_t)nx, 4);
+	char name[32], value[100];
+	memset(value, 'v', sizeof(value));
+	for (int i = 0; i < nx; i++) {
+		int n = snprintf(name, sizeof(name), "user.x%05d", i);
+		craft_le(&c, (uint64_t)n, 2);
+		craft_put(&c, name, (size_t)n);
+		craft_le(&c, sizeof(value), 4);
+		craft_put(&c, value, sizeof(value));
+	}
+	uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), (const Bytef *)c.b, (uInt)c.n);
+	craft_put(&c, "E", 1);
+	craft_le(&c, 1, 8);
+	craft_le(&c, 0, 8);
+	craft_le(&c, crc, 4);
+	gzip_file(path, c.b, c.n);
+	free(c.b);
+}
+
+/* A bundle whose object carries more xattrs than one object may hold is
+ * refused, as a setxattr past the bound is (-ENOSPC); the store is left
+ * as it was. */
+static void test_bundle_xattrs(void)
+{
+	char dir[192], bundle[192];
+	struct cow_store *st;
+	snprintf(dir, sizeof(dir), "%s/xstore", top);
+	snprintf(bundle, sizeof(bundle), "%s/xattrs.bundle", top);
+	if (!check_int(cow_store_open(dir, COW_STORE_CREATE, &st), 0, "xattr bundles: a store of their own"))
+		return;
+	craft_xattr_bundle(bundle, 500);
+	check_int(cow_image_load(st, bundle, "fits", NULL, NULL), 0,
+		  "a bundle of 500 xattrs of 100 bytes on one object loads");
+	craft_xattr_bundle(bundle, 10000);
+	check_bad_load(st, dir, bundle, -ENOSPC, "10,000 xattrs of 100 bytes on one object");
+	cow_store_close(st);
+}
+
+/* An object recorded with more xattrs than the bound (a store from before
+ * there was one): listed whole, it can still lose xattrs and shrink one,
+ * but not grow. */
+static void test_legacy_xattrs(void)
+{
+	char dir[192], empty[192], cmd[1024];
+	struct cow_store *st;
+	snprintf(dir, sizeof(dir), "%s/legacy-xattrs", top);
+	snprintf(empty, sizeof(empty), "%s/legacy-tree", top);
+	if (system("command -v sqlite3 >/dev/null") != 0) {
+		skip("the sqlite3 command is missing (apt-get install sqlite3)", "an object past the xattr bound");
+		return;
+	}
+	if (mkdir(empty, 0755) < 0 && errno != EEXIST)
+		bail(empty);
+	if (!check_int(cow_store_open(dir, COW_STORE_CREATE, &st), 0, "legacy xattrs: a store") ||
+	    !check_int(cow_image_import(st, "img", empty, NULL, NULL), 0, "legacy xattrs: an image"))
+		goto out;
+	cow_store_close(st);
+	st = NULL;
+	/* 2,000 xattrs of 100 bytes on the image's root */
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "sqlite3 %s/cowroot.db \"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+	    " INSERT INTO xattrs SELECT l.id, l.root, CAST(printf('user.x%%05d', i) AS BLOB), zeroblob(100)"
+	    " FROM layers l, n WHERE l.kind = 0\"",
+	    dir);
+	if (!check_int(system(cmd), 0, "legacy xattrs: record 2,000 xattrs of 100 bytes with the sqlite3 command") ||
+	    !check_int(cow_store_open(dir, 0, &st), 0, "legacy xattrs: open the store") ||
+	    !check_int(cow_client_add(st, "c", "img"), 0, "legacy xattrs: a client"))
+		goto out;
+	struct cow_view *v = open_client(st, "c");
+	if (!v)
+		goto out;
+	uint64_t root = cow_view_root(v);
+	int size = cow_listxattr(v, root, NULL, 0);
+	check_int(size, 2000 * 12, "legacy xattrs: all are listed");
+	check_int(cow_setxattr(v, root, "user.new", "v", 1, 0), -ENOSPC, "legacy xattrs: a new one is -ENOSPC");
+	check_int(cow_setxattr(v, root, "user.x00001", "v", 1, 0), 0, "legacy xattrs: one may shrink");
+	static char big[200];
+	check_int(cow_setxattr(v, root, "user.x00002", big, sizeof(big), 0), -ENOSPC,
+		  "legacy xattrs: one may not grow");
+	check_int(cow_removexattr(v, root, "user.x00003"), 0, "legacy xattrs: one may be removed");
+	check_int(cow_listxattr(v, root, NULL, 0), size - 12, "legacy xattrs: and is gone");
+	close_view(v, "client 'c'");
+out:
+	if (st)
+		cow_store_close(st);
+}
+
 static void test_cancel_and_gc(struct cow_store *st)
 {
 	char il[1024], dl[2048], il2[1024], dl2[2048];
@@ -1465,6 +1595,111 @@ static void test_cancel_and_gc(struct cow_store *st)
 	check_fsck_clean(st, "at the end");
 }
 
+/* Client ids are 1..COW_CLIENT_ID_MAX and reused: more than that many
+ * adds in the life of a store work, a freed id goes to a later client
+ * with another generation, and with every id taken an add says so. */
+static void test_client_ids(void)
+{
+	char shm[] = "/dev/shm/cowroot-ids-XXXXXX", dir[192], empty[192];
+	struct cow_store *st;
+	/* some 200,000 durable commits: on a tmpfs if there is one, where a
+	 * sync costs nothing */
+	const char *base = mkdtemp(shm) ? shm : top;
+	snprintf(dir, sizeof(dir), "%s/idstore", base);
+	snprintf(empty, sizeof(empty), "%s/idtree", top);
+	if (mkdir(empty, 0755) < 0 && errno != EEXIST)
+		bail(empty);
+	if (!check_int(cow_store_open(dir, COW_STORE_CREATE, &st), 0, "ids: a store of its own") ||
+	    !check_int(cow_image_import(st, "img", empty, NULL, NULL), 0, "ids: an empty image"))
+		return;
+	struct cow_client_info ci[4];
+	static const char *const names[] = {"a", "b", "c", "d"};
+	int r = 0;
+	for (int i = 0; r == 0 && i < 4; i++) {
+		r = cow_client_add(st, names[i], "img");
+		if (r == 0)
+			r = cow_client_get(st, names[i], &ci[i]);
+	}
+	if (!check_int(r, 0, "ids: add four clients"))
+		goto out;
+	bool ok = true;
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < i; j++)
+			ok = ok && ci[i].id != ci[j].id && ci[i].gen != ci[j].gen;
+	for (int i = 0; i < 4; i++)
+		ok = ok && ci[i].id >= 1 && ci[i].id <= COW_CLIENT_ID_MAX && ci[i].gen != 0;
+	check(ok, "ids or generations clash, or are out of range",
+	      "ids: distinct ids in 1..65535, distinct generations, none 0");
+
+	/* b's id is freed; the next client does not get it at once */
+	struct cow_client_info x;
+	check_int(cow_client_rm(st, "b", 0), 0, "ids: remove b");
+	r = cow_client_add(st, "x", "img");
+	if (r == 0)
+		r = cow_client_get(st, "x", &x);
+	check(r == 0 && x.id != ci[1].id, "got b's id at once", "ids: a freed id is not given again at once");
+	check_int(cow_client_rm(st, "x", 0), 0, "ids: remove x");
+
+	/* more adds than there are ids, each client removed again */
+	uint64_t adds = 0, reused_gen = 0;
+	bool in_range = true;
+	r = 0;
+	while (r == 0 && adds <= COW_CLIENT_ID_MAX + 10) {
+		r = cow_client_add(st, "x", "img");
+		if (r == 0)
+			r = cow_client_get(st, "x", &x);
+		if (r == 0) {
+			adds++;
+			in_range = in_range && x.id >= 1 && x.id <= COW_CLIENT_ID_MAX;
+			if (x.id == ci[1].id && !reused_gen)
+				reused_gen = x.gen;
+			r = cow_client_rm(st, "x", 0);
+		}
+	}
+	char details[128];
+	snprintf(details, sizeof(details), "stopped after %llu adds", (unsigned long long)adds);
+	check_int(r, 0, "ids: %d adds and removals of one client (more than there are ids)", COW_CLIENT_ID_MAX + 11);
+	check(in_range, details, "ids: every id in 1..65535");
+	check(reused_gen != 0 && reused_gen != ci[1].gen, "b's id was not given again, or with b's generation",
+	      "ids: b's freed id went to a later client, with another generation");
+	for (int i = 0; i < 4; i++) {
+		if (i == 1)
+			continue;
+		struct cow_client_info c;
+		if (cow_client_get(st, names[i], &c) != 0 || c.id != ci[i].id || c.gen != ci[i].gen)
+			ok = false;
+	}
+	check(ok, "changed", "ids: the clients kept all along keep their ids and generations");
+
+	/* fill every id: the next add fails and says why, changing nothing */
+	r = 0;
+	int filled = 0;
+	char name[32];
+	while (r == 0 && filled < COW_CLIENT_ID_MAX - 3) {
+		snprintf(name, sizeof(name), "f%d", filled);
+		r = cow_client_add(st, name, "img");
+		if (r == 0)
+			filled++;
+	}
+	check_int(r, 0, "ids: add clients until every id is taken");
+	check_int(cow_client_add(st, "one-too-many", "img"), -EUSERS, "ids: then an add is -EUSERS");
+	check_int(cow_client_get(st, "one-too-many", &x), -ENOENT, "ids: and records no client");
+	struct cow_client_info f;
+	r = cow_client_get(st, "f100", &f);
+	if (r == 0)
+		r = cow_client_rm(st, "f100", 0);
+	check_int(r, 0, "ids: remove one");
+	r = cow_client_add(st, "one-too-many", "img");
+	if (r == 0)
+		r = cow_client_get(st, "one-too-many", &x);
+	check(r == 0 && x.id == f.id && x.gen != f.gen, "did not get the freed id, or its generation",
+	      "ids: the next add gets the one freed id, with a generation of its own");
+out:
+	cow_store_close(st);
+	if (base == shm)
+		nftw(shm, rm_cb, 32, FTW_DEPTH | FTW_PHYS);
+}
+
 /* A store of schema version 1 (0001 only) opens and migrates. */
 static void test_migration(void)
 {
@@ -1482,7 +1717,8 @@ static void test_migration(void)
 		 "INSERT INTO layers VALUES (3, 1, 1, 1, 1600000000);"
 		 "INSERT INTO images VALUES ('old', 1, 1600000000);"
 		 "INSERT INTO clients (name, image, layer, created) VALUES ('pi1', 'old', 2, 1600000000);"
-		 "INSERT INTO clients (name, image, layer, created) VALUES ('pi2', 'old', 3, 1600000000);"
+		 /* past 65535 (it gets its id from the rowid): never served */
+		 "INSERT INTO clients (rowid, name, image, layer, created) VALUES (70000, 'pi2', 'old', 3, 1600000000);"
 		 "INSERT INTO inodes (layer, ino, mode, nlink, uid, gid, atime, mtime, ctime)"
 		 " VALUES (1, 1, %u, 2, 0, 0, 0, 0, 0);"
 		 "PRAGMA user_version = 1;\"; } | sqlite3 %s/cowroot.db",
@@ -1500,10 +1736,15 @@ static void test_migration(void)
 	snprintf(details, sizeof(details), "returned %d, ids %llu and %llu", r, (unsigned long long)a.id,
 		 (unsigned long long)b.id);
 	check(r == 0 && a.id && b.id && a.id != b.id, details, "the migrated clients have distinct ids");
+	check(r == 0 && a.gen == 0, "has a generation",
+	      "a client from before generations has generation 0 (its handles stay as they were)");
+	check(r == 0 && b.id <= COW_CLIENT_ID_MAX && b.gen != 0, details,
+	      "a client numbered past 65535 gets a free id and a generation");
 	check_int(cow_client_add(st, "pi3", "old"), 0, "a client added after the migration");
 	struct cow_client_info c;
 	r = cow_client_get(st, "pi3", &c);
 	check(r == 0 && c.id && c.id != a.id && c.id != b.id, "id reused", "gets an id of its own");
+	check(r == 0 && c.gen != 0 && c.gen != b.gen, "no generation of its own", "and a generation of its own");
 	struct cow_view *v = open_client(st, "pi1");
 	if (v) {
 		check_int(write_path(v, "f", "v1 store\n"), 0, "a migrated client writes");
@@ -1550,6 +1791,9 @@ int main(void)
 	test_bundles(st);
 	test_cancel_and_gc(st);
 	test_migration();
+	test_client_ids();
+	test_bundle_xattrs();
+	test_legacy_xattrs();
 out:
 	if (st)
 		cow_store_close(st);
