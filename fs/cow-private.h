@@ -291,6 +291,9 @@ struct cow_view {
 	bool readonly;
 	bool caller_times; /* writes do not touch mtime/ctime */
 	int layer_lockfd;
+	/* the layer is recovered (or was stopped cleanly): a clean close may
+	 * clear the lock file's record (see layer_mark in view.c) */
+	bool layer_ready;
 	uint64_t client_id;
 	uint64_t client_gen;
 	char *client; /* client name, NULL for an image view */
@@ -364,6 +367,13 @@ int cow_layer_lock_shared(struct cow_store *st, uint64_t layer, int *ret_fd);
 /* Undo a new layer that was never committed: remove its data and its lock
  * file, then let go of the lock (@lockfd, from cow_layer_lock). */
 void cow_layer_abandon(struct cow_store *st, uint64_t layer, int lockfd);
+/* Recover @layer after an unclean stop, as fsck --repair would: remove
+ * its data files that no committed record names (what a crash between
+ * writing data and committing leaves).  The caller holds the layer's write
+ * lock, so no writer can be between the two; the number removed goes to
+ * *ret_removed.  O(data files of the layer), one indexed lookup each.
+ * -errno of the directory walk or an unlink. */
+int cow_fsck_recover_layer(struct cow_store *st, uint64_t layer, uint64_t *ret_removed);
 /* Does a layer below the writable one record @ino?  (db lock held) */
 bool cow_exists_below(struct cow_view *v, uint64_t ino);
 /* Drop an unlinked object's records in the writable layer: a tombstone

@@ -276,6 +276,18 @@ out:
 	return r;
 }
 
+int cow_fsck_recover_layer(struct cow_store *st, uint64_t layer, uint64_t *ret_removed)
+{
+	struct cow_fsck_report rep = {0};
+	struct fsck f = {.st = st, .repair = !st->readonly, .rep = &rep};
+	struct layer_check c = {.f = &f, .layer = layer, .exists = true};
+	cow_db_lock(st->db);
+	int r = cow_data_foreach(st, layer, check_file, &c);
+	cow_db_unlock(st->db);
+	*ret_removed = rep.repaired;
+	return r;
+}
+
 int cow_fsck_orphans(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
 		     struct cow_fsck_report *ret)
 {

@@ -785,6 +785,56 @@ void cow_layer_abandon(struct cow_store *st, uint64_t layer, int lockfd)
 static void flusher_stop(struct cow_view *v);
 static int flusher_start(struct cow_view *v);
 
+/* ---- clean and unclean stops ---- */
+
+/* Write the record "PID WHAT\n" into a layer lock file, never leaving it
+ * empty in between: an empty lock file means a clean stop. */
+static int lock_record(int lockfd, const char *what)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), what);
+	if (n >= (int)sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (pwrite(lockfd, buf, (size_t)n, 0) != n || ftruncate(lockfd, n) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+/* A writer keeps a record in the lock file of its layer from its open to
+ * its clean close, where it empties the file; one found by the next writer
+ * means the last stop left no time to write back (kill -9, a crash, power
+ * loss), so the layer may hold what fsck calls orphans.  Like a journaling
+ * file system's dirty flag, the record is made durable before anything of
+ * the layer is written, and costs nothing at a clean open.  Whether the
+ * last stop was unclean goes to *ret_unclean. */
+static int layer_mark(struct cow_store *st, int lockfd, const char *what, bool *ret_unclean)
+{
+	struct stat s;
+	if (fstat(lockfd, &s) < 0)
+		return -errno;
+	int r = lock_record(lockfd, what);
+	if (r < 0)
+		return r;
+	/* the lock file itself may be new: its name, too */
+	if (s.st_size == 0 && (fdatasync(lockfd) < 0 || fsync(st->datafd) < 0))
+		return -errno;
+	*ret_unclean = s.st_size > 0;
+	return 0;
+}
+
+/* The first writable open after an unclean stop: remove what fsck would
+ * find, as fsck --repair would.  Records of unlinked objects are reaped
+ * at every open (reap_unlinked); data files no record names, what a crash
+ * between writing data and committing leaves, only here. */
+static void layer_recover(struct cow_view *v)
+{
+	uint64_t removed;
+	/* a failure leaves orphans, harmless but for their space, and the
+	 * record: the next open tries again and fsck reports them */
+	if (cow_fsck_recover_layer(v->st, v->layer, &removed) == 0)
+		v->layer_ready = true;
+}
+
 /* ---- views ---- */
 
 /* Remove what a crash left of unlinked-but-open objects: records now,
@@ -912,7 +962,11 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 
 	if (!v->readonly) {
 		struct reap rp = {.v = v};
+		bool unclean;
 		v->layer = top;
+		r = layer_mark(st, v->layer_lockfd, "cowroot", &unclean);
+		if (r < 0)
+			goto fail;
 		cow_db_lock(st->db);
 		r = cow_db_begin(st->db);
 		if (r == 0) {
@@ -928,6 +982,10 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 		free(rp.inos);
 		if (r < 0)
 			goto fail;
+		if (unclean)
+			layer_recover(v);
+		else
+			v->layer_ready = true;
 		cow_db_lock(st->db);
 		cow_db_batching(st->db, true);
 		cow_db_unlock(st->db);
@@ -968,6 +1026,10 @@ int cow_view_close(struct cow_view *v)
 		if (r == 0)
 			r = c;
 		cow_data_reap(v->st);
+		/* a clean stop: everything is written back and durable */
+		if (r == 0 && v->layer_ready && v->layer_lockfd >= 0 && cow_db_sync(v->st->db) == 0 &&
+		    ftruncate(v->layer_lockfd, 0) < 0)
+			r = -errno;
 	}
 	if (v->batching) {
 		cow_db_lock(v->st->db);
@@ -1161,10 +1223,11 @@ int cow_view_reset(struct cow_view *v)
 	if (r < 0)
 		goto out;
 	if (cow_layer_lock(v->st, layer, &lockfd) == 0) {
+		bool unclean;
 		close(v->layer_lockfd);
 		v->layer_lockfd = lockfd;
-		if (v->holder)
-			cow_view_set_holder(v, v->holder);
+		/* a new layer: nothing to recover */
+		v->layer_ready = layer_mark(v->st, lockfd, v->holder ? v->holder : "cowroot", &unclean) == 0;
 	}
 	cow_db_lock(db);
 	v->layer = layer;
@@ -1219,12 +1282,8 @@ void cow_view_set_holder(struct cow_view *v, const char *what)
 	}
 	if (v->layer_lockfd < 0 || v->readonly)
 		return; /* image views share their lock: no one holder to name */
-	char buf[256];
-	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), what);
-	if (n >= (int)sizeof(buf))
-		n = sizeof(buf) - 1;
-	if (ftruncate(v->layer_lockfd, 0) == 0 && pwrite(v->layer_lockfd, buf, (size_t)n, 0) < 0)
-		return; /* advisory only */
+	/* advisory only */
+	(void)lock_record(v->layer_lockfd, what);
 }
 
 uint64_t cow_view_root(const struct cow_view *v)

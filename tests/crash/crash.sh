@@ -5,7 +5,9 @@
 #     fix them and a second fsck must be clean),
 #   - everything the workload fsync'd is there with the right content, and
 #     every name it durably removed stays removed,
-#   - untouched image files are unchanged and the tree can be walked.
+#   - untouched image files are unchanged and the tree can be walked;
+# and, after one more crash, that one clean mount and unmount leave a store
+# that fsck finds clean with no --repair (the mount recovers the layer).
 #
 # Environment: COWROOT (the cowroot binary), COW_CRASHWRITER (the workload,
 # crashwriter.c), optional COW_CRASH_ROUNDS (default 5), COW_CRASH_SEED (to
@@ -202,19 +204,65 @@ for r in $(seq 1 "$rounds"); do
 	fsck_after "$r"
 done
 
+# One more crash, this time left to the store itself: the first mount after
+# it recovers the layer (as a journaling file system replays its journal),
+# so that after one clean mount and unmount fsck is clean without --repair.
+if mount_c1 daemon.last; then
+	"$COW_CRASHWRITER" run "$M" "r$((rounds + 1))" "$tmp/log.$((rounds + 1))" "$((seed * 100 + rounds + 1))" \
+		2>"$tmp/writer.last" &
+	writer=$!
+	sleep 1.5
+	kill -9 "$daemon"
+	wait "$daemon" 2>/dev/null
+	daemon=
+	for _ in $(seq 1 100); do
+		kill -0 "$writer" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$writer" 2>/dev/null
+	wait "$writer" 2>/dev/null
+	fusermount3 -u -z "$M" 2>/dev/null || umount -l "$M" 2>/dev/null
+	# A crash between writing a new file's data and committing its record
+	# leaves a data file no record names; that window is short, so one is
+	# also left here by hand, in the layer the crash was writing (its lock
+	# file is the newest), to be sure the recovery below has work to do.
+	lock=$(ls -t "$S"/data/*.lock | head -1)
+	layer=$(basename "$lock" .lock)
+	mkdir -p "$S/data/$layer/f0"
+	echo leftover >"$S/data/$layer/f0/0000fffffffffff0"
+	"$COWROOT" --store "$S" fsck >"$tmp/fsck.before" 2>&1
+	n=$(grep -c 'orphan data file' "$tmp/fsck.before")
+	if [ "$n" -ge 1 ]; then
+		ok "after the last crash fsck finds $n orphan data file(s)"
+	else
+		note <"$tmp/fsck.before"
+		fail "fsck does not see the orphan data file left after the last crash"
+	fi
+else
+	fail "mount before the last crash"
+	finish
+fi
+
 # Final check after a normal mount and a clean unmount.
 if mount_c1 daemon.final; then
-	verify "$rounds"
+	verify $((rounds + 1))
 	fusermount3 -u "$M" || fail "clean unmount"
 	wait "$daemon" 2>/dev/null
 	rc=$?
 	daemon=
 	[ $rc = 0 ] && ok "daemon exits 0 on unmount" || fail "daemon exit $rc on unmount"
 	if "$COWROOT" --store "$S" fsck >"$tmp/fsck" 2>&1; then
-		ok "fsck clean after a clean unmount"
+		ok "fsck clean, without --repair, after a crash and one clean mount and unmount"
 	else
 		note <"$tmp/fsck"
-		fail "fsck after a clean unmount"
+		fail "fsck after a crash and one clean mount and unmount (the mount did not recover the layer)"
+	fi
+	# a clean stop empties the layer's lock file: the next mount has
+	# nothing to recover and scans nothing
+	if [ -f "$lock" ] && [ ! -s "$lock" ]; then
+		ok "a clean unmount leaves the layer marked clean"
+	else
+		fail "the layer's lock file still holds a record after a clean unmount ($(cat "$lock" 2>&1))"
 	fi
 else
 	fail "final mount"
