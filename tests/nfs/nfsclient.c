@@ -21,6 +21,11 @@
  *                          a line on stdin, then read again through the same
  *                          open handle and check TEXT and the inode number
  *   churn DIR N            N rounds of write, read back, rename, unlink
+ *   commits DIR N          N new files under DIR (made if missing), each
+ *                          written and COMMITted; for each acknowledged
+ *                          COMMIT prints "commit INO T0 T1 PATH", T0/T1 the
+ *                          CLOCK_REALTIME seconds before it and after its
+ *                          reply (the power-loss test, tests/crash)
  *   mount                  just mount (fails when access is denied)
  */
 #include <errno.h>
@@ -35,6 +40,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nfsc/libnfs.h>
@@ -406,6 +412,40 @@ static int churn(const char *dir, int rounds)
 	return 0;
 }
 
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int commits(const char *dir, int n)
+{
+	struct nfs_stat_64 st;
+	char path[512], buf[8192];
+	int r;
+	if (nfs_stat64(nfs, dir, &st) < 0)
+		NFSCALL(nfs_mkdir(nfs, dir));
+	for (int i = 0; i < n; i++) {
+		struct nfsfh *fh;
+		snprintf(path, sizeof(path), "%s/c%d", dir, i);
+		memset(buf, 'a' + i % 26, sizeof(buf));
+		NFSCALL(nfs_open(nfs, path, O_WRONLY | O_CREAT | O_TRUNC, &fh));
+		r = nfs_pwrite(nfs, fh, 0, sizeof(buf) - (size_t)i, buf);
+		if (r >= 0)
+			r = nfs_fstat64(nfs, fh, &st);
+		double t0 = now();
+		if (r >= 0)
+			r = nfs_fsync(nfs, fh);
+		double t1 = now();
+		nfs_close(nfs, fh);
+		CHECK(r >= 0, "write and commit %s: %s", path, nfs_get_error(nfs));
+		printf("commit %" PRIu64 " %.6f %.6f %s\n", st.nfs_ino, t0, t1, path);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: nfsclient SERVER EXPORT VERS CMD [ARGS...] (see the source)\n");
@@ -478,6 +518,8 @@ int main(int argc, char **argv)
 		r = hold(argv[5], argv[6]);
 	} else if (!strcmp(cmd, "churn") && argc == 7) {
 		r = churn(argv[5], atoi(argv[6]));
+	} else if (!strcmp(cmd, "commits") && argc == 7) {
+		r = commits(argv[5], atoi(argv[6]));
 	} else {
 		nfs_destroy_context(nfs);
 		return usage();
