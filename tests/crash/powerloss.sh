@@ -36,10 +36,8 @@ if [ -z "${COW_POWERLOSS_INNER:-}" ]; then
 	exec unshare --net --mount --propagation private --pid --fork --kill-child --mount-proc "$0" "$@"
 fi
 
-passed=0
-failed=0
-ok() { echo "ok $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+# shellcheck source=tests/checks.sh
+. "$(dirname "$0")/../checks.sh"
 note() { sed 's/^/#   /'; }
 
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/cowroot-powerloss.XXXXXX")
@@ -89,7 +87,7 @@ judge() { # NAME DIR EXPECT: check DIR/trace against DIR/acks
 		ok "$name: $(tail -1 "$d/verdict")"
 	else
 		head -30 "$d/verdict" | note
-		fail "$name: an acknowledged sync came before the sync of a file it depends on"
+		bad "$name: an acknowledged sync came before the sync of a file it depends on"
 	fi
 }
 
@@ -120,7 +118,7 @@ rounds=12
 fuse_acks=$((rounds + 2 * ((rounds + 2) / 3) + 2))
 fuse_run() { # WHERE
 	local where=$1 d=$tmp/fuse-$1 s
-	setup_store "$d" "$where" || { fail "fuse, $where store: setup"; return; }
+	setup_store "$d" "$where" || { bad "fuse, $where store: setup"; return; }
 	s=store
 	[ "$where" = absolute ] && s=$d/store
 	(cd "$d" && traced "$d/trace" "$COWROOT" --store "$s" mount c1 "$d/mnt"
@@ -134,14 +132,14 @@ fuse_run() { # WHERE
 	if ! mountpoint -q "$d/mnt"; then
 		wait "$sub"
 		grep -v '^[0-9]' "$d/trace" | note
-		fail "fuse, $where store: mount"
+		bad "fuse, $where store: mount"
 		return
 	fi
 	"$COW_SYNCWRITER" "$d/mnt" sync "$rounds" base/cu/c1 etc/hostname >"$d/acks" 2>"$d/writer" ||
-		{ note <"$d/writer"; fail "fuse, $where store: the client's syncs"; }
-	fusermount3 -u "$d/mnt" || fail "fuse, $where store: unmount"
+		{ note <"$d/writer"; bad "fuse, $where store: the client's syncs"; }
+	fusermount3 -u "$d/mnt" || bad "fuse, $where store: unmount"
 	tracer=$sub
-	wait_tracer 60 || { fail "fuse, $where store: the daemon did not exit after the unmount"; return; }
+	wait_tracer 60 || { bad "fuse, $where store: the daemon did not exit after the unmount"; return; }
 	judge "fuse, $where store" "$d" "$fuse_acks"
 }
 
@@ -153,7 +151,7 @@ fuse_run relative
 commits=12
 nfs_run() { # WHERE
 	local where=$1 d=$tmp/nfs-$1 s
-	setup_store "$d" "$where" --ip 127.0.0.2 || { fail "nfs, $where store: setup"; return; }
+	setup_store "$d" "$where" --ip 127.0.0.2 || { bad "nfs, $where store: setup"; return; }
 	s=store
 	[ "$where" = absolute ] && s=$d/store
 	(cd "$d" && traced "$d/trace" "$COWROOT" --store "$s" serve --foreground --fsal "$COW_FSAL" \
@@ -167,19 +165,19 @@ nfs_run() { # WHERE
 	done
 	if ! grep -q '^serving store' "$d/serve.out" 2>/dev/null; then
 		tail -n 20 "$d/serve.err" | note
-		fail "nfs, $where store: cowroot serve did not come up"
+		bad "nfs, $where store: cowroot serve did not come up"
 		kill -9 "$sub" 2>/dev/null
 		return
 	fi
 	timeout 300 "$COW_NFSCLIENT" 127.0.0.2 /clients/c1 3 commits /sync "$commits" >"$d/acks" 2>"$d/client" ||
-		{ note <"$d/client"; fail "nfs, $where store: the client's writes and commits"; }
+		{ note <"$d/client"; bad "nfs, $where store: the client's writes and commits"; }
 	# stop serve (strace's child), which stops ganesha; strace then ends
 	local st serve
 	st=$(cat "$d/tracer")
 	read -r serve _ <"/proc/$st/task/$st/children"
 	[ -n "$serve" ] && kill "$serve"
 	tracer=$sub
-	wait_tracer 60 || { fail "nfs, $where store: cowroot serve did not stop"; return; }
+	wait_tracer 60 || { bad "nfs, $where store: cowroot serve did not stop"; return; }
 	judge "nfs, $where store" "$d" "$commits"
 }
 
@@ -190,11 +188,10 @@ elif ! command -v ganesha.nfsd >/dev/null || ! command -v rpcbind >/dev/null; th
 else
 	ip link set lo up && ip addr add 127.0.0.2/32 dev lo &&
 		mount -t tmpfs -o mode=0755 cowroot-powerloss-run /run && mkdir -p /run/rpcbind ||
-		{ fail "nfs: private loopback and /run"; }
+		{ bad "nfs: private loopback and /run"; }
 	chown _rpc /run/rpcbind 2>/dev/null || true
 	nfs_run absolute
 	nfs_run relative
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -437,6 +437,41 @@ t_stop_cleans_up() {
 }
 check "stopping cowroot serve stops ganesha and rpcbind" t_stop_cleans_up
 
+# ---- crash recovery: kill -9 of ganesha while a client writes, then one
+# serve and stop; the FSAL's first open of the layer recovers it, so fsck
+# is clean with no --repair ----
+start_server
+recover_start_rc=$?
+nc 127.0.0.2 /clients/pi1 3 churn /churn 100000 >"$tmp/churn.out" 2>&1 &
+churner=$!
+sleep 1.5
+kill -9 "$(cat "$store/run/ganesha.pid")"
+wait "$serve_pid"
+serve_pid=
+kill "$churner" 2>/dev/null
+wait "$churner" 2>/dev/null
+# what a crash between writing a new file's data and committing its record
+# leaves (a short window, so also left here by hand in pi1's layer)
+pi1_layer=$(cow client list --json | jq -r '.[] | select(.name == "pi1") | .layer')
+mkdir -p "$store/data/$pi1_layer/f0"
+echo leftover >"$store/data/$pi1_layer/f0/0000fffffffffff0"
+cow fsck >"$tmp/fsck.crash" 2>&1
+start_server
+recover_restart_rc=$?
+stop_server
+recover_stop_rc=$?
+cow fsck >"$tmp/fsck.recovered" 2>&1
+recover_fsck_rc=$?
+
+t_serve_recovers() {
+	[ "$recover_start_rc" = 0 ] && [ "$recover_restart_rc" = 0 ] || { echo "cowroot serve did not start"; return 1; }
+	[ "$recover_stop_rc" = 0 ] || { echo "cowroot serve exited $recover_stop_rc on SIGTERM"; return 1; }
+	grep -q 'orphan data file' "$tmp/fsck.crash" || { echo "no orphan after the crash:"; cat "$tmp/fsck.crash"; return 1; }
+	[ "$recover_fsck_rc" = 0 ] || { cat "$tmp/fsck.recovered"; return 1; }
+	[ ! -s "$store/data/$pi1_layer.lock" ] || { echo "pi1's layer not marked clean after the stop"; return 1; }
+}
+check "after kill -9 of ganesha mid-write, one serve and stop leave a store fsck finds clean" t_serve_recovers
+
 # ---- a store with no client yet: ganesha loads the FSAL only with the
 # first export that uses it, so serve must not wait for the FSAL ----
 store=$tmp/store-empty
