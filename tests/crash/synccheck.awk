@@ -21,6 +21,16 @@
 #
 # Prints one line per problem and a summary; exits 1 on any problem.
 
+# seconds since @base, without the rounding of a 10-digit epoch in a double
+function secs(s,    dot) {
+	dot = index(s, ".")
+	if (!dot)
+		return s - base
+	if (base == "")
+		base = substr(s, 1, dot - 1) + 0
+	return (substr(s, 1, dot - 1) - base) + ("0" substr(s, dot)) + 0
+}
+
 function bad(msg) {
 	print "FAIL " msg
 	problems++
@@ -56,7 +66,7 @@ function event(pid, t0, t1, call,    name, ok, ret, rpath, p, dir, nm, q) {
 	if (name == "fsync" || name == "fdatasync" || name == "syncfs" || name == "sync") {
 		p = name == "syncfs" || name == "sync" ? "*" : fdpath(call, 1)
 		if (!ok && (p == "*" || index(p, store "/") == 1 || p == store))
-			bad(name " of " p " failed at " t0 ": " substr(call, RSTART + 4))
+			bad(name " of " p " failed at " sprintf("%.6f", base + t0) ": " substr(call, RSTART + 4))
 		if (ok) {
 			nsync++
 			syncp[nsync] = p
@@ -129,7 +139,7 @@ function need(what, p, t1,    lm, x, c) {
 	if (lm < 0)
 		return 0
 	if (!synced(p, lm, t1))
-		bad(what ": " p " was written at " sprintf("%.6f", lm) " and not synced after that before the acknowledgement")
+		bad(what ": " p " was written at " sprintf("%.6f", base + lm) " and not synced after that before the acknowledgement")
 	else
 		deps_ok++
 	# new names on the way, up to the store itself
@@ -142,7 +152,7 @@ function need(what, p, t1,    lm, x, c) {
 		}
 		c = crt[x]
 		if (!synced(dirname(x), c, t1))
-			bad(what ": directory " dirname(x) " not synced after " x " was created (" sprintf("%.6f", c) ") before the acknowledgement")
+			bad(what ": directory " dirname(x) " not synced after " x " was created (" sprintf("%.6f", base + c) ") before the acknowledgement")
 		else
 			deps_ok++
 	}
@@ -157,7 +167,7 @@ BEGIN {
 
 {
 	pid = $1
-	t = $2 + 0
+	t = secs($2)
 	rest = $0
 	sub(/^[0-9]+ +[0-9.]+ /, "", rest)
 	if (rest ~ /^(---|\+\+\+)/)
@@ -189,7 +199,7 @@ END {
 	nacks = 0
 	while ((getline line < acks) > 0) {
 		split(line, a, " ")
-		kind = a[1]; ino = a[2] + 0; t1 = a[4] + 0; path = a[5]
+		kind = a[1]; ino = a[2] + 0; t1 = secs(a[4]); path = a[5]
 		nacks++
 		kinds[kind]++
 		what = kind " of " path " (ino " ino ", acknowledged at " a[4] ")"
