@@ -1710,6 +1710,40 @@ int main(void)
 		check_fsck_clean(st, "after the repair");
 	}
 
+	/* ---- an unclean stop is recovered by the next writable open ---- */
+	{
+		char lock[256];
+		struct stat ls;
+		snprintf(lock, sizeof(lock), "%s/data/%llu.lock", storedir, (unsigned long long)layer1);
+		check(stat(lock, &ls) == 0 && ls.st_size == 0, "lock file missing or not empty",
+		      "a clean close leaves the layer's lock file empty");
+		int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || write(fd, "stray", 5) != 5)
+			bail(p);
+		close(fd);
+		r = cow_view_open(st, "c1", NULL, 0, &v1);
+		check_int(r, 0, "cow_view_open c1 after a clean stop");
+		check(exists(p), "the orphan was removed", "an open after a clean stop scans nothing");
+		check(stat(lock, &ls) == 0 && ls.st_size > 0, "lock file empty",
+		      "an open writer keeps a record in the lock file");
+		if (r == 0)
+			check_int(cow_view_close(v1), 0, "cow_view_close c1");
+		/* what kill -9 or power loss leaves: the record of a writer gone */
+		fd = open(lock, O_WRONLY | O_TRUNC);
+		if (fd < 0 || write(fd, "999999 mount (killed)\n", 22) != 22)
+			bail(lock);
+		close(fd);
+		r = cow_view_open(st, "c1", NULL, 0, &v1);
+		check_int(r, 0, "cow_view_open c1 after an unclean stop");
+		check(!exists(p), "the orphan is still there", "the first open after an unclean stop removes orphans");
+		if (r == 0)
+			check_int(cow_view_close(v1), 0, "cow_view_close c1");
+		v1 = NULL;
+		check(stat(lock, &ls) == 0 && ls.st_size == 0, "lock file not empty",
+		      "the recovered layer is closed clean");
+		check_fsck_clean(st, "after the recovery");
+	}
+
 	/* ---- two writing connections ---- */
 	r = cow_view_open(st, "c1", NULL, 0, &v1);
 	if (check_int(r, 0, "cow_view_open c1 (two writers)")) {
