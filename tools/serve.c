@@ -7,8 +7,6 @@
  * what it started when it gets SIGTERM or SIGINT.  SIGHUP rewrites the
  * configuration and has ganesha reload its exports, so clients can be
  * added and removed while others are served.
- *
- * `cowroot netboot`: the u-boot script that boots a client from the server.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -541,7 +539,7 @@ static void stop_child(pid_t *pid, const char *what)
 
 /* The address printed in nfsroot lines: --server, else the first IPv4
  * address of an interface that is up and not loopback. */
-static void server_addr(const char *given, char *buf, size_t n)
+void server_addr(const char *given, char *buf, size_t n)
 {
 	struct ifaddrs *ifa, *i;
 	snprintf(buf, n, "%s", given ? given : "SERVER");
@@ -557,7 +555,7 @@ static void server_addr(const char *given, char *buf, size_t n)
 	freeifaddrs(ifa);
 }
 
-static void nfsroot_line(const char *server, const char *client, int port, char *buf, size_t n)
+void nfsroot_line(const char *server, const char *client, int port, char *buf, size_t n)
 {
 	char portopt[32] = "";
 	if (port != 2049)
@@ -920,109 +918,4 @@ int cmd_serve(int argc, char **argv)
 	free(s.exports);
 	close(s.log.fd);
 	return rc;
-}
-
-/* ---- netboot ---- */
-
-static int netboot_usage(void)
-{
-	fprintf(stderr, "usage: cowroot [--store DIR] netboot CLIENT --tftp-dir DIR [--server ADDR] [--port N]\n"
-			"         [--kernel NAME] [--dtb NAME] [--arch arm64|arm] [--console TTY]\n"
-			"Writes DIR/CLIENT/boot.scr (compiled with mkimage): u-boot loads NAME (default vmlinuz)\n"
-			"and the device tree over TFTP and boots with the client's nfsroot line.\n");
-	return 2;
-}
-
-int cmd_netboot(int argc, char **argv)
-{
-	const char *client = NULL, *tftp = NULL, *server = NULL, *kernel = "vmlinuz", *dtb = NULL, *arch = "arm64",
-		   *console = "serial0,115200";
-	int port = 2049;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--tftp-dir") && i + 1 < argc)
-			tftp = argv[++i];
-		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
-			server = argv[++i];
-		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			port = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--kernel") && i + 1 < argc)
-			kernel = argv[++i];
-		else if (!strcmp(argv[i], "--dtb") && i + 1 < argc)
-			dtb = argv[++i];
-		else if (!strcmp(argv[i], "--arch") && i + 1 < argc)
-			arch = argv[++i];
-		else if (!strcmp(argv[i], "--console") && i + 1 < argc)
-			console = argv[++i];
-		else if (argv[i][0] != '-' && !client)
-			client = argv[i];
-		else
-			return netboot_usage();
-	}
-	if (!client || !tftp || (strcmp(arch, "arm64") && strcmp(arch, "arm")) || port <= 0 || port > 65535)
-		return netboot_usage();
-	struct cow_store *st;
-	struct cow_client_info info;
-	int r = cow_store_open(store_dir, COW_STORE_READONLY, &st);
-	if (r < 0) {
-		err("cannot open store '%s': %s", store_dir, strerror(-r));
-		return 1;
-	}
-	r = cow_client_get(st, client, &info);
-	cow_store_close(st);
-	if (r < 0) {
-		err(r == -ENOENT ? "no client '%s' (see 'cowroot client list')" : "cannot read client '%s'", client);
-		return 1;
-	}
-	char addr[INET6_ADDRSTRLEN], line[512], dir[PATH_MAX], cmd[PATH_MAX + 16], scr[PATH_MAX + 16];
-	server_addr(server, addr, sizeof(addr));
-	if (!server && !strcmp(addr, "SERVER")) {
-		err("cannot tell this server's address; pass --server ADDR");
-		return 1;
-	}
-	nfsroot_line(addr, client, port, line, sizeof(line));
-	snprintf(dir, sizeof(dir), "%s/%s", tftp, client);
-	if ((mkdir(tftp, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
-		err("cannot create '%s': %s", dir, strerror(errno));
-		return 1;
-	}
-	snprintf(cmd, sizeof(cmd), "%s/boot.cmd", dir);
-	snprintf(scr, sizeof(scr), "%s/boot.scr", dir);
-	FILE *f = fopen(cmd, "w");
-	if (!f) {
-		err("cannot write '%s': %s", cmd, strerror(errno));
-		return 1;
-	}
-	bool arm64 = !strcmp(arch, "arm64");
-	fprintf(f,
-		"# u-boot script for cowroot client %s, written by 'cowroot netboot'\n"
-		"setenv serverip %s\n"
-		"setenv bootargs \"console=%s console=tty1 %s rootwait\"\n"
-		"tftpboot ${kernel_addr_r} %s/%s\n",
-		client, addr, console, line, client, kernel);
-	if (dtb)
-		fprintf(f, "tftpboot ${fdt_addr_r} %s/%s\n", client, dtb);
-	else
-		fprintf(f, "tftpboot ${fdt_addr_r} %s/${fdtfile}\n", client);
-	fprintf(f, "%s ${kernel_addr_r} - ${fdt_addr_r}\n", arm64 ? "booti" : "bootz");
-	if (fclose(f) != 0) {
-		err("cannot write '%s': %s", cmd, strerror(errno));
-		return 1;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		if (null >= 0)
-			dup2(null, 1); /* mkimage describes the image on stdout */
-		execlp("mkimage", "mkimage", "-A", arm64 ? "arm64" : "arm", "-O", "linux", "-T", "script", "-C", "none",
-		       "-n", client, "-d", cmd, scr, (char *)NULL);
-		fprintf(stderr, "cowroot: cannot run mkimage (install u-boot-tools): %s\n", strerror(errno));
-		_exit(127);
-	}
-	int status = 1;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		err("mkimage failed for '%s'", cmd);
-		return 1;
-	}
-	printf("wrote %s (from %s)\nput the kernel as %s/%s and the device tree in %s/\n", scr, cmd, dir, kernel, dir);
-	return 0;
 }
