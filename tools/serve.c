@@ -397,6 +397,13 @@ static bool log_poll(struct serve *s)
 	bool any = false;
 	for (;;) {
 		ssize_t k = read(g->fd, g->part + g->len, sizeof(g->part) - 1 - g->len);
+		struct stat st;
+		off_t at = lseek(g->fd, 0, SEEK_CUR);
+		if (k == 0 && fstat(g->fd, &st) == 0 && at > st.st_size) {
+			lseek(g->fd, 0, SEEK_SET); /* truncated by a log rotation: read it anew */
+			g->len = 0;
+			continue;
+		}
 		if (k <= 0)
 			return any;
 		any = true;
@@ -636,14 +643,14 @@ static int start(struct serve *s, const sigset_t *mask)
 			break;
 		usleep(100000);
 	}
-	if (!s->log.done) {
+	if (!s->log.done || !tcp_port_open("127.0.0.1", s->port)) {
 		err("ganesha.nfsd did not come up within %d s%s%s (see %s)", START_TIMEOUT_S,
 		    s->log.fatal[0] ? "; it said: " : "", s->log.fatal, log);
 		return -ETIMEDOUT;
 	}
 	log_settle(s);
 	if (report_failures(s) || s->log.fsal[0]) {
-		err("not serving: every client must be served (see %s)", log);
+		err("not serving: ganesha did not load every export (see %s)", log);
 		return -EIO;
 	}
 	/* ganesha loads the FSAL (which answers on the control socket) with
