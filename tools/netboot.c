@@ -26,34 +26,41 @@
 
 #define SCRIPT_MAX (64 * 1024) /* far more than the script mkimage makes of ours */
 
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+/* NULL if @v is 1 to @max bytes, each of ALNUM or @more, else why not */
+static const char *bad_chars(const char *v, size_t max, const char *more, const char *why)
+{
+	size_t n = strlen(v), k = strspn(v, ALNUM);
+	while (k < n && strchr(more, v[k]))
+		k += 1 + strspn(v + k + 1, ALNUM);
+	static char len_why[32];
+	snprintf(len_why, sizeof(len_why), "1 to %zu bytes", max);
+	if (n == 0 || n > max)
+		return len_why;
+	return k == n ? NULL : why;
+}
+
 /* A file below DIR/CLIENT as u-boot's tftpboot takes it: components of
  * A-Z a-z 0-9 . _ + - separated by single '/', none of them "." or "..". */
 static const char *bad_file_name(const char *v)
 {
-	size_t n = strlen(v);
-	if (n == 0 || n > 128)
-		return "1 to 128 bytes";
-	if (strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-/") != n)
-		return "only A-Z a-z 0-9 . _ + - and '/' between names";
-	for (const char *p = v;;) {
+	const char *why = bad_chars(v, 128, "._+-/", "only A-Z a-z 0-9 . _ + - and '/' between names");
+	for (const char *p = v; !why;) {
 		size_t k = strcspn(p, "/");
 		if (k == 0 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.'))
 			return "a path below the client's directory (no empty, '.' or '..' part)";
 		if (!p[k])
-			return NULL;
+			break;
 		p += k + 1;
 	}
+	return why;
 }
 
 /* A console= value: "serial0,115200", "ttyS0,115200n8", "ttyAMA0" */
 static const char *bad_console(const char *v)
 {
-	size_t n = strlen(v);
-	if (n == 0 || n > 64)
-		return "1 to 64 bytes";
-	if (strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789,._:-") != n)
-		return "only A-Z a-z 0-9 , . _ : -";
-	return NULL;
+	return bad_chars(v, 64, ",._:-", "only A-Z a-z 0-9 , . _ : -");
 }
 
 /* u-boot's serverip is an IPv4 address */
