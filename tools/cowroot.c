@@ -295,8 +295,7 @@ static int bad_ip(const char *ip)
 	for (char *c = item; *c; c++)
 		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
 			*c = '?';
-	err("invalid --ip item '%s': %s (use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks)", item,
-	    why);
+	err("invalid --ip item '%s': %s (use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks)", item, why);
 	return 1;
 }
 
