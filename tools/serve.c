@@ -823,6 +823,14 @@ int cmd_serve(int argc, char **argv)
 		return serve_usage();
 	if (!s.fsal)
 		s.fsal = build_tree_fsal(s.fsal_buf, sizeof(s.fsal_buf));
+	/* ganesha loads the module only with the first export: with no client
+	 * yet, a missing one would go unnoticed until a client is added */
+	const char *module = s.fsal ? s.fsal : COW_GANESHA_PLUGIN_DIR "/libfsalcowroot.so";
+	if (access(module, R_OK) < 0) {
+		err("cannot use the FSAL module '%s': %s%s", module, strerror(errno),
+		    s.fsal ? "" : " (build with -Dfsal=enabled and 'meson install' it, or pass --fsal PATH)");
+		return 1;
+	}
 	if (!realpath(store_dir, s.store)) {
 		err("no store at '%s': %s", store_dir, strerror(errno));
 		return 1;
