@@ -11,39 +11,73 @@
 
 #include "cow-private.h"
 
-/* One item: an IPv4 or IPv6 address, optionally /PREFIX. */
-static bool addr_ok(const char *item, size_t n)
+/* ganesha's configuration lexer takes a prefix of one or two digits, the
+ * first not 0 (/1 to /99), after a plain address; 0.0.0.0 alone means every
+ * address to it.  An item is checked against that and the address family. */
+static const char *addr_problem(const char *item, size_t n)
 {
-	char buf[64], *slash;
+	char buf[INET6_ADDRSTRLEN + 8];
 	unsigned char bin[16];
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, item, n);
-	buf[n] = 0;
-	int max = strchr(buf, ':') ? 128 : 32;
-	if ((slash = strchr(buf, '/'))) {
-		char *end;
-		*slash = 0;
-		long prefix = strtol(slash + 1, &end, 10);
-		if (!slash[1] || *end || prefix < 0 || prefix > max)
-			return false;
-	}
-	return inet_pton(max == 128 ? AF_INET6 : AF_INET, buf, bin) == 1;
+	const char *slash = memchr(item, '/', n);
+	size_t alen = slash ? (size_t)(slash - item) : n;
+	if (n == 0)
+		return "empty item";
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("0123456789abcdefABCDEF.:/", item[i]))
+			return "only digits, hex digits, '.', ':' and one '/' may appear";
+	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
+		return "not an IPv4 or IPv6 address";
+	memcpy(buf, item, alen);
+	buf[alen] = 0;
+	bool v6 = memchr(buf, ':', alen) != NULL;
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, buf, bin) != 1)
+		return v6 ? "not an IPv6 address" : "not an IPv4 address (a.b.c.d, no leading zeros)";
+	if (!slash)
+		return strcmp(buf, "0.0.0.0") ? NULL : "0.0.0.0 would let every address in";
+	const char *p = slash + 1;
+	size_t plen = n - alen - 1;
+	if (plen == 0 || plen > 3 || strspn(p, "0123456789") < plen)
+		return "the prefix after '/' must be a decimal number";
+	if (p[0] == '0')
+		return plen == 1 ? "a /0 network would let every address in" : "the prefix has a leading zero";
+	int prefix = 0;
+	for (size_t i = 0; i < plen; i++)
+		prefix = prefix * 10 + (p[i] - '0');
+	if (!v6 && prefix > 32)
+		return "an IPv4 prefix is /1 to /32";
+	if (v6 && prefix > 99)
+		return "ganesha takes IPv6 prefixes /1 to /99 (a single address needs no prefix)";
+	return NULL;
 }
 
-static int addrs_check(const char *addrs)
+int cow_addrs_check(const char *addrs, size_t *ret_off, size_t *ret_len, const char **ret_why)
 {
-	if (strlen(addrs) > COW_ADDRS_MAX)
-		return -EINVAL;
-	for (const char *p = addrs; *p;) {
-		size_t n = strcspn(p, ",");
-		if (!addr_ok(p, n))
-			return -EINVAL;
-		p += n;
-		if (*p == ',' && !*++p)
-			return -EINVAL; /* trailing comma */
+	const char *why = NULL, *p = addrs;
+	size_t n = 0;
+	if (strlen(addrs) > COW_ADDRS_MAX) {
+		why = "the list is longer than 1023 bytes"; /* COW_ADDRS_MAX */
+		n = strlen(addrs);
 	}
-	return 0;
+	while (!why && *p) {
+		n = strcspn(p, ",");
+		why = addr_problem(p, n);
+		if (!why && p[n] == ',' && !p[n + 1]) {
+			p += n + 1; /* the empty item after a trailing comma */
+			n = 0;
+			why = "empty item";
+		}
+		if (!why)
+			p += n + (p[n] == ',');
+	}
+	if (!why)
+		return 0;
+	if (ret_off)
+		*ret_off = (size_t)(p - addrs);
+	if (ret_len)
+		*ret_len = n;
+	if (ret_why)
+		*ret_why = why;
+	return -EINVAL;
 }
 
 int cow_client_get_addrs(struct cow_store *st, const char *name, char *buf, size_t size)
@@ -59,7 +93,7 @@ int cow_client_get_addrs(struct cow_store *st, const char *name, char *buf, size
 
 int cow_client_set_addrs(struct cow_store *st, const char *name, const char *addrs)
 {
-	if (addrs_check(addrs) < 0)
+	if (cow_addrs_check(addrs, NULL, NULL, NULL) < 0)
 		return -EINVAL;
 	if (st->readonly)
 		return -EROFS;

@@ -419,9 +419,17 @@ void cow_attr_to_stat(const struct cow_attr *a, struct stat *st);
 /* The addresses client @name connects from (see cow_client_set_addrs)
  * into @buf of @size bytes ("" if none).  Errors: -ENOENT, -EIO. */
 int cow_client_get_addrs(struct cow_store *st, const char *name, char *buf, size_t size);
+/* Check a list for cow_client_set_addrs: 0, or -EINVAL with the first bad
+ * item at @ret_off (@ret_len bytes) of @addrs and *@ret_why a static
+ * sentence saying what is wrong with it (each ret_* may be NULL).  An item
+ * is an IPv4 dotted quad or an IPv6 address as inet_pton(3) takes it,
+ * optionally followed by /PREFIX (1 to 32 for IPv4, 1 to 99 for IPv6,
+ * decimal, no sign, leading zero or blank); nothing else, no empty item.
+ * 0.0.0.0 and /0 are refused: ganesha reads them as every address. */
+int cow_addrs_check(const char *addrs, size_t *ret_off, size_t *ret_len, const char **ret_why);
 /* Record the addresses client @name connects from: a comma-separated list
  * of IPv4/IPv6 addresses or networks (ADDR/PREFIX), "" for none.
- * Errors: -ENOENT, -EINVAL (malformed list), -EIO. */
+ * Errors: -ENOENT, -EINVAL (malformed list, see cow_addrs_check), -EIO. */
 int cow_client_set_addrs(struct cow_store *st, const char *name, const char *addrs);
 
 #endif

@@ -301,6 +301,23 @@ static int cmd_image_list(int argc, char **argv)
 
 /* ---- clients ---- */
 
+/* Check an --ip list; on a bad one say which item and why (1), else 0. */
+static int bad_ip(const char *ip)
+{
+	size_t off, len;
+	const char *why;
+	if (cow_addrs_check(ip, &off, &len, &why) == 0)
+		return 0;
+	char item[80];
+	int shown = len <= 60 ? (int)len : 60;
+	snprintf(item, sizeof(item), "%.*s%s", shown, ip + off, (size_t)shown < len ? "..." : "");
+	for (char *c = item; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	err("invalid --ip item '%s': %s (use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks)", item, why);
+	return 1;
+}
+
 static int cmd_client_add(int argc, char **argv)
 {
 	static const char usage[] = "client add NAME --image IMAGE [--ip ADDR[,ADDR...]]";
@@ -326,14 +343,12 @@ static int cmd_client_add(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	/* the address list is checked before the client is looked up */
-	int r = cow_client_set_addrs(st, name, ip);
-	if (r == -EINVAL) {
-		err("invalid --ip '%s': use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks", ip);
+	/* the address list is checked before the client is made */
+	if (bad_ip(ip)) {
 		cow_store_close(st);
 		return 1;
 	}
-	r = cow_client_add(st, name, image);
+	int r = cow_client_add(st, name, image);
 	if (r == 0 && *ip)
 		r = cow_client_set_addrs(st, name, ip);
 	if (r == -EEXIST)
@@ -372,10 +387,12 @@ static int cmd_client_set(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
+	if (bad_ip(ip)) {
+		cow_store_close(st);
+		return 1;
+	}
 	int r = cow_client_set_addrs(st, name, ip);
-	if (r == -EINVAL)
-		err("invalid --ip '%s': use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks", ip);
-	else if (r == -ENOENT)
+	if (r == -ENOENT)
 		err("no client '%s' (see 'cowroot client list')", name);
 	else if (r < 0)
 		err("cannot change client '%s': %s", name, store_why(st, r));

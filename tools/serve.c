@@ -7,8 +7,6 @@
  * what it started when it gets SIGTERM or SIGINT.  SIGHUP rewrites the
  * configuration and has ganesha reload its exports, so clients can be
  * added and removed while others are served.
- *
- * `cowroot netboot`: the u-boot script that boots a client from the server.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,21 +38,78 @@
 #define GANESHA_NFSD "ganesha.nfsd"
 #define START_TIMEOUT_S 60
 #define STOP_TIMEOUT_S 60
+#define RELOAD_TIMEOUT_S 30
+
+/* An export of the configuration written last, and what ganesha said of it */
+struct served_export {
+	char name[COW_ENTITY_NAME_MAX + 1];
+	int first, last; /* its lines in ganesha.conf */
+	bool failed;	 /* ganesha did not load it */
+	bool specific;	 /* why is ganesha's own reason, not a summary line */
+	char why[256];
+};
+
+/* Reading ganesha's log: what it says while it starts or reloads */
+struct ganesha_log {
+	int fd;		 /* STORE/run/ganesha.log, read from where this run began */
+	char part[4096]; /* a line not yet complete */
+	size_t len;
+	bool watching;	 /* a start or a reload is under way */
+	bool done;	 /* ganesha said it has finished starting or reloading */
+	char fsal[512];	 /* why ganesha could not load the module, if it said */
+	char fatal[512]; /* its last CRIT/FATAL/MAJ message */
+};
 
 struct serve {
-	char store[PATH_MAX];	/* absolute store directory */
-	char run[PATH_MAX + 8]; /* STORE/run */
-	const char *fsal;	/* --fsal: module to use instead of the installed one */
-	const char *server;	/* --server: address printed in the nfsroot lines */
-	int port;		/* NFS port */
-	size_t served;		/* exports in the configuration written last */
+	char store[PATH_MAX];	       /* absolute store directory */
+	char run[PATH_MAX + 8];	       /* STORE/run */
+	const char *fsal;	       /* --fsal: module to use instead of the installed one */
+	char fsal_buf[PATH_MAX + 64];  /* the module beside a build-tree cowroot */
+	const char *server;	       /* --server: address printed in the nfsroot lines */
+	int port;		       /* NFS port */
+	size_t served;		       /* exports in the configuration written last */
+	struct served_export *exports; /* those exports, @served of them */
+	struct ganesha_log log;
 	bool foreground, grace;
+	bool unprivileged;	/* --allow-unprivileged-ports */
 	pid_t ganesha, rpcbind; /* children, 0 when not running */
 };
 
 static void run_path(const struct serve *s, char *buf, size_t n, const char *name)
 {
 	snprintf(buf, n, "%s/%s", s->run, name);
+}
+
+/* ---- files ---- */
+
+int write_file_at(int dir, const char *name, const char *data, size_t len, mode_t mode)
+{
+	char tmp[NAME_MAX + 1];
+	int fd = -1, r = 0;
+	if (snprintf(tmp, sizeof(tmp), ".%s.%d.tmp", name, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	unlinkat(dir, tmp, 0); /* left by a crash of an earlier run of this pid */
+	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	for (size_t done = 0; done < len && r == 0;) {
+		ssize_t k = write(fd, data + done, len - done);
+		if (k < 0 && errno != EINTR)
+			r = -errno;
+		else if (k > 0)
+			done += (size_t)k;
+	}
+	if (r == 0 && fchmod(fd, mode) < 0) /* the umask is not the admin's choice here */
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(dir, tmp, dir, name) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(dir, tmp, 0);
+	return r;
 }
 
 /* ---- the clients ---- */
@@ -111,16 +166,42 @@ static bool export_id_ok(uint64_t id)
 	return id >= 1 && id <= 65535;
 }
 
+/* Whether client @c gets an export; if not, *@ret_why says why. */
+static bool exportable(const struct served_client *c, const char **ret_why)
+{
+	*ret_why = NULL;
+	if (!export_id_ok(c->id))
+		*ret_why = "its id is beyond ganesha's export ids";
+	else if (!c->addrs[0])
+		*ret_why = "no addresses (add the client with --ip ADDR)";
+	else if (cow_addrs_check(c->addrs, NULL, NULL, NULL) < 0)
+		*ret_why = "its addresses are invalid (correct them with 'cowroot client set NAME --ip')";
+	return !*ret_why;
+}
+
+static int count_lines(FILE *f, char **buf, size_t *len)
+{
+	int n = 1;
+	fflush(f);
+	for (size_t i = 0; i < *len; i++)
+		n += (*buf)[i] == '\n';
+	return n;
+}
+
 static int write_config(struct serve *s, const struct client_list *l, const char *plugins)
 {
-	char path[PATH_MAX + 64], tmp[PATH_MAX + 64];
+	char path[PATH_MAX + 64], *text = NULL;
+	size_t len = 0;
 	run_path(s, path, sizeof(path), "ganesha.conf");
-	run_path(s, tmp, sizeof(tmp), "ganesha.conf.tmp");
-	FILE *f = fopen(tmp, "w");
+	struct served_export *exports = calloc(l->n ? l->n : 1, sizeof(*exports));
+	FILE *f = exports ? open_memstream(&text, &len) : NULL;
 	if (!f) {
-		err("cannot write '%s': %s", tmp, strerror(errno));
-		return -errno;
+		free(exports);
+		err("cannot write the configuration: %s", strerror(ENOMEM));
+		return -ENOMEM;
 	}
+	/* an unprivileged source port is any process on the client machine, not its kernel */
+	const char *priv = s->unprivileged ? "false" : "true";
 	fprintf(f, "# Written by 'cowroot serve' from the store %s; changes are overwritten.\n\n", s->store);
 	fprintf(f, "NFS_CORE_PARAM {\n\tProtocols = 3, 4;\n\tNFS_Port = %d;\n\tMount_Path_Pseudo = true;\n", s->port);
 	if (plugins)
@@ -129,13 +210,19 @@ static int write_config(struct serve *s, const struct client_list *l, const char
 	fprintf(f, "NFSv4 {\n\tRecoveryRoot = \"%s/recovery\";\n\tOnly_Numeric_Owners = true;\n%s}\n\n", s->run,
 		s->grace ? "" : "\tGraceless = true;\n");
 	fprintf(f, "COWROOT {\n\tStore = \"%s\";\n}\n\n", s->store);
-	fprintf(f, "EXPORT_DEFAULTS {\n\tAccess_Type = None;\n\tSquash = No_Root_Squash;\n}\n\n");
-	s->served = 0;
+	if (s->unprivileged)
+		fprintf(f, "# --allow-unprivileged-ports: any user of a client machine can claim uid 0\n");
+	fprintf(f,
+		"EXPORT_DEFAULTS {\n\tAccess_Type = None;\n\tSquash = No_Root_Squash;\n\tPrivilegedPort = %s;\n}\n\n",
+		priv);
+	size_t n = 0;
 	for (size_t i = 0; i < l->n; i++) {
 		const struct served_client *c = &l->v[i];
-		if (!c->addrs[0] || !export_id_ok(c->id))
+		const char *why;
+		if (!exportable(c, &why))
 			continue;
-		s->served++;
+		snprintf(exports[n].name, sizeof(exports[n].name), "%s", c->name);
+		exports[n].first = count_lines(f, &text, &len);
 		fprintf(f,
 			"EXPORT {\n"
 			"\tExport_Id = %llu;\n"
@@ -146,16 +233,35 @@ static int write_config(struct serve *s, const struct client_list *l, const char
 			"\tSecType = sys;\n"
 			"\tAccess_Type = None;\n"
 			"\tSquash = No_Root_Squash;\n"
+			"\tPrivilegedPort = %s;\n"
 			"\tCLIENT {\n\t\tClients = %s;\n\t\tAccess_Type = RW;\n\t}\n"
 			"\tFSAL {\n\t\tName = COWROOT;\n\t\tClient = \"%s\";\n\t}\n"
-			"}\n\n",
-			(unsigned long long)c->id, c->name, c->name, c->addrs, c->name);
+			"}\n",
+			(unsigned long long)c->id, c->name, c->name, priv, c->addrs, c->name);
+		exports[n].last = count_lines(f, &text, &len) - 1;
+		fprintf(f, "\n");
+		n++;
 	}
 	fprintf(f, "LOG {\n\tDefault_Log_Level = EVENT;\n}\n");
-	if (fclose(f) != 0 || rename(tmp, path) < 0) {
-		err("cannot write '%s': %s", path, strerror(errno));
-		return -errno;
+	if (fclose(f) != 0) {
+		free(text);
+		free(exports);
+		err("cannot write the configuration: %s", strerror(ENOMEM));
+		return -ENOMEM;
 	}
+	int dir = open(s->run, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = dir < 0 ? -errno : write_file_at(dir, "ganesha.conf", text, len, 0644);
+	if (dir >= 0)
+		close(dir);
+	free(text);
+	if (r < 0) {
+		free(exports);
+		err("cannot write '%s': %s", path, strerror(-r));
+		return r;
+	}
+	free(s->exports);
+	s->exports = exports;
+	s->served = n;
 	return 0;
 }
 
@@ -183,6 +289,190 @@ static int make_plugin_dir(const struct serve *s, char *dir, size_t n)
 			return -errno;
 	}
 	return 0;
+}
+
+/* ---- ganesha's log ----
+ *
+ * ganesha says in its log what it could not load: "Config File (PATH:LINE):
+ * MESSAGE" for each error, the line inside the export block it concerns, a
+ * line from the module naming the client it cannot serve, and "Failed to
+ * load module (PATH) because: REASON".  serve reads the log from where its
+ * run began, maps each error to an export by the lines that export has in
+ * the configuration written last, and, in the foreground, copies the log to
+ * stderr (for the journal). */
+
+static int log_open(struct serve *s)
+{
+	char path[PATH_MAX + 64];
+	run_path(s, path, sizeof(path), "ganesha.log");
+	s->log.fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (s->log.fd < 0 || lseek(s->log.fd, 0, SEEK_END) < 0) {
+		err("cannot open '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	s->log.len = 0;
+	return 0;
+}
+
+/* A summary ganesha adds after the reason ("1 validation errors in block
+ * EXPORT"), kept only when nothing better was said. */
+static bool summary_line(const char *msg)
+{
+	return strstr(msg, "validation errors in block") || strstr(msg, "Errors processing block") ||
+	       strstr(msg, "errors while processing parameters") || strstr(msg, "errors found block") ||
+	       strstr(msg, "Could not create export for");
+}
+
+static void export_failed(struct served_export *e, const char *why, bool specific)
+{
+	e->failed = true;
+	if (!e->why[0] || (specific && !e->specific)) {
+		snprintf(e->why, sizeof(e->why), "%s", why);
+		e->specific = specific;
+	}
+}
+
+static void copy_rest(char *buf, size_t n, const char *from)
+{
+	snprintf(buf, n, "%s", from);
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20)
+			*c = ' ';
+}
+
+static void log_line(struct serve *s, const char *line)
+{
+	struct ganesha_log *g = &s->log;
+	const char *p;
+	if (!g->watching)
+		return;
+	if (strstr(line, "NFS SERVER INITIALIZED") || strstr(line, "Reread exports complete") ||
+	    strstr(line, "Export block error") || strstr(line, "Export defaults block error") ||
+	    strstr(line, "Error while parsing new configuration file"))
+		g->done = true;
+	if (strstr(line, ":CRIT :") || strstr(line, ":FATAL :") || strstr(line, ":MAJ :")) {
+		p = strstr(line, ":CRIT :")    ? strstr(line, ":CRIT :") + 7
+		    : strstr(line, ":FATAL :") ? strstr(line, ":FATAL :") + 8
+					       : strstr(line, ":MAJ :") + 6;
+		if (!strstr(p, "DBUS") && !strstr(p, "dbus") && !strstr(p, "krb5") && !strstr(p, "principal"))
+			copy_rest(g->fatal, sizeof(g->fatal), p);
+	}
+	if ((p = strstr(line, "Failed to load module (")) && strstr(p, "libfsalcowroot") && !g->fsal[0])
+		copy_rest(g->fsal, sizeof(g->fsal), p + strlen("Failed to load module "));
+	if ((p = strstr(line, "cowroot: cannot serve client '"))) {
+		p += strlen("cowroot: cannot serve client '");
+		for (size_t i = 0; i < s->served; i++) {
+			struct served_export *e = &s->exports[i];
+			size_t k = strlen(e->name);
+			if (!strncmp(p, e->name, k) && !strncmp(p + k, "': ", 3)) {
+				char why[256];
+				copy_rest(why, sizeof(why), p + k + 3);
+				export_failed(e, why, true);
+			}
+		}
+	}
+	char conf[PATH_MAX + 64];
+	run_path(s, conf, sizeof(conf), "ganesha.conf");
+	if ((p = strstr(line, "Config File (")) && !strncmp(p + 13, conf, strlen(conf)) &&
+	    p[13 + strlen(conf)] == ':') {
+		char *end;
+		long n = strtol(p + 14 + strlen(conf), &end, 10);
+		if (strncmp(end, "): ", 3))
+			return;
+		for (size_t i = 0; i < s->served; i++) {
+			struct served_export *e = &s->exports[i];
+			if (n >= e->first && n <= e->last) {
+				char why[256];
+				copy_rest(why, sizeof(why), end + 3);
+				export_failed(e, why, !summary_line(why));
+			}
+		}
+	}
+}
+
+/* Read what ganesha added to its log; true if there was anything. */
+static bool log_poll(struct serve *s)
+{
+	struct ganesha_log *g = &s->log;
+	bool any = false;
+	for (;;) {
+		ssize_t k = read(g->fd, g->part + g->len, sizeof(g->part) - 1 - g->len);
+		struct stat st;
+		off_t at = lseek(g->fd, 0, SEEK_CUR);
+		if (k == 0 && fstat(g->fd, &st) == 0 && at > st.st_size) {
+			lseek(g->fd, 0, SEEK_SET); /* truncated by a log rotation: read it anew */
+			g->len = 0;
+			continue;
+		}
+		if (k <= 0)
+			return any;
+		any = true;
+		g->len += (size_t)k;
+		char *start = g->part, *nl;
+		while ((nl = memchr(start, '\n', g->len - (size_t)(start - g->part)))) {
+			*nl = 0;
+			if (s->foreground)
+				fprintf(stderr, "%s\n", start);
+			log_line(s, start);
+			start = nl + 1;
+		}
+		g->len -= (size_t)(start - g->part);
+		memmove(g->part, start, g->len);
+		if (g->len == sizeof(g->part) - 1) { /* a line longer than that: take it in parts */
+			g->part[g->len] = 0;
+			log_line(s, g->part);
+			g->len = 0;
+		}
+	}
+}
+
+static void log_watch(struct serve *s)
+{
+	log_poll(s); /* what was said before is not about this */
+	s->log.watching = true;
+	s->log.done = false;
+	s->log.fsal[0] = s->log.fatal[0] = 0;
+	for (size_t i = 0; i < s->served; i++) {
+		s->exports[i].failed = s->exports[i].specific = false;
+		s->exports[i].why[0] = 0;
+	}
+}
+
+/* After ganesha said it is done: what it logs right after (its list of
+ * configuration errors comes after "Reread exports complete"), until its
+ * log has been quiet for 300 ms (at most 5 s). */
+static void log_settle(struct serve *s)
+{
+	for (int quiet = 0, i = 0; quiet < 3 && i < 50; i++) {
+		quiet = log_poll(s) ? 0 : quiet + 1;
+		usleep(100000);
+	}
+	s->log.watching = false;
+}
+
+/* Say what ganesha could not load; the number of exports it refused. */
+static size_t report_failures(const struct serve *s)
+{
+	size_t n = 0;
+	if (s->log.fsal[0])
+		err("ganesha cannot load the COWROOT FSAL %s%s", s->log.fsal,
+		    s->fsal ? "" : " (install it with 'meson install', or pass --fsal PATH)");
+	for (size_t i = 0; i < s->served; i++) {
+		const struct served_export *e = &s->exports[i];
+		if (e->failed) {
+			err("client '%s' is not served: ganesha did not load its export: %s", e->name, e->why);
+			n++;
+		}
+	}
+	return n;
+}
+
+static const struct served_export *export_of(const struct serve *s, const char *name)
+{
+	for (size_t i = 0; i < s->served; i++)
+		if (!strcmp(s->exports[i].name, name))
+			return &s->exports[i];
+	return NULL;
 }
 
 /* ---- processes ---- */
@@ -256,7 +546,7 @@ static void stop_child(pid_t *pid, const char *what)
 
 /* The address printed in nfsroot lines: --server, else the first IPv4
  * address of an interface that is up and not loopback. */
-static void server_addr(const char *given, char *buf, size_t n)
+void server_addr(const char *given, char *buf, size_t n)
 {
 	struct ifaddrs *ifa, *i;
 	snprintf(buf, n, "%s", given ? given : "SERVER");
@@ -272,7 +562,7 @@ static void server_addr(const char *given, char *buf, size_t n)
 	freeifaddrs(ifa);
 }
 
-static void nfsroot_line(const char *server, const char *client, int port, char *buf, size_t n)
+void nfsroot_line(const char *server, const char *client, int port, char *buf, size_t n)
 {
 	char portopt[32] = "";
 	if (port != 2049)
@@ -286,11 +576,13 @@ static void print_clients(const struct serve *s, const struct client_list *l)
 	server_addr(s->server, addr, sizeof(addr));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct served_client *c = &l->v[i];
-		if (!export_id_ok(c->id)) {
-			printf("%s: not served: its id %llu is beyond ganesha's export ids\n", c->name,
-			       (unsigned long long)c->id);
-		} else if (!c->addrs[0]) {
-			printf("%s: not served: no addresses (add the client with --ip ADDR)\n", c->name);
+		const struct served_export *e = export_of(s, c->name);
+		const char *why;
+		if (!exportable(c, &why)) {
+			printf("%s: not served: %s\n", c->name, why);
+		} else if (!e || e->failed) {
+			printf("%s: not served: ganesha did not load its export: %s\n", c->name,
+			       e ? e->why : "(unknown)");
 		} else {
 			nfsroot_line(addr, c->name, s->port, line, sizeof(line));
 			printf("%s (%s): %s\n", c->name, c->addrs, line);
@@ -299,21 +591,21 @@ static void print_clients(const struct serve *s, const struct client_list *l)
 	fflush(stdout);
 }
 
-/* Write the configuration from the store (and print the clients). */
-static int configure(struct serve *s, bool print)
+/* Write the configuration from the store; its clients in @l. */
+static int configure(struct serve *s, struct client_list *l)
 {
-	struct client_list l;
 	char plugins[PATH_MAX + 16];
-	int r = load_clients(s, &l);
+	int r = load_clients(s, l);
 	if (r < 0)
 		return r;
 	if (s->fsal && (r = make_plugin_dir(s, plugins, sizeof(plugins))) < 0)
-		err("cannot set up the plugin directory for '%s': %s", s->fsal, strerror(-r));
+		err("cannot use the FSAL module '%s': %s", s->fsal, strerror(-r));
 	if (r == 0)
-		r = write_config(s, &l, s->fsal ? plugins : NULL);
-	if (r == 0 && print)
-		print_clients(s, &l);
-	free(l.v);
+		r = write_config(s, l, s->fsal ? plugins : NULL);
+	if (r < 0) {
+		free(l->v);
+		l->v = NULL;
+	}
 	return r;
 }
 
@@ -334,23 +626,65 @@ static int start(struct serve *s, const sigset_t *mask)
 			return -EIO;
 		}
 	}
-	char *argv[] = {GANESHA_NFSD, "-F", "-f", conf, "-p", pidfile, "-L", s->foreground ? "STDERR" : log, NULL};
+	log_watch(s);
+	char *argv[] = {GANESHA_NFSD, "-F", "-f", conf, "-p", pidfile, "-L", log, NULL};
 	s->ganesha = spawn(argv, mask);
 	for (int i = 0; i < START_TIMEOUT_S * 10; i++) {
+		log_poll(s);
 		if (waitpid(s->ganesha, NULL, WNOHANG) == s->ganesha) {
 			s->ganesha = 0;
-			err("ganesha.nfsd exited at start; see %s", s->foreground ? "its messages above" : log);
+			log_settle(s);
+			if (!report_failures(s) && !s->log.fsal[0])
+				err("ganesha.nfsd exited at start%s%s (see %s)", s->log.fatal[0] ? ": " : "",
+				    s->log.fatal, log);
 			return -EIO;
 		}
-		/* ganesha loads the FSAL (which answers on the control socket)
-		 * with the first export that uses it: none yet, none to wait for */
-		if (tcp_port_open("127.0.0.1", s->port) &&
-		    (!s->served || control_request(s->store, "ping\n", reply, sizeof(reply)) == 0))
-			return 0;
+		if (s->log.done && tcp_port_open("127.0.0.1", s->port))
+			break;
 		usleep(100000);
 	}
-	err("ganesha.nfsd did not come up within %d s", START_TIMEOUT_S);
-	return -ETIMEDOUT;
+	if (!s->log.done || !tcp_port_open("127.0.0.1", s->port)) {
+		err("ganesha.nfsd did not come up within %d s%s%s (see %s)", START_TIMEOUT_S,
+		    s->log.fatal[0] ? "; it said: " : "", s->log.fatal, log);
+		return -ETIMEDOUT;
+	}
+	log_settle(s);
+	if (report_failures(s) || s->log.fsal[0]) {
+		err("not serving: ganesha did not load every export (see %s)", log);
+		return -EIO;
+	}
+	/* ganesha loads the FSAL (which answers on the control socket) with
+	 * the first export that uses it: none yet, none to wait for */
+	for (int i = 0; s->served && control_request(s->store, "ping\n", reply, sizeof(reply)) != 0; i++) {
+		if (i == START_TIMEOUT_S * 10) {
+			err("the COWROOT FSAL does not answer on %s/control.sock", s->run);
+			return -ETIMEDOUT;
+		}
+		usleep(100000);
+	}
+	return 0;
+}
+
+/* SIGHUP: rewrite the configuration, have ganesha reload it and say which
+ * clients it serves, and which not and why. */
+static void reload(struct serve *s)
+{
+	struct client_list l;
+	if (configure(s, &l) < 0)
+		return;
+	log_watch(s);
+	kill(s->ganesha, SIGHUP);
+	for (int i = 0; i < RELOAD_TIMEOUT_S * 10 && !s->log.done; i++) {
+		log_poll(s);
+		usleep(100000);
+	}
+	if (!s->log.done)
+		err("ganesha.nfsd did not say within %d s that it reloaded its exports", RELOAD_TIMEOUT_S);
+	log_settle(s);
+	report_failures(s);
+	printf("reloaded; clients:\n");
+	print_clients(s, &l);
+	free(l.v);
 }
 
 static int write_pid(const struct serve *s)
@@ -391,12 +725,13 @@ static int supervise(struct serve *s, const sigset_t *set)
 {
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(set, &si);
+		struct timespec tick = {.tv_sec = 0, .tv_nsec = 500000000};
+		int sig = sigtimedwait(set, &si, &tick);
+		log_poll(s); /* in the foreground, ganesha's messages go on to stderr */
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
-			if (configure(s, true) == 0)
-				kill(s->ganesha, SIGHUP);
+			reload(s);
 			continue;
 		}
 		if (sig == SIGCHLD) {
@@ -421,25 +756,53 @@ static int supervise(struct serve *s, const sigset_t *set)
 		/* SIGTERM, SIGINT */
 		stop_child(&s->ganesha, "ganesha.nfsd");
 		stop_child(&s->rpcbind, "rpcbind");
+		log_poll(s);
 		return 0;
 	}
+}
+
+/* A cowroot run from its build tree serves with the module built beside it
+ * (ganesha-fsal/ of the same build), not with an installed one of another
+ * version, or none: NULL for an installed cowroot. */
+static const char *build_tree_fsal(char *buf, size_t n)
+{
+#ifdef COW_BUILD_ROOT
+	char exe[PATH_MAX], built[PATH_MAX];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (k <= 0)
+		return NULL;
+	exe[k] = 0;
+	if (!realpath(COW_BUILD_ROOT "/tools/cowroot", built) || strcmp(exe, built))
+		return NULL;
+	snprintf(buf, n, "%s/ganesha-fsal/libfsalcowroot.so", COW_BUILD_ROOT);
+	return access(buf, F_OK) == 0 ? buf : NULL;
+#else
+	(void)buf;
+	(void)n;
+	return NULL;
+#endif
 }
 
 static int serve_usage(void)
 {
 	fprintf(stderr, "usage: cowroot [--store DIR] serve [--foreground] [--port N] [--server ADDR] "
 			"[--fsal PATH] [--no-grace]\n"
-			"  --foreground   stay attached, ganesha logging to stderr (for systemd)\n"
+			"         [--allow-unprivileged-ports]\n"
+			"  --foreground   stay attached, ganesha's log copied to stderr (for systemd)\n"
 			"  --port N       NFS port (default 2049; stock initramfs clients need 2049)\n"
 			"  --server ADDR  address to print in the nfsroot lines\n"
 			"  --fsal PATH    use this libfsalcowroot.so instead of the installed one\n"
-			"  --no-grace     skip the NFSv4 grace period at start (no lock reclaim)\n");
+			"                 (a cowroot run from its build tree uses the one built beside it)\n"
+			"  --no-grace     skip the NFSv4 grace period at start (no lock reclaim)\n"
+			"  --allow-unprivileged-ports\n"
+			"                 accept NFS calls from source ports >= 1024 (emulated clients behind\n"
+			"                 NAT): then any user of a client machine can act as its root\n");
 	return 2;
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	struct serve s = {.port = 2049, .grace = true};
+	struct serve s = {.port = 2049, .grace = true, .log.fd = -1};
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--foreground"))
 			s.foreground = true;
@@ -451,11 +814,23 @@ int cmd_serve(int argc, char **argv)
 			s.fsal = argv[++i];
 		else if (!strcmp(argv[i], "--no-grace"))
 			s.grace = false;
+		else if (!strcmp(argv[i], "--allow-unprivileged-ports"))
+			s.unprivileged = true;
 		else
 			return serve_usage();
 	}
 	if (s.port <= 0 || s.port > 65535)
 		return serve_usage();
+	if (!s.fsal)
+		s.fsal = build_tree_fsal(s.fsal_buf, sizeof(s.fsal_buf));
+	/* ganesha loads the module only with the first export: with no client
+	 * yet, a missing one would go unnoticed until a client is added */
+	const char *module = s.fsal ? s.fsal : COW_GANESHA_PLUGIN_DIR "/libfsalcowroot.so";
+	if (access(module, R_OK) < 0) {
+		err("cannot use the FSAL module '%s': %s%s", module, strerror(errno),
+		    s.fsal ? "" : " (build with -Dfsal=enabled and 'meson install' it, or pass --fsal PATH)");
+		return 1;
+	}
 	if (!realpath(store_dir, s.store)) {
 		err("no store at '%s': %s", store_dir, strerror(errno));
 		return 1;
@@ -500,11 +875,18 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, &old);
 
+	struct client_list l = {0};
 	int r = write_pid(&s);
 	if (r < 0)
 		err("cannot write %s/serve.pid: %s", s.run, strerror(-r));
 	if (r == 0)
-		r = configure(&s, false);
+		r = log_open(&s);
+	if (r == 0)
+		r = configure(&s, &l);
+	if (r == 0 && s.unprivileged)
+		err("warning: --allow-unprivileged-ports: NFS calls from any source port are accepted, so any "
+		    "user of a client machine can claim uid 0 and change that client's root file system; use "
+		    "it only for emulated clients whose NAT rewrites source ports");
 	if (r == 0)
 		r = start(&s, &old);
 	if (r < 0) {
@@ -513,132 +895,42 @@ int cmd_serve(int argc, char **argv)
 		char path[PATH_MAX + 64];
 		run_path(&s, path, sizeof(path), "serve.pid");
 		unlink(path);
+		free(l.v);
+		free(s.exports);
 		return 1;
 	}
 	printf("serving store '%s' over NFS (ganesha pid %d); clients:\n", s.store, (int)s.ganesha);
-	configure(&s, true);
+	print_clients(&s, &l);
+	free(l.v);
 	if (!s.foreground) {
-		int null = open("/dev/null", O_RDWR);
+		/* the server's own messages (reloads, warnings) go to STORE/run/serve.log */
+		char path[PATH_MAX + 64];
+		run_path(&s, path, sizeof(path), "serve.log");
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (write(ready[1], "", 1) != 1) {
 			/* the parent is gone */
 		}
 		close(ready[1]);
-		if (null >= 0) {
+		if (null >= 0)
 			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (null > 2)
-				close(null);
+		if (out >= 0) {
+			dup2(out, 1);
+			dup2(out, 2);
+			if (s.unprivileged)
+				err("warning: --allow-unprivileged-ports: any user of a client machine can claim uid "
+				    "0");
 		}
+		if (null > 2)
+			close(null);
+		if (out > 2)
+			close(out);
 	}
 	int rc = supervise(&s, &set);
 	char path[PATH_MAX + 64];
 	run_path(&s, path, sizeof(path), "serve.pid");
 	unlink(path);
+	free(s.exports);
+	close(s.log.fd);
 	return rc;
-}
-
-/* ---- netboot ---- */
-
-static int netboot_usage(void)
-{
-	fprintf(stderr, "usage: cowroot [--store DIR] netboot CLIENT --tftp-dir DIR [--server ADDR] [--port N]\n"
-			"         [--kernel NAME] [--dtb NAME] [--arch arm64|arm] [--console TTY]\n"
-			"Writes DIR/CLIENT/boot.scr (compiled with mkimage): u-boot loads NAME (default vmlinuz)\n"
-			"and the device tree over TFTP and boots with the client's nfsroot line.\n");
-	return 2;
-}
-
-int cmd_netboot(int argc, char **argv)
-{
-	const char *client = NULL, *tftp = NULL, *server = NULL, *kernel = "vmlinuz", *dtb = NULL, *arch = "arm64",
-		   *console = "serial0,115200";
-	int port = 2049;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--tftp-dir") && i + 1 < argc)
-			tftp = argv[++i];
-		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
-			server = argv[++i];
-		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			port = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--kernel") && i + 1 < argc)
-			kernel = argv[++i];
-		else if (!strcmp(argv[i], "--dtb") && i + 1 < argc)
-			dtb = argv[++i];
-		else if (!strcmp(argv[i], "--arch") && i + 1 < argc)
-			arch = argv[++i];
-		else if (!strcmp(argv[i], "--console") && i + 1 < argc)
-			console = argv[++i];
-		else if (argv[i][0] != '-' && !client)
-			client = argv[i];
-		else
-			return netboot_usage();
-	}
-	if (!client || !tftp || (strcmp(arch, "arm64") && strcmp(arch, "arm")) || port <= 0 || port > 65535)
-		return netboot_usage();
-	struct cow_store *st;
-	struct cow_client_info info;
-	int r = cow_store_open(store_dir, COW_STORE_READONLY, &st);
-	if (r < 0) {
-		err("cannot open store '%s': %s", store_dir, strerror(-r));
-		return 1;
-	}
-	r = cow_client_get(st, client, &info);
-	cow_store_close(st);
-	if (r < 0) {
-		err(r == -ENOENT ? "no client '%s' (see 'cowroot client list')" : "cannot read client '%s'", client);
-		return 1;
-	}
-	char addr[INET6_ADDRSTRLEN], line[512], dir[PATH_MAX], cmd[PATH_MAX + 16], scr[PATH_MAX + 16];
-	server_addr(server, addr, sizeof(addr));
-	if (!server && !strcmp(addr, "SERVER")) {
-		err("cannot tell this server's address; pass --server ADDR");
-		return 1;
-	}
-	nfsroot_line(addr, client, port, line, sizeof(line));
-	snprintf(dir, sizeof(dir), "%s/%s", tftp, client);
-	if ((mkdir(tftp, 0755) < 0 && errno != EEXIST) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
-		err("cannot create '%s': %s", dir, strerror(errno));
-		return 1;
-	}
-	snprintf(cmd, sizeof(cmd), "%s/boot.cmd", dir);
-	snprintf(scr, sizeof(scr), "%s/boot.scr", dir);
-	FILE *f = fopen(cmd, "w");
-	if (!f) {
-		err("cannot write '%s': %s", cmd, strerror(errno));
-		return 1;
-	}
-	bool arm64 = !strcmp(arch, "arm64");
-	fprintf(f,
-		"# u-boot script for cowroot client %s, written by 'cowroot netboot'\n"
-		"setenv serverip %s\n"
-		"setenv bootargs \"console=%s console=tty1 %s rootwait\"\n"
-		"tftpboot ${kernel_addr_r} %s/%s\n",
-		client, addr, console, line, client, kernel);
-	if (dtb)
-		fprintf(f, "tftpboot ${fdt_addr_r} %s/%s\n", client, dtb);
-	else
-		fprintf(f, "tftpboot ${fdt_addr_r} %s/${fdtfile}\n", client);
-	fprintf(f, "%s ${kernel_addr_r} - ${fdt_addr_r}\n", arm64 ? "booti" : "bootz");
-	if (fclose(f) != 0) {
-		err("cannot write '%s': %s", cmd, strerror(errno));
-		return 1;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		if (null >= 0)
-			dup2(null, 1); /* mkimage describes the image on stdout */
-		execlp("mkimage", "mkimage", "-A", arm64 ? "arm64" : "arm", "-O", "linux", "-T", "script", "-C", "none",
-		       "-n", client, "-d", cmd, scr, (char *)NULL);
-		fprintf(stderr, "cowroot: cannot run mkimage (install u-boot-tools): %s\n", strerror(errno));
-		_exit(127);
-	}
-	int status = 1;
-	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		err("mkimage failed for '%s'", cmd);
-		return 1;
-	}
-	printf("wrote %s (from %s)\nput the kernel as %s/%s and the device tree in %s/\n", scr, cmd, dir, kernel, dir);
-	return 0;
 }

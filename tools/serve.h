@@ -1,12 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* `cowroot serve` and `cowroot netboot` (serve.c). */
+/* `cowroot serve` (serve.c) and `cowroot netboot` (netboot.c). */
 #ifndef COWROOT_SERVE_H
 #define COWROOT_SERVE_H
+
+#include <stddef.h>
+#include <sys/types.h>
 
 int cmd_serve(int argc, char **argv);
 int cmd_netboot(int argc, char **argv);
 /* Tell a running `cowroot serve` of this store to reload its clients
  * (SIGHUP); says so on stdout.  Nothing when no server runs. */
 void serve_notify(const char *dir);
+
+/* The address to print in nfsroot lines into @buf: @given, else the first
+ * IPv4 address of an interface that is up and not loopback, else "SERVER". */
+void server_addr(const char *given, char *buf, size_t n);
+/* The kernel command line that mounts client @client's root from @server. */
+void nfsroot_line(const char *server, const char *client, int port, char *buf, size_t n);
+/* Replace @name in directory @dir with @len bytes of @data (mode @mode)
+ * through a temporary file and renameat(2): a symlink or other file at
+ * @name is replaced, never followed or written through.  0 or -errno. */
+int write_file_at(int dir, const char *name, const char *data, size_t len, mode_t mode);
 
 #endif

@@ -90,11 +90,19 @@ if command -v sqlite3 >/dev/null; then
 	sql "UPDATE clients SET gen = 0 WHERE name = 'pi2'" || exit 1
 fi
 
-# start_server: run `cowroot serve` in the foreground in the background and
-# wait until it says it serves.
+# start_server: run `cowroot serve` in the foreground in the background
+# (with --fsal "$COW_FSAL") and wait until it says it serves.
 start_server() {
+	start_serve --fsal "$COW_FSAL" || {
+		echo "cowroot serve did not start:" >&2
+		tail -n 20 "$tmp/serve.err" >&2
+		return 1
+	}
+}
+# start_serve ARGS...: the same with these options instead of --fsal
+start_serve() {
 	: >"$tmp/serve.out"
-	"$COWROOT" --store "$store" serve --foreground --fsal "$COW_FSAL" --no-grace --server 192.0.2.1 \
+	"$COWROOT" --store "$store" serve --foreground --no-grace --server 192.0.2.1 "$@" \
 		>"$tmp/serve.out" 2>>"$tmp/serve.err" &
 	serve_pid=$!
 	for _ in $(seq 300); do
@@ -102,8 +110,6 @@ start_server() {
 		kill -0 "$serve_pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	echo "cowroot serve did not start:" >&2
-	tail -n 20 "$tmp/serve.err" >&2
 	return 1
 }
 # start_holder NAME PATH TEXT: a client that opens PATH of pi1, checks TEXT
@@ -160,6 +166,96 @@ t_netboot() {
 	fi
 }
 check "netboot writes the client's u-boot script" t_netboot
+
+# every value that goes into the u-boot script is checked; nothing is
+# written through a symlink at DIR/NAME or at its files
+t_netboot_hostile() {
+	command -v mkimage >/dev/null || { echo "mkimage is missing (install u-boot-tools)"; return 1; }
+	local t=$tmp/tftp-hostile opt val
+	cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 >/dev/null || return 1
+	cp "$t/pi1/boot.cmd" "$tmp/boot.cmd.good"
+	for opt in --server --kernel --dtb --console --port; do
+		for val in $'x\nreset' 'a b' 'a;reset' '"q"' '${x}' ''; do
+			if cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 "$opt" "$val" >/dev/null 2>"$tmp/nb.err"; then
+				echo "netboot accepted $opt $(printf '%q' "$val")"
+				return 1
+			fi
+			grep -q "invalid $opt" "$tmp/nb.err" || { cat "$tmp/nb.err"; return 1; }
+		done
+	done
+	for val in ../x /abs a/../b a//b .; do
+		if cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 --kernel "$val" >/dev/null 2>&1; then
+			echo "netboot accepted --kernel $val"
+			return 1
+		fi
+	done
+	cmp -s "$tmp/boot.cmd.good" "$t/pi1/boot.cmd" || { echo "a refused netboot changed boot.cmd"; return 1; }
+	# a subdirectory for the device tree, as u-boot's fdtfile names it
+	cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 --dtb broadcom/bcm2711-rpi-4-b.dtb >/dev/null || return 1
+	grep -qx 'tftpboot ${fdt_addr_r} pi1/broadcom/bcm2711-rpi-4-b.dtb' "$t/pi1/boot.cmd" || return 1
+	# symlinks at the files are replaced, their targets untouched
+	echo victim >"$tmp/victim.cmd"
+	echo victim >"$tmp/victim.scr"
+	ln -sf "$tmp/victim.cmd" "$t/pi1/boot.cmd"
+	ln -sf "$tmp/victim.scr" "$t/pi1/boot.scr"
+	cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 >/dev/null || return 1
+	[ "$(cat "$tmp/victim.cmd")$(cat "$tmp/victim.scr")" = victimvictim ] ||
+		{ echo "netboot wrote through a symlink at boot.cmd or boot.scr"; return 1; }
+	[ -f "$t/pi1/boot.cmd" ] && [ ! -L "$t/pi1/boot.cmd" ] && [ ! -L "$t/pi1/boot.scr" ] || return 1
+	mkimage -l "$t/pi1/boot.scr" | grep -q 'Script' || return 1
+	# a symlink at DIR/NAME is refused
+	mkdir -p "$tmp/elsewhere"
+	mv "$t/pi1" "$t/pi1.old"
+	ln -s "$tmp/elsewhere" "$t/pi1"
+	if cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 >/dev/null 2>&1; then
+		echo "netboot wrote through a symlink at DIR/NAME"
+		return 1
+	fi
+	[ -z "$(ls -A "$tmp/elsewhere")" ] || { echo "netboot wrote into the symlink's target"; return 1; }
+}
+check "netboot refuses values that would change the script, writes no file through a symlink" t_netboot_hostile
+
+# --ip is parsed as strictly as ganesha reads it: a bad list is refused,
+# naming its item, and changes nothing
+t_ip_strict() {
+	local ip
+	for ip in '127.0.0.9/ 8' $'127.0.0.9\n' '127.0.0.9/+32' '127.0.0.9/032' '127.0.0.0/0' '0.0.0.0' \
+		'127.0.0.9/33' 'fd00::/128' '127.0.0.9,' '127.0.0.8,127.0.0.9/ 8'; do
+		if cow client add bad1 --image base --ip "$ip" >/dev/null 2>"$tmp/ip.err"; then
+			echo "client add took --ip $(printf '%q' "$ip")"
+			return 1
+		fi
+		grep -q "invalid --ip item" "$tmp/ip.err" || { cat "$tmp/ip.err"; return 1; }
+		if cow client set pi2 --ip "$ip" >/dev/null 2>&1; then
+			echo "client set took --ip $(printf '%q' "$ip")"
+			return 1
+		fi
+	done
+	grep -q "item '127.0.0.9/ 8'" "$tmp/ip.err" || { cat "$tmp/ip.err"; return 1; }
+	if cow client list | grep -q '^bad1 '; then
+		echo "a refused client add left a client"
+		return 1
+	fi
+	nc 127.0.0.3 /clients/pi2 3 read /bin/tool $'image data\n'
+}
+check "a malformed --ip is refused naming its item, nothing changed" t_ip_strict
+
+# as_nobody CMD...: CMD as an unprivileged user, whose sockets get source
+# ports above 1023 (libnfs run as root binds a reserved one)
+as_nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
+t_privileged_port() {
+	command -v setpriv >/dev/null || { echo "setpriv is missing (install util-linux)"; return 1; }
+	nc 127.0.0.2 /clients/pi1 3 read /bin/tool $'image data\n' || return 1
+	local v
+	for v in 3 4; do
+		if as_nobody timeout 60 "$COW_NFSCLIENT" 127.0.0.2 /clients/pi1 $v read /bin/tool $'image data\n' 2>/dev/null; then
+			echo "an NFSv$v client on an unprivileged port read pi1's files"
+			return 1
+		fi
+	done
+	grep -q '^[[:space:]]*PrivilegedPort = true;' "$store/run/ganesha.conf" || return 1
+}
+check "NFS calls from an unprivileged source port are refused" t_privileged_port
 
 check "v3 read of an image file" nc 127.0.0.2 /clients/pi1 3 read /etc/hostname $'hello\n'
 check "v4 read of an image file" nc 127.0.0.2 /clients/pi1 4 read /bin/tool $'image data\n'
@@ -491,6 +587,118 @@ t_serve_empty() {
 	nc 127.0.0.2 /clients/pi5 3 read /etc/hostname $'hello\n'
 }
 check "serve starts with no client; the first client added is served and reset live" t_serve_empty
+stop_server
+
+# ---- what ganesha cannot load: serve says which client and why, and at
+# start fails at once ----
+
+# serve_fails [--with CLI] ARGS...: `cowroot serve ARGS` (in the background
+# mode: the command returns once the server is up) must fail within 30 s,
+# and no server or ganesha be left; its stderr in $tmp/fail.err
+serve_fails() {
+	local start=$SECONDS rc cli=$COWROOT
+	[ "$1" = --with ] && { cli=$2; shift 2; }
+	timeout 60 "$cli" --store "$store" serve --no-grace "$@" >"$tmp/fail.out" 2>"$tmp/fail.err"
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		kill "$(cat "$store/run/serve.pid")"
+		sleep 2
+		echo "serve $* started"
+		return 1
+	fi
+	[ "$rc" != 124 ] || { echo "serve $* did not return within 60 s"; return 1; }
+	[ $((SECONDS - start)) -le 30 ] || { echo "serve $* took $((SECONDS - start)) s to fail"; return 1; }
+	! pgrep -x ganesha.nfsd >/dev/null || { echo "ganesha.nfsd left running"; return 1; }
+}
+# layer_lock CLIENT: the lock file of its layer (held by whoever writes it)
+layer_lock() { echo "$store/data/$(sqlite3 "$store/cowroot.db" "SELECT layer FROM clients WHERE name = '$1'").lock"; }
+
+store=$tmp/store
+t_broken_fsal() {
+	serve_fails --fsal "$tmp/no-such-module.so" || return 1
+	grep -q "no-such-module.so" "$tmp/fail.err" || { cat "$tmp/fail.err"; return 1; }
+	echo "not a shared object" >"$tmp/broken.so"
+	serve_fails --fsal "$tmp/broken.so" || return 1
+	grep -q "dlopen.*broken.so\|Failed to load.*broken.so\|libfsalcowroot.so.*too short" "$tmp/fail.err" ||
+		{ cat "$tmp/fail.err"; return 1; }
+	# a cowroot outside the build tree, and no module installed (in the
+	# default -Dganesha_plugindir)
+	if [ ! -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalcowroot.so ]; then
+		cp "$COWROOT" "$tmp/cowroot-elsewhere"
+		serve_fails --with "$tmp/cowroot-elsewhere" || return 1
+		grep -q "FSAL.*libfsalcowroot.so.*No such file" "$tmp/fail.err" ||
+			{ cat "$tmp/fail.err"; return 1; }
+	fi
+}
+check "serve with a missing or broken FSAL module fails at once, with ganesha's reason" t_broken_fsal
+
+t_export_refused_at_start() {
+	command -v sqlite3 >/dev/null || { echo "sqlite3 is missing (install sqlite3)"; return 1; }
+	local lk rc=0
+	exec {lk}>"$(layer_lock pi2)" && flock -x -n "$lk" || return 1
+	serve_fails --fsal "$COW_FSAL" || rc=1
+	exec {lk}>&-
+	[ "$rc" = 0 ] || return 1
+	grep -q "client 'pi2' is not served: .*in use" "$tmp/fail.err" || { cat "$tmp/fail.err"; return 1; }
+}
+check "serve fails at once when ganesha cannot load a client's export, naming it and why" t_export_refused_at_start
+
+# the quick start: cowroot from the build tree, no --fsal
+start_serve
+build_tree_rc=$?
+t_build_tree_fsal() {
+	[ "$build_tree_rc" = 0 ] || { echo "cowroot serve from the build tree without --fsal did not start"; return 1; }
+	grep -q '^pi1 (127.0.0.2): ' "$tmp/serve.out" || { cat "$tmp/serve.out"; return 1; }
+	nc 127.0.0.2 /clients/pi1 3 read /persist "kept across restarts"
+}
+check "cowroot from the build tree serves with the FSAL built beside it" t_build_tree_fsal
+
+t_export_refused_at_reload() {
+	local lk rc=0
+	cow client add pi7 --image base >/dev/null || return 1
+	exec {lk}>"$(layer_lock pi7)" && flock -x -n "$lk" || return 1
+	cow client set pi7 --ip 127.0.0.4 >/dev/null || rc=1
+	for _ in $(seq 300); do
+		grep -q '^pi7: not served: ganesha did not load its export: .*in use' "$tmp/serve.out" && break
+		sleep 0.1
+	done
+	exec {lk}>&-
+	[ "$rc" = 0 ] || return 1
+	grep -q '^pi7: not served: ganesha did not load its export: .*in use' "$tmp/serve.out" ||
+		{ cat "$tmp/serve.out"; return 1; }
+	grep -q "client 'pi7' is not served" "$tmp/serve.err" || return 1
+	grep -A3 '^reloaded' "$tmp/serve.out" | grep -q '^pi1 (127.0.0.2): ' || return 1
+	nc 127.0.0.2 /clients/pi1 3 read /persist "kept across restarts" || return 1
+	cow client rm pi7 >/dev/null
+}
+check "a client whose export ganesha refuses on reload is listed as not served, and why" t_export_refused_at_reload
+
+t_stored_bad_addrs() {
+	# a store written before --ip was strict may hold what ganesha rejects
+	sqlite3 "$store/cowroot.db" "UPDATE clients SET addrs = '127.0.0.3/ 8' WHERE name = 'pi2'" || return 1
+	kill -HUP "$serve_pid"
+	for _ in $(seq 100); do
+		grep -q '^pi2: not served: its addresses are invalid' "$tmp/serve.out" && break
+		sleep 0.1
+	done
+	grep -q '^pi2: not served: its addresses are invalid' "$tmp/serve.out" || { cat "$tmp/serve.out"; return 1; }
+	! grep -q '127.0.0.3/ 8' "$store/run/ganesha.conf" || { echo "the bad address went into ganesha.conf"; return 1; }
+	sqlite3 "$store/cowroot.db" "UPDATE clients SET addrs = '127.0.0.3' WHERE name = 'pi2'"
+	nc 127.0.0.2 /clients/pi1 3 read /persist "kept across restarts"
+}
+check "a stored address list ganesha would reject is not exported, the client listed as not served" t_stored_bad_addrs
+stop_server
+
+start_serve --fsal "$COW_FSAL" --allow-unprivileged-ports
+unpriv_rc=$?
+t_allow_unprivileged() {
+	[ "$unpriv_rc" = 0 ] || { echo "serve --allow-unprivileged-ports did not start"; return 1; }
+	grep -q 'warning: --allow-unprivileged-ports' "$tmp/serve.err" || { echo "no warning"; return 1; }
+	grep -q '^[[:space:]]*PrivilegedPort = false;' "$store/run/ganesha.conf" || return 1
+	as_nobody timeout 60 "$COW_NFSCLIENT" 127.0.0.2 /clients/pi1 3 read /persist "kept across restarts" &&
+		as_nobody timeout 60 "$COW_NFSCLIENT" 127.0.0.2 /clients/pi1 4 read /persist "kept across restarts"
+}
+check "with --allow-unprivileged-ports (and a warning) an unprivileged port is served" t_allow_unprivileged
 stop_server
 
 finish
