@@ -188,22 +188,73 @@ int cow_image_flatten(struct cow_store *st, const char *name, const char *newnam
 
 /* ---- bundle writing ---- */
 
+/* The bundle's gzip stream, deflated here rather than through gzwrite so
+ * that every write goes through cow_pwrite_all: a full disk is -ENOSPC,
+ * never a stale errno or a bare -EIO from gzclose. */
 struct bw {
-	gzFile gz;
+	int fd;
+	z_stream z;
+	bool zinit;
+	unsigned char *out;
 	uLong crc;
 	int err;
 };
+
+#define BW_OUT (1 << 16)
+
+static void bw_deflate(struct bw *b, int flush)
+{
+	do {
+		b->z.next_out = b->out;
+		b->z.avail_out = BW_OUT;
+		if (deflate(&b->z, flush) == Z_STREAM_ERROR) {
+			b->err = -EIO;
+			return;
+		}
+		size_t have = BW_OUT - b->z.avail_out;
+		int r = have ? cow_pwrite_all(b->fd, b->out, have, -1) : 0;
+		if (r < 0) {
+			b->err = r;
+			return;
+		}
+	} while (b->z.avail_out == 0);
+}
+
+static int bw_open(struct bw *b, int fd)
+{
+	memset(b, 0, sizeof(*b));
+	b->fd = fd;
+	b->crc = crc32(0, NULL, 0);
+	b->out = malloc(BW_OUT);
+	/* windowBits 15 + 16: a gzip wrapper, as gzread expects */
+	if (!b->out || deflateInit2(&b->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	b->zinit = true;
+	return 0;
+}
+
+/* Finish the stream (with @r == 0) and free it; returns the first error. */
+static int bw_close(struct bw *b, int r)
+{
+	if (r == 0 && b->err == 0) {
+		b->z.next_in = NULL;
+		b->z.avail_in = 0;
+		bw_deflate(b, Z_FINISH);
+	}
+	if (b->zinit)
+		deflateEnd(&b->z);
+	free(b->out);
+	return r ? r : b->err;
+}
 
 static void bw_put(struct bw *b, const void *p, size_t n)
 {
 	if (b->err || n == 0)
 		return;
 	b->crc = crc32(b->crc, p, (uInt)n);
-	if (gzwrite(b->gz, p, (unsigned)n) != (int)n) {
-		int zerr;
-		gzerror(b->gz, &zerr);
-		b->err = zerr == Z_ERRNO && errno ? -errno : -EIO;
-	}
+	b->z.next_in = (Bytef *)p;
+	b->z.avail_in = (uInt)n;
+	bw_deflate(b, Z_NO_FLUSH);
 }
 
 static void bw_u8(struct bw *b, uint8_t v)
@@ -325,7 +376,7 @@ static int put_object(struct cow_store *st, struct bw *b, const struct tobj *o)
 int cow_image_export(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg)
 {
 	struct tree t;
-	struct bw b = {.crc = crc32(0, NULL, 0)};
+	struct bw b = {0};
 	char *tmp = NULL;
 	int fd = -1, r;
 
@@ -345,9 +396,9 @@ int cow_image_export(struct cow_store *st, const char *name, const char *path, c
 	mode_t mask = umask(0);
 	umask(mask);
 	fchmod(fd, 0644 & ~mask);
-	b.gz = gzdopen(dup(fd), "wb6");
-	if (!b.gz) {
-		r = -ENOMEM;
+	r = bw_open(&b, fd);
+	if (r < 0) {
+		bw_close(&b, r);
 		goto out;
 	}
 	size_t nl = strlen(name);
@@ -383,9 +434,7 @@ int cow_image_export(struct cow_store *st, const char *name, const char *path, c
 		bw_u32(&b, crc);
 		r = b.err;
 	}
-	int zr = gzclose(b.gz);
-	if (r == 0 && zr != Z_OK)
-		r = -EIO;
+	r = bw_close(&b, r);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && rename(tmp, path) < 0)
@@ -507,8 +556,8 @@ static int get_data(struct load *l, struct cow_irow *row)
 		while (len > 0 && r == 0) {
 			size_t n = len < (1 << 16) ? (size_t)len : (1 << 16);
 			r = br_get(&l->b, l->buf, n);
-			if (r == 0 && fd >= 0 && pwrite(fd, l->buf, n, (off_t)off) != (ssize_t)n)
-				r = errno ? -errno : -EIO;
+			if (r == 0 && fd >= 0)
+				r = cow_pwrite_all(fd, l->buf, n, (off_t)off);
 			off += n;
 			len -= n;
 		}

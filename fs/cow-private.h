@@ -181,6 +181,12 @@ int cow_data_share(struct cow_store *st, uint64_t from, uint64_t to, uint64_t in
 /* Copy @in (from offset 0, @size bytes, keeping holes) into @out, sharing
  * extents where the file system can; with @sync fdatasync @out. */
 int cow_data_copy(int in, int out, int64_t size, bool sync);
+/* Write all @n bytes of @buf to @fd at @off (@off < 0: at the file
+ * offset), looping over short writes: a short count is no error, the
+ * next write gives the real one (-ENOSPC on a full disk; a write that
+ * takes nothing is -ENOSPC too).  Every write of data or of a file the
+ * core makes goes through it, so that no stale errno is ever reported. */
+int cow_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 
 /* ---- view.c ---- */
 

@@ -1194,7 +1194,7 @@ void cow_view_set_holder(struct cow_view *v, const char *what)
 	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), what);
 	if (n >= (int)sizeof(buf))
 		n = sizeof(buf) - 1;
-	if (ftruncate(v->layer_lockfd, 0) == 0 && pwrite(v->layer_lockfd, buf, (size_t)n, 0) < 0)
+	if (ftruncate(v->layer_lockfd, 0) == 0 && cow_pwrite_all(v->layer_lockfd, buf, (size_t)n, 0) < 0)
 		return; /* advisory only */
 }
 
