@@ -17,6 +17,7 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -535,9 +536,11 @@ static void dump_dir(struct dump *d, uint64_t dir, const char *path)
 		n++;
 	qsort(names, n, sizeof(char *), cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		char p[1024];
-		snprintf(p, sizeof(p), "%s/%s", path, names[i]);
+		char *p; /* trees deeper than PATH_MAX are dumped too */
+		if (asprintf(&p, "%s/%s", path, names[i]) < 0)
+			bail("asprintf");
 		dump_object(d, dir, names[i], p);
+		free(p);
 		free(names[i]);
 	}
 	free(names);
@@ -1440,6 +1443,187 @@ out:
 		cow_store_close(st2);
 }
 
+/* ---- a tree deeper than PATH_MAX ---- */
+
+#define DEEP_LEVELS 24 /* names of 250 bytes: a path of 6,000 */
+
+static void deep_name(char *buf, int level)
+{
+	memset(buf, 'a' + level % 26, 250);
+	snprintf(buf + 250, 6, "%04d", level);
+}
+
+/* The path of the directory at @levels (""), grown as needed. */
+static char *deep_path(int levels)
+{
+	char *p = calloc(1, (size_t)levels * 256 + 1), name[256];
+	if (!p)
+		bail("calloc");
+	for (int i = 0; i < levels; i++) {
+		deep_name(name, i);
+		strcat(p, "/");
+		strcat(p, name);
+	}
+	return p;
+}
+
+/* The ino of the deepest directory of the chain in @v, 0 if it is not there. */
+static uint64_t deep_bottom(struct cow_view *v)
+{
+	uint64_t cur = cow_view_root(v);
+	char name[256];
+	for (int i = 0; i < DEEP_LEVELS; i++) {
+		struct cow_attr a;
+		deep_name(name, i);
+		if (cow_lookup(v, cur, name, &a) < 0 || !S_ISDIR(a.mode))
+			return 0;
+		cow_forget(v, a.ino, 1);
+		cur = a.ino;
+	}
+	return cur;
+}
+
+struct deep_diff {
+	char *leaf; /* the path the diff gave for the leaf file */
+	int n;
+};
+
+static int deep_diff_line(void *arg, const char *path, enum cow_change change, uint32_t mode)
+{
+	struct deep_diff *d = arg;
+	d->n++;
+	if (change == COW_CHANGE_ADDED && S_ISREG(mode) && strstr(path, "/leaf")) {
+		free(d->leaf);
+		d->leaf = strdup(path);
+	}
+	return 0;
+}
+
+static void check_deep_leaf(struct cow_view *v, const char *what)
+{
+	uint64_t bottom = deep_bottom(v);
+	struct cow_attr a;
+	char buf[64] = "";
+	struct cow_file *f;
+	int r = bottom ? cow_lookup(v, bottom, "leaf", &a) : -ENOENT;
+	if (r == 0) {
+		r = cow_open(v, a.ino, O_RDONLY, &f);
+		cow_forget(v, a.ino, 1);
+	}
+	if (r == 0) {
+		ssize_t n = cow_read(f, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = 0;
+		cow_release(f);
+	}
+	check(r == 0 && !strcmp(buf, "at the bottom\n"), buf, "%s: the leaf %d levels down reads back", what,
+	      DEEP_LEVELS);
+}
+
+static void test_deep(struct cow_store *st)
+{
+	char name[256], bundle[256], dir3[192], details[256];
+	struct cow_view *v;
+	struct cow_attr a;
+	struct cow_file *f;
+	char *want_path = deep_path(DEEP_LEVELS), *leaf_path;
+	if (asprintf(&leaf_path, "%s/leaf", want_path) < 0)
+		bail("asprintf");
+	printf("# a tree %d levels deep: its leaf's path has %zu bytes (PATH_MAX %d)\n", DEEP_LEVELS,
+	       strlen(leaf_path), PATH_MAX);
+
+	/* through the core API, in a client */
+	check_int(cow_client_add(st, "deep", "base"), 0, "add client 'deep'");
+	if (!(v = open_client(st, "deep")))
+		goto out;
+	uint64_t cur = cow_view_root(v);
+	int r = 0;
+	for (int i = 0; r == 0 && i < DEEP_LEVELS; i++) {
+		deep_name(name, i);
+		r = cow_mkdir(v, cur, name, 0755, &cred, &a);
+		if (r == 0) {
+			cow_forget(v, a.ino, 1);
+			cur = a.ino;
+		}
+	}
+	check_int(r, 0, "mkdir %d levels of 250-byte names", DEEP_LEVELS);
+	r = cow_create(v, cur, "leaf", 0644, O_WRONLY | O_CREAT, &cred, &f, &a);
+	if (r == 0) {
+		cow_forget(v, a.ino, 1);
+		r = cow_write(f, "at the bottom\n", 14, 0) == 14 ? 0 : -EIO;
+		cow_release(f);
+	}
+	check_int(r, 0, "create the leaf file at the bottom");
+	check_int(cow_symlink(v, cur, "up", "../../..", &cred, &a), 0, "a symlink at the bottom");
+	cow_forget(v, a.ino, 1);
+	close_view(v, "client 'deep'");
+
+	struct deep_diff dd = {0};
+	check_int(cow_client_diff(st, "deep", deep_diff_line, &dd), 0, "diff of the deep client");
+	snprintf(details, sizeof(details), "%d changes, leaf path %zu bytes", dd.n,
+		 dd.leaf ? strlen(dd.leaf) : (size_t)0);
+	check(dd.leaf && !strcmp(dd.leaf, leaf_path), details, "the diff gives the leaf's whole path");
+	/* the root's times changed too */
+	check_int(dd.n, DEEP_LEVELS + 3, "the diff lists every level, the leaf, the symlink and the root");
+	free(dd.leaf);
+
+	check_int(cow_client_snapshot(st, "deep", "deep@1"), 0, "snapshot the deep client as 'deep@1'");
+	snprintf(bundle, sizeof(bundle), "%s/deep.bundle", top);
+	check_int(cow_image_export(st, "deep@1", bundle, NULL, NULL), 0, "export 'deep@1'");
+	check_int(cow_image_flatten(st, "deep@1", "deep-flat", NULL, NULL), 0, "flatten 'deep@1'");
+	snprintf(dir3, sizeof(dir3), "%s/store3", top);
+	struct cow_store *st3;
+	if (!check_int(cow_store_open(dir3, COW_STORE_CREATE, &st3), 0, "create a third store"))
+		goto out;
+	check_int(cow_image_load(st3, bundle, NULL, NULL, NULL), 0, "load the deep bundle");
+
+	struct cow_view *vi = open_image(st, "deep@1"), *vf = open_image(st, "deep-flat"), *vl = open_image(st3, "deep@1");
+	char *di = vi ? dump_tree(vi, "deep@1") : NULL, *df = vf ? dump_tree(vf, "deep-flat") : NULL,
+	     *dl = vl ? dump_tree(vl, "the loaded deep@1") : NULL;
+	check_same_tree(df, di, "the flattened deep tree is the snapshot's");
+	check_same_tree(dl, di, "the loaded deep tree is the snapshot's");
+	check(di && strstr(di, leaf_path), "missing", "the dump has the leaf at its whole path");
+	if (vl)
+		check_deep_leaf(vl, "loaded image");
+	if (vf)
+		check_deep_leaf(vf, "flattened image");
+	free(di);
+	free(df);
+	free(dl);
+	close_view(vi, "deep@1");
+	close_view(vf, "deep-flat");
+	close_view(vl, "the loaded deep@1");
+	check_fsck_clean(st3, "of the store with the loaded deep image");
+	cow_store_close(st3);
+
+	/* import of a deep directory tree, made with mkdirat/openat */
+	char srcdeep[192];
+	snprintf(srcdeep, sizeof(srcdeep), "%s/srcdeep", top);
+	if (mkdir(srcdeep, 0755) < 0)
+		bail(srcdeep);
+	int dfd = open(srcdeep, O_RDONLY | O_DIRECTORY);
+	for (int i = 0; dfd >= 0 && i < DEEP_LEVELS; i++) {
+		deep_name(name, i);
+		int n = mkdirat(dfd, name, 0755) == 0 ? openat(dfd, name, O_RDONLY | O_DIRECTORY) : -1;
+		close(dfd);
+		dfd = n;
+	}
+	int lfd = dfd >= 0 ? openat(dfd, "leaf", O_WRONLY | O_CREAT, 0644) : -1;
+	if (lfd < 0 || write(lfd, "at the bottom\n", 14) != 14)
+		bail("the deep source tree");
+	close(lfd);
+	close(dfd);
+	check_int(cow_image_import(st, "deep-import", srcdeep, NULL, NULL), 0, "import a directory tree %d levels deep",
+		  DEEP_LEVELS);
+	if ((v = open_image(st, "deep-import"))) {
+		check_deep_leaf(v, "imported image");
+		close_view(v, "deep-import");
+	}
+	check_fsck_clean(st, "after the deep trees");
+out:
+	free(want_path);
+	free(leaf_path);
+}
+
 static void test_cancel_and_gc(struct cow_store *st)
 {
 	char il[1024], dl[2048], il2[1024], dl2[2048];
@@ -1548,6 +1732,7 @@ int main(void)
 	test_image_rm(st);
 	test_flatten(st);
 	test_bundles(st);
+	test_deep(st);
 	test_cancel_and_gc(st);
 	test_migration();
 out:
