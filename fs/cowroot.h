@@ -167,12 +167,19 @@ int cow_image_rm(struct cow_store *st, const char *name);
  * object ids; data files shared by hard link where possible). */
 int cow_image_flatten(struct cow_store *st, const char *name, const char *newname, cow_progress_fn progress, void *arg);
 /* Write image @name (flattened) to @path as one zlib-compressed bundle
- * with checksums; written to a temporary file and renamed into place. */
+ * with checksums; written to a temporary file and renamed into place.
+ * nlink is written as the tree counts it.  -EUCLEAN (also from flatten)
+ * if the image's tree is broken: a directory with two names or in a
+ * cycle, an object of no file type (fsck tells which). */
 int cow_image_export(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg);
 /* Load a bundle as image @name (NULL: the name recorded in it).  The
  * bundle is verified completely before anything is recorded: a truncated
- * or altered bundle gives -EBADMSG and leaves the store unchanged. */
-int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg);
+ * or altered bundle, or one whose objects and names are not a tree (see
+ * fs/tree.c) or not what an export writes, gives -EBADMSG, says why in
+ * @why (@whysize bytes; may be NULL) and leaves the store unchanged.
+ * -EPROTO: a newer bundle version. */
+int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg,
+		   char *why, size_t whysize);
 
 /* Space and object counts of one layer. */
 struct cow_layer_stats {

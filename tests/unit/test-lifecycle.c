@@ -1319,7 +1319,7 @@ static void check_bad_load(struct cow_store *st, const char *dir, const char *bu
 	char il[1024], dl[2048], il2[1024], dl2[2048];
 	image_list(st, il);
 	data_list(dir, dl);
-	check_int(cow_image_load(st, bundle, "bad", NULL, NULL), want, "load of %s is refused", what);
+	check_int(cow_image_load(st, bundle, "bad", NULL, NULL, NULL, 0), want, "load of %s is refused", what);
 	check(!strcmp(il, image_list(st, il2)), il2, "the refused load of %s records no image", what);
 	check(!strcmp(dl, data_list(dir, dl2)), dl2, "the refused load of %s leaves no data behind", what);
 	check_fsck_clean(st, "after the refused load");
@@ -1363,15 +1363,15 @@ static void test_bundles(struct cow_store *st)
 	image_list(st2, il);
 	data_list(store2dir, dl);
 	n = 2;
-	check_int(cow_image_load(st2, bundle, NULL, cancel_at, &n), -ECANCELED, "a cancelled load is -ECANCELED");
+	check_int(cow_image_load(st2, bundle, NULL, cancel_at, &n, NULL, 0), -ECANCELED, "a cancelled load is -ECANCELED");
 	check(!strcmp(il, image_list(st2, il2)), il2, "a cancelled load records no image");
 	check(!strcmp(dl, data_list(store2dir, dl2)), dl2, "a cancelled load leaves no data behind");
-	check_int(cow_image_load(st2, bundle, ".bad", NULL, NULL), -EINVAL, "load under a bad name is -EINVAL");
-	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL), 0, "cow_image_load into the second store");
-	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL), -EEXIST, "loading the same name again is -EEXIST");
-	check_int(cow_image_load(st2, bundle, "copy", NULL, NULL), 0, "load again as 'copy'");
+	check_int(cow_image_load(st2, bundle, ".bad", NULL, NULL, NULL, 0), -EINVAL, "load under a bad name is -EINVAL");
+	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL, NULL, 0), 0, "cow_image_load into the second store");
+	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL, NULL, 0), -EEXIST, "loading the same name again is -EEXIST");
+	check_int(cow_image_load(st2, bundle, "copy", NULL, NULL, NULL, 0), 0, "load again as 'copy'");
 	snprintf(p, sizeof(p), "%s/missing.bundle", top);
-	check_int(cow_image_load(st2, p, "m", NULL, NULL), -ENOENT, "load of a missing file is -ENOENT");
+	check_int(cow_image_load(st2, p, "m", NULL, NULL, NULL, 0), -ENOENT, "load of a missing file is -ENOENT");
 	if ((vb = open_image(st2, "base@2"))) {
 		struct cow_attr a;
 		if (have_dev)
@@ -1574,7 +1574,7 @@ static void test_deep(struct cow_store *st)
 	struct cow_store *st3;
 	if (!check_int(cow_store_open(dir3, COW_STORE_CREATE, &st3), 0, "create a third store"))
 		goto out;
-	check_int(cow_image_load(st3, bundle, NULL, NULL, NULL), 0, "load the deep bundle");
+	check_int(cow_image_load(st3, bundle, NULL, NULL, NULL, NULL, 0), 0, "load the deep bundle");
 
 	struct cow_view *vi = open_image(st, "deep@1"), *vf = open_image(st, "deep-flat"), *vl = open_image(st3, "deep@1");
 	char *di = vi ? dump_tree(vi, "deep@1") : NULL, *df = vf ? dump_tree(vf, "deep-flat") : NULL,
