@@ -776,6 +776,8 @@ static int get_dent(struct load *l)
 		return -EBADMSG;
 	name[n] = 0;
 	if (!l->layer) {
+		if (cow_tree_name(&l->tree, parent, name, n, ino, type) < 0)
+			return -EBADMSG;
 		if (l->version >= 2 && l->ndents_seen &&
 		    (parent < l->prev_parent || (parent == l->prev_parent && strcmp(name, l->prev_name) <= 0)))
 			return bad(l, "entry '%s' of %llu: entries out of order, or a name given twice", name,
@@ -783,7 +785,7 @@ static int get_dent(struct load *l)
 		l->ndents_seen++;
 		l->prev_parent = parent;
 		memcpy(l->prev_name, name, n + 1u);
-		return cow_tree_name(&l->tree, parent, name, n, ino, type) < 0 ? -EBADMSG : 0;
+		return 0;
 	}
 	int64_t pi = index_of(l, parent), ii = index_of(l, ino);
 	if (pi < 0 || ii < 0)
