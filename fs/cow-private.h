@@ -417,6 +417,8 @@ struct cow_tree {
 	struct cow_tree_obj *v; /* sorted by ino */
 	size_t n, cap;
 	bool allow_unlinked; /* nlink 0 objects named nowhere are fine (open, unlinked) */
+	bool layered;	     /* a view of layers over a base: unreachable objects and nlink are no
+				problem, nor entries of removed directories (see tree.c) */
 	uint64_t problems;
 	void (*problem)(void *arg, const char *line);
 	void *arg;

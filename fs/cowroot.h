@@ -214,6 +214,11 @@ struct cow_fsck_report {
 	uint64_t unused_layers; /* layers no client or image uses, not marked dead */
 	uint64_t repaired;	/* problems fixed (with repair) */
 	bool db_ok;		/* sqlite integrity_check said ok */
+	/* problems of an image's or client's merged tree (cycles, a directory
+	 * with two names, entries in non-directories or of the wrong type,
+	 * modes of no file type, nlink other than the names, unreachable
+	 * objects, bad names): reported, never repaired */
+	uint64_t tree_problems;
 };
 
 /* Check the store; with @repair remove orphans and dangling records.

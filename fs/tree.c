@@ -9,6 +9,14 @@
  * the entries naming it).  Load checks a bundle with it before recording
  * anything; fsck checks every image's and client's merged tree.
  *
+ * A view of layers over a base (every client, every snapshot) is held to
+ * less: a rebase keeps the layer's own object where the new image made
+ * another under the same name, hiding the image's, and keeps the nlink
+ * the layer recorded; entries of a directory a layer removed stay in the
+ * layers below, unseen.  There only what a mount would trip over counts:
+ * cycles, a directory with two names, entries in non-directories, of the
+ * wrong type or naming nothing, modes of no type, bad names, the root.
+ *
  * Bounded memory: 32 bytes per object, nothing per entry, so that a
  * bundle's names can stream past (duplicate names in one directory are
  * for the caller: entries in order, or the database's key).
@@ -145,6 +153,8 @@ int cow_tree_name(struct cow_tree *t, uint64_t parent, const char *name, size_t 
 		return -EINVAL;
 	}
 	struct cow_tree_obj *dp = find(t, parent), *ip = find(t, ino);
+	if (!dp && t->layered)
+		return 0; /* in a directory a higher layer removed: nobody sees it */
 	if (!dp)
 		problem(t, "entry '%s' is in %llu, which does not exist", name, p);
 	else if (!S_ISDIR(dp->mode))
@@ -217,6 +227,11 @@ int cow_tree_finish(struct cow_tree *t, uint64_t root)
 	for (size_t i = 0; i < t->n; i++) {
 		struct cow_tree_obj *o = &t->v[i];
 		unsigned long long ino = o->ino;
+		if (t->layered) {
+			if (S_ISDIR(o->mode) && i != ri && o->parent != NO_PARENT)
+				reach(t, i, ri); /* a cycle is a problem in any view */
+			continue;
+		}
 		if (S_ISDIR(o->mode)) {
 			if (o->nlink != 2 + (uint64_t)o->subdirs)
 				problem(t, "directory %llu has nlink %u, not 2 + its %u subdirectories", ino, o->nlink,
@@ -225,6 +240,8 @@ int cow_tree_finish(struct cow_tree *t, uint64_t root)
 				problem(t, "directory %llu is in no directory", ino);
 			else if (i != ri)
 				reach(t, i, ri); /* says so if it finds a cycle */
+		} else if (i == ri) {
+			continue; /* said above */
 		} else if (o->names == 0) {
 			if (o->nlink || !t->allow_unlinked)
 				problem(t, "%s %llu is in no directory", type_name(o->mode), ino);

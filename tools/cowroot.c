@@ -575,7 +575,8 @@ static int cmd_fsck(int argc, char **argv)
 		err("fsck failed: %s", strerror(-r));
 		return 1;
 	}
-	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers + !rep.db_ok;
+	uint64_t problems =
+	    rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers + rep.tree_problems + !rep.db_ok;
 	if (problems == 0) {
 		printf("store '%s' is consistent; nothing changed", store_dir);
 		if (rep.dead_layers)
@@ -584,10 +585,13 @@ static int cmd_fsck(int argc, char **argv)
 		return 0;
 	}
 	printf("%llu problem(s): %llu orphan data file(s), %llu missing data file(s), %llu dangling record(s), "
-	       "%llu unused layer(s)%s; %llu repaired\n",
+	       "%llu unused layer(s), %llu in trees%s; %llu repaired\n",
 	       (unsigned long long)problems, (unsigned long long)rep.orphan_files, (unsigned long long)rep.missing_data,
 	       (unsigned long long)rep.dangling, (unsigned long long)rep.unused_layers,
-	       rep.db_ok ? "" : ", database damaged", (unsigned long long)rep.repaired);
+	       (unsigned long long)rep.tree_problems, rep.db_ok ? "" : ", database damaged",
+	       (unsigned long long)rep.repaired);
+	if (rep.tree_problems)
+		printf("problems in trees are not repaired: load the image again from a bundle, or re-import it\n");
 	if (!repair)
 		printf("run 'cowroot --store %s fsck --repair' to repair\n", store_dir);
 	return 1;
