@@ -285,6 +285,42 @@ static void test_clients(void)
 	cow_store_close(st);
 }
 
+/* Import records nlink as the image has it: a hardlink whose other name
+ * is outside the imported tree has one name there. */
+static void test_import_counts(void)
+{
+	char src[128], p[192], q[192];
+	snprintf(src, sizeof(src), "%s/src", top);
+	snprintf(p, sizeof(p), "%s/src/inner", top);
+	if (mkdir(src, 0755) < 0 || mkdir(p, 0755) < 0)
+		bail(p);
+	snprintf(p, sizeof(p), "%s/src/inner/linked", top);
+	snprintf(q, sizeof(q), "%s/src/outside", top);
+	int fd = open(p, O_WRONLY | O_CREAT, 0644);
+	if (fd < 0 || write(fd, "x\n", 2) != 2 || link(p, q) < 0)
+		bail(p);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/src/inner/sub", top);
+	if (mkdir(p, 0755) < 0)
+		bail(p);
+	struct cow_store *st = new_store();
+	snprintf(p, sizeof(p), "%s/src/inner", top);
+	check_int(cow_image_import(st, "inner", p, NULL, NULL), 0, "import a tree with a hardlink leaving it");
+	struct cow_view *v;
+	struct cow_attr a;
+	if (cow_view_open(st, NULL, "inner", COW_VIEW_READONLY, &v) == 0) {
+		int r = cow_lookup(v, cow_view_root(v), "linked", &a);
+		check(r == 0 && a.nlink == 1, "nlink is the source's 2", "its one name in the image gives nlink 1");
+		if (r == 0)
+			cow_forget(v, a.ino, 1);
+		r = cow_getattr(v, cow_view_root(v), &a);
+		check(r == 0 && a.nlink == 3, "wrong", "the root's nlink is 2 + its one subdirectory");
+		cow_view_close(v);
+	}
+	check_clean(st, "an imported tree with a hardlink leaving it");
+	cow_store_close(st);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -294,6 +330,7 @@ int main(void)
 	printf("# temp dir %s\n", top);
 	test_images();
 	test_clients();
+	test_import_counts();
 	if (!getenv("COWROOT_KEEP"))
 		nftw(top, rm_cb, 32, FTW_DEPTH | FTW_PHYS);
 	else
