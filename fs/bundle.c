@@ -674,8 +674,8 @@ static int check_row(struct load *l, uint64_t old, const struct cow_irow *row, u
 		return bad(l, "object %llu is owned by -1", o);
 	if (row->rdev && !S_ISCHR(row->mode) && !S_ISBLK(row->mode))
 		return bad(l, "object %llu has a device number but is no device", o);
-	if (row->size < 0 || (S_ISLNK(row->mode) ? (uint64_t)row->size != tl || tl == 0
-						  : !S_ISREG(row->mode) && row->size != 0))
+	if (row->size < 0 ||
+	    (S_ISLNK(row->mode) ? (uint64_t)row->size != tl || tl == 0 : !S_ISREG(row->mode) && row->size != 0))
 		return bad(l, "object %llu has size %lld, which a %s cannot have", o, (long long)row->size,
 			   S_ISLNK(row->mode) ? "symlink of that target" : "non-regular file");
 	if (tl > COW_SYMLINK_MAX || (tl && !S_ISLNK(row->mode)))
@@ -735,19 +735,24 @@ static int get_object(struct load *l, uint64_t index)
 	for (uint32_t i = 0; r == 0 && i < nx; i++) {
 		uint16_t n = br_u16(b);
 		if (b->err || n == 0 || n > COW_XATTR_NAME_MAX || br_get(b, name, n) < 0)
-			return b->err ? -EBADMSG : bad(l, "object %llu has an xattr name of %u bytes", (unsigned long long)old, n);
+			return b->err ? -EBADMSG
+				      : bad(l, "object %llu has an xattr name of %u bytes", (unsigned long long)old, n);
 		name[n] = 0;
 		list += n + 1u;
 		if (memchr(name, 0, n) || !xattr_name_ok(name))
 			return bad(l, "object %llu has an xattr of no namespace", (unsigned long long)old);
 		if (i && strcmp(prev, name) >= 0)
-			return bad(l, "object %llu has xattr '%s' twice or out of order", (unsigned long long)old, name);
+			return bad(l, "object %llu has xattr '%s' twice or out of order", (unsigned long long)old,
+				   name);
 		if (list > 65536)
-			return bad(l, "object %llu has more xattr names than listxattr can give", (unsigned long long)old);
+			return bad(l, "object %llu has more xattr names than listxattr can give",
+				   (unsigned long long)old);
 		memcpy(prev, name, n + 1u);
 		uint32_t vl = br_u32(b);
 		if (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0)
-			return b->err ? -EBADMSG : bad(l, "object %llu: xattr '%s' of %u bytes", (unsigned long long)old, name, vl);
+			return b->err
+				   ? -EBADMSG
+				   : bad(l, "object %llu: xattr '%s' of %u bytes", (unsigned long long)old, name, vl);
 		if (l->layer)
 			r = cow_db_xattr_put(l->st->db, l->layer, row.ino, name, l->buf, vl);
 	}

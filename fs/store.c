@@ -180,7 +180,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_LAYER_DROP_DIRENTS] = "DELETE FROM dirents WHERE layer = :layer",
     [S_LAYER_DROP_XATTRS] = "DELETE FROM xattrs WHERE layer = :layer",
     /* a name the layer has already is an error here (load) */
-    [S_DIRENT_ADD] = "INSERT INTO dirents (layer, parent, name, ino, type) VALUES (:layer, :parent, :name, :ino, :type)",
+    [S_DIRENT_ADD] =
+	"INSERT INTO dirents (layer, parent, name, ino, type) VALUES (:layer, :parent, :name, :ino, :type)",
 };
 
 struct unlink_list {

@@ -147,8 +147,9 @@ int cow_tree_name(struct cow_tree *t, uint64_t parent, const char *name, size_t 
 	unsigned long long p = parent, c = ino;
 	if (len == 0 || len > COW_NAME_MAX || memchr(name, 0, len) || memchr(name, '/', len) ||
 	    (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
-		problem(t, "an entry of %llu has a name that is not one (%zu bytes: empty, over %d, '.', '..', or with "
-			   "'/' or NUL)",
+		problem(t,
+			"an entry of %llu has a name that is not one (%zu bytes: empty, over %d, '.', '..', or with "
+			"'/' or NUL)",
 			p, len, COW_NAME_MAX);
 		return -EINVAL;
 	}

@@ -1363,12 +1363,15 @@ static void test_bundles(struct cow_store *st)
 	image_list(st2, il);
 	data_list(store2dir, dl);
 	n = 2;
-	check_int(cow_image_load(st2, bundle, NULL, cancel_at, &n, NULL, 0), -ECANCELED, "a cancelled load is -ECANCELED");
+	check_int(cow_image_load(st2, bundle, NULL, cancel_at, &n, NULL, 0), -ECANCELED,
+		  "a cancelled load is -ECANCELED");
 	check(!strcmp(il, image_list(st2, il2)), il2, "a cancelled load records no image");
 	check(!strcmp(dl, data_list(store2dir, dl2)), dl2, "a cancelled load leaves no data behind");
-	check_int(cow_image_load(st2, bundle, ".bad", NULL, NULL, NULL, 0), -EINVAL, "load under a bad name is -EINVAL");
+	check_int(cow_image_load(st2, bundle, ".bad", NULL, NULL, NULL, 0), -EINVAL,
+		  "load under a bad name is -EINVAL");
 	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL, NULL, 0), 0, "cow_image_load into the second store");
-	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL, NULL, 0), -EEXIST, "loading the same name again is -EEXIST");
+	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL, NULL, 0), -EEXIST,
+		  "loading the same name again is -EEXIST");
 	check_int(cow_image_load(st2, bundle, "copy", NULL, NULL, NULL, 0), 0, "load again as 'copy'");
 	snprintf(p, sizeof(p), "%s/missing.bundle", top);
 	check_int(cow_image_load(st2, p, "m", NULL, NULL, NULL, 0), -ENOENT, "load of a missing file is -ENOENT");
@@ -1501,6 +1504,8 @@ struct hbuf {
 
 static void hput(struct hbuf *h, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (h->n + n > h->cap) {
 		h->cap = (h->n + n) * 2 + 1024;
 		if (!(h->b = realloc(h->b, h->cap)))
@@ -1640,8 +1645,8 @@ static void test_hostile_bundles(void)
 	snprintf(path, sizeof(path), "%s/good.bundle", top);
 	hwrite(&b, path);
 	char why[512] = "";
-	check_int(cow_image_load(st, path, "good", NULL, NULL, why, sizeof(why)), 0, "the hand-made valid bundle loads%s%s",
-		  *why ? ": " : "", why);
+	check_int(cow_image_load(st, path, "good", NULL, NULL, why, sizeof(why)), 0,
+		  "the hand-made valid bundle loads%s%s", *why ? ": " : "", why);
 	b.version = 1; /* walk order is fine in version 1 */
 	struct hdent t = b.d[2];
 	b.d[2] = b.d[4];
@@ -1879,8 +1884,8 @@ static void test_deep(struct cow_store *st)
 	char *want_path = deep_path(DEEP_LEVELS), *leaf_path;
 	if (asprintf(&leaf_path, "%s/leaf", want_path) < 0)
 		bail("asprintf");
-	printf("# a tree %d levels deep: its leaf's path has %zu bytes (PATH_MAX %d)\n", DEEP_LEVELS,
-	       strlen(leaf_path), PATH_MAX);
+	printf("# a tree %d levels deep: its leaf's path has %zu bytes (PATH_MAX %d)\n", DEEP_LEVELS, strlen(leaf_path),
+	       PATH_MAX);
 
 	/* through the core API, in a client */
 	check_int(cow_client_add(st, "deep", "base"), 0, "add client 'deep'");
@@ -1927,7 +1932,8 @@ static void test_deep(struct cow_store *st)
 		goto out;
 	check_int(cow_image_load(st3, bundle, NULL, NULL, NULL, NULL, 0), 0, "load the deep bundle");
 
-	struct cow_view *vi = open_image(st, "deep@1"), *vf = open_image(st, "deep-flat"), *vl = open_image(st3, "deep@1");
+	struct cow_view *vi = open_image(st, "deep@1"), *vf = open_image(st, "deep-flat"),
+			*vl = open_image(st3, "deep@1");
 	char *di = vi ? dump_tree(vi, "deep@1") : NULL, *df = vf ? dump_tree(vf, "deep-flat") : NULL,
 	     *dl = vl ? dump_tree(vl, "the loaded deep@1") : NULL;
 	check_same_tree(df, di, "the flattened deep tree is the snapshot's");

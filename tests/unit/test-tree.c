@@ -154,7 +154,8 @@ static void broken(const struct image *im, const char *want, int export_r, const
 	if (export_r) {
 		char bundle[128];
 		snprintf(bundle, sizeof(bundle), "%s/broken.bundle", top);
-		check_int(cow_image_export(st, "img", bundle, NULL, NULL), export_r, "export of an image with %s", what);
+		check_int(cow_image_export(st, "img", bundle, NULL, NULL), export_r, "export of an image with %s",
+			  what);
 		check_int(cow_image_flatten(st, "img", "flat", NULL, NULL), export_r, "flatten of an image with %s",
 			  what);
 	}
