@@ -85,8 +85,10 @@ int cow_name_check(const char *name);
 
 /* Import the tree at @src (not crossing mount points) as image @name.
  * All or nothing: on error or cancel no image is recorded and its data
- * files are removed.  Errors: -EEXIST, -EINVAL (bad name), -ENOENT/-ENOTDIR
- * (@src), -ENOSPC, -ECANCELED, -EIO. */
+ * files are removed.  Two directory fds are held per level of the tree
+ * (no path is built, so depth is not bounded by PATH_MAX): the caller
+ * allows enough open files.  Errors: -EEXIST, -EINVAL (bad name),
+ * -ENOENT/-ENOTDIR (@src), -ENOSPC, -EMFILE, -ECANCELED, -EIO. */
 int cow_image_import(struct cow_store *st, const char *name, const char *src, cow_progress_fn progress, void *arg);
 
 /* Call @fn for every image / client, ordered by name.  A non-zero return

@@ -41,6 +41,7 @@ struct import {
 	cow_progress_fn progress;
 	void *arg;
 	char *xbuf, *vbuf;
+	char *target; /* a symlink's target: not on the stack of a walk thousands of levels deep */
 };
 
 #define BUILD_BATCH 512
@@ -231,11 +232,11 @@ static struct cow_irow row_from_stat(uint64_t ino, const struct stat *s)
 static int import_object(struct import *im, int pfd, const char *name, int fd, uint64_t ino, const struct stat *s)
 {
 	struct cow_irow row = row_from_stat(ino, s);
-	char target[COW_SYMLINK_MAX + 2];
+	char *target = im->target;
 	int r = 0, ofd = fd;
 
 	if (S_ISLNK(s->st_mode)) {
-		ssize_t n = readlinkat(pfd, name, target, sizeof(target) - 1);
+		ssize_t n = readlinkat(pfd, name, target, COW_SYMLINK_MAX + 1);
 		if (n < 0)
 			return -errno;
 		if (n > COW_SYMLINK_MAX)
@@ -435,7 +436,8 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 	im.dev = s.st_dev;
 	im.xbuf = malloc(65536);
 	im.vbuf = malloc(COW_XATTR_SIZE_MAX);
-	if (!im.xbuf || !im.vbuf) {
+	im.target = malloc(COW_SYMLINK_MAX + 2);
+	if (!im.xbuf || !im.vbuf || !im.target) {
 		r = -ENOMEM;
 		goto out_free;
 	}
@@ -457,6 +459,7 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 out_free:
 	free(im.xbuf);
 	free(im.vbuf);
+	free(im.target);
 	free(im.hls);
 	close(fd);
 	return r;

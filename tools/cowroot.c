@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -175,6 +176,18 @@ int long_op(const char *what, int r, const char *subject)
 	return r;
 }
 
+/* Import holds two directory fds per level of the tree it reads, and a
+ * legal tree may be thousands of levels deep (deeper than PATH_MAX):
+ * allow as many open files as the system lets this process have. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int cmd_image_import(int argc, char **argv)
 {
 	static const char usage[] = "image import NAME SRC_DIR";
@@ -182,6 +195,7 @@ static int cmd_image_import(int argc, char **argv)
 		return usage_err(usage);
 	if (bad_name("image", argv[1]))
 		return 1;
+	raise_fd_limit();
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
