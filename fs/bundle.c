@@ -17,13 +17,24 @@
  *   entry   'D' u64 parent u64 ino u8 type u16 namelen name
  *   trailer 'E' u64 nobjs u64 ndents u32 crc32 of every byte before the trailer
  * Objects come sorted by ino; inos are the exporting store's and are
- * renumbered on load.
+ * renumbered on load.  Version 2: entries sorted by (parent, name), so
+ * that a name given twice in one directory is seen at once; version 1
+ * (entries in walk order) still loads, its duplicates found by the
+ * database's key.
+ *
+ * Load refuses what is not a tree (see tree.c) and anything else an
+ * export never writes: modes of no file type, entry types other than the
+ * object's, nlink other than the names', names that are none, sizes,
+ * targets, device numbers, extents and xattrs that do not fit their
+ * object.  Export and flatten write nlink as the tree counts it, and
+ * refuse an image whose tree is broken (-EUCLEAN: fsck says what).
  */
 #include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +45,7 @@
 #include "cow-private.h"
 
 #define BUNDLE_MAGIC "CRBUNDLE"
-#define BUNDLE_VERSION 1
+#define BUNDLE_VERSION 2 /* 1 still loads */
 #define EXTENT_END UINT64_MAX
 
 /* ---- the merged tree in memory ---- */
@@ -71,6 +82,10 @@ static void tree_free(struct tree *t)
 static int collect(void *arg, const struct cow_walk_entry *e)
 {
 	struct tree *t = arg;
+	/* a directory met twice (two parents, or a cycle), an object of no
+	 * type: no bundle or flattened image may carry that */
+	if ((!e->first && S_ISDIR(e->mode)) || !cow_mode_valid(e->mode))
+		return -EUCLEAN;
 	if (e->parent) {
 		if (t->ndents == t->capdents) {
 			size_t n = t->capdents ? t->capdents * 2 : 1024;
@@ -114,6 +129,47 @@ static int cmp_tobj(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_tdent(const void *a, const void *b)
+{
+	const struct tdent *x = a, *y = b;
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static struct tobj *tree_find(struct tree *t, uint64_t ino)
+{
+	struct tobj key = {.row.ino = ino};
+	return bsearch(&key, t->objs, t->nobjs, sizeof(*t->objs), cmp_tobj);
+}
+
+/* nlink as the tree has it: what a chain whose layers each kept their own
+ * count (a rebased layer's directory rows, an import from a file system
+ * that counts otherwise) may not say. */
+static int tree_count_links(struct tree *t)
+{
+	uint32_t *names = calloc(t->nobjs ? t->nobjs : 1, sizeof(*names));
+	uint32_t *subdirs = calloc(t->nobjs ? t->nobjs : 1, sizeof(*subdirs));
+	if (!names || !subdirs) {
+		free(names);
+		free(subdirs);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < t->ndents; i++) {
+		struct tobj *c = tree_find(t, t->dents[i].ino), *p = tree_find(t, t->dents[i].parent);
+		if (!c || !p)
+			continue; /* cannot be: the walk met both */
+		names[c - t->objs]++;
+		if (S_ISDIR(c->row.mode))
+			subdirs[p - t->objs]++;
+	}
+	for (size_t i = 0; i < t->nobjs; i++)
+		t->objs[i].row.nlink = S_ISDIR(t->objs[i].row.mode) ? 2 + subdirs[i] : names[i];
+	free(names);
+	free(subdirs);
+	return 0;
+}
+
 /* Collect image @name's merged tree. */
 static int tree_load(struct cow_store *st, const char *name, struct tree *t)
 {
@@ -130,7 +186,12 @@ static int tree_load(struct cow_store *st, const char *name, struct tree *t)
 		return r;
 	}
 	qsort(t->objs, t->nobjs, sizeof(*t->objs), cmp_tobj);
-	return 0;
+	if (t->ndents)
+		qsort(t->dents, t->ndents, sizeof(*t->dents), cmp_tdent);
+	r = tree_count_links(t);
+	if (r < 0)
+		tree_free(t);
+	return r;
 }
 
 static int tick(cow_progress_fn progress, void *arg, const char *what, uint64_t done, uint64_t total)
@@ -188,22 +249,73 @@ int cow_image_flatten(struct cow_store *st, const char *name, const char *newnam
 
 /* ---- bundle writing ---- */
 
+/* The bundle's gzip stream, deflated here rather than through gzwrite so
+ * that every write goes through cow_pwrite_all: a full disk is -ENOSPC,
+ * never a stale errno or a bare -EIO from gzclose. */
 struct bw {
-	gzFile gz;
+	int fd;
+	z_stream z;
+	bool zinit;
+	unsigned char *out;
 	uLong crc;
 	int err;
 };
+
+#define BW_OUT (1 << 16)
+
+static void bw_deflate(struct bw *b, int flush)
+{
+	do {
+		b->z.next_out = b->out;
+		b->z.avail_out = BW_OUT;
+		if (deflate(&b->z, flush) == Z_STREAM_ERROR) {
+			b->err = -EIO;
+			return;
+		}
+		size_t have = BW_OUT - b->z.avail_out;
+		int r = have ? cow_pwrite_all(b->fd, b->out, have, -1) : 0;
+		if (r < 0) {
+			b->err = r;
+			return;
+		}
+	} while (b->z.avail_out == 0);
+}
+
+static int bw_open(struct bw *b, int fd)
+{
+	memset(b, 0, sizeof(*b));
+	b->fd = fd;
+	b->crc = crc32(0, NULL, 0);
+	b->out = malloc(BW_OUT);
+	/* windowBits 15 + 16: a gzip wrapper, as gzread expects */
+	if (!b->out || deflateInit2(&b->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	b->zinit = true;
+	return 0;
+}
+
+/* Finish the stream (with @r == 0) and free it; returns the first error. */
+static int bw_close(struct bw *b, int r)
+{
+	if (r == 0 && b->err == 0) {
+		b->z.next_in = NULL;
+		b->z.avail_in = 0;
+		bw_deflate(b, Z_FINISH);
+	}
+	if (b->zinit)
+		deflateEnd(&b->z);
+	free(b->out);
+	return r ? r : b->err;
+}
 
 static void bw_put(struct bw *b, const void *p, size_t n)
 {
 	if (b->err || n == 0)
 		return;
 	b->crc = crc32(b->crc, p, (uInt)n);
-	if (gzwrite(b->gz, p, (unsigned)n) != (int)n) {
-		int zerr;
-		gzerror(b->gz, &zerr);
-		b->err = zerr == Z_ERRNO && errno ? -errno : -EIO;
-	}
+	b->z.next_in = (Bytef *)p;
+	b->z.avail_in = (uInt)n;
+	bw_deflate(b, Z_NO_FLUSH);
 }
 
 static void bw_u8(struct bw *b, uint8_t v)
@@ -325,7 +437,7 @@ static int put_object(struct cow_store *st, struct bw *b, const struct tobj *o)
 int cow_image_export(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg)
 {
 	struct tree t;
-	struct bw b = {.crc = crc32(0, NULL, 0)};
+	struct bw b = {0};
 	char *tmp = NULL;
 	int fd = -1, r;
 
@@ -345,9 +457,9 @@ int cow_image_export(struct cow_store *st, const char *name, const char *path, c
 	mode_t mask = umask(0);
 	umask(mask);
 	fchmod(fd, 0644 & ~mask);
-	b.gz = gzdopen(dup(fd), "wb6");
-	if (!b.gz) {
-		r = -ENOMEM;
+	r = bw_open(&b, fd);
+	if (r < 0) {
+		bw_close(&b, r);
 		goto out;
 	}
 	size_t nl = strlen(name);
@@ -383,9 +495,7 @@ int cow_image_export(struct cow_store *st, const char *name, const char *path, c
 		bw_u32(&b, crc);
 		r = b.err;
 	}
-	int zr = gzclose(b.gz);
-	if (r == 0 && zr != Z_OK)
-		r = -EIO;
+	r = bw_close(&b, r);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0 && rename(tmp, path) < 0)
@@ -454,26 +564,39 @@ static uint64_t br_u64(struct br *b)
 struct load {
 	struct cow_store *st;
 	struct br b;
+	uint32_t version;
 	uint64_t layer;
-	uint64_t *old_inos; /* sorted, index i became first_ino + i */
+	struct cow_tree tree; /* the objects by old ino: index i became first_ino + i */
 	uint64_t nobjs, ndents, first_ino;
 	char *buf;
+	uint64_t prev_parent, ndents_seen; /* version 2: the entry before, for the order */
+	char prev_name[COW_NAME_MAX + 1];
+	char *why; /* what is wrong, for the caller */
+	size_t whysize;
 };
+
+/* Say what is wrong with the bundle (the first thing only); -EBADMSG. */
+static int bad(struct load *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int bad(struct load *l, const char *fmt, ...)
+{
+	if (l->why && l->whysize && !l->why[0]) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(l->why, l->whysize, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+static void tree_problem(void *arg, const char *line)
+{
+	bad(arg, "%s", line);
+}
 
 /* The index of bundle object @old, -1 if the bundle has none. */
 static int64_t index_of(struct load *l, uint64_t old)
 {
-	size_t lo = 0, hi = l->nobjs;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (l->old_inos[mid] == old)
-			return (int64_t)mid;
-		if (l->old_inos[mid] < old)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
+	return cow_tree_index(&l->tree, old);
 }
 
 /* The new ino of bundle object @old, 0 if the bundle has none. */
@@ -484,7 +607,7 @@ static uint64_t map_ino(struct load *l, uint64_t old)
 }
 
 /* The records are read twice: a first pass (l->layer 0) checks every one
- * of them and collects the object ids, the second records them. */
+ * of them and collects the objects, the second records them. */
 
 static int get_data(struct load *l, struct cow_irow *row)
 {
@@ -495,20 +618,24 @@ static int get_data(struct load *l, struct cow_irow *row)
 			return fd;
 	}
 	int r = 0;
+	uint64_t end = 0; /* extents come in order, apart */
 	for (;;) {
 		uint64_t off = br_u64(&l->b);
 		if ((r = l->b.err) < 0 || off == EXTENT_END)
 			break;
 		uint64_t len = br_u64(&l->b);
-		if (l->b.err || off > (uint64_t)row->size || len > (uint64_t)row->size - off) {
-			r = -EBADMSG;
+		if (l->b.err || off < end || off > (uint64_t)row->size || len == 0 || len > (uint64_t)row->size - off) {
+			r = bad(l, "object %llu: data extent %llu+%llu out of order or past its size %lld",
+				(unsigned long long)row->ino, (unsigned long long)off, (unsigned long long)len,
+				(long long)row->size);
 			break;
 		}
+		end = off + len;
 		while (len > 0 && r == 0) {
 			size_t n = len < (1 << 16) ? (size_t)len : (1 << 16);
 			r = br_get(&l->b, l->buf, n);
-			if (r == 0 && fd >= 0 && pwrite(fd, l->buf, n, (off_t)off) != (ssize_t)n)
-				r = errno ? -errno : -EIO;
+			if (r == 0 && fd >= 0)
+				r = cow_pwrite_all(fd, l->buf, n, (off_t)off);
 			off += n;
 			len -= n;
 		}
@@ -525,24 +652,49 @@ static int get_data(struct load *l, struct cow_irow *row)
 	return r;
 }
 
+static bool xattr_name_ok(const char *name)
+{
+	static const char *const prefixes[] = {"user.", "trusted.", "security.", "system."};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t n = strlen(prefixes[i]);
+		if (!strncmp(name, prefixes[i], n) && name[n])
+			return true;
+	}
+	return false;
+}
+
+/* What an object's fields must be, whatever the tree: @tl the length of
+ * its symlink target. */
+static int check_row(struct load *l, uint64_t old, const struct cow_irow *row, uint32_t tl)
+{
+	unsigned long long o = old;
+	if (!cow_mode_valid(row->mode))
+		return bad(l, "object %llu has mode 0%o: no valid file type", o, row->mode);
+	if (row->uid == UINT32_MAX || row->gid == UINT32_MAX)
+		return bad(l, "object %llu is owned by -1", o);
+	if (row->rdev && !S_ISCHR(row->mode) && !S_ISBLK(row->mode))
+		return bad(l, "object %llu has a device number but is no device", o);
+	if (row->size < 0 ||
+	    (S_ISLNK(row->mode) ? (uint64_t)row->size != tl || tl == 0 : !S_ISREG(row->mode) && row->size != 0))
+		return bad(l, "object %llu has size %lld, which a %s cannot have", o, (long long)row->size,
+			   S_ISLNK(row->mode) ? "symlink of that target" : "non-regular file");
+	if (tl > COW_SYMLINK_MAX || (tl && !S_ISLNK(row->mode)))
+		return bad(l, "object %llu has a symlink target of %u bytes", o, tl);
+	return 0;
+}
+
 static int get_object(struct load *l, uint64_t index)
 {
 	struct br *b = &l->b;
 	struct cow_irow row = {0};
 	char target[COW_SYMLINK_MAX + 1];
 	if (br_u8(b) != 'O')
-		return -EBADMSG;
+		return bad(l, "record %llu is not an object", (unsigned long long)index);
 	uint64_t old = br_u64(b);
 	if (b->err)
 		return -EBADMSG;
-	if (!l->layer) {
-		/* in order: the second pass maps them by index */
-		if (index && old <= l->old_inos[index - 1])
-			return -EBADMSG;
-		l->old_inos[index] = old;
-	} else if (old != l->old_inos[index]) {
-		return -EBADMSG; /* the file changed between the passes */
-	}
+	if (l->layer && (uint64_t)index_of(l, old) != index)
+		return bad(l, "the file changed between the passes");
 	row.ino = l->first_ino + index;
 	row.mode = br_u32(b);
 	row.nlink = br_u32(b);
@@ -554,28 +706,54 @@ static int get_object(struct load *l, uint64_t index)
 	row.mtime = (int64_t)br_u64(b);
 	row.ctime = (int64_t)br_u64(b);
 	uint32_t tl = br_u32(b);
-	if (b->err || tl > COW_SYMLINK_MAX || row.size < 0 || row.mode == 0)
+	if (b->err)
 		return -EBADMSG;
+	int r = check_row(l, old, &row, tl);
+	if (r < 0)
+		return r;
+	if (!l->layer) {
+		/* in order: the second pass maps them by index */
+		r = cow_tree_add(&l->tree, old, row.mode, row.nlink);
+		if (r == -EINVAL)
+			return bad(l, "object %llu comes after %llu: objects out of order", (unsigned long long)old,
+				   (unsigned long long)l->tree.v[l->tree.n - 1].ino);
+		if (r < 0)
+			return r;
+	}
 	if (S_ISLNK(row.mode)) {
 		if (br_get(b, target, tl) < 0)
 			return -EBADMSG;
 		target[tl] = 0;
+		if (memchr(target, 0, tl))
+			return bad(l, "symlink %llu has a NUL in its target", (unsigned long long)old);
 		row.target = target;
-	} else if (tl) {
-		return -EBADMSG;
 	}
-	int r = l->layer ? cow_db_inode_put(l->st->db, l->layer, &row) : 0;
+	r = l->layer ? cow_db_inode_put(l->st->db, l->layer, &row) : 0;
 	uint32_t nx = br_u32(b);
+	char name[COW_XATTR_NAME_MAX + 1], prev[COW_XATTR_NAME_MAX + 1] = "";
+	size_t list = 0; /* what listxattr gives: every name and its NUL */
 	struct cow_xattr_room room = {0};
 	for (uint32_t i = 0; r == 0 && i < nx; i++) {
-		char name[COW_XATTR_NAME_MAX + 1];
 		uint16_t n = br_u16(b);
 		if (b->err || n == 0 || n > COW_XATTR_NAME_MAX || br_get(b, name, n) < 0)
-			return -EBADMSG;
+			return b->err ? -EBADMSG
+				      : bad(l, "object %llu has an xattr name of %u bytes", (unsigned long long)old, n);
 		name[n] = 0;
+		list += n + 1u;
+		if (memchr(name, 0, n) || !xattr_name_ok(name))
+			return bad(l, "object %llu has an xattr of no namespace", (unsigned long long)old);
+		if (i && strcmp(prev, name) >= 0)
+			return bad(l, "object %llu has xattr '%s' twice or out of order", (unsigned long long)old,
+				   name);
+		if (list > 65536)
+			return bad(l, "object %llu has more xattr names than listxattr can give",
+				   (unsigned long long)old);
+		memcpy(prev, name, n + 1u);
 		uint32_t vl = br_u32(b);
-		if (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0 || memchr(name, 0, n))
-			return -EBADMSG;
+		if (b->err || vl > COW_XATTR_SIZE_MAX || br_get(b, l->buf, vl) < 0)
+			return b->err
+				   ? -EBADMSG
+				   : bad(l, "object %llu: xattr '%s' of %u bytes", (unsigned long long)old, name, vl);
 		if (cow_xattr_room_add(&room, n, vl) < 0)
 			return -ENOSPC; /* more than one object may hold */
 		if (l->layer)
@@ -594,20 +772,37 @@ static int get_dent(struct load *l)
 	struct br *b = &l->b;
 	char name[COW_NAME_MAX + 1];
 	if (br_u8(b) != 'D')
-		return -EBADMSG;
-	int64_t parent = index_of(l, br_u64(b));
-	int64_t ino = index_of(l, br_u64(b));
+		return bad(l, "a record after the objects is not an entry");
+	uint64_t parent = br_u64(b), ino = br_u64(b);
 	uint8_t type = br_u8(b);
 	uint16_t n = br_u16(b);
-	if (b->err || parent < 0 || ino < 0 || n == 0 || n > COW_NAME_MAX || br_get(b, name, n) < 0)
+	if (b->err)
+		return -EBADMSG;
+	if (n == 0 || n > COW_NAME_MAX)
+		return bad(l, "an entry of %llu has a name of %u bytes", (unsigned long long)parent, n);
+	if (br_get(b, name, n) < 0)
 		return -EBADMSG;
 	name[n] = 0;
-	if (memchr(name, 0, n) || memchr(name, '/', n) || !strcmp(name, ".") || !strcmp(name, ".."))
-		return -EBADMSG;
-	if (!l->layer)
+	if (!l->layer) {
+		if (cow_tree_name(&l->tree, parent, name, n, ino, type) < 0)
+			return -EBADMSG;
+		if (l->version >= 2 && l->ndents_seen &&
+		    (parent < l->prev_parent || (parent == l->prev_parent && strcmp(name, l->prev_name) <= 0)))
+			return bad(l, "entry '%s' of %llu: entries out of order, or a name given twice", name,
+				   (unsigned long long)parent);
+		l->ndents_seen++;
+		l->prev_parent = parent;
+		memcpy(l->prev_name, name, n + 1u);
 		return 0;
-	return cow_db_dirent_put(l->st->db, l->layer, l->first_ino + (uint64_t)parent, name,
-				 l->first_ino + (uint64_t)ino, type);
+	}
+	int64_t pi = index_of(l, parent), ii = index_of(l, ino);
+	if (pi < 0 || ii < 0)
+		return bad(l, "the file changed between the passes");
+	int r = cow_db_dirent_add(l->st->db, l->layer, l->first_ino + (uint64_t)pi, name, l->first_ino + (uint64_t)ii,
+				  type);
+	if (r == -EEXIST)
+		return bad(l, "directory %llu has two entries named '%s'", (unsigned long long)parent, name);
+	return r;
 }
 
 /* The trailer: the counts and the checksum of everything before it. */
@@ -615,8 +810,10 @@ static int get_trailer(struct load *l)
 {
 	struct br *b = &l->b;
 	uint32_t crc = (uint32_t)b->crc;
-	if (br_u8(b) != 'E' || br_u64(b) != l->nobjs || br_u64(b) != l->ndents || br_u32(b) != crc || b->err)
-		return -EBADMSG;
+	if (br_u8(b) != 'E' || br_u64(b) != l->nobjs || br_u64(b) != l->ndents || b->err)
+		return b->err ? -EBADMSG : bad(l, "no trailer after the records the header counts");
+	if (br_u32(b) != crc || b->err)
+		return b->err ? -EBADMSG : bad(l, "the checksum does not match: the bundle was altered");
 	return 0;
 }
 
@@ -627,8 +824,11 @@ static int read_index(struct load *l, char *ret_name, uint64_t *ret_root)
 	char magic[8];
 	if (br_get(b, magic, 8) < 0 || memcmp(magic, BUNDLE_MAGIC, 8))
 		return -EBADMSG;
-	if (br_u32(b) != BUNDLE_VERSION)
-		return b->err ? b->err : -EPROTO;
+	l->version = br_u32(b);
+	if (b->err)
+		return b->err;
+	if (l->version < 1 || l->version > BUNDLE_VERSION)
+		return -EPROTO;
 	uint16_t nl = br_u16(b);
 	if (b->err || nl == 0 || nl > COW_ENTITY_NAME_MAX || br_get(b, ret_name, nl) < 0)
 		return -EBADMSG;
@@ -636,8 +836,11 @@ static int read_index(struct load *l, char *ret_name, uint64_t *ret_root)
 	*ret_root = br_u64(b);
 	l->nobjs = br_u64(b);
 	l->ndents = br_u64(b);
-	if (b->err || l->nobjs == 0 || l->nobjs > (1ULL << 32) || l->ndents > (1ULL << 34))
+	if (b->err)
 		return -EBADMSG;
+	if (l->nobjs == 0 || l->nobjs >= UINT32_MAX || l->ndents > (1ULL << 34))
+		return bad(l, "the header counts %llu objects and %llu entries", (unsigned long long)l->nobjs,
+			   (unsigned long long)l->ndents);
 	return 0;
 }
 
@@ -664,7 +867,8 @@ static int open_bundle(struct br *b, const char *path)
 }
 
 /* First pass: every record checks out, the whole stream decompresses, the
- * checksum holds, and the object inos come in order. */
+ * checksum holds, the object inos come in order, and it is a tree.  What
+ * it keeps is the tree's 32 bytes per object (see tree.c). */
 static int verify(struct load *l, const char *path, char *name, uint64_t *root, cow_progress_fn progress, void *arg)
 {
 	int r = open_bundle(&l->b, path);
@@ -672,11 +876,6 @@ static int verify(struct load *l, const char *path, char *name, uint64_t *root, 
 		return r;
 	struct br *b = &l->b;
 	r = read_index(l, name, root);
-	if (r == 0) {
-		l->old_inos = malloc(l->nobjs * sizeof(uint64_t));
-		if (!l->old_inos)
-			r = -ENOMEM;
-	}
 	for (uint64_t i = 0; r == 0 && i < l->nobjs; i++) {
 		r = get_object(l, i);
 		if (r == 0)
@@ -686,11 +885,13 @@ static int verify(struct load *l, const char *path, char *name, uint64_t *root, 
 		r = get_dent(l);
 	if (r == 0)
 		r = get_trailer(l);
+	if (r == 0 && cow_tree_finish(&l->tree, *root) < 0)
+		r = -EBADMSG;
 	if (r == 0) {
 		/* nothing may follow, and the gzip trailer must check out */
 		char extra;
 		if (gzread(b->gz, &extra, 1) != 0 || !gzeof(b->gz))
-			r = -EBADMSG;
+			r = bad(l, "data follows the bundle's trailer");
 		int zerr;
 		gzerror(b->gz, &zerr);
 		if (r == 0 && zerr != Z_OK && zerr != Z_STREAM_END)
@@ -698,14 +899,13 @@ static int verify(struct load *l, const char *path, char *name, uint64_t *root, 
 	}
 	gzclose(b->gz);
 	b->gz = NULL;
-	if (r == 0 && index_of(l, *root) < 0)
-		r = -EBADMSG;
 	return r;
 }
 
-int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg)
+int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg,
+		   char *why, size_t whysize)
 {
-	struct load l = {.st = st};
+	struct load l = {.st = st, .why = why, .whysize = whysize};
 	char bname[COW_ENTITY_NAME_MAX + 1];
 	uint64_t root;
 	int r;
@@ -714,6 +914,9 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 		return -EROFS;
 	if (name && cow_name_check(name) < 0)
 		return -EINVAL;
+	if (why && whysize)
+		why[0] = 0;
+	cow_tree_init(&l.tree, tree_problem, &l);
 	l.buf = malloc(COW_XATTR_SIZE_MAX + 1);
 	if (!l.buf)
 		return -ENOMEM;
@@ -723,7 +926,7 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 	if (!name)
 		name = bname;
 	if (cow_name_check(name) < 0) {
-		r = -EBADMSG;
+		r = bad(&l, "the image name it records is not a valid name");
 		goto out;
 	}
 	r = open_bundle(&l.b, path);
@@ -733,7 +936,7 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 	uint64_t root2, nobjs = l.nobjs;
 	r = read_index(&l, again, &root2);
 	if (r == 0 && (root2 != root || l.nobjs != nobjs))
-		r = -EBADMSG; /* the file changed between the passes */
+		r = bad(&l, "the file changed between the passes");
 	if (r < 0)
 		goto out_gz;
 	struct cow_db *db = st->db;
@@ -770,7 +973,9 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 out_gz:
 	gzclose(l.b.gz);
 out:
-	free(l.old_inos);
+	if (r == -EBADMSG)
+		bad(&l, "truncated, damaged or not a bundle");
+	cow_tree_release(&l.tree);
 	free(l.buf);
 	return r;
 }

@@ -179,6 +179,18 @@ int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg,
 /* sqlite's own check (@full: integrity_check, else quick_check); a failed
  * one marks the store damaged, cow_db_errmsg() gives the first findings. */
 int cow_db_integrity(struct cow_db *db, bool full, bool *ret_ok);
+/* Tree checks (tree.c; load and fsck).  Add a name, -EEXIST if the layer
+ * has it already (a bundle naming one entry twice). */
+int cow_db_dirent_add(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t ino, int type);
+/* Every row of @layer by ino, tombstones (mode 0) included. */
+int cow_db_layer_rows(struct cow_db *db, uint64_t layer,
+		      int (*fn)(void *arg, uint64_t ino, uint32_t mode, uint32_t nlink), void *arg);
+/* Every entry of @layer as stored, bad names included: @name holds the
+ * first bytes (at most COW_NAME_MAX + 1, NUL after them), @len the real
+ * length. */
+int cow_db_layer_names(struct cow_db *db, uint64_t layer,
+		       int (*fn)(void *arg, uint64_t parent, const char *name, size_t len, uint64_t ino, int type),
+		       void *arg);
 
 /* ---- store.c / data.c: the store ---- */
 struct cow_store {
@@ -223,6 +235,12 @@ int cow_data_share(struct cow_store *st, uint64_t from, uint64_t to, uint64_t in
 /* Copy @in (from offset 0, @size bytes, keeping holes) into @out, sharing
  * extents where the file system can; with @sync fdatasync @out. */
 int cow_data_copy(int in, int out, int64_t size, bool sync);
+/* Write all @n bytes of @buf to @fd at @off (@off < 0: at the file
+ * offset), looping over short writes: a short count is no error, the
+ * next write gives the real one (-ENOSPC on a full disk; a write that
+ * takes nothing is -ENOSPC too).  Every write of data or of a file the
+ * core makes goes through it, so that no stale errno is ever reported. */
+int cow_pwrite_all(int fd, const void *buf, size_t n, off_t off);
 
 /* ---- view.c ---- */
 
@@ -436,6 +454,44 @@ int cow_walk(struct cow_view *v, int flags, int (*fn)(void *arg, const struct co
 /* The entry (parent, name) in the layers below the top one: its ino, or 0
  * (db lock held). */
 uint64_t cow_lower_entry(struct cow_view *v, uint64_t parent, const char *name, int *ret_type);
+
+/* ---- tree.c: is it a tree? ---- */
+/* A mode a Linux object can have: a known file type, permission bits. */
+bool cow_mode_valid(uint32_t mode);
+struct cow_tree_obj {
+	uint64_t ino;
+	uint32_t mode, nlink;
+	uint32_t names;	  /* entries naming it */
+	uint32_t subdirs; /* for directories: entries in it naming directories */
+	uint32_t parent;  /* for directories: index of the one naming it, UINT32_MAX none */
+	uint8_t state;
+};
+struct cow_tree {
+	struct cow_tree_obj *v; /* sorted by ino */
+	size_t n, cap;
+	bool allow_unlinked; /* nlink 0 objects named nowhere are fine (open, unlinked) */
+	bool layered;	     /* a view of layers over a base: unreachable objects and nlink are no
+				problem, nor entries of removed directories (see tree.c) */
+	uint64_t problems;
+	void (*problem)(void *arg, const char *line);
+	void *arg;
+};
+void cow_tree_init(struct cow_tree *t, void (*fn)(void *arg, const char *line), void *arg);
+void cow_tree_release(struct cow_tree *t);
+/* Add an object; inos must come in increasing order (-EINVAL), at most
+ * UINT32_MAX - 1 of them (-E2BIG).  A mode of no valid type is a
+ * problem (reported, counted), not an error. */
+int cow_tree_add(struct cow_tree *t, uint64_t ino, uint32_t mode, uint32_t nlink);
+/* The index of @ino, -1 if it was not added. */
+int64_t cow_tree_index(struct cow_tree *t, uint64_t ino);
+/* Entry @name (@len bytes, NUL-terminated after them, though a hostile
+ * name may hold NUL itself) of directory @parent names @ino with dirent
+ * type @type.
+ * Each problem is reported; -EINVAL if there was one. */
+int cow_tree_name(struct cow_tree *t, uint64_t parent, const char *name, size_t len, uint64_t ino, int type);
+/* After every object and entry: the root, nlink, reachability.  -EINVAL
+ * if a problem was reported (by this call). */
+int cow_tree_finish(struct cow_tree *t, uint64_t root);
 
 /* ---- copy_up.c ---- */
 /* Make the data of @ip writable in the view's layer, opened in ip->fd

@@ -110,8 +110,10 @@ int cow_name_check(const char *name);
 
 /* Import the tree at @src (not crossing mount points) as image @name.
  * All or nothing: on error or cancel no image is recorded and its data
- * files are removed.  Errors: -EEXIST, -EINVAL (bad name), -ENOENT/-ENOTDIR
- * (@src), -ENOSPC, -ECANCELED, -EIO. */
+ * files are removed.  Two directory fds are held per level of the tree
+ * (no path is built, so depth is not bounded by PATH_MAX): the caller
+ * allows enough open files.  Errors: -EEXIST, -EINVAL (bad name),
+ * -ENOENT/-ENOTDIR (@src), -ENOSPC, -EMFILE, -ECANCELED, -EIO. */
 int cow_image_import(struct cow_store *st, const char *name, const char *src, cow_progress_fn progress, void *arg);
 
 /* Call @fn for every image / client, ordered by name.  A non-zero return
@@ -198,12 +200,19 @@ int cow_image_rm(struct cow_store *st, const char *name);
  * object ids; data files shared by hard link where possible). */
 int cow_image_flatten(struct cow_store *st, const char *name, const char *newname, cow_progress_fn progress, void *arg);
 /* Write image @name (flattened) to @path as one zlib-compressed bundle
- * with checksums; written to a temporary file and renamed into place. */
+ * with checksums; written to a temporary file and renamed into place.
+ * nlink is written as the tree counts it.  -EUCLEAN (also from flatten)
+ * if the image's tree is broken: a directory with two names or in a
+ * cycle, an object of no file type (fsck tells which). */
 int cow_image_export(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg);
 /* Load a bundle as image @name (NULL: the name recorded in it).  The
  * bundle is verified completely before anything is recorded: a truncated
- * or altered bundle gives -EBADMSG and leaves the store unchanged. */
-int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg);
+ * or altered bundle, or one whose objects and names are not a tree (see
+ * fs/tree.c) or not what an export writes, gives -EBADMSG, says why in
+ * @why (@whysize bytes; may be NULL) and leaves the store unchanged.
+ * -EPROTO: a newer bundle version. */
+int cow_image_load(struct cow_store *st, const char *path, const char *name, cow_progress_fn progress, void *arg,
+		   char *why, size_t whysize);
 
 /* Space and object counts of one layer. */
 struct cow_layer_stats {
@@ -242,6 +251,11 @@ struct cow_fsck_report {
 	bool db_repaired;	/* its indexes were rebuilt (with repair) */
 	bool db_unrepairable;	/* damaged beyond what repair can rebuild: restore it */
 	bool db_marked;		/* passes, but still marked damaged (writes refused) */
+	/* problems of an image's or client's merged tree (cycles, a directory
+	 * with two names, entries in non-directories or of the wrong type,
+	 * modes of no file type, nlink other than the names, unreachable
+	 * objects, bad names): reported, never repaired */
+	uint64_t tree_problems;
 };
 
 /* Check the store; with @repair remove orphans and dangling records, and

@@ -280,8 +280,11 @@ int cow_data_copy(int in, int out, int64_t size, bool sync)
 				char buf[65536];
 				size_t want = (size_t)(hole - pos) < sizeof(buf) ? (size_t)(hole - pos) : sizeof(buf);
 				n = pread(in, buf, want, pos);
-				if (n > 0 && pwrite(out, buf, (size_t)n, pos) != n)
-					return errno ? -errno : -EIO;
+				if (n > 0) {
+					int r = cow_pwrite_all(out, buf, (size_t)n, pos);
+					if (r < 0)
+						return r;
+				}
 			}
 			if (n < 0)
 				return -errno;
@@ -296,5 +299,25 @@ int cow_data_copy(int in, int out, int64_t size, bool sync)
 synced:
 	if (sync && fdatasync(out) < 0)
 		return -errno;
+	return 0;
+}
+
+int cow_pwrite_all(int fd, const void *buf, size_t n, off_t off)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t k = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, off);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return -ENOSPC; /* nothing more fits, and no errno says why */
+		p += k;
+		n -= (size_t)k;
+		if (off >= 0)
+			off += k;
+	}
 	return 0;
 }

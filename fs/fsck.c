@@ -2,8 +2,9 @@
 /*
  * Consistency check: the database's own integrity, records that refer to
  * nothing, data files no record refers to (what a crash between writing
- * data and committing leaves), records whose data file is missing, and
- * layers that nothing uses.  With repair, everything but missing data is
+ * data and committing leaves), records whose data file is missing,
+ * layers that nothing uses, and merged views that are not trees (see
+ * tree.c: what load refuses in a bundle).  With repair, everything but missing data is
  * fixed; missing data is reported, never papered over.
  */
 #include <dirent.h>
@@ -210,6 +211,138 @@ static int check_layer(void *arg, const struct cow_layer_info *l)
 	return 0;
 }
 
+/* ---- trees: every image's and every client's merged view (tree.c) ---- */
+
+#define TREE_LINES 20 /* problems printed per view; the rest counted */
+
+struct vrow {
+	uint64_t ino;
+	uint32_t mode, nlink;
+	int depth; /* 0: the view's top layer */
+};
+
+struct view_check {
+	struct fsck *f;
+	const char *kind, *name;
+	uint64_t layers[COW_MAX_LAYERS];
+	int nlayers, cur;
+	struct vrow *rows;
+	size_t nrows, caprows;
+	struct cow_tree tree;
+};
+
+static void tree_line(void *arg, const char *line)
+{
+	struct view_check *vc = arg;
+	vc->f->rep->tree_problems++;
+	if (vc->tree.problems <= TREE_LINES)
+		say(vc->f, "%s '%s': %s", vc->kind, vc->name, line);
+}
+
+static int view_row(void *arg, uint64_t ino, uint32_t mode, uint32_t nlink)
+{
+	struct view_check *vc = arg;
+	if (vc->nrows == vc->caprows) {
+		size_t ncap = vc->caprows ? vc->caprows * 2 : 1024;
+		struct vrow *n = realloc(vc->rows, ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		vc->rows = n;
+		vc->caprows = ncap;
+	}
+	vc->rows[vc->nrows++] = (struct vrow){ino, mode, nlink, vc->cur};
+	return 0;
+}
+
+static int cmp_vrow(const void *a, const void *b)
+{
+	const struct vrow *x = a, *y = b;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return (x->depth > y->depth) - (x->depth < y->depth);
+}
+
+/* The names the view shows: an entry of layer cur that no layer above
+ * has (a higher row, or a whiteout, replaces it). */
+static int view_name(void *arg, uint64_t parent, const char *name, size_t len, uint64_t ino, int type)
+{
+	struct view_check *vc = arg;
+	struct cow_db *db = vc->f->st->db;
+	if (cow_check_name(name) < 0 || strlen(name) != len) {
+		cow_tree_name(&vc->tree, parent, name, len, ino, type); /* says what is wrong with it */
+		return 0;
+	}
+	for (int j = 0; j < vc->cur; j++) {
+		uint64_t above;
+		if (cow_db_dirent_get(db, vc->layers[j], parent, name, &above, NULL) == 0)
+			return 0;
+	}
+	if (!ino)
+		return 0; /* a whiteout: the name is gone */
+	cow_tree_name(&vc->tree, parent, name, len, ino, type);
+	return 0;
+}
+
+/* Is the merged view of @kind @name (top layer @top) a tree? */
+static int check_view(struct fsck *f, const char *kind, const char *name, uint64_t top)
+{
+	struct view_check vc = {.f = f, .kind = kind, .name = name};
+	struct cow_db *db = f->st->db;
+	struct cow_layer_info li;
+	uint64_t root = 0;
+	int r = 0;
+	cow_tree_init(&vc.tree, tree_line, &vc);
+	vc.tree.allow_unlinked = true; /* open while unlinked, or what a crash left: not the tree's business */
+	for (uint64_t id = top; id && r == 0; id = li.parent) {
+		if (vc.nlayers == COW_MAX_LAYERS) {
+			say(f, "%s '%s': more than %d layers", kind, name, COW_MAX_LAYERS);
+			f->rep->tree_problems++;
+			return 0;
+		}
+		r = cow_db_layer_get(db, id, &li);
+		if (r == -ENOENT) {
+			say(f, "%s '%s': layer %llu is missing", kind, name, (unsigned long long)id);
+			f->rep->tree_problems++;
+			return 0;
+		}
+		if (r == 0 && id == top)
+			root = li.root;
+		vc.layers[vc.nlayers++] = id;
+	}
+	vc.tree.layered = vc.nlayers > 1;
+	/* the objects: the topmost row of each, tombstones (mode 0) removing it */
+	for (vc.cur = 0; r == 0 && vc.cur < vc.nlayers; vc.cur++)
+		r = cow_db_layer_rows(db, vc.layers[vc.cur], view_row, &vc);
+	if (r == 0 && vc.nrows)
+		qsort(vc.rows, vc.nrows, sizeof(*vc.rows), cmp_vrow);
+	for (size_t i = 0; r == 0 && i < vc.nrows; i++) {
+		struct vrow *w = &vc.rows[i];
+		if ((i && w->ino == vc.rows[i - 1].ino) || w->mode == 0)
+			continue;
+		r = cow_tree_add(&vc.tree, w->ino, w->mode, w->nlink);
+	}
+	free(vc.rows);
+	for (vc.cur = 0; r == 0 && vc.cur < vc.nlayers; vc.cur++)
+		r = cow_db_layer_names(db, vc.layers[vc.cur], view_name, &vc);
+	if (r == 0)
+		cow_tree_finish(&vc.tree, root);
+	if (r == 0 && vc.tree.problems > TREE_LINES)
+		say(f, "%s '%s': %llu more problem(s) of its tree", kind, name,
+		    (unsigned long long)(vc.tree.problems - TREE_LINES));
+	cow_tree_release(&vc.tree);
+	return r;
+}
+
+static int check_image_tree(void *arg, const struct cow_image_info *ii)
+{
+	return check_view(arg, "image", ii->name, ii->layer);
+}
+
+static int check_client_tree(void *arg, const struct cow_client_info *ci)
+{
+	return check_view(arg, "client", ci->name, ci->layer);
+}
+
 int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const char *line), void *arg,
 	     struct cow_fsck_report *ret)
 {
@@ -263,6 +396,10 @@ int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const cha
 		rep.repaired += n;
 	if (r == 0)
 		r = cow_db_data_foreach(db, check_ref, &f);
+	if (r == 0)
+		r = cow_db_image_foreach(db, check_image_tree, &f);
+	if (r == 0)
+		r = cow_db_client_foreach(db, check_client_tree, &f);
 	if (r == 0)
 		r = check_data_dir(&f);
 	if (r == 0)

@@ -25,6 +25,8 @@ struct hl { /* a hardlinked source inode already imported */
 	dev_t dev;
 	ino_t ino;
 	uint64_t id;
+	nlink_t nlink;	/* what the source says */
+	uint32_t names; /* names imported: nlink in the image */
 };
 
 struct import {
@@ -40,6 +42,7 @@ struct import {
 	void *arg;
 	char *xbuf, *vbuf;
 	char *where; /* after a failure: the path, below the source, it is about */
+	char *target; /* a symlink's target: not on the stack of a walk thousands of levels deep */
 };
 
 /* Unwinding a failure below entry @name: the path it is about grows. */
@@ -222,7 +225,7 @@ static int import_xattrs(struct import *im, int fd, uint64_t ino)
 	return 0;
 }
 
-static int import_entry(struct import *im, int pfd, uint64_t parent, const char *name);
+static int import_entry(struct import *im, int pfd, uint64_t parent, const char *name, uint32_t *subdirs);
 
 static struct cow_irow row_from_stat(uint64_t ino, const struct stat *s)
 {
@@ -244,11 +247,11 @@ static struct cow_irow row_from_stat(uint64_t ino, const struct stat *s)
 static int import_object(struct import *im, int pfd, const char *name, int fd, uint64_t ino, const struct stat *s)
 {
 	struct cow_irow row = row_from_stat(ino, s);
-	char target[COW_SYMLINK_MAX + 2];
+	char *target = im->target;
 	int r = 0, ofd = fd;
 
 	if (S_ISLNK(s->st_mode)) {
-		ssize_t n = readlinkat(pfd, name, target, sizeof(target) - 1);
+		ssize_t n = readlinkat(pfd, name, target, COW_SYMLINK_MAX + 1);
 		if (n < 0)
 			return -errno;
 		if (n > COW_SYMLINK_MAX)
@@ -300,15 +303,22 @@ static int import_object(struct import *im, int pfd, const char *name, int fd, u
 		if (!d)
 			return -errno;
 		struct dirent *de;
+		uint32_t subdirs = 0;
 		errno = 0;
 		while (r == 0 && (de = readdir(d))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
-			r = import_entry(im, fd, ino, de->d_name);
+			r = import_entry(im, fd, ino, de->d_name, &subdirs);
 			if (r < 0 && r != -ECANCELED)
 				where_prepend(im, de->d_name);
 		}
 		closedir(d);
+		/* nlink as the image has it: 2 + the subdirectories imported
+		 * (a file system may count otherwise, btrfs says 1) */
+		if (r == 0 && row.nlink != 2 + subdirs) {
+			row.nlink = 2 + subdirs;
+			r = cow_db_inode_put(im->st->db, im->layer, &row);
+		}
 	}
 out:
 	if (ofd >= 0 && ofd != fd)
@@ -316,8 +326,9 @@ out:
 	return r;
 }
 
-/* Import the entry @name of directory @pfd (parent object @parent). */
-static int import_entry(struct import *im, int pfd, uint64_t parent, const char *name)
+/* Import the entry @name of directory @pfd (parent object @parent);
+ * counts it in *@subdirs if it is a directory. */
+static int import_entry(struct import *im, int pfd, uint64_t parent, const char *name, uint32_t *subdirs)
 {
 	struct stat stbuf;
 	int r;
@@ -326,12 +337,16 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 	if (strlen(name) > COW_NAME_MAX)
 		return -ENAMETOOLONG;
 	int type = (int)((stbuf.st_mode & S_IFMT) >> 12);
+	if (S_ISDIR(stbuf.st_mode))
+		(*subdirs)++;
 
 	/* a hardlink to something already imported */
 	if (!S_ISDIR(stbuf.st_mode) && stbuf.st_nlink > 1) {
 		for (size_t i = 0; i < im->nhl; i++)
-			if (im->hls[i].dev == stbuf.st_dev && im->hls[i].ino == stbuf.st_ino)
+			if (im->hls[i].dev == stbuf.st_dev && im->hls[i].ino == stbuf.st_ino) {
+				im->hls[i].names++;
 				return cow_db_dirent_put(im->st->db, im->layer, parent, name, im->hls[i].id, type);
+			}
 	}
 	uint64_t ino;
 	r = alloc_ino(im, &ino);
@@ -346,7 +361,7 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 			im->hls = n;
 			im->caphl = nc;
 		}
-		im->hls[im->nhl++] = (struct hl){stbuf.st_dev, stbuf.st_ino, ino};
+		im->hls[im->nhl++] = (struct hl){stbuf.st_dev, stbuf.st_ino, ino, stbuf.st_nlink, 1};
 	}
 	r = cow_db_dirent_put(im->st->db, im->layer, parent, name, ino, type);
 	if (r < 0)
@@ -361,11 +376,34 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 		close(fd);
 		fd = -1;
 		struct cow_irow row = row_from_stat(ino, &stbuf);
+		row.nlink = 2; /* nothing in it is imported */
 		r = cow_db_inode_put(im->st->db, im->layer, &row);
 		return r < 0 ? r : tick(im);
 	}
 	r = import_object(im, pfd, name, fd, ino, &stbuf);
 	close(fd);
+	return r;
+}
+
+/* A hardlinked file with names outside the tree (or across a mount
+ * point) has fewer names in the image than the source says: nlink is the
+ * image's count. */
+static int fix_link_counts(struct import *im)
+{
+	struct cow_db *db = im->st->db;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < im->nhl; i++) {
+		struct hl *h = &im->hls[i];
+		struct cow_irow row;
+		if (h->names == h->nlink)
+			continue;
+		r = cow_db_inode_get(db, im->layer, h->id, &row);
+		if (r == 0) {
+			row.nlink = h->names;
+			r = cow_db_inode_put(db, im->layer, &row);
+			cow_irow_release(&row);
+		}
+	}
 	return r;
 }
 
@@ -418,7 +456,8 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 	im.dev = s.st_dev;
 	im.xbuf = malloc(65536);
 	im.vbuf = malloc(COW_XATTR_SIZE_MAX);
-	if (!im.xbuf || !im.vbuf) {
+	im.target = malloc(COW_SYMLINK_MAX + 2);
+	if (!im.xbuf || !im.vbuf || !im.target) {
 		r = -ENOMEM;
 		goto out_free;
 	}
@@ -432,6 +471,8 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 		goto out_free; /* nothing built */
 	im.layer = im.b.layer;
 	r = import_object(&im, fd, ".", fd, im.b.root, &s);
+	if (r == 0)
+		r = fix_link_counts(&im);
 	if (r == 0 && progress && progress(arg, "import", im.done, im.done))
 		r = -ECANCELED;
 	if (r < 0 && r != -ECANCELED) {
@@ -446,6 +487,7 @@ out_free:
 	free(im.where);
 	free(im.xbuf);
 	free(im.vbuf);
+	free(im.target);
 	free(im.hls);
 	close(fd);
 	return r;

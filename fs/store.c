@@ -92,6 +92,7 @@ enum stmt_id {
 	S_LAYER_HWM_SET,
 	S_LAYER_HWM_GET,
 	S_CLIENT_FREE_ID,
+	S_DIRENT_ADD,
 	S_COUNT
 };
 
@@ -193,6 +194,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			 " (SELECT 1 FROM clients WHERE id = :from) UNION ALL SELECT c.id + 1 FROM clients c"
 			 " WHERE c.id >= :from AND c.id < :max AND NOT EXISTS"
 			 " (SELECT 1 FROM clients d WHERE d.id = c.id + 1))",
+    /* a name the layer has already is an error here (load) */
+    [S_DIRENT_ADD] =
+	"INSERT INTO dirents (layer, parent, name, ino, type) VALUES (:layer, :parent, :name, :ino, :type)",
 };
 
 struct unlink_list {
@@ -2144,6 +2148,71 @@ int cow_db_check_dangling(struct cow_db *db, bool repair, void (*log)(void *arg,
 	}
 	*ret_count = total;
 	return 0;
+}
+
+/* ---- tree checks: load and fsck (see tree.c) ----
+ * Statements prepared per call (one per layer checked), but for
+ * S_DIRENT_ADD, which runs once per name loaded. */
+
+static sqlite3_stmt *prepare_once(struct cow_db *db, const char *sql);
+
+int cow_db_dirent_add(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t ino, int type)
+{
+	sqlite3_stmt *s = stmt(db, S_DIRENT_ADD);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":parent", (int64_t)parent);
+	bind_blob(s, ":name", name, strlen(name));
+	bind_i64(s, ":ino", (int64_t)ino);
+	bind_i64(s, ":type", type);
+	return run(db, s); /* a taken name: SQLITE_CONSTRAINT, -EEXIST */
+}
+
+int cow_db_layer_rows(struct cow_db *db, uint64_t layer,
+		      int (*fn)(void *arg, uint64_t ino, uint32_t mode, uint32_t nlink), void *arg)
+{
+	sqlite3_stmt *s = prepare_once(db, "SELECT ino, mode, nlink FROM inodes WHERE layer = :layer ORDER BY ino");
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r;
+	while ((r = step(db, s)) > 0) {
+		r = fn(arg, (uint64_t)sqlite3_column_int64(s, 0), (uint32_t)sqlite3_column_int64(s, 1),
+		       (uint32_t)sqlite3_column_int64(s, 2));
+		if (r)
+			break;
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int cow_db_layer_names(struct cow_db *db, uint64_t layer,
+		       int (*fn)(void *arg, uint64_t parent, const char *name, size_t len, uint64_t ino, int type),
+		       void *arg)
+{
+	sqlite3_stmt *s = prepare_once(db, "SELECT parent, name, ino, type FROM dirents WHERE layer = :layer");
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r;
+	char name[COW_NAME_MAX + 2];
+	while ((r = step(db, s)) > 0) {
+		/* whatever is there, cut one past the longest valid name */
+		size_t n = (size_t)sqlite3_column_bytes(s, 1);
+		size_t len = n;
+		if (n > COW_NAME_MAX + 1)
+			n = COW_NAME_MAX + 1;
+		if (n)
+			memcpy(name, sqlite3_column_blob(s, 1), n);
+		name[n] = 0;
+		r = fn(arg, (uint64_t)sqlite3_column_int64(s, 0), name, len, (uint64_t)sqlite3_column_int64(s, 2),
+		       sqlite3_column_int(s, 3));
+		if (r)
+			break;
+	}
+	sqlite3_finalize(s);
+	return r;
 }
 
 /* ---- serving: client addresses ----

@@ -795,9 +795,10 @@ static int lock_record(int lockfd, const char *what)
 	int n = snprintf(buf, sizeof(buf), "%ld %s\n", (long)getpid(), what);
 	if (n >= (int)sizeof(buf))
 		n = sizeof(buf) - 1;
-	if (pwrite(lockfd, buf, (size_t)n, 0) != n || ftruncate(lockfd, n) < 0)
-		return errno ? -errno : -EIO;
-	return 0;
+	int r = cow_pwrite_all(lockfd, buf, (size_t)n, 0);
+	if (r == 0 && ftruncate(lockfd, n) < 0)
+		r = -errno;
+	return r;
 }
 
 /* A writer keeps a record in the lock file of its layer from its open to

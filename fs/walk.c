@@ -7,7 +7,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,7 +30,8 @@ struct walk {
 	int flags;
 	int (*fn)(void *arg, const struct cow_walk_entry *e);
 	void *arg;
-	char path[PATH_MAX];
+	char *path; /* the current path: grows with the depth, never bounded by PATH_MAX */
+	size_t pathcap;
 	uint64_t *seen; /* open hash set of inos, 0 = empty */
 	size_t nseen, capseen;
 };
@@ -62,6 +62,22 @@ static void wlist_free(struct wlist *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i].name);
 	free(l->v);
+}
+
+/* Room for @n bytes of path. */
+static int path_room(struct walk *w, size_t n)
+{
+	if (n <= w->pathcap)
+		return 0;
+	size_t ncap = w->pathcap ? w->pathcap : 256;
+	while (ncap < n)
+		ncap *= 2;
+	char *p = realloc(w->path, ncap);
+	if (!p)
+		return -ENOMEM;
+	w->path = p;
+	w->pathcap = ncap;
+	return 0;
 }
 
 static int cmp_wname(const void *a, const void *b)
@@ -176,10 +192,9 @@ static int walk_dir(struct walk *w, struct cow_inode *dp, size_t plen, int depth
 	for (size_t i = 0; r == 0 && i < l.n; i++) {
 		struct wname *e = &l.v[i];
 		size_t nlen = strlen(e->name);
-		if (plen + 1 + nlen + 1 > sizeof(w->path)) {
-			r = -ENAMETOOLONG;
+		r = path_room(w, plen + 1 + nlen + 1);
+		if (r < 0)
 			break;
-		}
 		w->path[plen] = '/';
 		memcpy(w->path + plen + 1, e->name, nlen + 1);
 		if (e->deleted) {
@@ -245,12 +260,17 @@ int cow_walk(struct cow_view *v, int flags, int (*fn)(void *arg, const struct co
 	w->flags = flags;
 	w->fn = fn;
 	w->arg = arg;
-	int r = cow_inode_get(v, v->root, &root);
+	int r = path_room(w, 1);
+	if (r == 0)
+		w->path[0] = 0;
+	if (r == 0)
+		r = cow_inode_get(v, v->root, &root);
 	if (r == 0) {
 		r = visit(w, root, 0, "", 0, false, 0);
 		cow_inode_put(v, root);
 	}
 	free(w->seen);
+	free(w->path);
 	free(w);
 	return r;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -194,6 +195,18 @@ int long_op(const char *what, int r, const char *subject)
 	return r;
 }
 
+/* Import holds two directory fds per level of the tree it reads, and a
+ * legal tree may be thousands of levels deep (deeper than PATH_MAX):
+ * allow as many open files as the system lets this process have. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static int cmd_image_import(int argc, char **argv)
 {
 	static const char usage[] = "image import NAME SRC_DIR";
@@ -201,6 +214,7 @@ static int cmd_image_import(int argc, char **argv)
 		return usage_err(usage);
 	if (bad_name("image", argv[1]))
 		return 1;
+	raise_fd_limit();
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
@@ -615,7 +629,7 @@ static int cmd_fsck(int argc, char **argv)
 		return 1;
 	}
 	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers +
-			    rep.unknown_layers + !rep.db_ok + rep.db_marked;
+			    rep.unknown_layers + rep.tree_problems + !rep.db_ok + rep.db_marked;
 	if (problems == 0 && !rep.db_repaired) {
 		printf("store '%s' is consistent; nothing changed", store_dir);
 		if (rep.dead_layers)
@@ -624,12 +638,15 @@ static int cmd_fsck(int argc, char **argv)
 		return 0;
 	}
 	printf("%llu problem(s): %llu orphan data file(s), %llu missing data file(s), %llu dangling record(s), "
-	       "%llu unused layer(s), %llu unknown layer(s)%s%s; %llu repaired\n",
+	       "%llu unused layer(s), %llu unknown layer(s), %llu in trees%s%s; %llu repaired\n",
 	       (unsigned long long)problems, (unsigned long long)rep.orphan_files, (unsigned long long)rep.missing_data,
 	       (unsigned long long)rep.dangling, (unsigned long long)rep.unused_layers,
-	       (unsigned long long)rep.unknown_layers, rep.db_ok ? "" : ", database damaged",
-	       rep.db_repaired ? ", database indexes rebuilt" : "", (unsigned long long)rep.repaired);
+	       (unsigned long long)rep.unknown_layers, (unsigned long long)rep.tree_problems,
+	       rep.db_ok ? "" : ", database damaged", rep.db_repaired ? ", database indexes rebuilt" : "",
+	       (unsigned long long)rep.repaired);
 	/* what repair cannot do, it has said (fsck_line): no advice to repeat */
+	if (rep.tree_problems)
+		printf("problems in trees are not repaired: load the image again from a bundle, or re-import it\n");
 	if (!repair)
 		printf("run 'cowroot --store %s fsck --repair' to repair what can be repaired\n", store_dir);
 	else if (rep.db_unrepairable)

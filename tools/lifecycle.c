@@ -450,6 +450,8 @@ int cmd_image_flatten(int argc, char **argv)
 		err("no image '%s' (see 'cowroot image list')", argv[1]);
 	else if (r == -EEXIST)
 		err("image '%s' already exists", argv[2]);
+	else if (r == -EUCLEAN)
+		err("cannot flatten '%s': its tree is broken; 'cowroot fsck' says where", argv[1]);
 	else if (r < 0 && r != -ECANCELED)
 		err("cannot flatten '%s': %s", argv[1], strerror(-r));
 	else if (r == 0)
@@ -478,7 +480,9 @@ int cmd_image_export(int argc, char **argv)
 	} else if (r == -ENOENT) {
 		err("no image '%s' (see 'cowroot image list')", argv[1]);
 	}
-	if (r < 0 && r != -ECANCELED && r != -ENOENT)
+	if (r == -EUCLEAN)
+		err("cannot export '%s': its tree is broken; 'cowroot fsck' says where", argv[1]);
+	else if (r < 0 && r != -ECANCELED && r != -ENOENT)
 		err("cannot export '%s' to '%s': %s", argv[1], argv[2], strerror(-r));
 	else if (r == 0)
 		printf("image '%s' written to '%s'\n", argv[1], argv[2]);
@@ -505,9 +509,11 @@ int cmd_image_load(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	int r = long_op("load", cow_image_load(st, argv[1], name, progress_or_cancel, tty_arg()), argv[1]);
+	char why[512];
+	int r = long_op("load", cow_image_load(st, argv[1], name, progress_or_cancel, tty_arg(), why, sizeof(why)),
+			argv[1]);
 	if (r == -EBADMSG)
-		err("'%s' is not a valid cowroot bundle (truncated, damaged or altered); nothing was loaded", argv[1]);
+		err("'%s' is not a valid cowroot bundle: %s; nothing was loaded", argv[1], why);
 	else if (r == -EPROTO)
 		err("'%s' was written by a newer cowroot; nothing was loaded", argv[1]);
 	else if (r == -EEXIST)

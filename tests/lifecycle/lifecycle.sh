@@ -377,7 +377,7 @@ check "image rm flat" expect 0 "removed image 'flat'" "$S" image rm flat
 bad_bundle() { # FILE WHAT
 	local before
 	before=$(images "$S2")
-	expect 1 "is not a valid cowroot bundle .*nothing was loaded" "$S2" image load "$1" bad || return 1
+	expect 1 "is not a valid cowroot bundle: .*; nothing was loaded" "$S2" image load "$1" bad || return 1
 	[ "$(images "$S2")" = "$before" ] || { echo "the image list changed"; return 1; }
 	fsck_clean "$S2"
 }

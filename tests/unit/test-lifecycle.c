@@ -17,6 +17,7 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -535,9 +536,11 @@ static void dump_dir(struct dump *d, uint64_t dir, const char *path)
 		n++;
 	qsort(names, n, sizeof(char *), cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		char p[1024];
-		snprintf(p, sizeof(p), "%s/%s", path, names[i]);
+		char *p; /* trees deeper than PATH_MAX are dumped too */
+		if (asprintf(&p, "%s/%s", path, names[i]) < 0)
+			bail("asprintf");
 		dump_object(d, dir, names[i], p);
+		free(p);
 		free(names[i]);
 	}
 	free(names);
@@ -1316,7 +1319,7 @@ static void check_bad_load(struct cow_store *st, const char *dir, const char *bu
 	char il[1024], dl[2048], il2[1024], dl2[2048];
 	image_list(st, il);
 	data_list(dir, dl);
-	check_int(cow_image_load(st, bundle, "bad", NULL, NULL), want, "load of %s is refused", what);
+	check_int(cow_image_load(st, bundle, "bad", NULL, NULL, NULL, 0), want, "load of %s is refused", what);
 	check(!strcmp(il, image_list(st, il2)), il2, "the refused load of %s records no image", what);
 	check(!strcmp(dl, data_list(dir, dl2)), dl2, "the refused load of %s leaves no data behind", what);
 	check_fsck_clean(st, "after the refused load");
@@ -1360,15 +1363,18 @@ static void test_bundles(struct cow_store *st)
 	image_list(st2, il);
 	data_list(store2dir, dl);
 	n = 2;
-	check_int(cow_image_load(st2, bundle, NULL, cancel_at, &n), -ECANCELED, "a cancelled load is -ECANCELED");
+	check_int(cow_image_load(st2, bundle, NULL, cancel_at, &n, NULL, 0), -ECANCELED,
+		  "a cancelled load is -ECANCELED");
 	check(!strcmp(il, image_list(st2, il2)), il2, "a cancelled load records no image");
 	check(!strcmp(dl, data_list(store2dir, dl2)), dl2, "a cancelled load leaves no data behind");
-	check_int(cow_image_load(st2, bundle, ".bad", NULL, NULL), -EINVAL, "load under a bad name is -EINVAL");
-	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL), 0, "cow_image_load into the second store");
-	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL), -EEXIST, "loading the same name again is -EEXIST");
-	check_int(cow_image_load(st2, bundle, "copy", NULL, NULL), 0, "load again as 'copy'");
+	check_int(cow_image_load(st2, bundle, ".bad", NULL, NULL, NULL, 0), -EINVAL,
+		  "load under a bad name is -EINVAL");
+	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL, NULL, 0), 0, "cow_image_load into the second store");
+	check_int(cow_image_load(st2, bundle, NULL, NULL, NULL, NULL, 0), -EEXIST,
+		  "loading the same name again is -EEXIST");
+	check_int(cow_image_load(st2, bundle, "copy", NULL, NULL, NULL, 0), 0, "load again as 'copy'");
 	snprintf(p, sizeof(p), "%s/missing.bundle", top);
-	check_int(cow_image_load(st2, p, "m", NULL, NULL), -ENOENT, "load of a missing file is -ENOENT");
+	check_int(cow_image_load(st2, p, "m", NULL, NULL, NULL, 0), -ENOENT, "load of a missing file is -ENOENT");
 	if ((vb = open_image(st2, "base@2"))) {
 		struct cow_attr a;
 		if (have_dev)
@@ -1438,6 +1444,541 @@ out:
 	free(want);
 	if (st2)
 		cow_store_close(st2);
+}
+
+/* ---- hostile bundles: records written directly ---- */
+
+struct hobj {
+	uint64_t ino;
+	uint32_t mode, nlink, uid, gid;
+	uint64_t rdev;
+	int64_t size;
+	const char *target; /* symlinks */
+	uint32_t tlen;	    /* its length if not strlen (a NUL inside) */
+	const char *xnames[3];
+	uint64_t ext[2][2]; /* regular files: extents {off, len} of 'x', len 0 ends */
+};
+
+struct hdent {
+	uint64_t parent, ino;
+	uint8_t type;
+	const char *name;
+	uint16_t len; /* if not strlen (a NUL inside, or empty) */
+};
+
+struct hbundle {
+	uint32_t version;
+	uint64_t root;
+	struct hobj o[12];
+	size_t no;
+	struct hdent d[12];
+	size_t nd;
+};
+
+/* A valid tree: / (1) with f (3), p (5) and sub/ (2); sub/ with g (3
+ * again) and l (4, -> f).  Entries sorted by (parent, name). */
+static struct hbundle hgood(void)
+{
+	return (struct hbundle){
+	    .version = 2,
+	    .root = 1,
+	    .o = {{1, S_IFDIR | 0755, 3, 0, 0, 0, 0, NULL, 0, {"user.a", "user.b"}, {{0}}},
+		  {2, S_IFDIR | 0700, 2, 1, 1, 0, 0, NULL, 0, {NULL}, {{0}}},
+		  {3, S_IFREG | 0644, 2, 0, 0, 0, 5, NULL, 0, {NULL}, {{0, 5}}},
+		  {4, S_IFLNK | 0777, 1, 0, 0, 0, 1, "f", 0, {NULL}, {{0}}},
+		  {5, S_IFIFO | 0600, 1, 0, 0, 0, 0, NULL, 0, {NULL}, {{0}}}},
+	    .no = 5,
+	    .d = {{1, 3, DT_REG, "f", 0},
+		  {1, 5, DT_FIFO, "p", 0},
+		  {1, 2, DT_DIR, "sub", 0},
+		  {2, 3, DT_REG, "g", 0},
+		  {2, 4, DT_LNK, "l", 0}},
+	    .nd = 5,
+	};
+}
+
+struct hbuf {
+	char *b;
+	size_t n, cap;
+};
+
+static void hput(struct hbuf *h, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (h->n + n > h->cap) {
+		h->cap = (h->n + n) * 2 + 1024;
+		if (!(h->b = realloc(h->b, h->cap)))
+			bail("realloc");
+	}
+	memcpy(h->b + h->n, p, n);
+	h->n += n;
+}
+static void hu8(struct hbuf *h, uint8_t v)
+{
+	hput(h, &v, 1);
+}
+static void hu16(struct hbuf *h, uint16_t v)
+{
+	v = htole16(v);
+	hput(h, &v, 2);
+}
+static void hu32(struct hbuf *h, uint32_t v)
+{
+	v = htole32(v);
+	hput(h, &v, 4);
+}
+static void hu64(struct hbuf *h, uint64_t v)
+{
+	v = htole64(v);
+	hput(h, &v, 8);
+}
+
+static int cmp_hdent(const void *a, const void *b)
+{
+	const struct hdent *x = a, *y = b;
+	if (x->parent != y->parent)
+		return x->parent < y->parent ? -1 : 1;
+	size_t nx = x->len ? x->len : strlen(x->name), ny = y->len ? y->len : strlen(y->name);
+	int c = memcmp(x->name, y->name, nx < ny ? nx : ny);
+	return c ? c : (nx > ny) - (nx < ny);
+}
+
+/* Write @hb as a bundle (gzip, right checksum) to @path; version 2 has
+ * its entries sorted as an export sorts them. */
+static void hwrite(const struct hbundle *hb_in, const char *path)
+{
+	struct hbundle copy = *hb_in, *hb = &copy;
+	if (hb->version >= 2)
+		qsort(hb->d, hb->nd, sizeof(hb->d[0]), cmp_hdent);
+	struct hbuf h = {0};
+	hput(&h, "CRBUNDLE", 8);
+	hu32(&h, hb->version);
+	hu16(&h, 4);
+	hput(&h, "host", 4);
+	hu64(&h, hb->root);
+	hu64(&h, hb->no);
+	hu64(&h, hb->nd);
+	for (size_t i = 0; i < hb->no; i++) {
+		const struct hobj *o = &hb->o[i];
+		hu8(&h, 'O');
+		hu64(&h, o->ino);
+		hu32(&h, o->mode);
+		hu32(&h, o->nlink);
+		hu32(&h, o->uid);
+		hu32(&h, o->gid);
+		hu64(&h, o->rdev);
+		hu64(&h, (uint64_t)o->size);
+		for (int t = 0; t < 3; t++)
+			hu64(&h, 1700000000000000000ULL);
+		uint32_t tl = o->target ? (o->tlen ? o->tlen : (uint32_t)strlen(o->target)) : 0;
+		hu32(&h, tl);
+		hput(&h, o->target, tl);
+		uint32_t nx = 0;
+		while (nx < 3 && o->xnames[nx])
+			nx++;
+		hu32(&h, nx);
+		for (uint32_t x = 0; x < nx; x++) {
+			hu16(&h, (uint16_t)strlen(o->xnames[x]));
+			hput(&h, o->xnames[x], strlen(o->xnames[x]));
+			hu32(&h, 1);
+			hput(&h, "v", 1);
+		}
+		if (S_ISREG(o->mode)) {
+			for (int e = 0; e < 2 && o->ext[e][1]; e++) {
+				hu64(&h, o->ext[e][0]);
+				hu64(&h, o->ext[e][1]);
+				for (uint64_t k = 0; k < o->ext[e][1]; k++)
+					hu8(&h, 'x');
+			}
+			hu64(&h, UINT64_MAX);
+		}
+	}
+	for (size_t i = 0; i < hb->nd; i++) {
+		const struct hdent *d = &hb->d[i];
+		uint16_t n = d->len ? d->len : (uint16_t)strlen(d->name);
+		if (d->name && !*d->name)
+			n = 0;
+		hu8(&h, 'D');
+		hu64(&h, d->parent);
+		hu64(&h, d->ino);
+		hu8(&h, d->type);
+		hu16(&h, n);
+		hput(&h, d->name, n);
+	}
+	uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), (const Bytef *)h.b, (uInt)h.n);
+	hu8(&h, 'E');
+	hu64(&h, hb->no);
+	hu64(&h, hb->nd);
+	hu32(&h, crc);
+	gzip_file(path, h.b, h.n);
+	free(h.b);
+}
+
+/* Load @hb and check it is refused with -EBADMSG, a reason that says
+ * @why, and the store unchanged. */
+static void hrefused(struct cow_store *st, const char *dir, const struct hbundle *hb, const char *why, const char *what)
+{
+	char path[256], il[1024], dl[2048], il2[1024], dl2[2048], got[512], details[700];
+	snprintf(path, sizeof(path), "%s/hostile.bundle", top);
+	hwrite(hb, path);
+	image_list(st, il);
+	data_list(dir, dl);
+	int r = cow_image_load(st, path, "hostile", NULL, NULL, got, sizeof(got));
+	snprintf(details, sizeof(details), "returned %d%s, why: %s", r, errname(r), got);
+	check(r == -EBADMSG && strstr(got, why), details, "a bundle with %s is refused, saying '%s'", what, why);
+	check(!strcmp(il, image_list(st, il2)), il2, "the refused load of %s records no image", what);
+	check(!strcmp(dl, data_list(dir, dl2)), dl2, "the refused load of %s leaves no data behind", what);
+}
+
+static void test_hostile_bundles(void)
+{
+	char dir[192], path[256];
+	struct cow_store *st;
+	struct hbundle b;
+	snprintf(dir, sizeof(dir), "%s/store-hostile", top);
+	if (!check_int(cow_store_open(dir, COW_STORE_CREATE, &st), 0, "create a store for hostile bundles"))
+		return;
+
+	/* the builder makes what load takes */
+	b = hgood();
+	snprintf(path, sizeof(path), "%s/good.bundle", top);
+	hwrite(&b, path);
+	char why[512] = "";
+	check_int(cow_image_load(st, path, "good", NULL, NULL, why, sizeof(why)), 0,
+		  "the hand-made valid bundle loads%s%s", *why ? ": " : "", why);
+	b.version = 1; /* walk order is fine in version 1 */
+	struct hdent t = b.d[2];
+	b.d[2] = b.d[4];
+	b.d[4] = t;
+	hwrite(&b, path);
+	check_int(cow_image_load(st, path, "good1", NULL, NULL, why, sizeof(why)), 0,
+		  "a version 1 bundle with entries in walk order loads%s%s", *why ? ": " : "", why);
+	check_fsck_clean(st, "after loading the hand-made bundles");
+
+	/* not trees */
+	b = hgood();
+	b.o[5] = (struct hobj){.ino = 6, .mode = S_IFDIR | 0755, .nlink = 3};
+	b.o[6] = (struct hobj){.ino = 7, .mode = S_IFDIR | 0755, .nlink = 3};
+	b.no = 7;
+	b.d[5] = (struct hdent){.parent = 6, .ino = 7, .type = DT_DIR, .name = "b"};
+	b.d[6] = (struct hdent){.parent = 7, .ino = 6, .type = DT_DIR, .name = "a"};
+	b.nd = 7;
+	hrefused(st, dir, &b, "cycle", "two directories in each other (a cycle)");
+	b = hgood();
+	b.d[5] = (struct hdent){.parent = 2, .ino = 1, .type = DT_DIR, .name = "up"};
+	b.nd = 6;
+	b.o[1].nlink = 3;
+	hrefused(st, dir, &b, "root 1 is named", "the root inside its own subdirectory");
+	b = hgood();
+	b.d[2] = (struct hdent){.parent = 1, .ino = 2, .type = DT_DIR, .name = "sub"};
+	b.d[5] = (struct hdent){.parent = 1, .ino = 2, .type = DT_DIR, .name = "sub2"};
+	b.nd = 6;
+	hrefused(st, dir, &b, "named twice", "a directory under two names");
+	b = hgood();
+	b.d[5] = (struct hdent){.parent = 3, .ino = 5, .type = DT_FIFO, .name = "x"};
+	b.nd = 6;
+	b.o[4].nlink = 2;
+	hrefused(st, dir, &b, "not a directory", "an entry under a regular file");
+	b = hgood();
+	b.root = 3;
+	hrefused(st, dir, &b, "root 3 is a regular file", "a regular file as its root");
+	b = hgood();
+	b.o[4].mode = 0600;
+	hrefused(st, dir, &b, "no valid file type", "a mode of no file type");
+	b = hgood();
+	b.o[4].mode = 0170600;
+	hrefused(st, dir, &b, "no valid file type", "a mode of an unknown file type");
+	b = hgood();
+	b.o[4].mode = S_IFIFO | 0200000;
+	hrefused(st, dir, &b, "no valid file type", "a mode with bits above the file type");
+	b = hgood();
+	b.d[1].type = DT_REG;
+	hrefused(st, dir, &b, "says type", "an entry type other than its object's");
+	b = hgood();
+	b.o[2].nlink = 1;
+	hrefused(st, dir, &b, "nlink 1 but 2", "a file's nlink below its names");
+	b = hgood();
+	b.o[4].nlink = 2;
+	hrefused(st, dir, &b, "nlink 2 but 1", "a fifo's nlink above its names");
+	b = hgood();
+	b.o[0].nlink = 2;
+	hrefused(st, dir, &b, "not 2 + its 1 subdirectories", "a directory's nlink not 2 + its subdirectories");
+	b = hgood();
+	b.o[5] = (struct hobj){.ino = 6, .mode = S_IFREG | 0644, .nlink = 1};
+	b.no = 6;
+	hrefused(st, dir, &b, "in no directory", "an object no entry names");
+	b = hgood();
+	b.o[5] = (struct hobj){.ino = 6, .mode = S_IFDIR | 0755, .nlink = 2};
+	b.no = 6;
+	hrefused(st, dir, &b, "in no directory", "a directory no entry names");
+	b = hgood();
+	b.d[5] = (struct hdent){.parent = 2, .ino = 99, .type = DT_REG, .name = "ghost"};
+	b.nd = 6;
+	hrefused(st, dir, &b, "does not exist", "an entry naming a missing object");
+	b = hgood();
+	b.d[5] = (struct hdent){.parent = 98, .ino = 5, .type = DT_FIFO, .name = "x"};
+	b.nd = 6;
+	b.o[4].nlink = 2;
+	hrefused(st, dir, &b, "does not exist", "an entry in a missing directory");
+
+	/* names */
+	b = hgood();
+	b.d[1] = (struct hdent){.parent = 1, .ino = 5, .type = DT_FIFO, .name = "f"};
+	hrefused(st, dir, &b, "name given twice", "one name twice in a directory (version 2)");
+	b = hgood();
+	b.version = 1;
+	b.d[1] = (struct hdent){.parent = 1, .ino = 5, .type = DT_FIFO, .name = "f"};
+	hrefused(st, dir, &b, "two entries named 'f'", "one name twice in a directory (version 1)");
+	b = hgood();
+	b.d[4] = (struct hdent){.parent = 2, .ino = 4, .type = DT_LNK, .name = "a/b"};
+	hrefused(st, dir, &b, "not one", "a name with '/'");
+	b = hgood();
+	b.d[4] = (struct hdent){.parent = 2, .ino = 4, .type = DT_LNK, .name = "l\0x", .len = 3};
+	hrefused(st, dir, &b, "not one", "a name with NUL");
+	b = hgood();
+	b.d[4] = (struct hdent){.parent = 2, .ino = 4, .type = DT_LNK, .name = "."};
+	hrefused(st, dir, &b, "not one", "a name '.'");
+	b = hgood();
+	b.d[4] = (struct hdent){.parent = 2, .ino = 4, .type = DT_LNK, .name = ".."};
+	hrefused(st, dir, &b, "not one", "a name '..'");
+	b = hgood();
+	b.d[3] = (struct hdent){.parent = 2, .ino = 4, .type = DT_LNK, .name = ""};
+	b.d[4] = (struct hdent){.parent = 2, .ino = 3, .type = DT_REG, .name = "g"};
+	hrefused(st, dir, &b, "name of 0 bytes", "an empty name");
+	{
+		static char longname[300];
+		memset(longname, 'n', 256);
+		b = hgood();
+		b.d[4] = (struct hdent){.parent = 2, .ino = 4, .type = DT_LNK, .name = longname};
+		hrefused(st, dir, &b, "name of 256 bytes", "a name over 255 bytes");
+	}
+	b = hgood();
+	struct hobj o2 = b.o[1];
+	b.o[1] = b.o[2];
+	b.o[2] = o2;
+	hrefused(st, dir, &b, "out of order", "objects out of order");
+
+	/* fields that do not fit the object */
+	b = hgood();
+	b.o[4].size = 10;
+	hrefused(st, dir, &b, "has size 10", "a fifo with a size");
+	b = hgood();
+	b.o[3].size = 2;
+	hrefused(st, dir, &b, "has size 2", "a symlink whose size is not its target's");
+	b = hgood();
+	b.o[2].size = -5;
+	hrefused(st, dir, &b, "has size -5", "a negative size");
+	b = hgood();
+	b.o[2].ext[0][1] = 6;
+	hrefused(st, dir, &b, "past its size", "data past the file's size");
+	b = hgood();
+	b.o[2].size = 8;
+	b.o[2].ext[0][1] = 4;
+	b.o[2].ext[1][0] = 2;
+	b.o[2].ext[1][1] = 2;
+	hrefused(st, dir, &b, "out of order", "overlapping data extents");
+	b = hgood();
+	b.o[2].rdev = 0x0103;
+	hrefused(st, dir, &b, "device number", "a regular file with a device number");
+	b = hgood();
+	b.o[3].target = "f\0g";
+	b.o[3].tlen = 3;
+	b.o[3].size = 3;
+	hrefused(st, dir, &b, "NUL in its target", "a symlink target with NUL");
+	b = hgood();
+	b.o[4].uid = UINT32_MAX;
+	hrefused(st, dir, &b, "owned by -1", "an owner of -1");
+	b = hgood();
+	b.o[0].xnames[1] = "user.a";
+	hrefused(st, dir, &b, "twice or out of order", "an xattr twice");
+	b = hgood();
+	b.o[0].xnames[1] = "nonamespace";
+	hrefused(st, dir, &b, "no namespace", "an xattr of no namespace");
+	check_fsck_clean(st, "after the refused hostile bundles");
+	cow_store_close(st);
+}
+
+/* ---- a tree deeper than PATH_MAX ---- */
+
+#define DEEP_LEVELS 24 /* names of 250 bytes: a path of 6,000 */
+
+static void deep_name(char *buf, int level)
+{
+	memset(buf, 'a' + level % 26, 250);
+	snprintf(buf + 250, 6, "%04d", level);
+}
+
+/* The path of the directory at @levels (""), grown as needed. */
+static char *deep_path(int levels)
+{
+	char *p = calloc(1, (size_t)levels * 256 + 1), name[256];
+	if (!p)
+		bail("calloc");
+	for (int i = 0; i < levels; i++) {
+		deep_name(name, i);
+		strcat(p, "/");
+		strcat(p, name);
+	}
+	return p;
+}
+
+/* The ino of the deepest directory of the chain in @v, 0 if it is not there. */
+static uint64_t deep_bottom(struct cow_view *v)
+{
+	uint64_t cur = cow_view_root(v);
+	char name[256];
+	for (int i = 0; i < DEEP_LEVELS; i++) {
+		struct cow_attr a;
+		deep_name(name, i);
+		if (cow_lookup(v, cur, name, &a) < 0 || !S_ISDIR(a.mode))
+			return 0;
+		cow_forget(v, a.ino, 1);
+		cur = a.ino;
+	}
+	return cur;
+}
+
+struct deep_diff {
+	char *leaf; /* the path the diff gave for the leaf file */
+	int n;
+};
+
+static int deep_diff_line(void *arg, const char *path, enum cow_change change, uint32_t mode)
+{
+	struct deep_diff *d = arg;
+	d->n++;
+	if (change == COW_CHANGE_ADDED && S_ISREG(mode) && strstr(path, "/leaf")) {
+		free(d->leaf);
+		d->leaf = strdup(path);
+	}
+	return 0;
+}
+
+static void check_deep_leaf(struct cow_view *v, const char *what)
+{
+	uint64_t bottom = deep_bottom(v);
+	struct cow_attr a;
+	char buf[64] = "";
+	struct cow_file *f;
+	int r = bottom ? cow_lookup(v, bottom, "leaf", &a) : -ENOENT;
+	if (r == 0) {
+		r = cow_open(v, a.ino, O_RDONLY, &f);
+		cow_forget(v, a.ino, 1);
+	}
+	if (r == 0) {
+		ssize_t n = cow_read(f, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = 0;
+		cow_release(f);
+	}
+	check(r == 0 && !strcmp(buf, "at the bottom\n"), buf, "%s: the leaf %d levels down reads back", what,
+	      DEEP_LEVELS);
+}
+
+static void test_deep(struct cow_store *st)
+{
+	char name[256], bundle[256], dir3[192], details[256];
+	struct cow_view *v;
+	struct cow_attr a;
+	struct cow_file *f;
+	char *want_path = deep_path(DEEP_LEVELS), *leaf_path;
+	if (asprintf(&leaf_path, "%s/leaf", want_path) < 0)
+		bail("asprintf");
+	printf("# a tree %d levels deep: its leaf's path has %zu bytes (PATH_MAX %d)\n", DEEP_LEVELS, strlen(leaf_path),
+	       PATH_MAX);
+
+	/* through the core API, in a client */
+	check_int(cow_client_add(st, "deep", "base"), 0, "add client 'deep'");
+	if (!(v = open_client(st, "deep")))
+		goto out;
+	uint64_t cur = cow_view_root(v);
+	int r = 0;
+	for (int i = 0; r == 0 && i < DEEP_LEVELS; i++) {
+		deep_name(name, i);
+		r = cow_mkdir(v, cur, name, 0755, &cred, &a);
+		if (r == 0) {
+			cow_forget(v, a.ino, 1);
+			cur = a.ino;
+		}
+	}
+	check_int(r, 0, "mkdir %d levels of 250-byte names", DEEP_LEVELS);
+	r = cow_create(v, cur, "leaf", 0644, O_WRONLY | O_CREAT, &cred, &f, &a);
+	if (r == 0) {
+		cow_forget(v, a.ino, 1);
+		r = cow_write(f, "at the bottom\n", 14, 0) == 14 ? 0 : -EIO;
+		cow_release(f);
+	}
+	check_int(r, 0, "create the leaf file at the bottom");
+	check_int(cow_symlink(v, cur, "up", "../../..", &cred, &a), 0, "a symlink at the bottom");
+	cow_forget(v, a.ino, 1);
+	close_view(v, "client 'deep'");
+
+	struct deep_diff dd = {0};
+	check_int(cow_client_diff(st, "deep", deep_diff_line, &dd), 0, "diff of the deep client");
+	snprintf(details, sizeof(details), "%d changes, leaf path %zu bytes", dd.n,
+		 dd.leaf ? strlen(dd.leaf) : (size_t)0);
+	check(dd.leaf && !strcmp(dd.leaf, leaf_path), details, "the diff gives the leaf's whole path");
+	/* the root's times changed too */
+	check_int(dd.n, DEEP_LEVELS + 3, "the diff lists every level, the leaf, the symlink and the root");
+	free(dd.leaf);
+
+	check_int(cow_client_snapshot(st, "deep", "deep@1"), 0, "snapshot the deep client as 'deep@1'");
+	snprintf(bundle, sizeof(bundle), "%s/deep.bundle", top);
+	check_int(cow_image_export(st, "deep@1", bundle, NULL, NULL), 0, "export 'deep@1'");
+	check_int(cow_image_flatten(st, "deep@1", "deep-flat", NULL, NULL), 0, "flatten 'deep@1'");
+	snprintf(dir3, sizeof(dir3), "%s/store3", top);
+	struct cow_store *st3;
+	if (!check_int(cow_store_open(dir3, COW_STORE_CREATE, &st3), 0, "create a third store"))
+		goto out;
+	check_int(cow_image_load(st3, bundle, NULL, NULL, NULL, NULL, 0), 0, "load the deep bundle");
+
+	struct cow_view *vi = open_image(st, "deep@1"), *vf = open_image(st, "deep-flat"),
+			*vl = open_image(st3, "deep@1");
+	char *di = vi ? dump_tree(vi, "deep@1") : NULL, *df = vf ? dump_tree(vf, "deep-flat") : NULL,
+	     *dl = vl ? dump_tree(vl, "the loaded deep@1") : NULL;
+	check_same_tree(df, di, "the flattened deep tree is the snapshot's");
+	check_same_tree(dl, di, "the loaded deep tree is the snapshot's");
+	check(di && strstr(di, leaf_path), "missing", "the dump has the leaf at its whole path");
+	if (vl)
+		check_deep_leaf(vl, "loaded image");
+	if (vf)
+		check_deep_leaf(vf, "flattened image");
+	free(di);
+	free(df);
+	free(dl);
+	close_view(vi, "deep@1");
+	close_view(vf, "deep-flat");
+	close_view(vl, "the loaded deep@1");
+	check_fsck_clean(st3, "of the store with the loaded deep image");
+	cow_store_close(st3);
+
+	/* import of a deep directory tree, made with mkdirat/openat */
+	char srcdeep[192];
+	snprintf(srcdeep, sizeof(srcdeep), "%s/srcdeep", top);
+	if (mkdir(srcdeep, 0755) < 0)
+		bail(srcdeep);
+	int dfd = open(srcdeep, O_RDONLY | O_DIRECTORY);
+	for (int i = 0; dfd >= 0 && i < DEEP_LEVELS; i++) {
+		deep_name(name, i);
+		int n = mkdirat(dfd, name, 0755) == 0 ? openat(dfd, name, O_RDONLY | O_DIRECTORY) : -1;
+		close(dfd);
+		dfd = n;
+	}
+	int lfd = dfd >= 0 ? openat(dfd, "leaf", O_WRONLY | O_CREAT, 0644) : -1;
+	if (lfd < 0 || write(lfd, "at the bottom\n", 14) != 14)
+		bail("the deep source tree");
+	close(lfd);
+	close(dfd);
+	check_int(cow_image_import(st, "deep-import", srcdeep, NULL, NULL), 0, "import a directory tree %d levels deep",
+		  DEEP_LEVELS);
+	if ((v = open_image(st, "deep-import"))) {
+		check_deep_leaf(v, "imported image");
+		close_view(v, "deep-import");
+	}
+	check_fsck_clean(st, "after the deep trees");
+out:
+	free(want_path);
+	free(leaf_path);
 }
 
 /* A bundle written here: an empty root directory with @nx xattrs of 100
@@ -1513,7 +2054,7 @@ static void test_bundle_xattrs(void)
 	if (!check_int(cow_store_open(dir, COW_STORE_CREATE, &st), 0, "xattr bundles: a store of their own"))
 		return;
 	craft_xattr_bundle(bundle, 500);
-	check_int(cow_image_load(st, bundle, "fits", NULL, NULL), 0,
+	check_int(cow_image_load(st, bundle, "fits", NULL, NULL, NULL, 0), 0,
 		  "a bundle of 500 xattrs of 100 bytes on one object loads");
 	craft_xattr_bundle(bundle, 10000);
 	check_bad_load(st, dir, bundle, -ENOSPC, "10,000 xattrs of 100 bytes on one object");
@@ -1789,6 +2330,8 @@ int main(void)
 	test_image_rm(st);
 	test_flatten(st);
 	test_bundles(st);
+	test_deep(st);
+	test_hostile_bundles();
 	test_cancel_and_gc(st);
 	test_migration();
 	test_client_ids();
