@@ -1903,9 +1903,11 @@ int cow_db_dirent_get(struct cow_db *db, uint64_t layer, uint64_t parent, const 
 	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
-int cow_db_dirent_put(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t ino, int type)
+/* One entry, through S_DIRENT_PUT (replacing) or S_DIRENT_ADD (not). */
+static int dirent_write(struct cow_db *db, enum stmt_id id, uint64_t layer, uint64_t parent, const char *name,
+			uint64_t ino, int type)
 {
-	sqlite3_stmt *s = stmt(db, S_DIRENT_PUT);
+	sqlite3_stmt *s = stmt(db, id);
 	if (!s)
 		return -EIO;
 	bind_i64(s, ":layer", (int64_t)layer);
@@ -1914,6 +1916,11 @@ int cow_db_dirent_put(struct cow_db *db, uint64_t layer, uint64_t parent, const 
 	bind_i64(s, ":ino", (int64_t)ino);
 	bind_i64(s, ":type", type);
 	return run(db, s);
+}
+
+int cow_db_dirent_put(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t ino, int type)
+{
+	return dirent_write(db, S_DIRENT_PUT, layer, parent, name, ino, type);
 }
 
 int cow_db_dirent_del(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name)
@@ -2158,15 +2165,8 @@ static sqlite3_stmt *prepare_once(struct cow_db *db, const char *sql);
 
 int cow_db_dirent_add(struct cow_db *db, uint64_t layer, uint64_t parent, const char *name, uint64_t ino, int type)
 {
-	sqlite3_stmt *s = stmt(db, S_DIRENT_ADD);
-	if (!s)
-		return -EIO;
-	bind_i64(s, ":layer", (int64_t)layer);
-	bind_i64(s, ":parent", (int64_t)parent);
-	bind_blob(s, ":name", name, strlen(name));
-	bind_i64(s, ":ino", (int64_t)ino);
-	bind_i64(s, ":type", type);
-	return run(db, s); /* a taken name: SQLITE_CONSTRAINT, -EEXIST */
+	/* a taken name: SQLITE_CONSTRAINT, -EEXIST */
+	return dirent_write(db, S_DIRENT_ADD, layer, parent, name, ino, type);
 }
 
 int cow_db_layer_rows(struct cow_db *db, uint64_t layer,
