@@ -277,9 +277,10 @@ static void test_identity(void)
 	sql(db, "PRAGMA application_id = 1234; PRAGMA user_version = 1; CREATE TABLE meta (key, value)");
 	check_int(open_rc(dir, 0), -EMEDIUMTYPE, "a database with another program's application id is refused");
 	unlink(db);
-	write_file(db, "this is no database at all, but it is long enough to be read as one ........", 80);
+	static const char junk[] = "this is no database at all, but it is long enough to be read as one ........";
+	write_file(db, junk, sizeof(junk));
 	check_int(open_rc(dir, 0), -EMEDIUMTYPE, "a file that is no database is refused");
-	check(file_size(db) == 80, "the file changed", "and left as it was");
+	check(file_size(db) == (off_t)sizeof(junk), "the file changed", "and left as it was");
 
 	/* newer than this program */
 	snprintf(dir, sizeof(dir), "%s/newer", top);
