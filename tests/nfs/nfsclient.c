@@ -21,6 +21,10 @@
  *                          a line on stdin, then read again through the same
  *                          open handle and check TEXT and the inode number
  *   churn DIR N            N rounds of write, read back, rename, unlink
+ *   create-size DIR NAME N CREATE3 (UNCHECKED) of NAME with mode 644 and size
+ *                          N in its attributes; the file must have both
+ *   lock-test PATH         (v4) LOCKT with no lock, with our own lock and
+ *                          after unlocking: no conflict each time
  *   mount                  just mount (fails when access is denied)
  */
 #include <errno.h>
@@ -406,6 +410,69 @@ static int churn(const char *dir, int rounds)
 	return 0;
 }
 
+/* ---- found by pynfs ---- */
+
+/* CREATE3 UNCHECKED of @name in @dir with a mode and @size in its
+ * attributes, then the file must have that size (an NFSv4 OPEN that
+ * creates takes the same path in the FSAL: open2 with attributes). */
+static int create_size(const char *dir, const char *name, uint64_t size)
+{
+	struct nfsfh *fh;
+	struct nfs_stat_64 st;
+	char path[1024];
+	int r;
+	NFSCALL(nfs_open(nfs, dir, O_RDONLY, &fh));
+	struct nfs_fh *dfh = nfs_get_fh(fh);
+	CREATE3args args = {
+	    .where = {.dir = {.data = {.data_len = (u_int)dfh->len, .data_val = dfh->val}}, .name = (char *)name},
+	    .how = {.mode = UNCHECKED}};
+	sattr3 *sa = &args.how.createhow3_u.obj_attributes;
+	sa->mode.set_it = 1;
+	sa->mode.set_mode3_u.mode = 0644;
+	sa->size.set_it = 1;
+	sa->size.set_size3_u.size = size;
+	struct raw_call c = {0};
+	r = rpc_nfs3_create_async(nfs_get_rpc_context(nfs), raw_cb, &args, &c);
+	while (r == 0 && !c.done) {
+		struct pollfd p = {.fd = nfs_get_fd(nfs), .events = (short)nfs_which_events(nfs)};
+		if (poll(&p, 1, 10000) <= 0 || nfs_service(nfs, p.revents) < 0)
+			r = -1;
+	}
+	nfs_close(nfs, fh);
+	CHECK(r == 0, "CREATE %s in %s: no answer (%s)", name, dir, nfs_get_error(nfs));
+	CHECK(c.status == RPC_STATUS_SUCCESS && c.nfs_status == NFS3_OK, "CREATE %s in %s: rpc %d, nfs status %d", name,
+	      dir, c.status, (int)c.nfs_status);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	NFSCALL(nfs_stat64(nfs, path, &st));
+	CHECK(st.nfs_size == size, "%s: created with size %" PRIu64 ", has %" PRIu64, path, size, st.nfs_size);
+	CHECK((st.nfs_mode & 07777) == 0644, "%s: created with mode 644, has %o", path, (unsigned)st.nfs_mode & 07777);
+	return 0;
+}
+
+/* NFSv4 LOCKT (lockf F_TEST) on @path with no lock held, then with a lock
+ * of our own (no conflict either), then after the unlock: each must answer
+ * "no conflict", and the server must live through it. */
+static int lock_test(const char *path)
+{
+	struct nfsfh *fh;
+	int r;
+	CHECK(vers == 4, "lock-test needs NFS version 4");
+	NFSCALL(nfs_open(nfs, path, O_RDWR, &fh));
+	r = nfs_lockf(nfs, fh, NFS4_F_TEST, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_TLOCK, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_TEST, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_ULOCK, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_TEST, 100);
+	const char *err = nfs_get_error(nfs);
+	nfs_close(nfs, fh);
+	CHECK(r >= 0, "lockf on %s: %s (%d)", path, err, r);
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: nfsclient SERVER EXPORT VERS CMD [ARGS...] (see the source)\n");
@@ -478,6 +545,10 @@ int main(int argc, char **argv)
 		r = hold(argv[5], argv[6]);
 	} else if (!strcmp(cmd, "churn") && argc == 7) {
 		r = churn(argv[5], atoi(argv[6]));
+	} else if (!strcmp(cmd, "create-size") && argc == 8) {
+		r = create_size(argv[5], argv[6], strtoull(argv[7], NULL, 10));
+	} else if (!strcmp(cmd, "lock-test") && argc == 6) {
+		r = lock_test(argv[5]);
 	} else {
 		nfs_destroy_context(nfs);
 		return usage();
