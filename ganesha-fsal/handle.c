@@ -356,6 +356,9 @@ static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struc
 	if (m & ATTR_SIZE) {
 		if (obj->type != REGULAR_FILE)
 			return fsalstat(ERR_FSAL_INVAL, EINVAL);
+		/* NFS sizes are unsigned: past off_t is too big, not negative */
+		if (attrs->filesize > INT64_MAX)
+			return fsalstat(ERR_FSAL_FBIG, EFBIG);
 		set |= COW_SET_SIZE;
 		a.size = (int64_t)attrs->filesize;
 	}

@@ -325,6 +325,9 @@ t_create_size() {
 }
 check "a create with a size in its attributes makes a file of that size" t_create_size
 
+# pynfs SATT12x: a size past off_t is too big (EFBIG), not invalid (EINVAL)
+check "a size of 2^64-1 is refused with EFBIG, the file unchanged" nc 127.0.0.2 /clients/pi1 3 truncate-max /etc/hostname
+
 # ---- restarts (the server is started and stopped here, in this shell:
 # a check's subshell cannot wait for it) ----
 

@@ -25,6 +25,7 @@
  *                          N in its attributes; the file must have both
  *   lock-test PATH         (v4) LOCKT with no lock, with our own lock and
  *                          after unlocking: no conflict each time
+ *   truncate-max PATH      SETATTR of PATH to size 2^64 - 1 fails with EFBIG
  *   mount                  just mount (fails when access is denied)
  */
 #include <errno.h>
@@ -473,6 +474,19 @@ static int lock_test(const char *path)
 	return 0;
 }
 
+/* SETATTR3 of @path to size 2^64 - 1: EFBIG (pynfs SATT12x), size unchanged */
+static int truncate_max(const char *path)
+{
+	struct nfs_stat_64 st, st2;
+	int r;
+	NFSCALL(nfs_stat64(nfs, path, &st));
+	r = nfs_truncate(nfs, path, UINT64_MAX);
+	CHECK(r == -EFBIG, "truncate %s to 2^64-1 gave %d (%s), not EFBIG", path, r, r < 0 ? nfs_get_error(nfs) : "ok");
+	NFSCALL(nfs_stat64(nfs, path, &st2));
+	CHECK(st2.nfs_size == st.nfs_size, "%s: size %" PRIu64 " became %" PRIu64, path, st.nfs_size, st2.nfs_size);
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: nfsclient SERVER EXPORT VERS CMD [ARGS...] (see the source)\n");
@@ -547,6 +561,8 @@ int main(int argc, char **argv)
 		r = churn(argv[5], atoi(argv[6]));
 	} else if (!strcmp(cmd, "create-size") && argc == 8) {
 		r = create_size(argv[5], argv[6], strtoull(argv[7], NULL, 10));
+	} else if (!strcmp(cmd, "truncate-max") && argc == 6) {
+		r = truncate_max(argv[5]);
 	} else if (!strcmp(cmd, "lock-test") && argc == 6) {
 		r = lock_test(argv[5]);
 	} else {
