@@ -114,6 +114,7 @@ NFSv4 {
 EXPORT_DEFAULTS {
 	Access_Type = None;
 	Squash = No_Root_Squash;
+	PrivilegedPort = true;
 }
 
 EXPORT {
@@ -125,6 +126,7 @@ EXPORT {
 	SecType = sys;
 	Access_Type = None;
 	Squash = No_Root_Squash;
+	PrivilegedPort = true;
 	CLIENT {
 		Clients = 127.0.0.0/8;
 		Access_Type = RW;

@@ -193,6 +193,19 @@ static fsal_status_t do_readdir(struct fsal_obj_handle *dir, fsal_cookie_t *when
 
 /* ---- creating ---- */
 
+/* What of @attrs_in is left to set on a new object of @mode after its
+ * creation with the mode: owner, times, and a regular file's size (an
+ * NFSv4 OPEN may create a file with a size). */
+static attrmask_t create_attrs_rest(const struct fsal_attrlist *attrs_in, mode_t mode)
+{
+	attrmask_t m = ATTR_OWNER | ATTR_GROUP | ATTRS_SET_TIME;
+	if (!attrs_in)
+		return 0;
+	if (S_ISREG(mode))
+		m |= ATTR_SIZE;
+	return attrs_in->valid_mask & m;
+}
+
 /* Apply what @attrs_in asks beyond the mode set at creation. */
 static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
 				 struct fsal_attrlist *attrs);
@@ -202,9 +215,10 @@ static fsal_status_t finish_create(struct cowfsal_handle *dir, const struct cow_
 {
 	struct cowfsal_handle *h = cowfsal_handle_new(dir->exp, a);
 	*new_obj = &h->obj_handle;
-	if (attrs_in && (attrs_in->valid_mask & ~(attrmask_t)ATTR_MODE) & (ATTR_OWNER | ATTR_GROUP | ATTRS_SET_TIME)) {
+	attrmask_t rest_mask = create_attrs_rest(attrs_in, a->mode);
+	if (rest_mask) {
 		struct fsal_attrlist rest = *attrs_in;
-		rest.valid_mask &= ATTR_OWNER | ATTR_GROUP | ATTRS_SET_TIME;
+		rest.valid_mask = rest_mask;
 		rest.acl = NULL;
 		rest.fs_locations = NULL;
 		rest.sec_label.slai_data.slai_data_val = NULL;
@@ -342,6 +356,9 @@ static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struc
 	if (m & ATTR_SIZE) {
 		if (obj->type != REGULAR_FILE)
 			return fsalstat(ERR_FSAL_INVAL, EINVAL);
+		/* NFS sizes are unsigned: past off_t is too big, not negative */
+		if (attrs->filesize > INT64_MAX)
+			return fsalstat(ERR_FSAL_FBIG, EFBIG);
 		set |= COW_SET_SIZE;
 		a.size = (int64_t)attrs->filesize;
 	}
@@ -545,9 +562,19 @@ static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state
 	struct cow_cred c = caller_cred();
 	struct cow_file *f;
 	int flags = open_flags(openflags | FSAL_O_WRITE) & ~O_TRUNC;
-	if (createmode != FSAL_UNCHECKED)
+	/* attributes beyond the mode are set only on a file this OPEN created
+	 * (an UNCHECKED4 OPEN of an existing file ignores them, RFC 7530
+	 * OPEN), so an UNCHECKED create that has some tries O_EXCL first, as
+	 * FSAL_VFS does */
+	bool rest = create_attrs_rest(attrs_set, S_IFREG) != 0;
+	if (createmode != FSAL_UNCHECKED || rest)
 		flags |= O_EXCL;
 	r = cow_create(v, d->ino, name, mode_in(attrs_set, 0644), flags, &c, &f, &a);
+	if (r == -EEXIST && createmode == FSAL_UNCHECKED) {
+		flags &= ~O_EXCL;
+		r = cow_create(v, d->ino, name, mode_in(attrs_set, 0644), flags, &c, &f, &a);
+	}
+	bool created = r == 0 && (flags & O_EXCL);
 	if (r == -EEXIST && createmode >= FSAL_EXCLUSIVE) {
 		/* a retransmitted exclusive create: the same verifier opens it */
 		r = cow_lookup(v, d->ino, name, &a);
@@ -576,7 +603,7 @@ static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state
 		}
 	}
 	*caller_perm_check = false;
-	fsal_status_t st = finish_create(d, &a, attrs_set, new_obj, attrs_out);
+	fsal_status_t st = finish_create(d, &a, created ? attrs_set : NULL, new_obj, attrs_out);
 	struct cowfsal_handle *h = handle_of(*new_obj);
 	struct cowfsal_fd *fd = state ? state_fd(state) : &h->fd;
 	/* nobody else knows the new handle yet: no lock needed */
@@ -616,10 +643,15 @@ static fsal_openflags_t cowfsal_status2(struct fsal_obj_handle *obj, struct stat
 	return state_fd(state)->fsal_fd.openflags;
 }
 
-/* Find the fd for I/O on @obj (see fsal_find_fd); done with put_io_fd. */
+/*
+ * Find the fd for I/O on @obj (see fsal_find_fd); done with put_io_fd.
+ * Without a usable state or global fd, fsal_find_fd opens a temporary fd
+ * into *io->fd (closefd set): that is io->temp, so io must outlive the I/O.
+ */
 struct io_fd {
 	struct fsal_fd *fd;
 	bool has_lock, closefd;
+	struct cowfsal_fd temp;
 };
 
 static fsal_status_t get_io_fd(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
@@ -627,7 +659,9 @@ static fsal_status_t get_io_fd(struct fsal_obj_handle *obj, bool bypass, struct 
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	bool reusing = false;
-	io->fd = NULL;
+	memset(&io->temp, 0, sizeof(io->temp));
+	io->temp.fsal_fd.openflags = FSAL_O_CLOSED;
+	io->fd = &io->temp.fsal_fd;
 	io->has_lock = io->closefd = false;
 	return fsal_find_fd(&io->fd, obj, &h->fd.fsal_fd, &h->share, bypass, state, openflags, open_func, close_func,
 			    &io->has_lock, &io->closefd, for_locks, &reusing);
@@ -789,8 +823,7 @@ static fsal_status_t do_lock_op2(struct fsal_obj_handle *obj, struct state_t *st
 	fsal_status_t st = get_io_fd(obj, bypass, state, openflags, true, &io);
 	if (FSAL_IS_ERROR(st))
 		return st;
-	if (io.has_lock)
-		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	put_io_fd(obj, &io);
 	return ok;
 }
 

@@ -476,6 +476,34 @@ t_reset_while_served() {
 }
 check "reset while served: the client sees its image again, nothing stale" t_reset_while_served
 
+# ---- what the pynfs conformance suite found (README, Conformance) ----
+
+# ganesha_alive: the ganesha of `cowroot serve` is still running
+ganesha_alive() {
+	kill -0 "$(cat "$store/run/ganesha.pid")" 2>/dev/null || { echo "ganesha.nfsd is dead"; return 1; }
+}
+
+# pynfs LKT1, LKT3, LKT5, LKU1: a LOCKT that finds no conflict made the FSAL
+# open a temporary fd into a NULL pointer (SIGSEGV)
+t_lockt() {
+	nc 127.0.0.2 /clients/pi1 4 write /locked "lock me" || return 1
+	nc 127.0.0.2 /clients/pi1 4 lock-test /locked || { ganesha_alive; return 1; }
+	nc 127.0.0.2 /clients/pi1 4 lock-test /bin/tool || { ganesha_alive; return 1; }
+	ganesha_alive && nc 127.0.0.2 /clients/pi1 4 read /locked "lock me"
+}
+check "LOCKT with no conflicting lock answers and the server lives (v4)" t_lockt
+
+# pynfs OPEN2, WRT1, WRT2: the size in a create's attributes was ignored
+t_create_size() {
+	nc 127.0.0.2 /clients/pi1 3 create-size /etc sized 32 || return 1
+	nc 127.0.0.2 /clients/pi1 3 create-size / sized-big 3000000 || return 1
+	nc 127.0.0.3 /clients/pi2 3 absent /etc/sized
+}
+check "a create with a size in its attributes makes a file of that size" t_create_size
+
+# pynfs SATT12x: a size past off_t is too big (EFBIG), not invalid (EINVAL)
+check "a size of 2^64-1 is refused with EFBIG, the file unchanged" nc 127.0.0.2 /clients/pi1 3 truncate-max /etc/hostname
+
 # ---- restarts (the server is started and stopped here, in this shell:
 # a check's subshell cannot wait for it) ----
 

@@ -26,6 +26,11 @@
  *                          COMMIT prints "commit INO T0 T1 PATH", T0/T1 the
  *                          CLOCK_REALTIME seconds before it and after its
  *                          reply (the power-loss test, tests/crash)
+ *   create-size DIR NAME N CREATE3 (UNCHECKED) of NAME with mode 644 and size
+ *                          N in its attributes; the file must have both
+ *   lock-test PATH         (v4) LOCKT with no lock, with our own lock and
+ *                          after unlocking: no conflict each time
+ *   truncate-max PATH      SETATTR of PATH to size 2^64 - 1 fails with EFBIG
  *   mount                  just mount (fails when access is denied)
  */
 #include <errno.h>
@@ -446,6 +451,82 @@ static int commits(const char *dir, int n)
 	return 0;
 }
 
+/* ---- found by pynfs ---- */
+
+/* CREATE3 UNCHECKED of @name in @dir with a mode and @size in its
+ * attributes, then the file must have that size (an NFSv4 OPEN that
+ * creates takes the same path in the FSAL: open2 with attributes). */
+static int create_size(const char *dir, const char *name, uint64_t size)
+{
+	struct nfsfh *fh;
+	struct nfs_stat_64 st;
+	char path[1024];
+	int r;
+	NFSCALL(nfs_open(nfs, dir, O_RDONLY, &fh));
+	struct nfs_fh *dfh = nfs_get_fh(fh);
+	CREATE3args args = {
+	    .where = {.dir = {.data = {.data_len = (u_int)dfh->len, .data_val = dfh->val}}, .name = (char *)name},
+	    .how = {.mode = UNCHECKED}};
+	sattr3 *sa = &args.how.createhow3_u.obj_attributes;
+	sa->mode.set_it = 1;
+	sa->mode.set_mode3_u.mode = 0644;
+	sa->size.set_it = 1;
+	sa->size.set_size3_u.size = size;
+	struct raw_call c = {0};
+	r = rpc_nfs3_create_async(nfs_get_rpc_context(nfs), raw_cb, &args, &c);
+	while (r == 0 && !c.done) {
+		struct pollfd p = {.fd = nfs_get_fd(nfs), .events = (short)nfs_which_events(nfs)};
+		if (poll(&p, 1, 10000) <= 0 || nfs_service(nfs, p.revents) < 0)
+			r = -1;
+	}
+	nfs_close(nfs, fh);
+	CHECK(r == 0, "CREATE %s in %s: no answer (%s)", name, dir, nfs_get_error(nfs));
+	CHECK(c.status == RPC_STATUS_SUCCESS && c.nfs_status == NFS3_OK, "CREATE %s in %s: rpc %d, nfs status %d", name,
+	      dir, c.status, (int)c.nfs_status);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	NFSCALL(nfs_stat64(nfs, path, &st));
+	CHECK(st.nfs_size == size, "%s: created with size %" PRIu64 ", has %" PRIu64, path, size, st.nfs_size);
+	CHECK((st.nfs_mode & 07777) == 0644, "%s: created with mode 644, has %o", path, (unsigned)st.nfs_mode & 07777);
+	return 0;
+}
+
+/* NFSv4 LOCKT (lockf F_TEST) on @path with no lock held, then with a lock
+ * of our own (no conflict either), then after the unlock: each must answer
+ * "no conflict", and the server must live through it. */
+static int lock_test(const char *path)
+{
+	struct nfsfh *fh;
+	int r;
+	CHECK(vers == 4, "lock-test needs NFS version 4");
+	NFSCALL(nfs_open(nfs, path, O_RDWR, &fh));
+	r = nfs_lockf(nfs, fh, NFS4_F_TEST, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_TLOCK, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_TEST, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_ULOCK, 100);
+	if (r >= 0)
+		r = nfs_lockf(nfs, fh, NFS4_F_TEST, 100);
+	const char *err = nfs_get_error(nfs);
+	nfs_close(nfs, fh);
+	CHECK(r >= 0, "lockf on %s: %s (%d)", path, err, r);
+	return 0;
+}
+
+/* SETATTR3 of @path to size 2^64 - 1: EFBIG (pynfs SATT12x), size unchanged */
+static int truncate_max(const char *path)
+{
+	struct nfs_stat_64 st, st2;
+	int r;
+	NFSCALL(nfs_stat64(nfs, path, &st));
+	r = nfs_truncate(nfs, path, UINT64_MAX);
+	CHECK(r == -EFBIG, "truncate %s to 2^64-1 gave %d (%s), not EFBIG", path, r, r < 0 ? nfs_get_error(nfs) : "ok");
+	NFSCALL(nfs_stat64(nfs, path, &st2));
+	CHECK(st2.nfs_size == st.nfs_size, "%s: size %" PRIu64 " became %" PRIu64, path, st.nfs_size, st2.nfs_size);
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: nfsclient SERVER EXPORT VERS CMD [ARGS...] (see the source)\n");
@@ -520,6 +601,12 @@ int main(int argc, char **argv)
 		r = churn(argv[5], atoi(argv[6]));
 	} else if (!strcmp(cmd, "commits") && argc == 7) {
 		r = commits(argv[5], atoi(argv[6]));
+	} else if (!strcmp(cmd, "create-size") && argc == 8) {
+		r = create_size(argv[5], argv[6], strtoull(argv[7], NULL, 10));
+	} else if (!strcmp(cmd, "truncate-max") && argc == 6) {
+		r = truncate_max(argv[5]);
+	} else if (!strcmp(cmd, "lock-test") && argc == 6) {
+		r = lock_test(argv[5]);
 	} else {
 		nfs_destroy_context(nfs);
 		return usage();
