@@ -96,6 +96,8 @@ int write_file_at(int dir, const char *name, const char *data, size_t len, mode_
 		ssize_t k = write(fd, data + done, len - done);
 		if (k < 0 && errno != EINTR)
 			r = -errno;
+		else if (k == 0)
+			r = -ENOSPC; /* no progress: never spin */
 		else if (k > 0)
 			done += (size_t)k;
 	}
