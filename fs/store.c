@@ -1666,12 +1666,15 @@ static void client_row(sqlite3_stmt *s, struct cow_client_info *c)
 	snprintf(c->boot_args, sizeof(c->boot_args), "%s", v ? (const char *)v : "");
 }
 
-int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret)
+/* The one client statement @id finds with @value bound to @param;
+ * -ENOENT if none, @ret untouched then. */
+static int client_one(struct cow_db *db, enum stmt_id id, const char *param, const char *value,
+		      struct cow_client_info *ret)
 {
-	sqlite3_stmt *s = stmt(db, S_CLIENT_GET);
+	sqlite3_stmt *s = stmt(db, id);
 	if (!s)
 		return -EIO;
-	bind_text(s, ":name", name);
+	bind_text(s, param, value);
 	int r = step(db, s);
 	if (r > 0) {
 		memset(ret, 0, sizeof(*ret));
@@ -1681,19 +1684,14 @@ int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_inf
 	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
+int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret)
+{
+	return client_one(db, S_CLIENT_GET, ":name", name, ret);
+}
+
 int cow_db_client_by(struct cow_db *db, const char *column, const char *value, struct cow_client_info *ret)
 {
-	sqlite3_stmt *s = stmt(db, !strcmp(column, "mac") ? S_CLIENT_BY_MAC : S_CLIENT_BY_SERIAL);
-	if (!s)
-		return -EIO;
-	bind_text(s, ":value", value);
-	int r = step(db, s);
-	if (r > 0) {
-		memset(ret, 0, sizeof(*ret));
-		client_row(s, ret);
-	}
-	done(s);
-	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+	return client_one(db, !strcmp(column, "mac") ? S_CLIENT_BY_MAC : S_CLIENT_BY_SERIAL, ":value", value, ret);
 }
 
 /* Bind @v, or NULL for "" (the unique indexes skip NULLs). */
