@@ -532,5 +532,10 @@ int cow_xattr_room_add(struct cow_xattr_room *room, size_t name_len, size_t size
 /* ---- store.c (serving) ---- */
 int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t size);
 int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *addrs);
+/* ident.c: the client whose @column ("serial" or "mac") is @value;
+ * -ENOENT if none. */
+int cow_db_client_by(struct cow_db *db, const char *column, const char *value, struct cow_client_info *ret);
+/* Store the boot fields of client @name as @c has them ("" as NULL). */
+int cow_db_client_set_boot(struct cow_db *db, const char *name, const struct cow_client_info *c);
 
 #endif

@@ -87,6 +87,10 @@ struct cow_image_info {
 	uint32_t clients; /* clients on it */
 };
 
+#define COW_SERIAL_LEN 8      /* a canonical Pi serial: "9ffefdef" */
+#define COW_MAC_LEN 17	      /* a canonical MAC: "dc:a6:32:01:36:c2" */
+#define COW_BOOT_ARGS_MAX 512 /* longest extra kernel command line */
+
 struct cow_client_info {
 	char name[COW_ENTITY_NAME_MAX + 1];
 	char image[COW_ENTITY_NAME_MAX + 1];
@@ -95,6 +99,11 @@ struct cow_client_info {
 	uint64_t objects; /* objects in its layer */
 	uint64_t id;	  /* 1..COW_CLIENT_ID_MAX; never changes, not across reset/snapshot/rebase */
 	uint64_t gen;	  /* tells apart the clients that held one id over time (see cow_client_add) */
+	/* what it is known by when it boots over the network, "" if unset
+	 * (see cow_client_set_boot) */
+	char serial[COW_SERIAL_LEN + 1];       /* Pi serial number, 8 lowercase hex digits */
+	char mac[COW_MAC_LEN + 1];	       /* MAC address, "dc:a6:32:01:36:c2" */
+	char boot_args[COW_BOOT_ARGS_MAX + 1]; /* extra kernel command-line arguments */
 };
 
 /* Client ids are 1..COW_CLIENT_ID_MAX (the export ids ganesha accepts). */
@@ -445,5 +454,42 @@ int cow_addrs_check(const char *addrs, size_t *ret_off, size_t *ret_len, const c
  * of IPv4/IPv6 addresses or networks (ADDR/PREFIX), "" for none.
  * Errors: -ENOENT, -EINVAL (malformed list, see cow_addrs_check), -EIO. */
 int cow_client_set_addrs(struct cow_store *st, const char *name, const char *addrs);
+
+/* ---- ident.c: what a client boots by ---- */
+
+/* Parse a Raspberry Pi serial number into its canonical form, 8 lowercase
+ * hex digits and a NUL, at @ret: 8 hex digits as the Pi bootloader and
+ * /proc/cpuinfo give it, or the 16-digit form u-boot puts in serial#
+ * (which must start with 8 zeros), in any case; nothing else, no blank.
+ * Returns 0, or -EINVAL with @ret untouched. */
+int cow_serial_parse(const char *serial, char ret[COW_SERIAL_LEN + 1]);
+/* Parse a MAC address into its canonical form, lowercase with colons
+ * ("dc:a6:32:01:36:c2", COW_MAC_LEN bytes and a NUL), at @ret: six pairs
+ * of hex digits, in any case, separated all by ':' or all by '-'.  A
+ * multicast (broadcast included) or all-zero address names no client and
+ * is refused.  Returns 0, or -EINVAL with @ret untouched. */
+int cow_mac_parse(const char *mac, char ret[COW_MAC_LEN + 1]);
+/* Check extra kernel arguments for cow_client_set_boot: they go into a
+ * u-boot script and a cmdline.txt, so only printable ASCII and spaces, at
+ * most COW_BOOT_ARGS_MAX bytes, none of ; $ " ' ` \ (no newline).  ""
+ * passes.  Returns 0, or -EINVAL and *@ret_why (may be NULL) a static
+ * sentence saying what is wrong. */
+int cow_boot_args_check(const char *args, const char **ret_why);
+
+/* Change what client @name boots by; each of @serial, @mac, @boot_args is
+ * NULL to leave it as it is, "" to clear it, else a value the functions
+ * above accept (in any accepted form: it is stored canonical).  All or
+ * nothing.  A serial or MAC another client has is refused with -EEXIST:
+ * then @ret_holder (may be NULL) gets that client's name and *@ret_what
+ * (may be NULL) "serial" or "MAC".  Errors: -ENOENT (no client), -EINVAL
+ * (a malformed value), -EEXIST, -EROFS, -EAGAIN, -EIO. */
+int cow_client_set_boot(struct cow_store *st, const char *name, const char *serial, const char *mac,
+			const char *boot_args, char ret_holder[COW_ENTITY_NAME_MAX + 1], const char **ret_what);
+/* The client with serial number / MAC address @key (any form the parsers
+ * accept), into @ret (as cow_client_get fills it); one indexed query, for
+ * the boot servers to call on every request.  Errors: -EINVAL (@key is
+ * malformed), -ENOENT (no client has it), -EAGAIN, -EIO. */
+int cow_client_by_serial(struct cow_store *st, const char *key, struct cow_client_info *ret);
+int cow_client_by_mac(struct cow_store *st, const char *key, struct cow_client_info *ret);
 
 #endif

@@ -61,6 +61,9 @@ enum stmt_id {
 	S_CLIENT_ALL,
 	S_CLIENT_SET,
 	S_CLIENT_DEL,
+	S_CLIENT_BY_SERIAL,
+	S_CLIENT_BY_MAC,
+	S_CLIENT_SET_BOOT,
 	S_IMAGE_DEL,
 	S_IMAGE_BY_LAYER,
 	S_IMAGE_USERS,
@@ -104,6 +107,9 @@ enum stmt_id {
 	" (SELECT count(*) FROM clients c WHERE c.image = i.name)"                                                     \
 	" FROM images i JOIN layers l ON l.id = i.layer"
 
+/* What struct cow_client_info holds, per client (see client_row). */
+#define CLIENT_INFO "SELECT c.name, c.image, c.layer, c.created, c.id, c.gen, c.serial, c.mac, c.boot_args"
+
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -126,12 +132,16 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_IMAGE_INFO] = IMAGE_INFO " WHERE i.name = :name",
     [S_CLIENT_ADD] = "INSERT INTO clients (name, image, layer, created, id, gen)"
 		     " VALUES (:name, :image, :layer, :created, :id, :gen)",
-    [S_CLIENT_GET] = "SELECT name, image, layer, created, id, gen FROM clients WHERE name = :name",
-    [S_CLIENT_ALL] = "SELECT c.name, c.image, c.layer, c.created, c.id, c.gen,"
+    [S_CLIENT_GET] = CLIENT_INFO " FROM clients c WHERE c.name = :name",
+    [S_CLIENT_ALL] = CLIENT_INFO ","
 		     " (SELECT count(*) FROM inodes n WHERE n.layer = c.layer AND n.mode != 0)"
 		     " FROM clients c ORDER BY c.name",
     [S_CLIENT_SET] = "UPDATE clients SET image = :image, layer = :layer WHERE name = :name",
     [S_CLIENT_DEL] = "DELETE FROM clients WHERE name = :name",
+    /* by the clients_serial and clients_mac indexes */
+    [S_CLIENT_BY_SERIAL] = CLIENT_INFO " FROM clients c WHERE c.serial = :value",
+    [S_CLIENT_BY_MAC] = CLIENT_INFO " FROM clients c WHERE c.mac = :value",
+    [S_CLIENT_SET_BOOT] = "UPDATE clients SET serial = :serial, mac = :mac, boot_args = :boot_args WHERE name = :name",
     [S_IMAGE_DEL] = "DELETE FROM images WHERE name = :name",
     [S_IMAGE_BY_LAYER] = "SELECT name FROM images WHERE layer = :layer",
     [S_IMAGE_USERS] = "SELECT 'client', name FROM clients WHERE image = :name"
@@ -1648,14 +1658,23 @@ static void client_row(sqlite3_stmt *s, struct cow_client_info *c)
 	c->created = sqlite3_column_int64(s, 3);
 	c->id = (uint64_t)sqlite3_column_int64(s, 4);
 	c->gen = (uint64_t)sqlite3_column_int64(s, 5);
+	const unsigned char *v = sqlite3_column_text(s, 6);
+	snprintf(c->serial, sizeof(c->serial), "%s", v ? (const char *)v : "");
+	v = sqlite3_column_text(s, 7);
+	snprintf(c->mac, sizeof(c->mac), "%s", v ? (const char *)v : "");
+	v = sqlite3_column_text(s, 8);
+	snprintf(c->boot_args, sizeof(c->boot_args), "%s", v ? (const char *)v : "");
 }
 
-int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret)
+/* The one client statement @id finds with @value bound to @param;
+ * -ENOENT if none, @ret untouched then. */
+static int client_one(struct cow_db *db, enum stmt_id id, const char *param, const char *value,
+		      struct cow_client_info *ret)
 {
-	sqlite3_stmt *s = stmt(db, S_CLIENT_GET);
+	sqlite3_stmt *s = stmt(db, id);
 	if (!s)
 		return -EIO;
-	bind_text(s, ":name", name);
+	bind_text(s, param, value);
 	int r = step(db, s);
 	if (r > 0) {
 		memset(ret, 0, sizeof(*ret));
@@ -1663,6 +1682,40 @@ int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_inf
 	}
 	done(s);
 	return r < 0 ? r : r == 0 ? -ENOENT : 0;
+}
+
+int cow_db_client_get(struct cow_db *db, const char *name, struct cow_client_info *ret)
+{
+	return client_one(db, S_CLIENT_GET, ":name", name, ret);
+}
+
+int cow_db_client_by(struct cow_db *db, const char *column, const char *value, struct cow_client_info *ret)
+{
+	return client_one(db, !strcmp(column, "mac") ? S_CLIENT_BY_MAC : S_CLIENT_BY_SERIAL, ":value", value, ret);
+}
+
+/* Bind @v, or NULL for "" (the unique indexes skip NULLs). */
+static void bind_text_or_null(sqlite3_stmt *s, const char *name, const char *v)
+{
+	if (*v)
+		bind_text(s, name, v);
+	else
+		sqlite3_bind_null(s, sqlite3_bind_parameter_index(s, name));
+}
+
+int cow_db_client_set_boot(struct cow_db *db, const char *name, const struct cow_client_info *c)
+{
+	sqlite3_stmt *s = stmt(db, S_CLIENT_SET_BOOT);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_text_or_null(s, ":serial", c->serial);
+	bind_text_or_null(s, ":mac", c->mac);
+	bind_text_or_null(s, ":boot_args", c->boot_args);
+	int r = run(db, s);
+	if (r == 0 && sqlite3_changes(db->sql) == 0)
+		r = -ENOENT;
+	return r;
 }
 
 int cow_db_client_set(struct cow_db *db, const char *name, const char *image, uint64_t layer)
@@ -1745,7 +1798,7 @@ int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct c
 	while ((r = step(db, s)) > 0) {
 		struct cow_client_info c = {0};
 		client_row(s, &c);
-		c.objects = (uint64_t)sqlite3_column_int64(s, 6);
+		c.objects = (uint64_t)sqlite3_column_int64(s, 9);
 		r = fn(arg, &c);
 		if (r)
 			break;

@@ -332,11 +332,106 @@ static int bad_ip(const char *ip)
 	return 1;
 }
 
+/* "--OPT VALUE" or "--OPT=VALUE" at argv[*i]: the value at @ret (and *i
+ * past it), true; else false. */
+static bool opt_value(int argc, char **argv, int *i, const char *opt, const char **ret)
+{
+	size_t n = strlen(opt);
+	if (!strcmp(argv[*i], opt) && *i + 1 < argc) {
+		*ret = argv[++*i];
+		return true;
+	}
+	if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') {
+		*ret = argv[*i] + n + 1;
+		return true;
+	}
+	return false;
+}
+
+/* A value of a user's, fit to quote in a message: at most 60 bytes, no
+ * control or non-ASCII byte. */
+static const char *shown(const char *v, char *buf, size_t size)
+{
+	size_t len = strlen(v);
+	int n = len <= 60 ? (int)len : 60;
+	snprintf(buf, size, "%.*s%s", n, v, (size_t)n < len ? "..." : "");
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	return buf;
+}
+
+/* "none" clears a boot field, as "" does. */
+static const char *none_clears(const char *v)
+{
+	return v && !strcmp(v, "none") ? "" : v;
+}
+
+/* Check --serial, --mac and --boot-args values (each may be NULL, "" or
+ * "none"); on a bad one say which and why (1), else 0. */
+static int bad_boot(const char *serial, const char *mac, const char *boot_args)
+{
+	char canon[COW_MAC_LEN + 1], buf[80];
+	const char *why;
+	if (serial && *serial && cow_serial_parse(serial, canon) < 0) {
+		err("invalid --serial '%s': a Pi serial number is 8 hex digits (or u-boot's 16, starting "
+		    "with 8 zeros)",
+		    shown(serial, buf, sizeof(buf)));
+		return 1;
+	}
+	if (mac && *mac && cow_mac_parse(mac, canon) < 0) {
+		err("invalid --mac '%s': a MAC address is six hex pairs separated by ':' or '-', not a "
+		    "multicast, broadcast or all-zero one",
+		    shown(mac, buf, sizeof(buf)));
+		return 1;
+	}
+	if (boot_args && cow_boot_args_check(boot_args, &why) < 0) {
+		err("invalid --boot-args '%s': %s", shown(boot_args, buf, sizeof(buf)), why);
+		return 1;
+	}
+	return 0;
+}
+
+/* Record the boot fields of client @name, saying what went wrong (1). */
+static int set_boot(struct cow_store *st, const char *name, const char *serial, const char *mac, const char *boot_args)
+{
+	char holder[COW_ENTITY_NAME_MAX + 1];
+	const char *what = "";
+	int r = cow_client_set_boot(st, name, serial, mac, boot_args, holder, &what);
+	struct cow_client_info c;
+	if (r == -EEXIST && cow_client_get(st, holder, &c) == 0)
+		err("client '%s' already has %s %s", holder, what, !strcmp(what, "MAC") ? c.mac : c.serial);
+	else if (r == -EEXIST)
+		err("client '%s' already has that %s", holder, what);
+	else if (r == -ENOENT)
+		err("no client '%s' (see 'cowroot client list')", name);
+	else if (r < 0)
+		err("cannot change client '%s': %s", name, store_why(st, r));
+	return r < 0;
+}
+
+/* A serial or MAC another client has: say whose (1), else 0. */
+static int boot_taken(struct cow_store *st, const char *serial, const char *mac)
+{
+	struct cow_client_info c;
+	if (serial && *serial && cow_client_by_serial(st, serial, &c) == 0) {
+		err("client '%s' already has serial %s", c.name, c.serial);
+		return 1;
+	}
+	if (mac && *mac && cow_client_by_mac(st, mac, &c) == 0) {
+		err("client '%s' already has MAC %s", c.name, c.mac);
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_client_add(int argc, char **argv)
 {
-	static const char usage[] = "client add NAME --image IMAGE [--ip ADDR[,ADDR...]]";
-	const char *image = NULL, *name = NULL, *ip = "";
+	static const char usage[] = "client add NAME --image IMAGE [--ip ADDR[,ADDR...]] [--serial HEX] [--mac MAC]";
+	const char *image = NULL, *name = NULL, *ip = "", *serial = NULL, *mac = NULL;
 	for (int i = 1; i < argc; i++) {
+		if (opt_value(argc, argv, &i, "--serial", &serial) || opt_value(argc, argv, &i, "--mac", &mac))
+			continue;
 		if (!strcmp(argv[i], "--image") && i + 1 < argc)
 			image = argv[++i];
 		else if (!strncmp(argv[i], "--image=", 8))
@@ -357,14 +452,23 @@ static int cmd_client_add(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	/* the address list is checked before the client is made */
-	if (bad_ip(ip)) {
+	/* the address list and the boot fields are checked before the client
+	 * is made */
+	serial = none_clears(serial);
+	mac = none_clears(mac);
+	if (bad_ip(ip) || bad_boot(serial, mac, NULL) || boot_taken(st, serial, mac)) {
 		cow_store_close(st);
 		return 1;
 	}
 	int r = cow_client_add(st, name, image);
 	if (r == 0 && *ip)
 		r = cow_client_set_addrs(st, name, ip);
+	if (r == 0 && (serial || mac) && set_boot(st, name, serial, mac, NULL)) {
+		/* taken since boot_taken looked: the client goes again */
+		cow_client_rm(st, name, 0);
+		cow_store_close(st);
+		return 1;
+	}
 	if (r == -EEXIST)
 		err("client '%s' already exists", name);
 	else if (r == -ENOENT)
@@ -384,9 +488,13 @@ static int cmd_client_add(int argc, char **argv)
 
 static int cmd_client_set(int argc, char **argv)
 {
-	static const char usage[] = "client set NAME --ip ADDR[,ADDR...]";
-	const char *name = NULL, *ip = NULL;
+	static const char usage[] =
+	    "client set NAME [--ip ADDR[,ADDR...]] [--serial HEX] [--mac MAC] [--boot-args \"...\"]";
+	const char *name = NULL, *ip = NULL, *serial = NULL, *mac = NULL, *boot_args = NULL;
 	for (int i = 1; i < argc; i++) {
+		if (opt_value(argc, argv, &i, "--serial", &serial) || opt_value(argc, argv, &i, "--mac", &mac) ||
+		    opt_value(argc, argv, &i, "--boot-args", &boot_args))
+			continue;
 		if (!strcmp(argv[i], "--ip") && i + 1 < argc)
 			ip = argv[++i];
 		else if (!strncmp(argv[i], "--ip=", 5))
@@ -396,26 +504,50 @@ static int cmd_client_set(int argc, char **argv)
 		else
 			return usage_err(usage);
 	}
-	if (!name || !ip || want_help(argc, argv))
+	bool boot = serial || mac || boot_args;
+	if (!name || (!ip && !boot) || want_help(argc, argv))
 		return usage_err(usage);
+	serial = none_clears(serial);
+	mac = none_clears(mac);
+	boot_args = none_clears(boot_args);
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	if (bad_ip(ip)) {
+	if ((ip && bad_ip(ip)) || bad_boot(serial, mac, boot_args)) {
 		cow_store_close(st);
 		return 1;
 	}
-	int r = cow_client_set_addrs(st, name, ip);
-	if (r == -ENOENT)
-		err("no client '%s' (see 'cowroot client list')", name);
-	else if (r < 0)
-		err("cannot change client '%s': %s", name, store_why(st, r));
-	else
-		printf("client '%s' may connect from %s\n", name, *ip ? ip : "nowhere");
+	int r = 0;
+	if (boot && set_boot(st, name, serial, mac, boot_args))
+		r = -1; /* said why */
+	if (r == 0 && ip) {
+		r = cow_client_set_addrs(st, name, ip);
+		if (r == -ENOENT)
+			err("no client '%s' (see 'cowroot client list')", name);
+		else if (r < 0)
+			err("cannot change client '%s': %s", name, store_why(st, r));
+		else
+			printf("client '%s' may connect from %s\n", name, *ip ? ip : "nowhere");
+	}
+	struct cow_client_info c;
+	if (r == 0 && boot && cow_client_get(st, name, &c) == 0)
+		printf("client '%s' boots as serial %s, MAC %s, with boot args '%s'\n", name,
+		       *c.serial ? c.serial : "(none)", *c.mac ? c.mac : "(none)", c.boot_args);
 	cow_store_close(st);
-	if (r == 0)
+	/* the serial, MAC and boot args are read by the boot servers at each
+	 * request: only a change of the addresses needs the server to reload */
+	if (r == 0 && ip)
 		serve_notify(store_dir);
 	return r < 0 ? 1 : 0;
+}
+
+/* A JSON string, or null for "". */
+static void json_str_or_null(const char *s)
+{
+	if (*s)
+		json_str(s);
+	else
+		fputs("null", stdout);
 }
 
 static int print_client(void *arg, const struct cow_client_info *c)
@@ -428,12 +560,22 @@ static int print_client(void *arg, const struct cow_client_info *c)
 		json_str(c->name);
 		printf(",\"image\":");
 		json_str(c->image);
-		printf(",\"layer\":%llu,\"created\":\"%s\",\"changed_objects\":%llu}", (unsigned long long)c->layer,
+		printf(",\"layer\":%llu,\"created\":\"%s\",\"changed_objects\":%llu", (unsigned long long)c->layer,
 		       when, (unsigned long long)c->objects);
+		printf(",\"serial\":");
+		json_str_or_null(c->serial);
+		printf(",\"mac\":");
+		json_str_or_null(c->mac);
+		printf(",\"boot_args\":");
+		json_str_or_null(c->boot_args);
+		putchar('}');
 	} else {
 		if ((*count)++ == 0)
-			printf("%-24s %-24s %10s  %s\n", "NAME", "IMAGE", "CHANGED", "CREATED");
-		printf("%-24s %-24s %10llu  %s\n", c->name, c->image, (unsigned long long)c->objects, when);
+			printf("%-24s %-24s %10s  %-20s  %-8s  %-17s  %s\n", "NAME", "IMAGE", "CHANGED", "CREATED",
+			       "SERIAL", "MAC", "BOOT ARGS");
+		printf("%-24s %-24s %10llu  %-20s  %-8s  %-17s  %s\n", c->name, c->image,
+		       (unsigned long long)c->objects, when, *c->serial ? c->serial : "-", *c->mac ? c->mac : "-",
+		       c->boot_args);
 	}
 	return 0;
 }
@@ -672,9 +814,10 @@ static const struct command commands[] = {
     {"image", "export", cmd_image_export, "image export NAME FILE            write an image as a compressed bundle"},
     {"image", "load", cmd_image_load, "image load FILE [NAME]            load a bundle as an image"},
     {"client", "add", cmd_client_add,
-     "client add NAME --image IMAGE [--ip ADDR,...]   add a client with an empty layer"},
+     "client add NAME --image IMAGE [--ip ADDR,...] [--serial HEX] [--mac MAC]   add a client with an empty layer"},
     {"client", "set", cmd_client_set,
-     "client set NAME --ip ADDR[,ADDR]  change the addresses a client may connect from"},
+     "client set NAME [--ip ADDR,...] [--serial HEX] [--mac MAC] [--boot-args \"...\"]   change how a client "
+     "connects and boots"},
     {"client", "list", cmd_client_list, "client list [--json]              list clients"},
     {"client", "reset", cmd_client_reset,
      "client reset NAME                 drop the client's changes: back to its image"},

@@ -219,6 +219,54 @@ check "image show --json" expect 0 '"users":\[\{"kind":"client","name":"c1"\}' "
 check "a fresh client has no changes" expect 0 "client 'c1' has no changes" "$S" client diff c1
 check "fsck of the new store" fsck_clean "$S"
 
+# ---- client identity: serial, MAC, boot args ------------------------------------------------------
+
+# json_of CLIENT: the client's entry of `client list --json`, compact
+json_of() { "$COWROOT" --store "$S" client list --json | jq -c ".[] | select(.name == \"$1\") | {serial, mac, boot_args}"; }
+check "client add with --serial (u-boot's 16 digits) and --mac (dashes)" expect 0 "added client 'pi-a'" \
+	"$S" client add pi-a --image img --serial 000000009FFEFDEF --mac DC-A6-32-01-36-C2
+check "they are stored canonical" test "$(json_of pi-a)" = '{"serial":"9ffefdef","mac":"dc:a6:32:01:36:c2","boot_args":null}'
+check "client list shows them" expect 0 "^pi-a +img .* 9ffefdef +dc:a6:32:01:36:c2" "$S" client list
+check "a second client with the same serial is refused, naming the first" \
+	expect 1 "client 'pi-a' already has serial 9ffefdef" "$S" client add pi-b --image img --serial 9ffefdef
+check "and with the same MAC in another form" \
+	expect 1 "client 'pi-a' already has MAC dc:a6:32:01:36:c2" "$S" client add pi-b --image img --mac dc:a6:32:01:36:C2
+check "the refused adds made no client" sh -c "! '$COWROOT' --store '$S' client list | grep -q '^pi-b '"
+for v in 9ffefde 100000009ffefdef 0x9ffefdef "9ffe fdef" 9ffefdeg; do
+	check "client add --serial '$v' is refused, naming it" expect 1 "invalid --serial '$v'" \
+		"$S" client add pi-b --image img --serial "$v"
+done
+for v in ff:ff:ff:ff:ff:ff 01:00:5e:00:00:01 00:00:00:00:00:00 dc:a6:32:01:36 dc:a6-32:01:36:c2 dca6320136c2; do
+	check "client add --mac '$v' is refused, naming it" expect 1 "invalid --mac '$v'" \
+		"$S" client add pi-b --image img --mac "$v"
+done
+check "still no client pi-b" sh -c "! '$COWROOT' --store '$S' client list | grep -q '^pi-b '"
+check "client add pi-b" expect 0 "" "$S" client add pi-b --image img
+check "client set --serial --mac --boot-args" expect 0 "serial 12345678, MAC 02:00:00:00:00:0b, with boot args 'quiet loglevel=3'" \
+	"$S" client set pi-b --serial 12345678 --mac 02-00-00-00-00-0B --boot-args "quiet loglevel=3"
+check "client list --json shows them" test "$(json_of pi-b)" = '{"serial":"12345678","mac":"02:00:00:00:00:0b","boot_args":"quiet loglevel=3"}'
+check "client set of another's serial is refused, naming it" expect 1 "client 'pi-a' already has serial 9ffefdef" \
+	"$S" client set pi-b --serial 9FFEFDEF --boot-args changed
+check "client set of another's MAC is refused, naming it" expect 1 "client 'pi-a' already has MAC dc:a6:32:01:36:c2" \
+	"$S" client set pi-b --mac dc-a6-32-01-36-c2
+for v in 'a;b' 'root=$x' 'a="b"' "a='b'" 'a`b`' 'a\b' "$(printf 'a\nb')" "$(printf 'a\tb')" "$(head -c 513 /dev/zero | tr '\0' x)"; do
+	check "client set --boot-args '$(printf %s "$v" | head -c 20 | tr '\n\t' '??')' is refused" \
+		expect 1 "invalid --boot-args" "$S" client set pi-b --boot-args "$v"
+done
+check "pi-b is unchanged by the refused changes" \
+	test "$(json_of pi-b)" = '{"serial":"12345678","mac":"02:00:00:00:00:0b","boot_args":"quiet loglevel=3"}'
+check "client set --mac none clears the MAC only" expect 0 "MAC \(none\)" "$S" client set pi-b --mac none
+check "client set --boot-args '' clears the boot args" expect 0 "with boot args ''" "$S" client set pi-b --boot-args ""
+check "cleared: listed as null" test "$(json_of pi-b)" = '{"serial":"12345678","mac":null,"boot_args":null}'
+check "pi-a clears its serial with ''" expect 0 "serial \(none\)" "$S" client set pi-a --serial ""
+check "then pi-b may take it" expect 0 "serial 9ffefdef" "$S" client set pi-b --serial 9ffefdef
+check "client set of an unknown client" expect 1 "no client 'nosuch'" "$S" client set nosuch --serial 87654321
+check "client set with nothing to set is a usage error" expect 2 "usage" "$S" client set pi-b
+check "client set --ip still works beside the boot fields" expect 0 "may connect from 10.9.9.9" \
+	"$S" client set pi-b --ip 10.9.9.9 --boot-args quiet
+check "client rm pi-a" expect 0 "" "$S" client rm pi-a
+check "client rm pi-b" expect 0 "" "$S" client rm pi-b
+
 # ---- the story: two clients write through mounts --------------------------------------------------
 
 M1=$T/m1

@@ -2281,6 +2281,7 @@ static void test_migration(void)
 	      "a client from before generations has generation 0 (its handles stay as they were)");
 	check(r == 0 && b.id <= COW_CLIENT_ID_MAX && b.gen != 0, details,
 	      "a client numbered past 65535 gets a free id and a generation");
+	check(r == 0 && !*a.serial && !*a.mac && !*a.boot_args, a.serial, "a v1 client has no serial, MAC or boot args");
 	check_int(cow_client_add(st, "pi3", "old"), 0, "a client added after the migration");
 	struct cow_client_info c;
 	r = cow_client_get(st, "pi3", &c);
@@ -2298,6 +2299,83 @@ static void test_migration(void)
 	check_int(cow_store_open(dir, COW_STORE_READONLY, &st), 0, "the migrated store opens read-only");
 	if (st)
 		cow_store_close(st);
+}
+
+/* A store of schema version 3 (0001 to 0003) migrates to 4: its clients
+ * stay as they were (ids, generations, addresses, layers), with no serial,
+ * MAC or boot args, and can be given them. */
+static void test_migration_v3(void)
+{
+	char dir[192], cmd[4096], sql[3][512];
+	snprintf(dir, sizeof(dir), "%s/v3store", top);
+	const char *files[3] = {"0001-init.sql", "0002-lifecycle.sql", "0003-client-ids.sql"};
+	for (int i = 0; i < 3; i++)
+		snprintf(sql[i], sizeof(sql[i]), "%s/%s", SCHEMA_DIR, files[i]);
+	if (system("command -v sqlite3 >/dev/null") != 0) {
+		skip("the sqlite3 command is missing (apt-get install sqlite3)", "a v3 store migrates");
+		return;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p %s/data && { cat %s %s %s; echo \""
+		 "INSERT INTO layers VALUES (1, NULL, 0, 1, 1600000000);"
+		 "INSERT INTO layers VALUES (2, 1, 1, 1, 1600000000);"
+		 "INSERT INTO layers VALUES (3, 1, 1, 1, 1600000000);"
+		 "INSERT INTO images VALUES ('old', 1, 1600000000);"
+		 "INSERT INTO clients (name, image, layer, addrs, created, id, gen)"
+		 " VALUES ('pi1', 'old', 2, '10.0.0.1', 1600000000, 7, 0);"
+		 "INSERT INTO clients (name, image, layer, addrs, created, id, gen)"
+		 " VALUES ('pi2', 'old', 3, '', 1600000001, 9, 123456789);"
+		 "INSERT OR REPLACE INTO meta (key, value) VALUES ('next_client', 10);"
+		 "INSERT INTO inodes (layer, ino, mode, nlink, uid, gid, atime, mtime, ctime)"
+		 " VALUES (1, 1, %u, 2, 0, 0, 0, 0, 0);"
+		 "PRAGMA user_version = 3;\"; } | sqlite3 %s/cowroot.db",
+		 dir, sql[0], sql[1], sql[2], (unsigned)(S_IFDIR | 0755), dir);
+	if (!check_int(system(cmd), 0, "build a v3 store with the sqlite3 command"))
+		return;
+	struct cow_store *st;
+	if (!check_int(cow_store_open(dir, 0, &st), 0, "the v3 store opens (and migrates to 4)"))
+		return;
+	struct cow_client_info a, b;
+	int r = cow_client_get(st, "pi1", &a);
+	if (r == 0)
+		r = cow_client_get(st, "pi2", &b);
+	check(r == 0 && a.id == 7 && a.gen == 0 && a.layer == 2 && a.created == 1600000000 && b.id == 9 &&
+		  b.gen == 123456789 && b.layer == 3 && !strcmp(b.image, "old"),
+	      "a client changed", "v3 -> 4: the clients keep their ids, generations, layers and images");
+	check(r == 0 && !*a.serial && !*a.mac && !*a.boot_args && !*b.serial && !*b.mac && !*b.boot_args, a.serial,
+	      "v3 -> 4: they have no serial, MAC or boot args");
+	char addrs[COW_ADDRS_MAX + 1] = "";
+	r = cow_client_get_addrs(st, "pi1", addrs, sizeof(addrs));
+	check(r == 0 && !strcmp(addrs, "10.0.0.1"), addrs, "v3 -> 4: the addresses stay");
+	check_int(cow_client_set_boot(st, "pi1", "9FFEFDEF", "dc-a6-32-01-36-c2", "quiet", NULL, NULL), 0,
+		  "v3 -> 4: a migrated client gets a serial, a MAC and boot args");
+	struct cow_client_info c;
+	r = cow_client_by_serial(st, "000000009ffefdef", &c);
+	check(r == 0 && !strcmp(c.name, "pi1") && c.id == 7, c.name, "v3 -> 4: and is found by its serial");
+	r = cow_client_by_mac(st, "DC:A6:32:01:36:C2", &c);
+	check(r == 0 && !strcmp(c.name, "pi1"), c.name, "v3 -> 4: and by its MAC");
+	check_int(cow_client_set_boot(st, "pi2", "9ffefdef", NULL, NULL, NULL, NULL), -EEXIST,
+		  "v3 -> 4: the serial is unique (the index exists)");
+	check_int(cow_client_add(st, "pi3", "old"), 0, "v3 -> 4: a client added after the migration");
+	r = cow_client_get(st, "pi3", &c);
+	check(r == 0 && c.id == 10 && c.gen != 0, "id or generation", "v3 -> 4: takes the next id, with a generation");
+	check_fsck_clean(st, "of the v3 store migrated");
+	cow_store_close(st);
+	/* the boot servers' lookups are index searches */
+	const char *plans[2][2] = {{"serial", "clients_serial"}, {"mac", "clients_mac"}};
+	for (int i = 0; i < 2; i++) {
+		snprintf(cmd, sizeof(cmd),
+			 "sqlite3 %s/cowroot.db \"EXPLAIN QUERY PLAN SELECT name FROM clients c WHERE c.%s = 'x'\""
+			 " | grep -q 'USING INDEX %s'",
+			 dir, plans[i][0], plans[i][1]);
+		check_int(system(cmd), 0, "v3 -> 4: a lookup by %s searches the index %s", plans[i][0], plans[i][1]);
+	}
+	check_int(cow_store_open(dir, COW_STORE_READONLY, &st), 0, "v3 -> 4: the migrated store opens read-only");
+	if (st) {
+		r = cow_client_by_serial(st, "9ffefdef", &c);
+		check(r == 0 && !strcmp(c.name, "pi1"), c.name, "v3 -> 4: the serial is kept");
+		cow_store_close(st);
+	}
 }
 
 int main(void)
@@ -2334,6 +2412,7 @@ int main(void)
 	test_hostile_bundles();
 	test_cancel_and_gc(st);
 	test_migration();
+	test_migration_v3();
 	test_client_ids();
 	test_bundle_xattrs();
 	test_legacy_xattrs();
