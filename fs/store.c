@@ -2059,9 +2059,11 @@ int cow_db_integrity(struct cow_db *db, bool full, bool *ret_ok)
 		/* the first findings, on one line */
 		size_t len = 0;
 		db->errmsg[0] = 0;
-		for (int i = 0; rc == SQLITE_ROW && i < 3; i++, rc = sqlite3_step(s))
-			len += (size_t)snprintf(db->errmsg + len, sizeof(db->errmsg) - len, "%s%s", i ? "; " : "",
-						sqlite3_column_text(s, 0));
+		for (int i = 0; rc == SQLITE_ROW && i < 3 && len < sizeof(db->errmsg) - 1; i++, rc = sqlite3_step(s)) {
+			int k = snprintf(db->errmsg + len, sizeof(db->errmsg) - len, "%s%s", i ? "; " : "",
+					 sqlite3_column_text(s, 0));
+			len += k < 0 ? 0 : (size_t)k; /* past the end when cut: the loop ends */
+		}
 		rc = SQLITE_ROW;
 	}
 	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
