@@ -403,7 +403,7 @@ static int map_rc(struct cow_db *db, int rc)
 		return -E2BIG;
 	case SQLITE_CANTOPEN:
 		return -ENOENT;
-	default: /* CORRUPT, NOTADB, IOERR, SCHEMA, ... */
+	default: /* NOTADB, IOERR, SCHEMA, ... */
 		return -EIO;
 	}
 }
@@ -1027,13 +1027,13 @@ bool cow_db_space_low(struct cow_db *db)
 	return low;
 }
 
-/* Data first: make the data files of what is about to commit durable. */
 void cow_db_set_presync(struct cow_db *db, int (*fn)(void *arg), void *arg)
 {
 	db->presync = fn;
 	db->presync_arg = arg;
 }
 
+/* Data first: make the data files of what is about to commit durable. */
 static int sync_data(struct cow_db *db)
 {
 	int r = db->presync ? db->presync(db->presync_arg) : 0;
