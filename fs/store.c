@@ -2093,13 +2093,10 @@ int cow_db_repair(struct cow_db *db)
 		db->damaged = false;
 		return 0;
 	}
-	if (r == 0 || r == -EIO) {
-		if (!ok && r == 0)
-			snprintf(before, sizeof(before), "%s", db->errmsg);
+	if (r == -EIO) /* the rebuild or the check failed: say what was found before */
 		snprintf(db->errmsg, sizeof(db->errmsg), "%s", before);
-		return -EUCLEAN;
-	}
-	return r;
+	/* else errmsg has what the check finds now */
+	return r == 0 || r == -EIO ? -EUCLEAN : r;
 }
 
 /* Rows that refer to nothing: dirents and xattrs of layers that do not
