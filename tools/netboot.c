@@ -161,9 +161,7 @@ static int open_client_dir(const char *tftp, const char *client)
 	int cfd = openat(dfd, client, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int e = errno;
 	close(dfd);
-	if (cfd < 0)
-		return e == ELOOP ? -ELOOP : -e;
-	return cfd;
+	return cfd < 0 ? -e : cfd; /* a symlink: -ELOOP */
 }
 
 static int netboot_usage(void)
@@ -248,6 +246,8 @@ int cmd_netboot(int argc, char **argv)
 			 client, addr, console, line, client, kernel, client, dtb ? dtb : "${fdtfile}",
 			 arm64 ? "booti" : "bootz");
 	if (n < 0 || !scr) {
+		if (n >= 0)
+			free(script);
 		free(scr);
 		err("out of memory");
 		return 1;
