@@ -162,10 +162,12 @@ static int load_clients(const struct serve *s, struct client_list *l)
 
 /* ---- ganesha's configuration ---- */
 
-/* ganesha wants Export_Id in 1..65535 (0 is the pseudo root) */
+/* ganesha wants Export_Id in 1..65535 (0 is the pseudo root), the ids
+ * clients are given now; a store from before ids were reused may hold
+ * higher ones */
 static bool export_id_ok(uint64_t id)
 {
-	return id >= 1 && id <= 65535;
+	return id >= 1 && id <= COW_CLIENT_ID_MAX;
 }
 
 /* Whether client @c gets an export; if not, *@ret_why says why. */
