@@ -77,10 +77,7 @@ static bool bad_value(const char *option, const char *v, const char *why)
 	if (!why)
 		return false;
 	char shown[80];
-	snprintf(shown, sizeof(shown), "%.64s%s", v, strlen(v) > 64 ? "..." : "");
-	for (char *c = shown; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			*c = '?';
+	shown_value(shown, sizeof(shown), v, strlen(v), 64);
 	err("invalid %s '%s': %s", option, shown, why);
 	return true;
 }
