@@ -319,8 +319,12 @@ static int log_open(struct serve *s)
 	run_path(s, path, sizeof(path), "ganesha.log");
 	s->log.fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (s->log.fd < 0 || lseek(s->log.fd, 0, SEEK_END) < 0) {
-		err("cannot open '%s': %s", path, strerror(errno));
-		return -errno;
+		int e = errno; /* before err() can change it */
+		err("cannot open '%s': %s", path, strerror(e));
+		if (s->log.fd >= 0)
+			close(s->log.fd);
+		s->log.fd = -1;
+		return -e;
 	}
 	s->log.len = 0;
 	return 0;
