@@ -731,21 +731,19 @@ static int get_object(struct load *l, uint64_t index)
 	r = l->layer ? cow_db_inode_put(l->st->db, l->layer, &row) : 0;
 	uint32_t nx = br_u32(b);
 	char name[COW_XATTR_NAME_MAX + 1], prev[COW_XATTR_NAME_MAX + 1] = "";
-	size_t list = 0; /* what listxattr gives: every name and its NUL */
-	struct cow_xattr_room room = {0};
+	struct cow_xattr_room room = {0}; /* room.names: what listxattr gives */
 	for (uint32_t i = 0; r == 0 && i < nx; i++) {
 		uint16_t n = br_u16(b);
 		if (b->err || n == 0 || n > COW_XATTR_NAME_MAX || br_get(b, name, n) < 0)
 			return b->err ? -EBADMSG
 				      : bad(l, "object %llu has an xattr name of %u bytes", (unsigned long long)old, n);
 		name[n] = 0;
-		list += n + 1u;
 		if (memchr(name, 0, n) || !xattr_name_ok(name))
 			return bad(l, "object %llu has an xattr of no namespace", (unsigned long long)old);
 		if (i && strcmp(prev, name) >= 0)
 			return bad(l, "object %llu has xattr '%s' twice or out of order", (unsigned long long)old,
 				   name);
-		if (list > 65536)
+		if (room.names + n + 1u > COW_XATTR_LIST_MAX)
 			return bad(l, "object %llu has more xattr names than listxattr can give",
 				   (unsigned long long)old);
 		memcpy(prev, name, n + 1u);

@@ -489,6 +489,9 @@ int64_t cow_tree_index(struct cow_tree *t, uint64_t ino);
  * type @type.
  * Each problem is reported; -EINVAL if there was one. */
 int cow_tree_name(struct cow_tree *t, uint64_t parent, const char *name, size_t len, uint64_t ino, int type);
+/* Is @name (as above) one an entry may have: 1 to COW_NAME_MAX bytes,
+ * no NUL or '/', not "." or ".." (cow_check_name, with the length)? */
+bool cow_tree_name_ok(const char *name, size_t len);
 /* After every object and entry: the root, nlink, reachability.  -EINVAL
  * if a problem was reported (by this call). */
 int cow_tree_finish(struct cow_tree *t, uint64_t root);

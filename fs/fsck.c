@@ -268,7 +268,7 @@ static int view_name(void *arg, uint64_t parent, const char *name, size_t len, u
 {
 	struct view_check *vc = arg;
 	struct cow_db *db = vc->f->st->db;
-	if (cow_check_name(name) < 0 || strlen(name) != len) {
+	if (!cow_tree_name_ok(name, len)) {
 		cow_tree_name(&vc->tree, parent, name, len, ino, type); /* says what is wrong with it */
 		return 0;
 	}

@@ -413,7 +413,7 @@ static int map_rc(struct cow_db *db, int rc)
 		return -E2BIG;
 	case SQLITE_CANTOPEN:
 		return -ENOENT;
-	default: /* CORRUPT, NOTADB, IOERR, SCHEMA, ... */
+	default: /* NOTADB, IOERR, SCHEMA, ... */
 		return -EIO;
 	}
 }
@@ -1037,13 +1037,13 @@ bool cow_db_space_low(struct cow_db *db)
 	return low;
 }
 
-/* Data first: make the data files of what is about to commit durable. */
 void cow_db_set_presync(struct cow_db *db, int (*fn)(void *arg), void *arg)
 {
 	db->presync = fn;
 	db->presync_arg = arg;
 }
 
+/* Data first: make the data files of what is about to commit durable. */
 static int sync_data(struct cow_db *db)
 {
 	int r = db->presync ? db->presync(db->presync_arg) : 0;
@@ -2112,9 +2112,11 @@ int cow_db_integrity(struct cow_db *db, bool full, bool *ret_ok)
 		/* the first findings, on one line */
 		size_t len = 0;
 		db->errmsg[0] = 0;
-		for (int i = 0; rc == SQLITE_ROW && i < 3; i++, rc = sqlite3_step(s))
-			len += (size_t)snprintf(db->errmsg + len, sizeof(db->errmsg) - len, "%s%s", i ? "; " : "",
-						sqlite3_column_text(s, 0));
+		for (int i = 0; rc == SQLITE_ROW && i < 3 && len < sizeof(db->errmsg) - 1; i++, rc = sqlite3_step(s)) {
+			int k = snprintf(db->errmsg + len, sizeof(db->errmsg) - len, "%s%s", i ? "; " : "",
+					 sqlite3_column_text(s, 0));
+			len += k < 0 ? 0 : (size_t)k; /* past the end when cut: the loop ends */
+		}
 		rc = SQLITE_ROW;
 	}
 	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
@@ -2144,13 +2146,10 @@ int cow_db_repair(struct cow_db *db)
 		db->damaged = false;
 		return 0;
 	}
-	if (r == 0 || r == -EIO) {
-		if (!ok && r == 0)
-			snprintf(before, sizeof(before), "%s", db->errmsg);
+	if (r == -EIO) /* the rebuild or the check failed: say what was found before */
 		snprintf(db->errmsg, sizeof(db->errmsg), "%s", before);
-		return -EUCLEAN;
-	}
-	return r;
+	/* else errmsg has what the check finds now */
+	return r == 0 || r == -EIO ? -EUCLEAN : r;
 }
 
 /* Rows that refer to nothing: dirents and xattrs of layers that do not

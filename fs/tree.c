@@ -141,12 +141,16 @@ static const char *type_name(uint32_t mode)
 	return "object of no valid type";
 }
 
+bool cow_tree_name_ok(const char *name, size_t len)
+{
+	return strnlen(name, len + 1) == len && cow_check_name(name) == 0;
+}
+
 int cow_tree_name(struct cow_tree *t, uint64_t parent, const char *name, size_t len, uint64_t ino, int type)
 {
 	uint64_t before = t->problems;
 	unsigned long long p = parent, c = ino;
-	if (len == 0 || len > COW_NAME_MAX || memchr(name, 0, len) || memchr(name, '/', len) ||
-	    (len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.')) {
+	if (!cow_tree_name_ok(name, len)) {
 		problem(t,
 			"an entry of %llu has a name that is not one (%zu bytes: empty, over %d, '.', '..', or with "
 			"'/' or NUL)",

@@ -806,8 +806,9 @@ static int lock_record(int lockfd, const char *what)
  * means the last stop left no time to write back (kill -9, a crash, power
  * loss), so the layer may hold what fsck calls orphans.  Like a journaling
  * file system's dirty flag, the record is made durable before anything of
- * the layer is written, and costs nothing at a clean open.  Whether the
- * last stop was unclean goes to *ret_unclean. */
+ * the layer is written: after a clean stop that takes a sync of the lock
+ * file and of data/, after an unclean one the record is there already.
+ * Whether the last stop was unclean goes to *ret_unclean. */
 static int layer_mark(struct cow_store *st, int lockfd, const char *what, bool *ret_unclean)
 {
 	struct stat s;

@@ -24,6 +24,9 @@ void store_error(int r);
 const char *store_why(struct cow_store *st, int r);
 /* 0, or 1 after printing why the store cannot be opened */
 int open_store(int flags, struct cow_store **ret);
+/* The first @len bytes of @v as a message may show them: at most @max of
+ * them, then "...", and '?' for control and non-ASCII bytes. */
+void shown_value(char *buf, size_t size, const char *v, size_t len, size_t max);
 /* true (after saying why) if @name is not a valid image/client name */
 bool bad_name(const char *what, const char *name);
 bool want_help(int argc, char **argv);

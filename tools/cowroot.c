@@ -108,6 +108,14 @@ int open_store(int flags, struct cow_store **ret)
 	return 0;
 }
 
+void shown_value(char *buf, size_t size, const char *v, size_t len, size_t max)
+{
+	snprintf(buf, size, "%.*s%s", (int)(len < max ? len : max), v, len > max ? "..." : "");
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+}
+
 bool bad_name(const char *what, const char *name)
 {
 	if (cow_name_check(name) == 0)
@@ -323,11 +331,7 @@ static int bad_ip(const char *ip)
 	if (cow_addrs_check(ip, &off, &len, &why) == 0)
 		return 0;
 	char item[80];
-	int shown = len <= 60 ? (int)len : 60;
-	snprintf(item, sizeof(item), "%.*s%s", shown, ip + off, (size_t)shown < len ? "..." : "");
-	for (char *c = item; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			*c = '?';
+	shown_value(item, sizeof(item), ip + off, len, 60);
 	err("invalid --ip item '%s': %s (use comma-separated IPv4/IPv6 addresses or ADDR/PREFIX networks)", item, why);
 	return 1;
 }

@@ -77,10 +77,7 @@ static bool bad_value(const char *option, const char *v, const char *why)
 	if (!why)
 		return false;
 	char shown[80];
-	snprintf(shown, sizeof(shown), "%.64s%s", v, strlen(v) > 64 ? "..." : "");
-	for (char *c = shown; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			*c = '?';
+	shown_value(shown, sizeof(shown), v, strlen(v), 64);
 	err("invalid %s '%s': %s", option, shown, why);
 	return true;
 }
@@ -161,9 +158,7 @@ static int open_client_dir(const char *tftp, const char *client)
 	int cfd = openat(dfd, client, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int e = errno;
 	close(dfd);
-	if (cfd < 0)
-		return e == ELOOP ? -ELOOP : -e;
-	return cfd;
+	return cfd < 0 ? -e : cfd; /* a symlink: -ELOOP */
 }
 
 static int netboot_usage(void)
@@ -248,6 +243,8 @@ int cmd_netboot(int argc, char **argv)
 			 client, addr, console, line, client, kernel, client, dtb ? dtb : "${fdtfile}",
 			 arm64 ? "booti" : "bootz");
 	if (n < 0 || !scr) {
+		if (n >= 0)
+			free(script);
 		free(scr);
 		err("out of memory");
 		return 1;

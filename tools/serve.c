@@ -162,10 +162,12 @@ static int load_clients(const struct serve *s, struct client_list *l)
 
 /* ---- ganesha's configuration ---- */
 
-/* ganesha wants Export_Id in 1..65535 (0 is the pseudo root) */
+/* ganesha wants Export_Id in 1..65535 (0 is the pseudo root), the ids
+ * clients are given now; a store from before ids were reused may hold
+ * higher ones */
 static bool export_id_ok(uint64_t id)
 {
-	return id >= 1 && id <= 65535;
+	return id >= 1 && id <= COW_CLIENT_ID_MAX;
 }
 
 /* Whether client @c gets an export; if not, *@ret_why says why. */
@@ -181,13 +183,20 @@ static bool exportable(const struct served_client *c, const char **ret_why)
 	return !*ret_why;
 }
 
-static int count_lines(FILE *f, char **buf, size_t *len)
+/* The lines of a text being written, each byte counted once. */
+struct line_count {
+	size_t counted; /* bytes of the text counted */
+	int line;	/* the line after them, from 1 */
+};
+
+/* The line the next byte written to @f goes on: @f is an open_memstream
+ * on *@buf, *@len bytes, of which @lc counted the first earlier. */
+static int count_lines(FILE *f, char **buf, size_t *len, struct line_count *lc)
 {
-	int n = 1;
 	fflush(f);
-	for (size_t i = 0; i < *len; i++)
-		n += (*buf)[i] == '\n';
-	return n;
+	for (; lc->counted < *len; lc->counted++)
+		lc->line += (*buf)[lc->counted] == '\n';
+	return lc->line;
 }
 
 static int write_config(struct serve *s, const struct client_list *l, const char *plugins)
@@ -218,13 +227,14 @@ static int write_config(struct serve *s, const struct client_list *l, const char
 		"EXPORT_DEFAULTS {\n\tAccess_Type = None;\n\tSquash = No_Root_Squash;\n\tPrivilegedPort = %s;\n}\n\n",
 		priv);
 	size_t n = 0;
+	struct line_count lc = {0, 1};
 	for (size_t i = 0; i < l->n; i++) {
 		const struct served_client *c = &l->v[i];
 		const char *why;
 		if (!exportable(c, &why))
 			continue;
 		snprintf(exports[n].name, sizeof(exports[n].name), "%s", c->name);
-		exports[n].first = count_lines(f, &text, &len);
+		exports[n].first = count_lines(f, &text, &len, &lc);
 		fprintf(f,
 			"EXPORT {\n"
 			"\tExport_Id = %llu;\n"
@@ -240,7 +250,7 @@ static int write_config(struct serve *s, const struct client_list *l, const char
 			"\tFSAL {\n\t\tName = COWROOT;\n\t\tClient = \"%s\";\n\t}\n"
 			"}\n",
 			(unsigned long long)c->id, c->name, c->name, priv, c->addrs, c->name);
-		exports[n].last = count_lines(f, &text, &len) - 1;
+		exports[n].last = count_lines(f, &text, &len, &lc) - 1;
 		fprintf(f, "\n");
 		n++;
 	}
@@ -309,8 +319,12 @@ static int log_open(struct serve *s)
 	run_path(s, path, sizeof(path), "ganesha.log");
 	s->log.fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (s->log.fd < 0 || lseek(s->log.fd, 0, SEEK_END) < 0) {
-		err("cannot open '%s': %s", path, strerror(errno));
-		return -errno;
+		int e = errno; /* before err() can change it */
+		err("cannot open '%s': %s", path, strerror(e));
+		if (s->log.fd >= 0)
+			close(s->log.fd);
+		s->log.fd = -1;
+		return -e;
 	}
 	s->log.len = 0;
 	return 0;

@@ -1457,6 +1457,7 @@ struct hobj {
 	uint32_t tlen;	    /* its length if not strlen (a NUL inside) */
 	const char *xnames[3];
 	uint64_t ext[2][2]; /* regular files: extents {off, len} of 'x', len 0 ends */
+	uint32_t nbig;	    /* after xnames, this many xattrs user.x00000... of 100 bytes */
 };
 
 struct hdent {
@@ -1577,12 +1578,21 @@ static void hwrite(const struct hbundle *hb_in, const char *path)
 		uint32_t nx = 0;
 		while (nx < 3 && o->xnames[nx])
 			nx++;
-		hu32(&h, nx);
+		hu32(&h, nx + o->nbig);
 		for (uint32_t x = 0; x < nx; x++) {
 			hu16(&h, (uint16_t)strlen(o->xnames[x]));
 			hput(&h, o->xnames[x], strlen(o->xnames[x]));
 			hu32(&h, 1);
 			hput(&h, "v", 1);
+		}
+		char name[32], value[100];
+		memset(value, 'v', sizeof(value));
+		for (uint32_t x = 0; x < o->nbig; x++) {
+			int n = snprintf(name, sizeof(name), "user.x%05u", x);
+			hu16(&h, (uint16_t)n);
+			hput(&h, name, (size_t)n);
+			hu32(&h, sizeof(value));
+			hput(&h, value, sizeof(value));
 		}
 		if (S_ISREG(o->mode)) {
 			for (int e = 0; e < 2 && o->ext[e][1]; e++) {
@@ -1981,65 +1991,12 @@ out:
 	free(leaf_path);
 }
 
-/* A bundle written here: an empty root directory with @nx xattrs of 100
- * bytes (the format is in fs/bundle.c). */
-struct craft {
-	char *b;
-	size_t n, cap;
-};
-
-static void craft_put(struct craft *c, const void *p, size_t n)
+/* A bundle of an empty root directory with @nx xattrs of 100 bytes. */
+static void craft_xattr_bundle(const char *path, uint32_t nx)
 {
-	if (c->n + n > c->cap && !(c->b = realloc(c->b, c->cap = 2 * (c->n + n))))
-		bail("realloc");
-	memcpy(c->b + c->n, p, n);
-	c->n += n;
-}
-
-static void craft_le(struct craft *c, uint64_t v, size_t bytes)
-{
-	uint8_t le[8];
-	for (size_t i = 0; i < bytes; i++)
-		le[i] = (uint8_t)(v >> (8 * i));
-	craft_put(c, le, bytes);
-}
-
-static void craft_xattr_bundle(const char *path, int nx)
-{
-	struct craft c = {0};
-	craft_put(&c, "CRBUNDLE", 8);
-	craft_le(&c, 1, 4); /* version */
-	craft_le(&c, 1, 2); /* name */
-	craft_put(&c, "x", 1);
-	craft_le(&c, 1, 8); /* root */
-	craft_le(&c, 1, 8); /* objects */
-	craft_le(&c, 0, 8); /* entries */
-	craft_put(&c, "O", 1);
-	craft_le(&c, 1, 8); /* ino */
-	craft_le(&c, S_IFDIR | 0755, 4);
-	craft_le(&c, 2, 4);	    /* nlink */
-	craft_le(&c, 0, 4);	    /* uid */
-	craft_le(&c, 0, 4);	    /* gid */
-	for (int i = 0; i < 5; i++) /* rdev, size, times */
-		craft_le(&c, i < 2 ? 0 : 1600000000ull * 1000000000ull, 8);
-	craft_le(&c, 0, 4); /* no target */
-	craft_le(&c, (uint64_t)nx, 4);
-	char name[32], value[100];
-	memset(value, 'v', sizeof(value));
-	for (int i = 0; i < nx; i++) {
-		int n = snprintf(name, sizeof(name), "user.x%05d", i);
-		craft_le(&c, (uint64_t)n, 2);
-		craft_put(&c, name, (size_t)n);
-		craft_le(&c, sizeof(value), 4);
-		craft_put(&c, value, sizeof(value));
-	}
-	uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), (const Bytef *)c.b, (uInt)c.n);
-	craft_put(&c, "E", 1);
-	craft_le(&c, 1, 8);
-	craft_le(&c, 0, 8);
-	craft_le(&c, crc, 4);
-	gzip_file(path, c.b, c.n);
-	free(c.b);
+	struct hbundle b = {.version = 2, .root = 1, .no = 1};
+	b.o[0] = (struct hobj){.ino = 1, .mode = S_IFDIR | 0755, .nlink = 2, .nbig = nx};
+	hwrite(&b, path);
 }
 
 /* A bundle whose object carries more xattrs than one object may hold is

@@ -417,6 +417,31 @@ static void test_damaged(void)
 	check(!rep.db_ok && rep.db_unrepairable, lines.text, "says the damage cannot be repaired");
 	check(strstr(lines.text, "restore") != NULL, lines.text, "and to restore the database");
 	check_int(open_rc(dir, 0), -EUCLEAN, "writers stay refused");
+
+	/* findings longer than the message has room for: the first ones, cut */
+	snprintf(dir, sizeof(dir), "%s/long-findings", top);
+	make_store(dir);
+	snprintf(db, sizeof(db), "%s/cowroot.db", dir);
+	{
+		char idx[201], text[1024];
+		memset(idx, 'i', sizeof(idx) - 1);
+		idx[sizeof(idx) - 1] = 0;
+		snprintf(text, sizeof(text),
+			 "CREATE INDEX %s ON clients(created); PRAGMA writable_schema = ON;"
+			 " UPDATE sqlite_schema SET sql = 'CREATE INDEX %s ON clients(created) WHERE 0'"
+			 "  WHERE name = '%s';",
+			 idx, idx, idx);
+		sql(db, text);
+		snprintf(text, sizeof(text),
+			 "INSERT INTO clients (name, image, layer, created, id) VALUES"
+			 " ('x', 'base', 901, 0, 901), ('y', 'base', 902, 0, 902), ('z', 'base', 903, 0, 903);"
+			 " PRAGMA writable_schema = ON;"
+			 " UPDATE sqlite_schema SET sql = 'CREATE INDEX %s ON clients(created)' WHERE name = '%s';",
+			 idx, idx);
+		sql(db, text);
+	}
+	check_int(fsck(dir, false, &rep, &lines), 0, "fsck of a database whose findings are long");
+	check(!rep.db_ok && strstr(lines.text, "missing from index iiii"), lines.text, "reports the first of them");
 }
 
 /* Operations acknowledged in a batch outlive a batch commit that fails. */
