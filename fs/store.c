@@ -2117,6 +2117,10 @@ int cow_db_integrity(struct cow_db *db, bool full, bool *ret_ok)
 					 sqlite3_column_text(s, 0));
 			len += k < 0 ? 0 : (size_t)k; /* past the end when cut: the loop ends */
 		}
+		/* sqlite's page-level findings span lines ("*** in database main ***\n...") */
+		for (char *c = db->errmsg; *c; c++)
+			if (*c == '\n' || *c == '\r' || *c == '\t')
+				*c = ' ';
 		rc = SQLITE_ROW;
 	}
 	if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
