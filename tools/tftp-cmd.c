@@ -279,10 +279,14 @@ int cmd_tftp_serve(int argc, char **argv)
 	    "tftp serve (--root DIR | --client NAME) [--port N] [--address ADDR] [--max-transfers N] "
 	    "[--max-per-peer N] [--max-blksize N]";
 	static const struct option opts[] = {
-	    {"root", required_argument, NULL, 'r'},	    {"client", required_argument, NULL, 'c'},
-	    {"port", required_argument, NULL, 'p'},	    {"address", required_argument, NULL, 'a'},
-	    {"max-transfers", required_argument, NULL, 't'}, {"max-per-peer", required_argument, NULL, 'P'},
-	    {"max-blksize", required_argument, NULL, 'b'},    {"help", no_argument, NULL, 'h'},
+	    {"root", required_argument, NULL, 'r'},
+	    {"client", required_argument, NULL, 'c'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"address", required_argument, NULL, 'a'},
+	    {"max-transfers", required_argument, NULL, 't'},
+	    {"max-per-peer", required_argument, NULL, 'P'},
+	    {"max-blksize", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *root = NULL, *client = NULL;

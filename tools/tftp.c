@@ -273,15 +273,15 @@ static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_st
 	if (a->ss_family != b->ss_family)
 		return false;
 	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
 	return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
 		       sizeof(struct in6_addr));
 }
 
 static bool is_v6(const struct sockaddr_storage *ss)
 {
-	return ss->ss_family == AF_INET6 &&
-	       !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return ss->ss_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 static size_t error_packet(uint8_t *pkt, size_t size, int code, const char *msg)
@@ -492,8 +492,8 @@ static const char *refusal_reason(int e)
 	}
 }
 
-static void handle_request(struct tftp_server *s, size_t len, const struct sockaddr_storage *peer,
-			   socklen_t peerlen, const struct sockaddr_storage *local, socklen_t locallen)
+static void handle_request(struct tftp_server *s, size_t len, const struct sockaddr_storage *peer, socklen_t peerlen,
+			   const struct sockaddr_storage *local, socklen_t locallen)
 {
 	char who[INET6_ADDRSTRLEN + 16];
 	struct tftp_request rq;
@@ -523,12 +523,15 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 	}
 	if (rq.netascii) {
 		logf_(s, "%s: refused '%s': netascii mode is not served", who, shown);
-		refuse(s, local, locallen, peer, peerlen, TFTP_EBADOP, "netascii mode is not served: use octet (binary)");
+		refuse(s, local, locallen, peer, peerlen, TFTP_EBADOP,
+		       "netascii mode is not served: use octet (binary)");
 		return;
 	}
 	r = tftp_normalise_path(rq.filename, path, sizeof(path));
 	if (r < 0) {
-		const char *why = r == -ENAMETOOLONG ? "path too long" : r == -ENOENT ? "file not found" : "access violation";
+		const char *why = r == -ENAMETOOLONG ? "path too long"
+				  : r == -ENOENT     ? "file not found"
+						     : "access violation";
 		logf_(s, "%s: refused '%s': %s", who, shown, why);
 		refuse(s, local, locallen, peer, peerlen, r == -ENOENT ? TFTP_ENOTFOUND : TFTP_EACCESS, why);
 		return;
@@ -538,7 +541,7 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		per_peer += same_host(&s->xfers[i]->peer, peer);
 	if (s->nxfers >= s->cfg.max_transfers || per_peer >= s->cfg.max_per_peer) {
 		const char *why = s->nxfers >= s->cfg.max_transfers ? "too many transfers, try again"
-								      : "too many transfers from this address, try again";
+								    : "too many transfers from this address, try again";
 		logf_(s, "%s: refused '%s': %s", who, path, why);
 		refuse(s, local, locallen, peer, peerlen, TFTP_EUNDEF, why);
 		return;
@@ -745,8 +748,12 @@ static void handle_server(struct tftp_server *s)
 			struct cmsghdr align;
 		} cbuf;
 		struct iovec iov = {.iov_base = s->rxbuf, .iov_len = sizeof(s->rxbuf)};
-		struct msghdr mh = {.msg_name = &peer, .msg_namelen = sizeof(peer), .msg_iov = &iov, .msg_iovlen = 1,
-				    .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf)};
+		struct msghdr mh = {.msg_name = &peer,
+				    .msg_namelen = sizeof(peer),
+				    .msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = cbuf.buf,
+				    .msg_controllen = sizeof(cbuf.buf)};
 		ssize_t n = recvmsg(s->sock, &mh, 0);
 		if (n < 0)
 			return;

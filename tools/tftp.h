@@ -21,12 +21,12 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#define TFTP_PATH_MAX 255      /* longest normalised path, bytes */
-#define TFTP_REQUEST_MAX 1024  /* longest request packet accepted (RFC 1350's 512 plus options) */
-#define TFTP_OPTIONS_MAX 16    /* option pairs in one request */
+#define TFTP_PATH_MAX 255     /* longest normalised path, bytes */
+#define TFTP_REQUEST_MAX 1024 /* longest request packet accepted (RFC 1350's 512 plus options) */
+#define TFTP_OPTIONS_MAX 16   /* option pairs in one request */
 #define TFTP_BLKSIZE_MIN 8
 #define TFTP_BLKSIZE_MAX 65464
-#define TFTP_WINDOW_MAX 64     /* largest windowsize granted */
+#define TFTP_WINDOW_MAX 64 /* largest windowsize granted */
 #define TFTP_LABEL_MAX 64
 
 enum {
