@@ -394,8 +394,11 @@ static int send_block(struct tftp_server *s, struct transfer *t, uint64_t blk)
 	return 0;
 }
 
-/* Send what is due: the OACK, or the current window.  -errno from the source. */
-static int xfer_send(struct tftp_server *s, struct transfer *t)
+/* Send what is due: the OACK, or the current window (after a timeout only
+ * its first block: the peer's ACK then says what it has, and a request
+ * with a forged source address does not draw whole windows again and
+ * again at its victim).  -errno from the source. */
+static int xfer_send(struct tftp_server *s, struct transfer *t, bool resend)
 {
 	int timeout = (int)t->timeout_ms;
 	t->deadline_ms = now_ms() + timeout;
@@ -404,7 +407,8 @@ static int xfer_send(struct tftp_server *s, struct transfer *t)
 		(void)send(t->fd, t->oackpkt, t->oacklen, 0);
 		return 0;
 	}
-	for (uint64_t b = t->base; b <= t->last && b < t->base + t->window; b++) {
+	uint64_t n = resend ? 1 : t->window;
+	for (uint64_t b = t->base; b <= t->last && b < t->base + n; b++) {
 		int r = send_block(s, t, b);
 		if (r < 0)
 			return r;
@@ -622,7 +626,7 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		goto fail;
 	}
 	s->xfers[s->nxfers++] = t;
-	r = xfer_send(s, t);
+	r = xfer_send(s, t, false);
 	if (r < 0) {
 		const char *msg = errno_message(-r, &code);
 		xfer_error(s, s->nxfers - 1, code, msg);
@@ -705,7 +709,7 @@ static void handle_reply(struct tftp_server *s, struct transfer *t)
 				t->dup_resent = false;
 			}
 		}
-		int r = xfer_send(s, t);
+		int r = xfer_send(s, t, false);
 		if (r < 0) {
 			int code;
 			const char *msg = r == -EIO ? "file changed during the transfer" : errno_message(-r, &code);
@@ -730,7 +734,7 @@ static void handle_timeouts(struct tftp_server *s)
 			xfer_end(s, i, "timed out");
 			continue;
 		}
-		int r = xfer_send(s, t);
+		int r = xfer_send(s, t, true);
 		if (r < 0) {
 			xfer_error(s, i, TFTP_EUNDEF, r == -EIO ? "file changed during the transfer" : strerror(-r));
 			continue;

@@ -321,6 +321,14 @@ static void test_protocol(void)
 	while ((n = recv_pkt(fd, buf, sizeof(buf), &from, 300)) > 0)
 		got += buf[1] == TFTP_DATA;
 	check(got == 4, "one window: 4 blocks, then the server waits");
+	got = 0;
+	unsigned first = 0;
+	usleep(1200 * 1000); /* the timer (1 s) fires once meanwhile */
+	while ((n = recv_pkt(fd, buf, sizeof(buf), &from, 0)) > 0 && got < 10) {
+		if (!got++)
+			first = (unsigned)(buf[2] << 8 | buf[3]);
+	}
+	check(got == 1 && first == 1, "after a timeout only the window's first block is sent again");
 	send_ack(fd, &tid, 2); /* blocks 3 and 4 lost: the next window starts at 3 */
 	n = recv_pkt(fd, buf, sizeof(buf), &from, 1000);
 	check(n == 516 && buf[3] == 3, "after ACK 2 the window starts again at block 3");
