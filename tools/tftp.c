@@ -10,6 +10,9 @@
  * the one acknowledged.  A duplicate ACK of the block before the window
  * is ignored with windowsize 1 (sending again on duplicates is the
  * sorcerer's apprentice bug) and answered at most once per window beyond.
+ * Netascii blocks are made as they are sent, each from where the one
+ * before it ended (kept for every block of the window), so a window can
+ * start again at any block of the one before.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -195,6 +198,13 @@ void tftp_source_fd(struct tftp_source *src, int fd, int64_t size)
 
 /* ---- the server ---- */
 
+/* Where a netascii block starts: an offset in the file and the second
+ * byte of a CR LF / CR NUL pair the previous block had no room for. */
+struct na_pos {
+	uint64_t off;
+	int pending; /* -1: none */
+};
+
 struct transfer {
 	int fd; /* connected to the peer */
 	struct sockaddr_storage peer;
@@ -202,11 +212,13 @@ struct transfer {
 	char path[TFTP_PATH_MAX + 1];
 	struct tftp_source src;
 	unsigned blksize, window, timeout_ms;
-	uint64_t base;	 /* first block not acknowledged (1-based); 0 while the OACK is */
-	uint64_t last;	 /* number of the last block (the short one) */
-	bool oack;	 /* an OACK is (or was) the first packet */
-	bool dup_resent; /* a duplicate ACK made us send this window again */
-	unsigned sends;	 /* sends of the current window/OACK without progress */
+	uint64_t base;	   /* first block not acknowledged (1-based); 0 while the OACK is */
+	uint64_t last;	   /* number of the last block (the short one); netascii: UINT64_MAX until made */
+	struct na_pos *na; /* netascii: where blocks base..base+window start (else NULL) */
+	uint8_t *raw;	   /* netascii: the file's bytes of one block */
+	bool oack;	   /* an OACK is (or was) the first packet */
+	bool dup_resent;   /* a duplicate ACK made us send this window again */
+	unsigned sends;	   /* sends of the current window/OACK without progress */
 	int64_t deadline_ms;
 	int64_t started_ms;
 	uint64_t bytes;
@@ -347,15 +359,17 @@ static void xfer_end(struct tftp_server *s, size_t i, const char *how)
 	peer_str(&t->peer, peer, sizeof(peer));
 	if (how) {
 		double secs = (double)(now_ms() - t->started_ms) / 1000.0;
-		logf_(s, "%s%s%s '%s': %s, %llu bytes in %.3f s (blksize %u, windowsize %u)", peer,
+		logf_(s, "%s%s%s '%s': %s, %llu bytes in %.3f s (%sblksize %u, windowsize %u)", peer,
 		      t->src.label[0] ? " " : "", t->src.label, t->path, how, (unsigned long long)t->bytes, secs,
-		      t->blksize, t->window);
+		      t->na ? "netascii, " : "", t->blksize, t->window);
 	}
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, t->fd, NULL);
 	close(t->fd);
 	if (t->src.close)
 		t->src.close(t->src.arg);
 	free(t->buf);
+	free(t->na);
+	free(t->raw);
 	free(t);
 	s->xfers[i] = s->xfers[--s->nxfers];
 }
@@ -372,8 +386,54 @@ static void xfer_error(struct tftp_server *s, size_t i, int code, const char *ms
 
 /* Send block @blk (1-based, 64-bit).  0, or -errno of the source
  * (-EIO also when the file changed size under the transfer). */
+/* Make netascii block @blk (base <= blk < base + window, made in order)
+ * into t->buf + 4: LF goes as CR LF, CR as CR NUL (RFC 764).  Returns its
+ * length (short: the last block) or -errno. */
+static ssize_t netascii_block(struct transfer *t, uint64_t blk)
+{
+	size_t i = (size_t)(blk - t->base), n = 0, used = 0;
+	struct na_pos p = t->na[i];
+	uint8_t *out = t->buf + 4;
+	if (p.pending >= 0) {
+		out[n++] = (uint8_t)p.pending;
+		p.pending = -1;
+	}
+	ssize_t r = t->src.read(t->src.arg, t->raw, t->blksize, p.off);
+	if (r < 0)
+		return r;
+	for (; (ssize_t)used < r && n < t->blksize; used++) {
+		uint8_t c = t->raw[used];
+		if (c != '\n' && c != '\r') {
+			out[n++] = c;
+			continue;
+		}
+		out[n++] = '\r';
+		uint8_t second = c == '\n' ? '\n' : 0;
+		if (n < t->blksize)
+			out[n++] = second;
+		else
+			p.pending = second;
+	}
+	p.off += used;
+	t->na[i + 1] = p;
+	if (n < t->blksize)
+		t->last = blk;
+	return (ssize_t)n;
+}
+
 static int send_block(struct tftp_server *s, struct transfer *t, uint64_t blk)
 {
+	if (t->na) {
+		ssize_t n = netascii_block(t, blk);
+		if (n < 0)
+			return (int)n;
+		t->buf[0] = 0;
+		t->buf[1] = TFTP_DATA;
+		t->buf[2] = (uint8_t)(blk >> 8);
+		t->buf[3] = (uint8_t)blk;
+		(void)send(t->fd, t->buf, 4 + (size_t)n, 0);
+		return 0;
+	}
 	uint64_t off = (blk - 1) * t->blksize;
 	size_t want = t->blksize;
 	if (blk == t->last)
@@ -525,12 +585,6 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		refuse(s, local, locallen, peer, peerlen, TFTP_EACCESS, "read-only server");
 		return;
 	}
-	if (rq.netascii) {
-		logf_(s, "%s: refused '%s': netascii mode is not served", who, shown);
-		refuse(s, local, locallen, peer, peerlen, TFTP_EBADOP,
-		       "netascii mode is not served: use octet (binary)");
-		return;
-	}
 	r = tftp_normalise_path(rq.filename, path, sizeof(path));
 	if (r < 0) {
 		const char *why = r == -ENAMETOOLONG ? "path too long"
@@ -590,7 +644,8 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		t->blksize = rq.blksize < maxblk ? rq.blksize : maxblk;
 		add_option(t, "blksize", t->blksize);
 	}
-	if (rq.tsize && t->src.size >= 0)
+	/* the size a netascii transfer will have is not known before it is made */
+	if (rq.tsize && t->src.size >= 0 && !rq.netascii)
 		add_option(t, "tsize", (unsigned long long)t->src.size);
 	if (rq.timeout) {
 		t->timeout_ms = rq.timeout * 1000;
@@ -610,7 +665,14 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 	t->last = (uint64_t)t->src.size / t->blksize + 1;
 	t->base = t->oack ? 0 : 1;
 	t->buf = malloc(4 + t->blksize);
-	if (!t->buf) {
+	if (rq.netascii) {
+		t->last = UINT64_MAX;
+		t->na = calloc(t->window + 1, sizeof(*t->na));
+		t->raw = malloc(t->blksize);
+		if (t->na)
+			t->na[0].pending = -1;
+	}
+	if (!t->buf || (rq.netascii && (!t->na || !t->raw))) {
 		refuse(s, local, locallen, peer, peerlen, TFTP_EUNDEF, "server busy, try again");
 		goto fail;
 	}
@@ -638,6 +700,8 @@ fail:
 	if (t->src.close)
 		t->src.close(t->src.arg);
 	free(t->buf);
+	free(t->na);
+	free(t->raw);
 	free(t);
 }
 
@@ -704,6 +768,8 @@ static void handle_reply(struct tftp_server *s, struct transfer *t)
 					xfer_end(s, i, "sent");
 					return;
 				}
+				if (t->na)
+					t->na[0] = t->na[k + 1 - t->base];
 				t->base = k + 1;
 				t->sends = 0;
 				t->dup_resent = false;

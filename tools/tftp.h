@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The TFTP front end: a read-only TFTP server (RFC 1350) with option
- * negotiation (RFC 2347), blksize (RFC 2348), tsize and timeout (RFC 2349)
- * and windowsize (RFC 7440), for IPv4 and IPv6.  One thread, one epoll
- * loop, one non-blocking UDP socket per transfer on an ephemeral port.
+ * The TFTP front end: a read-only TFTP server (RFC 1350, octet and
+ * netascii modes) with option negotiation (RFC 2347), blksize (RFC 2348),
+ * tsize and timeout (RFC 2349) and windowsize (RFC 7440), for IPv4 and
+ * IPv6.  One thread, one epoll loop, one non-blocking UDP socket per
+ * transfer on an ephemeral port.
  *
  * What a request may read is decided by a resolver alone: the engine
  * parses and normalises the request (bounded, hostile input), then hands

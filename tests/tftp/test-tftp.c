@@ -45,7 +45,7 @@ static void test_parser(void)
 		  !rq.blksize && !rq.tsize,
 	      "a plain RRQ");
 	check(P("\0\2a\0OCTET\0") == 0 && rq.opcode == TFTP_WRQ, "a WRQ, mode in capitals");
-	check(P("\0\1a\0netascii\0") == 0 && rq.netascii, "netascii is parsed (and refused by the server)");
+	check(P("\0\1a\0netascii\0") == 0 && rq.netascii, "netascii is parsed");
 	check(P("\0\1a\0mail\0") == -EPROTONOSUPPORT, "mode mail is refused");
 	check(P("\0\1a\0octet") == -EBADMSG, "a mode not NUL-terminated");
 	check(P("\0\1a\0") == -EBADMSG, "no mode");
@@ -338,6 +338,75 @@ static void test_protocol(void)
 	while (recv_pkt(fd, buf, sizeof(buf), &from, 100) > 0)
 		;
 	check(strstr(lastlog, "aborted by the client") != NULL, "an ERROR from the client ends the transfer");
+
+	/* netascii, blksize 8, windowsize 3, ACKs of the middle of windows:
+	 * every block is made again from where the ACKed one ended, CR LF
+	 * and CR NUL pairs split across blocks included */
+	synth_size = 3000;
+	size_t want_len = 0;
+	static uint8_t want[7000], got_na[7000];
+	for (int64_t i = 0; i < synth_size; i++) {
+		uint8_t c = byte_at((uint64_t)i);
+		if (c == '\n' || c == '\r') {
+			want[want_len++] = '\r';
+			want[want_len++] = c == '\n' ? '\n' : 0;
+		} else {
+			want[want_len++] = c;
+		}
+	}
+	{
+		uint8_t pkt[64];
+		static const char rq[] = "\0\1synth\0netascii\0blksize\0"
+					 "8\0windowsize\0"
+					 "3\0tsize\0"
+					 "0";
+		struct sockaddr_in srv4 = {
+		    .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		memcpy(pkt, rq, sizeof(rq));
+		sendto(fd, pkt, sizeof(rq), 0, (struct sockaddr *)&srv4, sizeof(srv4));
+		n = recv_pkt(fd, buf, sizeof(buf), &tid, 2000);
+		check(n > 2 && buf[1] == TFTP_OACK && !memmem(buf, (size_t)n, "tsize", 5),
+		      "netascii: OACK without tsize (its size is not known in advance)");
+		send_ack(fd, &tid, 0);
+		size_t len = 0;
+		unsigned next = 1, round = 0, bad_na = 0;
+		bool done = false;
+		while (!done && !bad_na && round < 10000) {
+			/* one window: up to 3 blocks; odd rounds keep only the
+			 * first block and ACK it, as if the others were lost */
+			unsigned acked = next - 1;
+			for (unsigned j = 0; j < 3; j++) {
+				n = recv_pkt(fd, buf, sizeof(buf), &from, 300);
+				if (n <= 0)
+					break;
+				unsigned num = (unsigned)(buf[2] << 8 | buf[3]);
+				if (n < 4 || buf[1] != TFTP_DATA || num != ((next + j) & 0xffff)) {
+					bad_na++;
+					break;
+				}
+				if (round % 2 == 0 || j == 0) {
+					memcpy(got_na + len, buf + 4, (size_t)(n - 4));
+					len += (size_t)(n - 4);
+					acked = next + j;
+					done = n < 12;
+				}
+				if (n < 12)
+					break;
+			}
+			if (acked == next - 1)
+				break; /* nothing came */
+			usleep(2000);  /* the rest of a window cut short arrives, then is dropped */
+			while (recv_pkt(fd, buf, sizeof(buf), &from, 0) > 0)
+				;
+			send_ack(fd, &tid, acked & 0xffff);
+			next = acked + 1;
+			round++;
+		}
+		check(!bad_na && done && len == want_len && !memcmp(got_na, want, len),
+		      "netascii with windows and partial ACKs: the RFC 764 conversion, nothing lost or doubled");
+		if (!(len == want_len && !memcmp(got_na, want, len)))
+			printf("netascii: got %zu bytes, want %zu\n", len, want_len);
+	}
 
 	/* a request that is not a request, an unknown file */
 	int d = client_socket();
