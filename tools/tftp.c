@@ -32,6 +32,9 @@
 
 #define DEFAULT_TIMEOUT_MS 1000
 #define PACKET_MAX (4 + TFTP_BLKSIZE_MAX)
+/* Packets taken from one socket per wake-up: a flood of requests (or
+ * of ACKs from one peer) cannot starve the other transfers. */
+#define BURST 64
 
 /* ---- parsing ---- */
 
@@ -718,7 +721,7 @@ static void handle_reply(struct tftp_server *s, struct transfer *t)
 	size_t i = xfer_index(s, t);
 	if (i == (size_t)-1)
 		return;
-	for (;;) {
+	for (int burst = 0; burst < BURST; burst++) {
 		ssize_t n = recv(t->fd, s->rxbuf, sizeof(s->rxbuf), 0);
 		if (n < 0) {
 			if (errno == ECONNREFUSED) {
@@ -811,7 +814,7 @@ static void handle_timeouts(struct tftp_server *s)
 
 static void handle_server(struct tftp_server *s)
 {
-	for (;;) {
+	for (int burst = 0; burst < BURST; burst++) {
 		struct sockaddr_storage peer, local = {0};
 		union {
 			char buf[256];
