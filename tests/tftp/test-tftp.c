@@ -229,7 +229,7 @@ static void test_protocol(void)
 				  .max_per_peer = 2,
 				  .resolve = synth_resolve,
 				  .log = test_log,
-				  .retries = 3};
+				  .retries = 5};
 	struct tftp_server *s;
 	pthread_t th;
 	uint8_t buf[70000];
@@ -321,14 +321,16 @@ static void test_protocol(void)
 	while ((n = recv_pkt(fd, buf, sizeof(buf), &from, 300)) > 0)
 		got += buf[1] == TFTP_DATA;
 	check(got == 4, "one window: 4 blocks, then the server waits");
+	/* the timer (1 s) fires once or twice within 1.6 s, even on a busy
+	 * machine: each time block 1 alone comes again */
 	got = 0;
-	unsigned first = 0;
-	usleep(1200 * 1000); /* the timer (1 s) fires once meanwhile */
+	unsigned others = 0;
+	usleep(1600 * 1000);
 	while ((n = recv_pkt(fd, buf, sizeof(buf), &from, 0)) > 0 && got < 10) {
-		if (!got++)
-			first = (unsigned)(buf[2] << 8 | buf[3]);
+		got++;
+		others += (unsigned)(buf[2] << 8 | buf[3]) != 1;
 	}
-	check(got == 1 && first == 1, "after a timeout only the window's first block is sent again");
+	check(got >= 1 && got <= 2 && others == 0, "after a timeout only the window's first block is sent again");
 	send_ack(fd, &tid, 2); /* blocks 3 and 4 lost: the next window starts at 3 */
 	n = recv_pkt(fd, buf, sizeof(buf), &from, 1000);
 	check(n == 516 && buf[3] == 3, "after ACK 2 the window starts again at block 3");
