@@ -102,6 +102,22 @@ mkdir -p "$T/outside"
 echo secret >"$T/outside/secret"
 
 # every fetch here comes from 127.0.0.1: allow 32 at once from it
+t_usage() {
+	local rc
+	"$COWROOT" tftp serve --port "$PORT" >/dev/null 2>&1
+	rc=$?
+	[ $rc = 2 ] || { echo "no source: exit $rc, want 2"; return 1; }
+	"$COWROOT" tftp serve --root "$R" --client x --port "$PORT" >/dev/null 2>&1
+	rc=$?
+	[ $rc = 2 ] || { echo "both sources: exit $rc, want 2"; return 1; }
+	"$COWROOT" tftp serve --root "$R" --port 0x45 >/dev/null 2>&1
+	rc=$?
+	[ $rc = 2 ] || { echo "port 0x45: exit $rc, want 2"; return 1; }
+	"$COWROOT" tftp serve --root "$T/nothere" --port "$PORT" >/dev/null 2>&1
+	rc=$?
+	[ $rc = 1 ] || { echo "missing directory: exit $rc, want 1"; return 1; }
+}
+check "tftp serve: usage errors exit 2, a missing directory 1" t_usage
 start_server tftp serve --root "$R" --max-per-peer 32 || { bad "the server starts"; finish; }
 
 fetch_hpa() { # REMOTE LOCAL [tftp options]
@@ -278,6 +294,12 @@ sync -f "$T/mnt/etc/written-in-layer"
 sync "$T/mnt/etc/hostname"
 echo pi1 >"$T/hostname.pi1"
 
+t_noclient() {
+	local out
+	out=$("$COWROOT" --store "$S" tftp serve --client nosuch --port "$PORT" 2>&1)
+	[ $? = 1 ] && grep -q "client 'nosuch': no such client" <<<"$out" || { echo "$out"; return 1; }
+}
+check "tftp serve --client of an unknown client fails and says so" t_noclient
 start_server --store "$S" tftp serve --client pi1 || { bad "the server starts on client pi1"; finish; }
 t_held() {
 	fetch_hpa etc/written-in-layer "$T/out/held" && same "$T/layer-file" "$T/out/held"
