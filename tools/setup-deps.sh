@@ -18,6 +18,8 @@ packages=(
 	# the ganesha FSAL, NFS serving and its tests
 	nfs-ganesha nfs-ganesha-vfs libntirpc-dev liburcu-dev libkrb5-dev libdbus-1-dev
 	rpcbind libnfs-dev libnfs-utils iproute2 u-boot-tools dpkg-dev
+	# the TFTP tests: real clients
+	tftp-hpa atftp curl
 	# the power-loss test traces the servers' system calls
 	strace
 	# the netboot test: a Debian kernel booting from an export under emulation
