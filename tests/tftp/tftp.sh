@@ -40,7 +40,7 @@ if [ -z "${COW_TFTP_INNER:-}" ]; then
 	done
 	[ -c /dev/fuse ] || skip "no /dev/fuse"
 	command -v fusermount3 >/dev/null || skip "fusermount3 is missing (install fuse3)"
-	COW_TFTP_INNER=1 exec unshare --net --mount --pid --fork "$0" "$@"
+	COW_TFTP_INNER=1 exec unshare --net --mount --propagation private --pid --fork --kill-child --mount-proc "$0" "$@"
 fi
 
 ip link set lo up || skip "cannot bring up loopback in the namespace"
