@@ -30,6 +30,8 @@ void shown_value(char *buf, size_t size, const char *v, size_t len, size_t max);
 /* true (after saying why) if @name is not a valid image/client name */
 bool bad_name(const char *what, const char *name);
 bool want_help(int argc, char **argv);
+/* A count or port given on the command line: 1 to @max, plain decimal. */
+bool parse_count(const char *s, unsigned max, unsigned *ret);
 bool parse_json_flag(int *argc, char **argv);
 void json_str(const char *s);
 void fmt_time(int64_t t, char *buf, size_t n);

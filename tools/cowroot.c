@@ -124,6 +124,19 @@ bool bad_name(const char *what, const char *name)
 	return true;
 }
 
+bool parse_count(const char *s, unsigned max, unsigned *ret)
+{
+	/* plain decimal: no sign, blank or leading zero, nothing after it */
+	size_t n = strlen(s);
+	if (n == 0 || n > 10 || strspn(s, "0123456789") != n || s[0] == '0')
+		return false;
+	unsigned long long v = strtoull(s, NULL, 10);
+	if (v > max)
+		return false;
+	*ret = (unsigned)v;
+	return true;
+}
+
 bool want_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++)

@@ -199,10 +199,8 @@ int cmd_netboot(int argc, char **argv)
 	}
 	if (!client || !tftp || (strcmp(arch, "arm64") && strcmp(arch, "arm")))
 		return netboot_usage();
-	size_t plen = strlen(port_arg);
-	int port =
-	    plen >= 1 && plen <= 5 && strspn(port_arg, "0123456789") == plen && port_arg[0] != '0' ? atoi(port_arg) : 0;
-	if (bad_value("--port", port_arg, port < 1 || port > 65535 ? "a port number, 1 to 65535" : NULL) ||
+	unsigned port = 0;
+	if (bad_value("--port", port_arg, !parse_count(port_arg, 65535, &port) ? "a port number, 1 to 65535" : NULL) ||
 	    bad_value("--kernel", kernel, bad_file_name(kernel)) ||
 	    (dtb && bad_value("--dtb", dtb, bad_file_name(dtb))) ||
 	    bad_value("--console", console, bad_console(console)) ||

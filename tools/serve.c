@@ -822,8 +822,12 @@ int cmd_serve(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--foreground"))
 			s.foreground = true;
-		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-			s.port = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
+			unsigned port;
+			if (!parse_count(argv[++i], 65535, &port))
+				return serve_usage();
+			s.port = (int)port;
+		}
 		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
 			s.server = argv[++i];
 		else if (!strcmp(argv[i], "--fsal") && i + 1 < argc)

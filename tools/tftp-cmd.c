@@ -262,17 +262,6 @@ static void log_line(void *arg, const char *line)
 	fflush(stderr);
 }
 
-static bool parse_count(const char *s, unsigned max, unsigned *ret)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v == 0 || v > max || s[0] == '-')
-		return false;
-	*ret = (unsigned)v;
-	return true;
-}
-
 int cmd_tftp_serve(int argc, char **argv)
 {
 	static const char usage[] =
