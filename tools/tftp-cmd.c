@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bootfs.h"
 #include "cli.h"
 #include "cowroot.h"
 #include "tftp.h"
@@ -116,104 +117,6 @@ static void client_close(void *arg)
 	free(cf);
 }
 
-#define SYMLINK_HOPS 40
-#define WALK_DEPTH 128
-
-/* Find @path in view @v the way a chroot would: symlinks are followed
- * relative to the root (an absolute target starts again at the root,
- * ".." stops there), at most SYMLINK_HOPS of them.  Returns 0 with the
- * regular file's attributes (referenced), or -errno. */
-static int walk_root(struct cow_view *v, const char *path, struct cow_attr *ret)
-{
-	uint64_t stack[WALK_DEPTH];
-	size_t depth = 0;
-	char rest[2 * (COW_SYMLINK_MAX + 1)], target[COW_SYMLINK_MAX + 1], name[COW_NAME_MAX + 1];
-	int hops = 0, r;
-	struct cow_attr a;
-
-	r = cow_ref(v, cow_view_root(v), &a);
-	if (r < 0)
-		return r;
-	stack[depth++] = a.ino;
-	snprintf(rest, sizeof(rest), "%s", path);
-	for (;;) {
-		char *p = rest;
-		while (*p == '/')
-			p++;
-		if (!*p) {
-			r = -EISDIR; /* the path named a directory */
-			break;
-		}
-		char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-		if (n > COW_NAME_MAX) {
-			r = -ENAMETOOLONG;
-			break;
-		}
-		memcpy(name, p, n);
-		name[n] = 0;
-		memmove(rest, p + n, strlen(p + n) + 1);
-		bool last = !rest[strspn(rest, "/")];
-		if (!strcmp(name, "."))
-			continue;
-		if (!strcmp(name, "..")) {
-			if (depth > 1)
-				cow_forget(v, stack[--depth], 1);
-			continue;
-		}
-		r = cow_lookup(v, stack[depth - 1], name, &a);
-		if (r < 0)
-			break;
-		if (S_ISLNK(a.mode)) {
-			int len = cow_readlink(v, a.ino, target, sizeof(target) - 1);
-			cow_forget(v, a.ino, 1);
-			if (len < 0) {
-				r = len;
-				break;
-			}
-			target[len] = 0;
-			if (++hops > SYMLINK_HOPS || strlen(target) + 1 + strlen(rest) + 1 > sizeof(rest)) {
-				r = -ELOOP;
-				break;
-			}
-			if (target[0] == '/')
-				while (depth > 1)
-					cow_forget(v, stack[--depth], 1);
-			size_t tl = strlen(target);
-			memmove(rest + tl + 1, rest, strlen(rest) + 1);
-			memcpy(rest, target, tl);
-			rest[tl] = '/';
-			if (!rest[tl + 1])
-				rest[tl] = 0;
-			continue;
-		}
-		if (last) {
-			if (!S_ISREG(a.mode)) {
-				cow_forget(v, a.ino, 1);
-				r = S_ISDIR(a.mode) ? -EISDIR : -EACCES;
-				break;
-			}
-			*ret = a;
-			r = 0;
-			break;
-		}
-		if (!S_ISDIR(a.mode)) {
-			cow_forget(v, a.ino, 1);
-			r = -ENOTDIR;
-			break;
-		}
-		if (depth == WALK_DEPTH) {
-			cow_forget(v, a.ino, 1);
-			r = -ENAMETOOLONG;
-			break;
-		}
-		stack[depth++] = a.ino;
-	}
-	while (depth)
-		cow_forget(v, stack[--depth], 1);
-	return r;
-}
-
 static int client_resolve(void *arg, const struct sockaddr *peer, socklen_t peerlen, const char *path,
 			  struct tftp_source *ret)
 {
@@ -231,7 +134,7 @@ static int client_resolve(void *arg, const struct sockaddr *peer, socklen_t peer
 		free(cf);
 		return r;
 	}
-	r = walk_root(cf->v, path, &a);
+	r = root_walk(cf->v, path, S_IFREG, &a, NULL, 0);
 	if (r == 0) {
 		r = cow_open(cf->v, a.ino, O_RDONLY, &cf->f);
 		if (r < 0)
