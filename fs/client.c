@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,62 @@ int cow_addrs_check(const char *addrs, size_t *ret_off, size_t *ret_len, const c
 	if (ret_why)
 		*ret_why = why;
 	return -EINVAL;
+}
+
+/* Is @bin (@len bytes: 4 or 16) inside item @item of @n bytes? */
+static bool item_match(const char *item, size_t n, const unsigned char *bin, size_t len)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	unsigned char net[16];
+	const char *slash = memchr(item, '/', n);
+	size_t alen = slash ? (size_t)(slash - item) : n;
+	if (addr_problem(item, n) || alen >= sizeof(buf))
+		return false;
+	memcpy(buf, item, alen);
+	buf[alen] = 0;
+	bool v6 = memchr(buf, ':', alen) != NULL;
+	if ((v6 ? 16u : 4u) != len || inet_pton(v6 ? AF_INET6 : AF_INET, buf, net) != 1)
+		return false;
+	unsigned prefix = (unsigned)len * 8;
+	if (slash)
+		prefix = (unsigned)strtoul(slash + 1, NULL, 10);
+	for (unsigned i = 0; i < len && prefix; i++) {
+		unsigned bits = prefix >= 8 ? 8 : prefix;
+		unsigned char mask = (unsigned char)(0xff << (8 - bits));
+		if ((net[i] ^ bin[i]) & mask)
+			return false;
+		prefix -= bits;
+	}
+	return true;
+}
+
+bool cow_addrs_match(const char *addrs, const struct sockaddr *sa)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	const unsigned char *bin;
+	size_t len;
+	if (sa->sa_family == AF_INET) {
+		bin = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+		len = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		bin = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		len = 16;
+		if (!memcmp(bin, mapped, sizeof(mapped))) {
+			bin += 12;
+			len = 4;
+		}
+	} else {
+		return false;
+	}
+	if (cow_addrs_check(addrs, NULL, NULL, NULL) < 0)
+		return false;
+	for (const char *p = addrs; *p;) {
+		size_t n = strcspn(p, ",");
+		if (item_match(p, n, bin, len))
+			return true;
+		p += n + (p[n] == ',');
+	}
+	return false;
 }
 
 int cow_client_get_addrs(struct cow_store *st, const char *name, char *buf, size_t size)

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -90,6 +91,7 @@ struct cow_image_info {
 #define COW_SERIAL_LEN 8      /* a canonical Pi serial: "9ffefdef" */
 #define COW_MAC_LEN 17	      /* a canonical MAC: "dc:a6:32:01:36:c2" */
 #define COW_BOOT_ARGS_MAX 512 /* longest extra kernel command line */
+#define COW_BOOT_DTB_MAX 255  /* longest device tree path */
 
 struct cow_client_info {
 	char name[COW_ENTITY_NAME_MAX + 1];
@@ -104,6 +106,7 @@ struct cow_client_info {
 	char serial[COW_SERIAL_LEN + 1];       /* Pi serial number, 8 lowercase hex digits */
 	char mac[COW_MAC_LEN + 1];	       /* MAC address, "dc:a6:32:01:36:c2" */
 	char boot_args[COW_BOOT_ARGS_MAX + 1]; /* extra kernel command-line arguments */
+	char boot_dtb[COW_BOOT_DTB_MAX + 1];   /* device tree to load, a path in its root ("": the firmware's) */
 };
 
 /* Client ids are 1..COW_CLIENT_ID_MAX (the export ids ganesha accepts). */
@@ -454,6 +457,10 @@ int cow_addrs_check(const char *addrs, size_t *ret_off, size_t *ret_len, const c
  * of IPv4/IPv6 addresses or networks (ADDR/PREFIX), "" for none.
  * Errors: -ENOENT, -EINVAL (malformed list, see cow_addrs_check), -EIO. */
 int cow_client_set_addrs(struct cow_store *st, const char *name, const char *addrs);
+/* Is @sa (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as its
+ * IPv4 address) one of the addresses or networks of list @addrs (as
+ * cow_addrs_check takes it)?  false for a malformed list. */
+bool cow_addrs_match(const char *addrs, const struct sockaddr *sa);
 
 /* ---- ident.c: what a client boots by ---- */
 
@@ -475,8 +482,14 @@ int cow_mac_parse(const char *mac, char ret[COW_MAC_LEN + 1]);
  * passes.  Returns 0, or -EINVAL and *@ret_why (may be NULL) a static
  * sentence saying what is wrong. */
 int cow_boot_args_check(const char *args, const char **ret_why);
+/* Check a device tree path for cow_client_set_boot: an absolute path in
+ * the client's root, at most COW_BOOT_DTB_MAX bytes, of components made of
+ * A-Z a-z 0-9 . _ + - (none "." or ".."), single '/' between them.  ""
+ * passes.  Returns 0, or -EINVAL and *@ret_why (may be NULL). */
+int cow_boot_dtb_check(const char *path, const char **ret_why);
 
-/* Change what client @name boots by; each of @serial, @mac, @boot_args is
+/* Change what client @name boots by; each of @serial, @mac, @boot_args,
+ * @dtb is
  * NULL to leave it as it is, "" to clear it, else a value the functions
  * above accept (in any accepted form: it is stored canonical).  All or
  * nothing.  A serial or MAC another client has is refused with -EEXIST:
@@ -484,7 +497,8 @@ int cow_boot_args_check(const char *args, const char **ret_why);
  * (may be NULL) "serial" or "MAC".  Errors: -ENOENT (no client), -EINVAL
  * (a malformed value), -EEXIST, -EROFS, -EAGAIN, -EIO. */
 int cow_client_set_boot(struct cow_store *st, const char *name, const char *serial, const char *mac,
-			const char *boot_args, char ret_holder[COW_ENTITY_NAME_MAX + 1], const char **ret_what);
+			const char *boot_args, const char *dtb, char ret_holder[COW_ENTITY_NAME_MAX + 1],
+			const char **ret_what);
 /* The client with serial number / MAC address @key (any form the parsers
  * accept), into @ret (as cow_client_get fills it); one indexed query, for
  * the boot servers to call on every request.  Errors: -EINVAL (@key is

@@ -93,6 +93,31 @@ int cow_boot_args_check(const char *args, const char **ret_why)
 	return -EINVAL;
 }
 
+int cow_boot_dtb_check(const char *path, const char **ret_why)
+{
+	const char *why = NULL;
+	size_t n = strnlen(path, COW_BOOT_DTB_MAX + 1);
+	if (n > COW_BOOT_DTB_MAX)
+		why = "longer than 255 bytes"; /* COW_BOOT_DTB_MAX */
+	else if (n && path[0] != '/')
+		why = "an absolute path in the client's root (/usr/lib/linux-image-.../x.dtb)";
+	for (const char *p = path + (n != 0); !why && n;) {
+		size_t k = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-");
+		if (p[k] && p[k] != '/')
+			why = "only A-Z a-z 0-9 . _ + - in the names, '/' between them";
+		else if (k == 0 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.'))
+			why = "no empty, '.' or '..' component";
+		else if (!p[k])
+			break;
+		p += k + 1;
+	}
+	if (!why)
+		return 0;
+	if (ret_why)
+		*ret_why = why;
+	return -EINVAL;
+}
+
 /* Does a client other than @name have @value in @column ("" is nobody's)?
  * 1 with @ret_other filled, 0, or -errno. */
 static int taken(struct cow_db *db, const char *column, const char *value, const char *name,
@@ -107,7 +132,8 @@ static int taken(struct cow_db *db, const char *column, const char *value, const
 }
 
 int cow_client_set_boot(struct cow_store *st, const char *name, const char *serial, const char *mac,
-			const char *boot_args, char ret_holder[COW_ENTITY_NAME_MAX + 1], const char **ret_what)
+			const char *boot_args, const char *dtb, char ret_holder[COW_ENTITY_NAME_MAX + 1],
+			const char **ret_what)
 {
 	char new_serial[COW_SERIAL_LEN + 1] = "", new_mac[COW_MAC_LEN + 1] = "";
 	if (serial && *serial && cow_serial_parse(serial, new_serial) < 0)
@@ -115,6 +141,8 @@ int cow_client_set_boot(struct cow_store *st, const char *name, const char *seri
 	if (mac && *mac && cow_mac_parse(mac, new_mac) < 0)
 		return -EINVAL;
 	if (boot_args && cow_boot_args_check(boot_args, NULL) < 0)
+		return -EINVAL;
+	if (dtb && cow_boot_dtb_check(dtb, NULL) < 0)
 		return -EINVAL;
 	if (st->readonly)
 		return -EROFS;
@@ -133,6 +161,8 @@ int cow_client_set_boot(struct cow_store *st, const char *name, const char *seri
 		memcpy(c.mac, new_mac, sizeof(new_mac));
 	if (boot_args)
 		snprintf(c.boot_args, sizeof(c.boot_args), "%s", boot_args);
+	if (dtb)
+		snprintf(c.boot_dtb, sizeof(c.boot_dtb), "%s", dtb);
 	/* the unique indexes would refuse it too, but not say who has it */
 	const char *what = NULL;
 	r = taken(st->db, "serial", c.serial, name, &other);

@@ -108,7 +108,7 @@ enum stmt_id {
 	" FROM images i JOIN layers l ON l.id = i.layer"
 
 /* What struct cow_client_info holds, per client (see client_row). */
-#define CLIENT_INFO "SELECT c.name, c.image, c.layer, c.created, c.id, c.gen, c.serial, c.mac, c.boot_args"
+#define CLIENT_INFO "SELECT c.name, c.image, c.layer, c.created, c.id, c.gen, c.serial, c.mac, c.boot_args, c.boot_dtb"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -141,7 +141,8 @@ static const char *const stmt_sql[S_COUNT] = {
     /* by the clients_serial and clients_mac indexes */
     [S_CLIENT_BY_SERIAL] = CLIENT_INFO " FROM clients c WHERE c.serial = :value",
     [S_CLIENT_BY_MAC] = CLIENT_INFO " FROM clients c WHERE c.mac = :value",
-    [S_CLIENT_SET_BOOT] = "UPDATE clients SET serial = :serial, mac = :mac, boot_args = :boot_args WHERE name = :name",
+    [S_CLIENT_SET_BOOT] = "UPDATE clients SET serial = :serial, mac = :mac, boot_args = :boot_args, boot_dtb = :boot_dtb"
+			  " WHERE name = :name",
     [S_IMAGE_DEL] = "DELETE FROM images WHERE name = :name",
     [S_IMAGE_BY_LAYER] = "SELECT name FROM images WHERE layer = :layer",
     [S_IMAGE_USERS] = "SELECT 'client', name FROM clients WHERE image = :name"
@@ -1664,6 +1665,8 @@ static void client_row(sqlite3_stmt *s, struct cow_client_info *c)
 	snprintf(c->mac, sizeof(c->mac), "%s", v ? (const char *)v : "");
 	v = sqlite3_column_text(s, 8);
 	snprintf(c->boot_args, sizeof(c->boot_args), "%s", v ? (const char *)v : "");
+	v = sqlite3_column_text(s, 9);
+	snprintf(c->boot_dtb, sizeof(c->boot_dtb), "%s", v ? (const char *)v : "");
 }
 
 /* The one client statement @id finds with @value bound to @param;
@@ -1712,6 +1715,7 @@ int cow_db_client_set_boot(struct cow_db *db, const char *name, const struct cow
 	bind_text_or_null(s, ":serial", c->serial);
 	bind_text_or_null(s, ":mac", c->mac);
 	bind_text_or_null(s, ":boot_args", c->boot_args);
+	bind_text_or_null(s, ":boot_dtb", c->boot_dtb);
 	int r = run(db, s);
 	if (r == 0 && sqlite3_changes(db->sql) == 0)
 		r = -ENOENT;

@@ -24,8 +24,7 @@
  * is not NULL, the resolved path without symlinks ("/boot/vmlinuz-6.1",
  * "/" for the root) in @real (@realsize bytes, -ENAMETOOLONG past it);
  * else -errno. */
-int root_walk(struct cow_view *v, const char *path, mode_t want, struct cow_attr *ret, char *real,
-	      size_t realsize);
+int root_walk(struct cow_view *v, const char *path, mode_t want, struct cow_attr *ret, char *real, size_t realsize);
 
 /* Read all of regular file @path (root_walk) of @v into a new buffer,
  * NUL-terminated; -EFBIG when it holds more than @max bytes.  0 with

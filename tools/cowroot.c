@@ -242,7 +242,8 @@ static int cmd_image_import(int argc, char **argv)
 	int r = long_op("import", cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty_arg()), argv[1]);
 	if (r == -EEXIST)
 		err("image '%s' already exists", argv[1]);
-	else if (r < 0 && r != -ECANCELED && cow_store_errmsg(st) && !strncmp(cow_store_errmsg(st), "cannot import", 13))
+	else if (r < 0 && r != -ECANCELED && cow_store_errmsg(st) &&
+		 !strncmp(cow_store_errmsg(st), "cannot import", 13))
 		err("%s", cow_store_errmsg(st)); /* names the path it could not read */
 	else if (r == -ENOENT || r == -ENOTDIR)
 		err("cannot import '%s': %s", argv[2], strerror(-r));
@@ -386,7 +387,7 @@ static const char *none_clears(const char *v)
 
 /* Check --serial, --mac and --boot-args values (each may be NULL, "" or
  * "none"); on a bad one say which and why (1), else 0. */
-static int bad_boot(const char *serial, const char *mac, const char *boot_args)
+static int bad_boot(const char *serial, const char *mac, const char *boot_args, const char *dtb)
 {
 	char canon[COW_MAC_LEN + 1], buf[80];
 	const char *why;
@@ -406,15 +407,20 @@ static int bad_boot(const char *serial, const char *mac, const char *boot_args)
 		err("invalid --boot-args '%s': %s", shown(boot_args, buf, sizeof(buf)), why);
 		return 1;
 	}
+	if (dtb && cow_boot_dtb_check(dtb, &why) < 0) {
+		err("invalid --dtb '%s': %s", shown(dtb, buf, sizeof(buf)), why);
+		return 1;
+	}
 	return 0;
 }
 
 /* Record the boot fields of client @name, saying what went wrong (1). */
-static int set_boot(struct cow_store *st, const char *name, const char *serial, const char *mac, const char *boot_args)
+static int set_boot(struct cow_store *st, const char *name, const char *serial, const char *mac, const char *boot_args,
+		    const char *dtb)
 {
 	char holder[COW_ENTITY_NAME_MAX + 1];
 	const char *what = "";
-	int r = cow_client_set_boot(st, name, serial, mac, boot_args, holder, &what);
+	int r = cow_client_set_boot(st, name, serial, mac, boot_args, dtb, holder, &what);
 	struct cow_client_info c;
 	if (r == -EEXIST && cow_client_get(st, holder, &c) == 0)
 		err("client '%s' already has %s %s", holder, what, !strcmp(what, "MAC") ? c.mac : c.serial);
@@ -473,14 +479,14 @@ static int cmd_client_add(int argc, char **argv)
 	 * is made */
 	serial = none_clears(serial);
 	mac = none_clears(mac);
-	if (bad_ip(ip) || bad_boot(serial, mac, NULL) || boot_taken(st, serial, mac)) {
+	if (bad_ip(ip) || bad_boot(serial, mac, NULL, NULL) || boot_taken(st, serial, mac)) {
 		cow_store_close(st);
 		return 1;
 	}
 	int r = cow_client_add(st, name, image);
 	if (r == 0 && *ip)
 		r = cow_client_set_addrs(st, name, ip);
-	if (r == 0 && (serial || mac) && set_boot(st, name, serial, mac, NULL)) {
+	if (r == 0 && (serial || mac) && set_boot(st, name, serial, mac, NULL, NULL)) {
 		/* taken since boot_taken looked: the client goes again */
 		cow_client_rm(st, name, 0);
 		cow_store_close(st);
@@ -506,11 +512,13 @@ static int cmd_client_add(int argc, char **argv)
 static int cmd_client_set(int argc, char **argv)
 {
 	static const char usage[] =
-	    "client set NAME [--ip ADDR[,ADDR...]] [--serial HEX] [--mac MAC] [--boot-args \"...\"]";
-	const char *name = NULL, *ip = NULL, *serial = NULL, *mac = NULL, *boot_args = NULL;
+	    "client set NAME [--ip ADDR[,ADDR...]] [--serial HEX] [--mac MAC] [--boot-args \"...\"] [--dtb PATH]\n"
+	    "  (--serial, --mac, --boot-args, --dtb: 'none' clears; --dtb: a device tree in the client's root\n"
+	    "  for its u-boot script to load instead of the firmware's)";
+	const char *name = NULL, *ip = NULL, *serial = NULL, *mac = NULL, *boot_args = NULL, *dtb = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (opt_value(argc, argv, &i, "--serial", &serial) || opt_value(argc, argv, &i, "--mac", &mac) ||
-		    opt_value(argc, argv, &i, "--boot-args", &boot_args))
+		    opt_value(argc, argv, &i, "--boot-args", &boot_args) || opt_value(argc, argv, &i, "--dtb", &dtb))
 			continue;
 		if (!strcmp(argv[i], "--ip") && i + 1 < argc)
 			ip = argv[++i];
@@ -521,21 +529,22 @@ static int cmd_client_set(int argc, char **argv)
 		else
 			return usage_err(usage);
 	}
-	bool boot = serial || mac || boot_args;
+	bool boot = serial || mac || boot_args || dtb;
 	if (!name || (!ip && !boot) || want_help(argc, argv))
 		return usage_err(usage);
 	serial = none_clears(serial);
 	mac = none_clears(mac);
 	boot_args = none_clears(boot_args);
+	dtb = none_clears(dtb);
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	if ((ip && bad_ip(ip)) || bad_boot(serial, mac, boot_args)) {
+	if ((ip && bad_ip(ip)) || bad_boot(serial, mac, boot_args, dtb)) {
 		cow_store_close(st);
 		return 1;
 	}
 	int r = 0;
-	if (boot && set_boot(st, name, serial, mac, boot_args))
+	if (boot && set_boot(st, name, serial, mac, boot_args, dtb))
 		r = -1; /* said why */
 	if (r == 0 && ip) {
 		r = cow_client_set_addrs(st, name, ip);
@@ -548,8 +557,9 @@ static int cmd_client_set(int argc, char **argv)
 	}
 	struct cow_client_info c;
 	if (r == 0 && boot && cow_client_get(st, name, &c) == 0)
-		printf("client '%s' boots as serial %s, MAC %s, with boot args '%s'\n", name,
-		       *c.serial ? c.serial : "(none)", *c.mac ? c.mac : "(none)", c.boot_args);
+		printf("client '%s' boots as serial %s, MAC %s, with boot args '%s', device tree %s\n", name,
+		       *c.serial ? c.serial : "(none)", *c.mac ? c.mac : "(none)", c.boot_args,
+		       *c.boot_dtb ? c.boot_dtb : "(the firmware's)");
 	cow_store_close(st);
 	/* the serial, MAC and boot args are read by the boot servers at each
 	 * request: only a change of the addresses needs the server to reload */
@@ -585,6 +595,8 @@ static int print_client(void *arg, const struct cow_client_info *c)
 		json_str_or_null(c->mac);
 		printf(",\"boot_args\":");
 		json_str_or_null(c->boot_args);
+		printf(",\"dtb\":");
+		json_str_or_null(c->boot_dtb);
 		putchar('}');
 	} else {
 		if ((*count)++ == 0)
@@ -809,7 +821,8 @@ static int cmd_fsck(int argc, char **argv)
 	if (!repair)
 		printf("run 'cowroot --store %s fsck --repair' to repair what can be repaired\n", store_dir);
 	else if (rep.db_unrepairable)
-		printf("the database cannot be repaired here: writing to the store stays refused until it is restored\n");
+		printf(
+		    "the database cannot be repaired here: writing to the store stays refused until it is restored\n");
 	return 1;
 }
 

@@ -4,7 +4,9 @@
  * strictly, as ganesha's configuration takes them, and a bad one is refused
  * naming its item, the store unchanged.
  */
+#include <arpa/inet.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -39,9 +41,39 @@ static void bad(const char *list, size_t want_off, size_t want_len)
 	      shown(list), want_off);
 }
 
+/* Does @ip (v4 or v6 text) match @list? */
+static bool matches(const char *list, const char *ip)
+{
+	struct sockaddr_storage ss = {0};
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	return cow_addrs_match(list, (struct sockaddr *)&ss);
+}
+
+static void test_match(void)
+{
+	check(matches("10.77.0.11", "10.77.0.11"), "", "an address matches itself");
+	check(!matches("10.77.0.11", "10.77.0.12"), "", "and not its neighbour");
+	check(matches("10.77.0.12,10.77.0.11", "10.77.0.11"), "", "the second item of a list matches");
+	check(matches("10.77.0.11", "::ffff:10.77.0.11"), "", "an IPv4-mapped peer matches its IPv4 address");
+	check(matches("10.77.0.0/24", "10.77.0.200"), "", "a /24 holds .200");
+	check(!matches("10.77.0.0/24", "10.77.1.1"), "", "a /24 does not hold the next network");
+	check(matches("10.77.0.8/29", "10.77.0.15") && !matches("10.77.0.8/29", "10.77.0.16"), "",
+	      "a /29 holds .8-.15 only");
+	check(matches("fd00::/64", "fd00::5") && !matches("fd00::/64", "fd00:0:0:1::5"), "", "an IPv6 /64");
+	check(matches("fd00::102", "fd00::102") && !matches("fd00::102", "10.0.0.1"), "", "families do not mix");
+	check(!matches("", "10.0.0.1"), "", "an empty list matches nothing");
+	check(!matches("10.0.0.1\n", "10.0.0.1"), "", "a malformed list matches nothing");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	test_match();
 	good("");
 	good("192.168.1.101");
 	good("10.0.0.0/8");

@@ -93,7 +93,8 @@ static void test_parsers(void)
 	serial_bad("-9ffefde");
 	serial_bad("00000000-9ffefdef");
 	serial_bad("../../x");
-	serial_bad("\xc3\xa9" "ffefdef");
+	serial_bad("\xc3\xa9"
+		   "ffefdef");
 	char long_serial[200];
 	memset(long_serial, '0', sizeof(long_serial) - 1);
 	long_serial[sizeof(long_serial) - 1] = 0;
@@ -154,6 +155,26 @@ static void test_parsers(void)
 	args_bad("a\tb");
 	args_bad("caf\xc3\xa9");
 	args_bad("\x7f");
+
+	/* device tree paths: absolute, plain names, nothing to climb out with */
+	check_int(cow_boot_dtb_check("", NULL), 0, "an empty dtb path (none) is accepted");
+	check_int(cow_boot_dtb_check("/usr/lib/linux-image-6.1.0-28-arm64/broadcom/bcm2837-rpi-3-b.dtb", NULL), 0,
+		  "a Debian dtb path is accepted");
+	const char *bad_dtbs[] = {"x.dtb",	   "/",		  "/boot//x.dtb", "/boot/../etc/shadow",
+				  "/boot/./x.dtb", "/boot/x dtb", "/boot/x.dtb/", "/boot/x;reset",
+				  "/boot/$x",	   "/boot/x\ny"};
+	for (size_t i = 0; i < sizeof(bad_dtbs) / sizeof(bad_dtbs[0]); i++) {
+		const char *why = NULL;
+		int r = cow_boot_dtb_check(bad_dtbs[i], &why);
+		check(r == -EINVAL && why, why ? why : "accepted", "dtb path '%s' is refused", shown(bad_dtbs[i]));
+	}
+	char longdtb[COW_BOOT_DTB_MAX + 2];
+	memset(longdtb, 'a', sizeof(longdtb) - 1);
+	longdtb[0] = '/';
+	longdtb[sizeof(longdtb) - 1] = 0;
+	check_int(cow_boot_dtb_check(longdtb, NULL), -EINVAL, "a dtb path of 256 bytes is refused");
+	longdtb[sizeof(longdtb) - 2] = 0;
+	check_int(cow_boot_dtb_check(longdtb, NULL), 0, "a dtb path of 255 bytes is accepted");
 }
 
 static int list_cb(void *arg, const struct cow_client_info *c)
@@ -186,8 +207,8 @@ static void test_store(const char *top)
 
 	char holder[COW_ENTITY_NAME_MAX + 1] = "";
 	const char *what = NULL;
-	check_int(cow_client_set_boot(st, "pi1", "000000009FFEFDEF", "DC-A6-32-01-36-C2", "quiet", holder, &what), 0,
-		  "pi1 gets a serial (16-digit form), a MAC (dashes) and boot args");
+	check_int(cow_client_set_boot(st, "pi1", "000000009FFEFDEF", "DC-A6-32-01-36-C2", "quiet", NULL, holder, &what),
+		  0, "pi1 gets a serial (16-digit form), a MAC (dashes) and boot args");
 	r = cow_client_get(st, "pi1", &c);
 	check(r == 0 && !strcmp(c.serial, "9ffefdef") && !strcmp(c.mac, "dc:a6:32:01:36:c2") &&
 		  !strcmp(c.boot_args, "quiet"),
@@ -222,65 +243,67 @@ static void test_store(const char *top)
 	/* uniqueness: refused naming the holder, nothing changed */
 	holder[0] = 0;
 	what = NULL;
-	r = cow_client_set_boot(st, "pi2", "9FFEFDEF", NULL, "x=1", holder, &what);
+	r = cow_client_set_boot(st, "pi2", "9FFEFDEF", NULL, "x=1", NULL, holder, &what);
 	check(r == -EEXIST && !strcmp(holder, "pi1") && what && !strcmp(what, "serial"), holder,
 	      "pi2 may not take pi1's serial: -EEXIST naming pi1 and the serial");
 	holder[0] = 0;
 	what = NULL;
-	r = cow_client_set_boot(st, "pi2", "12345678", "dc:a6:32:01:36:c2", NULL, holder, &what);
+	r = cow_client_set_boot(st, "pi2", "12345678", "dc:a6:32:01:36:c2", NULL, NULL, holder, &what);
 	check(r == -EEXIST && !strcmp(holder, "pi1") && what && !strcmp(what, "MAC"), holder,
 	      "nor its MAC (in another form): -EEXIST naming pi1 and the MAC");
 	r = cow_client_get(st, "pi2", &c);
 	check(r == 0 && !*c.serial && !*c.mac && !*c.boot_args, c.serial,
 	      "pi2 is unchanged by the refused changes (all or nothing)");
 	check_int(cow_client_by_serial(st, "12345678", &c), -ENOENT, "the serial of the refused change is nobody's");
-	check_int(cow_client_set_boot(st, "pi1", "9ffefdef", "dc:a6:32:01:36:c2", NULL, NULL, NULL), 0,
+	check_int(cow_client_set_boot(st, "pi1", "9ffefdef", "dc:a6:32:01:36:c2", NULL, NULL, NULL, NULL), 0,
 		  "pi1 setting its own serial and MAC again is no conflict");
 
 	/* refused values leave the store unchanged */
-	check_int(cow_client_set_boot(st, "pi1", "9ffefdeg", NULL, NULL, NULL, NULL), -EINVAL, "a bad serial: -EINVAL");
-	check_int(cow_client_set_boot(st, "pi1", NULL, "01:00:5e:00:00:01", NULL, NULL, NULL), -EINVAL,
+	check_int(cow_client_set_boot(st, "pi1", "9ffefdeg", NULL, NULL, NULL, NULL, NULL), -EINVAL,
+		  "a bad serial: -EINVAL");
+	check_int(cow_client_set_boot(st, "pi1", NULL, "01:00:5e:00:00:01", NULL, NULL, NULL, NULL), -EINVAL,
 		  "a multicast MAC: -EINVAL");
-	check_int(cow_client_set_boot(st, "pi1", "12345678", NULL, "a;b", NULL, NULL), -EINVAL,
+	check_int(cow_client_set_boot(st, "pi1", "12345678", NULL, "a;b", NULL, NULL, NULL), -EINVAL,
 		  "bad boot args with a good serial: -EINVAL");
 	r = cow_client_get(st, "pi1", &c);
 	check(r == 0 && !strcmp(c.serial, "9ffefdef") && !strcmp(c.mac, "dc:a6:32:01:36:c2") &&
 		  !strcmp(c.boot_args, "quiet"),
 	      c.serial, "pi1 is unchanged by the refused values");
-	check_int(cow_client_set_boot(st, "nosuch", "87654321", NULL, NULL, NULL, NULL), -ENOENT,
+	check_int(cow_client_set_boot(st, "nosuch", "87654321", NULL, NULL, NULL, NULL, NULL), -ENOENT,
 		  "an unknown client: -ENOENT");
 	check_int(cow_client_by_serial(st, "87654321", &c), -ENOENT, "and nobody got its serial");
 
 	/* NULL leaves a field, "" clears it */
-	check_int(cow_client_set_boot(st, "pi1", NULL, NULL, "console=ttyAMA0", NULL, NULL), 0,
+	check_int(cow_client_set_boot(st, "pi1", NULL, NULL, "console=ttyAMA0", NULL, NULL, NULL), 0,
 		  "change the boot args only");
 	r = cow_client_get(st, "pi1", &c);
 	check(r == 0 && !strcmp(c.serial, "9ffefdef") && !strcmp(c.mac, "dc:a6:32:01:36:c2") &&
 		  !strcmp(c.boot_args, "console=ttyAMA0"),
 	      c.boot_args, "the serial and MAC stay");
-	check_int(cow_client_set_boot(st, "pi1", "", NULL, NULL, NULL, NULL), 0, "clear pi1's serial");
+	check_int(cow_client_set_boot(st, "pi1", "", NULL, NULL, NULL, NULL, NULL), 0, "clear pi1's serial");
 	check_int(cow_client_by_serial(st, "9ffefdef", &c), -ENOENT, "its serial finds nobody now");
 	check_int(cow_client_by_mac(st, "dc:a6:32:01:36:c2", &c), 0, "its MAC still finds it");
-	check_int(cow_client_set_boot(st, "pi2", "9ffefdef", "", "", NULL, NULL), 0, "pi2 may take the freed serial");
+	check_int(cow_client_set_boot(st, "pi2", "9ffefdef", "", "", NULL, NULL, NULL), 0,
+		  "pi2 may take the freed serial");
 	r = cow_client_by_serial(st, "000000009ffefdef", &c);
 	check(r == 0 && !strcmp(c.name, "pi2"), c.name, "which finds pi2 now");
-	check_int(cow_client_set_boot(st, "pi1", NULL, "", "", NULL, NULL), 0, "clear pi1's MAC and boot args");
+	check_int(cow_client_set_boot(st, "pi1", NULL, "", "", NULL, NULL, NULL), 0, "clear pi1's MAC and boot args");
 	r = cow_client_get(st, "pi1", &c);
 	check(r == 0 && !*c.serial && !*c.mac && !*c.boot_args, c.mac, "pi1 has none of them now");
 	/* two clients without a serial or MAC are no conflict (NULLs) */
 	check_int(cow_client_add(st, "pi3", "img"), 0, "add pi3");
-	check_int(cow_client_set_boot(st, "pi3", "", "", NULL, NULL, NULL), 0,
+	check_int(cow_client_set_boot(st, "pi3", "", "", NULL, NULL, NULL, NULL), 0,
 		  "pi3 and pi1 may both have no serial and no MAC");
 
 	/* the fields go with the client: removed, its serial is free */
-	check_int(cow_client_set_boot(st, "pi3", "abcdef01", "02:00:00:00:00:01", NULL, NULL, NULL), 0,
+	check_int(cow_client_set_boot(st, "pi3", "abcdef01", "02:00:00:00:00:01", NULL, NULL, NULL, NULL), 0,
 		  "pi3 gets a serial and MAC");
 	check_int(cow_client_reset(st, "pi3"), 0, "reset pi3");
 	r = cow_client_by_mac(st, "02-00-00-00-00-01", &c);
 	check(r == 0 && !strcmp(c.name, "pi3") && !strcmp(c.serial, "abcdef01"), c.name, "a reset keeps them");
 	check_int(cow_client_rm(st, "pi3", 0), 0, "remove pi3");
 	check_int(cow_client_by_serial(st, "abcdef01", &c), -ENOENT, "its serial finds nobody");
-	check_int(cow_client_set_boot(st, "pi1", "abcdef01", "02:00:00:00:00:01", NULL, NULL, NULL), 0,
+	check_int(cow_client_set_boot(st, "pi1", "abcdef01", "02:00:00:00:00:01", NULL, NULL, NULL, NULL), 0,
 		  "another client may take them");
 
 	char seen[256] = "";
@@ -291,7 +314,8 @@ static void test_store(const char *top)
 	check_int(cow_store_open(store, COW_STORE_READONLY, &st), 0, "reopen read-only");
 	if (!st)
 		return;
-	check_int(cow_client_set_boot(st, "pi1", "", NULL, NULL, NULL, NULL), -EROFS, "a read-only store: -EROFS");
+	check_int(cow_client_set_boot(st, "pi1", "", NULL, NULL, NULL, NULL, NULL), -EROFS,
+		  "a read-only store: -EROFS");
 	r = cow_client_by_serial(st, "abcdef01", &c);
 	check(r == 0 && !strcmp(c.name, "pi1") && !strcmp(c.mac, "02:00:00:00:00:01"), c.name,
 	      "the fields outlive a reopen; lookups work read-only");

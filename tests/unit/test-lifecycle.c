@@ -2304,14 +2304,15 @@ static void test_migration_v3(void)
 	char addrs[COW_ADDRS_MAX + 1] = "";
 	r = cow_client_get_addrs(st, "pi1", addrs, sizeof(addrs));
 	check(r == 0 && !strcmp(addrs, "10.0.0.1"), addrs, "v3 -> 4: the addresses stay");
-	check_int(cow_client_set_boot(st, "pi1", "9FFEFDEF", "dc-a6-32-01-36-c2", "quiet", NULL, NULL), 0,
+	check_int(cow_client_set_boot(st, "pi1", "9FFEFDEF", "dc-a6-32-01-36-c2", "quiet", "/boot/x.dtb", NULL, NULL), 0,
 		  "v3 -> 4: a migrated client gets a serial, a MAC and boot args");
 	struct cow_client_info c;
 	r = cow_client_by_serial(st, "000000009ffefdef", &c);
 	check(r == 0 && !strcmp(c.name, "pi1") && c.id == 7, c.name, "v3 -> 4: and is found by its serial");
 	r = cow_client_by_mac(st, "DC:A6:32:01:36:C2", &c);
+	check(r == 0 && !strcmp(c.boot_dtb, "/boot/x.dtb"), c.boot_dtb, "v3 -> 5: and has its device tree");
 	check(r == 0 && !strcmp(c.name, "pi1"), c.name, "v3 -> 4: and by its MAC");
-	check_int(cow_client_set_boot(st, "pi2", "9ffefdef", NULL, NULL, NULL, NULL), -EEXIST,
+	check_int(cow_client_set_boot(st, "pi2", "9ffefdef", NULL, NULL, NULL, NULL, NULL), -EEXIST,
 		  "v3 -> 4: the serial is unique (the index exists)");
 	check_int(cow_client_add(st, "pi3", "old"), 0, "v3 -> 4: a client added after the migration");
 	r = cow_client_get(st, "pi3", &c);
