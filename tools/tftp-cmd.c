@@ -62,12 +62,11 @@ static int open_beneath(int dirfd, const char *path)
 	return cur;
 }
 
-static int dir_resolve(void *arg, const struct sockaddr *peer, socklen_t peerlen, const char *path,
-		       struct tftp_source *ret)
+static int dir_resolve(void *arg, const struct tftp_peer *peer, const char *path, struct tftp_source *ret)
 {
 	struct dir_source *d = arg;
 	struct stat stb;
-	(void)peer, (void)peerlen;
+	(void)peer;
 	int fd = open_beneath(d->dirfd, path);
 	if (fd < 0)
 		return fd;
@@ -117,13 +116,12 @@ static void client_close(void *arg)
 	free(cf);
 }
 
-static int client_resolve(void *arg, const struct sockaddr *peer, socklen_t peerlen, const char *path,
-			  struct tftp_source *ret)
+static int client_resolve(void *arg, const struct tftp_peer *peer, const char *path, struct tftp_source *ret)
 {
 	struct client_source *c = arg;
 	struct client_file *cf = calloc(1, sizeof(*cf));
 	struct cow_attr a;
-	(void)peer, (void)peerlen;
+	(void)peer;
 	snprintf(ret->label, sizeof(ret->label), "%s", c->client);
 	if (!cf)
 		return -ENOMEM;

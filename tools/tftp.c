@@ -230,6 +230,8 @@ struct transfer {
 	uint8_t oackpkt[128];
 };
 
+#define RATE_SLOTS 64 /* peers whose refusals are counted separately each minute */
+
 struct tftp_server {
 	struct tftp_config cfg;
 	int sock, epfd;
@@ -237,6 +239,14 @@ struct tftp_server {
 	uint16_t port;
 	struct transfer **xfers;
 	size_t nxfers;
+	/* refusal lines logged this minute, per peer address and in all */
+	struct refusal_rate {
+		struct sockaddr_storage peer;
+		unsigned lines, dropped;
+	} rates[RATE_SLOTS];
+	size_t nrates;
+	unsigned lines, dropped; /* in all */
+	int64_t minute_ms;	 /* when this minute began */
 	uint8_t rxbuf[PACKET_MAX];
 };
 
@@ -258,6 +268,63 @@ static void logf_(struct tftp_server *s, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	s->cfg.log(s->cfg.log_arg, line);
+}
+
+static void peer_str(const struct sockaddr_storage *ss, char *buf, size_t n);
+static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+static bool refusal_logged(struct tftp_server *s, const struct sockaddr_storage *peer);
+
+#define refusal_logf(s, peer, ...)                                                                                     \
+	do {                                                                                                           \
+		if (refusal_logged(s, peer))                                                                           \
+			logf_(s, __VA_ARGS__);                                                                         \
+	} while (0)
+
+/* Say how many refusal lines the last minute left out, and start a new one. */
+static void refusals_roll(struct tftp_server *s, int64_t now)
+{
+	if (now - s->minute_ms < 60000)
+		return;
+	char who[INET6_ADDRSTRLEN + 16];
+	for (size_t i = 0; i < s->nrates; i++)
+		if (s->rates[i].dropped) {
+			peer_str(&s->rates[i].peer, who, sizeof(who));
+			logf_(s, "%s: %u more refused requests not logged in the last minute", who,
+			      s->rates[i].dropped);
+		}
+	if (s->dropped)
+		logf_(s, "%u more refused requests (from other addresses) not logged in the last minute", s->dropped);
+	s->nrates = 0;
+	s->lines = s->dropped = 0;
+	s->minute_ms = now;
+}
+
+/* May a refusal of @peer's request be logged?  At most
+ * TFTP_REFUSALS_PER_PEER lines a minute per address and
+ * TFTP_REFUSALS_PER_MINUTE in all: a flood of bad requests must not flood
+ * the journal.  Those left out are counted. */
+static bool refusal_logged(struct tftp_server *s, const struct sockaddr_storage *peer)
+{
+	refusals_roll(s, now_ms());
+	struct refusal_rate *r = NULL;
+	for (size_t i = 0; i < s->nrates && !r; i++)
+		if (same_host(&s->rates[i].peer, peer))
+			r = &s->rates[i];
+	if (!r && s->nrates < RATE_SLOTS) {
+		r = &s->rates[s->nrates++];
+		memset(r, 0, sizeof(*r));
+		memcpy(&r->peer, peer, sizeof(*peer));
+	}
+	if (!r || r->lines >= TFTP_REFUSALS_PER_PEER || s->lines >= TFTP_REFUSALS_PER_MINUTE) {
+		if (r)
+			r->dropped++;
+		else
+			s->dropped++;
+		return false;
+	}
+	r->lines++;
+	s->lines++;
+	return true;
 }
 
 /* "[addr]:port" or "addr:port"; v4-mapped addresses as IPv4 */
@@ -573,7 +640,7 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		return; /* a stray DATA/ACK/ERROR to port 69: not ours to answer */
 	if (r < 0) {
 		const char *why = r == -EPROTONOSUPPORT ? "unsupported transfer mode" : "malformed request";
-		logf_(s, "%s: refused: %s", who, why);
+		refusal_logf(s, peer, "%s: refused: %s", who, why);
 		refuse(s, local, locallen, peer, peerlen, TFTP_EBADOP, why);
 		return;
 	}
@@ -584,7 +651,7 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		shown[k++] = (*p < 0x20 || *p == 0x7f) ? '?' : *p;
 	shown[k] = 0;
 	if (rq.opcode == TFTP_WRQ) {
-		logf_(s, "%s: refused write of '%s': read-only server", who, shown);
+		refusal_logf(s, peer, "%s: refused write of '%s': read-only server", who, shown);
 		refuse(s, local, locallen, peer, peerlen, TFTP_EACCESS, "read-only server");
 		return;
 	}
@@ -593,7 +660,7 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		const char *why = r == -ENAMETOOLONG ? "path too long"
 				  : r == -ENOENT     ? "file not found"
 						     : "access violation";
-		logf_(s, "%s: refused '%s': %s", who, shown, why);
+		refusal_logf(s, peer, "%s: refused '%s': %s", who, shown, why);
 		refuse(s, local, locallen, peer, peerlen, r == -ENOENT ? TFTP_ENOTFOUND : TFTP_EACCESS, why);
 		return;
 	}
@@ -603,7 +670,7 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 	if (s->nxfers >= s->cfg.max_transfers || per_peer >= s->cfg.max_per_peer) {
 		const char *why = s->nxfers >= s->cfg.max_transfers ? "too many transfers, try again"
 								    : "too many transfers from this address, try again";
-		logf_(s, "%s: refused '%s': %s", who, path, why);
+		refusal_logf(s, peer, "%s: refused '%s': %s", who, path, why);
 		refuse(s, local, locallen, peer, peerlen, TFTP_EUNDEF, why);
 		return;
 	}
@@ -618,18 +685,25 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 	t->peerlen = peerlen;
 	memcpy(t->path, path, strlen(path) + 1);
 	t->started_ms = now_ms();
-	r = s->cfg.resolve(s->cfg.resolve_arg, (const struct sockaddr *)peer, peerlen, path, &t->src);
+	struct tftp_peer who_asks = {
+	    .addr = (const struct sockaddr *)peer,
+	    .addrlen = peerlen,
+	    .local = (const struct sockaddr *)local,
+	    .locallen = locallen,
+	};
+	r = s->cfg.resolve(s->cfg.resolve_arg, &who_asks, path, &t->src);
 	if (r < 0) {
 		const char *msg = errno_message(-r, &code);
-		logf_(s, "%s%s%s: refused '%s': %s", who, t->src.label[0] ? " " : "", t->src.label, path,
-		      refusal_reason(-r));
+		t->src.why[sizeof(t->src.why) - 1] = 0;
+		refusal_logf(s, peer, "%s%s%s: refused '%s': %s%s%s", who, t->src.label[0] ? " " : "", t->src.label,
+			     path, refusal_reason(-r), t->src.why[0] ? ": " : "", t->src.why);
 		refuse(s, local, locallen, peer, peerlen, code, msg);
 		free(t);
 		return;
 	}
 	t->fd = reply_socket(s, local, locallen, peer, peerlen);
 	if (t->fd < 0) {
-		logf_(s, "%s: refused '%s': no socket: %s", who, path, strerror(-t->fd));
+		refusal_logf(s, peer, "%s: refused '%s': no socket: %s", who, path, strerror(-t->fd));
 		refuse(s, NULL, 0, peer, peerlen, TFTP_EUNDEF, "server busy, try again");
 		goto fail;
 	}
@@ -661,7 +735,7 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 	t->oack = t->oacklen > 2;
 	if (t->src.size < 0) {
 		/* no size: this engine needs one to know the last block */
-		logf_(s, "%s: refused '%s': size unknown", who, path);
+		refusal_logf(s, peer, "%s: refused '%s': size unknown", who, path);
 		refuse(s, local, locallen, peer, peerlen, TFTP_EUNDEF, "file size unknown");
 		goto fail;
 	}
@@ -853,7 +927,7 @@ static void handle_server(struct tftp_server *s)
 		if ((size_t)n > TFTP_REQUEST_MAX) {
 			char who[INET6_ADDRSTRLEN + 16];
 			peer_str(&peer, who, sizeof(who));
-			logf_(s, "%s: refused: request too long (%zd bytes)", who, n);
+			refusal_logf(s, &peer, "%s: refused: request too long (%zd bytes)", who, n);
 			refuse(s, locallen ? &local : NULL, locallen, &peer, mh.msg_namelen, TFTP_EBADOP,
 			       "request too long");
 			continue;

@@ -29,6 +29,11 @@
 #define TFTP_BLKSIZE_MAX 65464
 #define TFTP_WINDOW_MAX 64 /* largest windowsize granted */
 #define TFTP_LABEL_MAX 64
+#define TFTP_WHY_MAX 256
+/* Refusal lines logged per peer address per minute, and in all: the
+ * rest are counted and the count logged once the minute is over. */
+#define TFTP_REFUSALS_PER_PEER 5
+#define TFTP_REFUSALS_PER_MINUTE 60
 
 enum {
 	TFTP_RRQ = 1,
@@ -89,14 +94,24 @@ struct tftp_source {
 	void (*close)(void *arg);
 	void *arg;
 	char label[TFTP_LABEL_MAX]; /* who is served, for the log ("" if nobody in particular) */
+	char why[TFTP_WHY_MAX];	    /* on a refusal: the resolver's reason, for the log ("" if none) */
+};
+
+/* Who asks: the peer's address and the local address its request was
+ * sent to (@local NULL when unknown, e.g. a broadcast). */
+struct tftp_peer {
+	const struct sockaddr *addr;
+	socklen_t addrlen;
+	const struct sockaddr *local;
+	socklen_t locallen;
 };
 
 /* Resolve @path (normalised) for @peer.  Returns 0 with @ret filled, or
  * -errno: -ENOENT/-ENOTDIR (file not found), -EACCES/-EPERM/-EISDIR/
  * -ELOOP/-EXDEV (access violation), anything else (an error of its own).
- * @ret->label may be set on failure too, to name the client in the log. */
-typedef int (*tftp_resolve_fn)(void *arg, const struct sockaddr *peer, socklen_t peerlen, const char *path,
-			       struct tftp_source *ret);
+ * @ret->label may be set on failure too, to name the client in the log,
+ * and @ret->why to say why in it. */
+typedef int (*tftp_resolve_fn)(void *arg, const struct tftp_peer *peer, const char *path, struct tftp_source *ret);
 typedef void (*tftp_log_fn)(void *arg, const char *line);
 
 /* A source reading fd @fd (owned: closed at the end) of @size bytes. */

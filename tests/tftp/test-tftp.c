@@ -154,10 +154,18 @@ static ssize_t synth_read(void *arg, void *buf, size_t n, uint64_t off)
 
 static int64_t synth_size;
 
-static int synth_resolve(void *arg, const struct sockaddr *peer, socklen_t peerlen, const char *path,
-			 struct tftp_source *ret)
+static int synth_resolve(void *arg, const struct tftp_peer *peer, const char *path, struct tftp_source *ret)
 {
-	(void)arg, (void)peer, (void)peerlen;
+	(void)arg;
+	if (!strcmp(path, "who")) {
+		/* the resolver is told who asks and on which address */
+		const struct sockaddr_in *a = (const struct sockaddr_in *)peer->addr;
+		const struct sockaddr_in *l = (const struct sockaddr_in *)peer->local;
+		bool ok = peer->addrlen == sizeof(*a) && a->sin_addr.s_addr == htonl(INADDR_LOOPBACK) && l &&
+			  peer->locallen == sizeof(*l) && l->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+		snprintf(ret->why, sizeof(ret->why), "peer and local address %s", ok ? "known" : "wrong");
+		return -EACCES;
+	}
 	if (strcmp(path, "synth"))
 		return -ENOENT;
 	ret->size = synth_size;
@@ -170,11 +178,13 @@ static int synth_resolve(void *arg, const struct sockaddr *peer, socklen_t peerl
 
 static volatile sig_atomic_t stop;
 static char lastlog[700];
+static int refusal_lines; /* lines saying "refused" */
 
 static void test_log(void *arg, const char *line)
 {
 	(void)arg;
 	snprintf(lastlog, sizeof(lastlog), "%s", line);
+	refusal_lines += strstr(line, ": refused") != NULL;
 	printf("log: %s\n", line);
 }
 
@@ -423,6 +433,21 @@ static void test_protocol(void)
 	sendto(d, "\0\1../synth\0octet\0", 17, 0, (struct sockaddr *)&srv, sizeof(srv));
 	n = recv_pkt(d, buf, sizeof(buf), &from, 1000);
 	check(n > 4 && buf[1] == TFTP_ERROR && buf[3] == TFTP_EACCESS, "'../synth' gets ERROR 2");
+	sendto(d, "\0\1who\0octet\0", 12, 0, (struct sockaddr *)&srv, sizeof(srv));
+	n = recv_pkt(d, buf, sizeof(buf), &from, 1000);
+	check(n > 4 && buf[1] == TFTP_ERROR && buf[3] == TFTP_EACCESS &&
+		  strstr(lastlog, ": peer and local address known"),
+	      "the resolver gets the peer's and the local address, and its reason is logged");
+	/* a flood of bad requests: each is answered, few are logged */
+	int before = refusal_lines, answered = 0;
+	for (int i = 0; i < 30; i++) {
+		sendto(d, "\0\1nothere\0octet\0", 16, 0, (struct sockaddr *)&srv, sizeof(srv));
+		n = recv_pkt(d, buf, sizeof(buf), &from, 1000);
+		answered += n > 4 && buf[1] == TFTP_ERROR && buf[3] == TFTP_ENOTFOUND;
+	}
+	check(answered == 30, "30 requests for a missing file get 30 ERRORs");
+	check(refusal_lines <= TFTP_REFUSALS_PER_PEER && refusal_lines - before < 30,
+	      "but one address gets at most TFTP_REFUSALS_PER_PEER refusal lines a minute in the log");
 	close(d);
 	close(fd);
 	/* per-peer bound 2: the third request from this address is refused */
