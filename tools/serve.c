@@ -827,8 +827,7 @@ int cmd_serve(int argc, char **argv)
 			if (!parse_count(argv[++i], 65535, &port))
 				return serve_usage();
 			s.port = (int)port;
-		}
-		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+		} else if (!strcmp(argv[i], "--server") && i + 1 < argc)
 			s.server = argv[++i];
 		else if (!strcmp(argv[i], "--fsal") && i + 1 < argc)
 			s.fsal = argv[++i];

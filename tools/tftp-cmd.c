@@ -167,7 +167,7 @@ int cmd_tftp_serve(int argc, char **argv)
 {
 	static const char usage[] =
 	    "tftp serve (--root DIR | --client NAME) [--port N] [--address ADDR] [--max-transfers N] "
-	    "[--max-per-peer N] [--max-blksize N]";
+	    "[--max-per-peer N] [--max-blksize N] [--refusal-lines N]";
 	static const struct option opts[] = {
 	    {"root", required_argument, NULL, 'r'},
 	    {"client", required_argument, NULL, 'c'},
@@ -176,6 +176,7 @@ int cmd_tftp_serve(int argc, char **argv)
 	    {"max-transfers", required_argument, NULL, 't'},
 	    {"max-per-peer", required_argument, NULL, 'P'},
 	    {"max-blksize", required_argument, NULL, 'b'},
+	    {"refusal-lines", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -213,6 +214,10 @@ int cmd_tftp_serve(int argc, char **argv)
 			break;
 		case 'b':
 			if (!parse_count(optarg, TFTP_BLKSIZE_MAX, &cfg.max_blksize) || cfg.max_blksize < 512)
+				return usage_err(usage);
+			break;
+		case 'R':
+			if (!parse_count(optarg, 1000000, &cfg.refusal_lines))
 				return usage_err(usage);
 			break;
 		default:

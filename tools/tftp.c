@@ -315,7 +315,9 @@ static bool refusal_logged(struct tftp_server *s, const struct sockaddr_storage 
 		memset(r, 0, sizeof(*r));
 		memcpy(&r->peer, peer, sizeof(*peer));
 	}
-	if (!r || r->lines >= TFTP_REFUSALS_PER_PEER || s->lines >= TFTP_REFUSALS_PER_MINUTE) {
+	unsigned per_peer = s->cfg.refusal_lines ? s->cfg.refusal_lines : TFTP_REFUSALS_PER_PEER;
+	unsigned in_all = per_peer * (TFTP_REFUSALS_PER_MINUTE / TFTP_REFUSALS_PER_PEER);
+	if (!r || r->lines >= per_peer || s->lines >= in_all) {
 		if (r)
 			r->dropped++;
 		else

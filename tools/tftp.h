@@ -30,8 +30,9 @@
 #define TFTP_WINDOW_MAX 64 /* largest windowsize granted */
 #define TFTP_LABEL_MAX 64
 #define TFTP_WHY_MAX 256
-/* Refusal lines logged per peer address per minute, and in all: the
- * rest are counted and the count logged once the minute is over. */
+/* Refusal lines logged per peer address per minute, and in all, by
+ * default: the rest are counted and the count logged once the minute is
+ * over. */
 #define TFTP_REFUSALS_PER_PEER 5
 #define TFTP_REFUSALS_PER_MINUTE 60
 
@@ -124,6 +125,8 @@ struct tftp_config {
 	unsigned max_per_peer;	/* 0: 8 (per peer address) */
 	unsigned max_blksize;	/* 0: TFTP_BLKSIZE_MAX; also clamped to the route's MTU */
 	unsigned retries;	/* 0: 6 sends of a packet before giving up */
+	unsigned refusal_lines; /* 0: TFTP_REFUSALS_PER_PEER lines a minute per address, and
+				   twelve times as many in all */
 	tftp_resolve_fn resolve;
 	void *resolve_arg;
 	tftp_log_fn log;

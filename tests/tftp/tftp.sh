@@ -118,7 +118,7 @@ t_usage() {
 	[ $rc = 1 ] || { echo "missing directory: exit $rc, want 1"; return 1; }
 }
 check "tftp serve: usage errors exit 2, a missing directory 1" t_usage
-start_server tftp serve --root "$R" --max-per-peer 32 || { bad "the server starts"; finish; }
+start_server tftp serve --root "$R" --max-per-peer 32 --refusal-lines 1000 || { bad "the server starts"; finish; }
 
 fetch_hpa() { # REMOTE LOCAL [tftp options]
 	local r=$1 l=$2
