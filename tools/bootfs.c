@@ -218,6 +218,100 @@ ssize_t root_read_head(struct cow_view *v, const char *path, void *buf, size_t n
 	return k;
 }
 
+struct list_ctx {
+	int (*fn)(void *arg, const char *name, mode_t type);
+	void *arg;
+};
+
+static int list_one(void *arg, const char *name, const struct cow_attr *attr, off_t next_off)
+{
+	struct list_ctx *l = arg;
+	(void)next_off;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	return l->fn(l->arg, name, attr->mode & S_IFMT);
+}
+
+int root_list(struct cow_view *v, const char *dir, int (*fn)(void *arg, const char *name, mode_t type), void *arg)
+{
+	struct cow_attr a;
+	struct cow_dirh *d;
+	int r = root_walk(v, dir, S_IFDIR, &a, NULL, 0);
+	if (r < 0)
+		return r;
+	r = cow_opendir(v, a.ino, &d);
+	if (r == 0) {
+		struct list_ctx l = {fn, arg};
+		r = cow_readdir(d, 0, false, list_one, &l);
+		cow_releasedir(d);
+	}
+	cow_forget(v, a.ino, 1);
+	return r;
+}
+
+struct root_file {
+	struct cow_view *v;
+	struct cow_file *f;
+	uint64_t ino;
+};
+
+int root_file_open(struct cow_store *st, const char *client, const char *path, bool (*allowed)(const char *real),
+		   struct root_file **ret, int64_t *ret_size, char *real, size_t realsize)
+{
+	char where[ROOT_PATH_MAX + 1];
+	struct cow_attr a;
+	struct root_file *rf = calloc(1, sizeof(*rf));
+	if (!rf)
+		return -ENOMEM;
+	int r = cow_view_open(st, client, NULL, COW_VIEW_READONLY, &rf->v);
+	if (r < 0) {
+		free(rf);
+		return r;
+	}
+	r = root_walk(rf->v, path, S_IFREG, &a, where, sizeof(where));
+	if (r == 0 && allowed && !allowed(where)) {
+		cow_forget(rf->v, a.ino, 1);
+		r = -EACCES;
+	}
+	if (r == 0) {
+		r = cow_open(rf->v, a.ino, O_RDONLY, &rf->f);
+		if (r < 0)
+			cow_forget(rf->v, a.ino, 1);
+	}
+	if (r == 0 && real && strlen(where) >= realsize)
+		r = -ENAMETOOLONG;
+	if (r < 0) {
+		if (rf->f) {
+			cow_release(rf->f);
+			cow_forget(rf->v, a.ino, 1);
+		}
+		cow_view_close(rf->v);
+		free(rf);
+		return r;
+	}
+	rf->ino = a.ino;
+	if (real)
+		strcpy(real, where);
+	*ret_size = a.size;
+	*ret = rf;
+	return 0;
+}
+
+ssize_t root_file_read(void *arg, void *buf, size_t n, uint64_t off)
+{
+	struct root_file *rf = arg;
+	return read_full(rf->f, buf, n, (off_t)off);
+}
+
+void root_file_close(void *arg)
+{
+	struct root_file *rf = arg;
+	cow_release(rf->f);
+	cow_forget(rf->v, rf->ino, 1);
+	cow_view_close(rf->v);
+	free(rf);
+}
+
 /* ---- u-boot legacy images (include/image.h of u-boot) ---- */
 
 #define IH_MAGIC 0x27051956

@@ -35,6 +35,26 @@ int root_read(struct cow_view *v, const char *path, size_t max, char **ret, size
  * bytes read (fewer at the end of the file) or -errno. */
 ssize_t root_read_head(struct cow_view *v, const char *path, void *buf, size_t n);
 
+/* Call @fn for each entry of directory @dir (root_walk) of @v but "." and
+ * "..", with its name and its type bits (S_IFREG, S_IFLNK, ...); stop
+ * when @fn returns non-zero (returned).  0 or -errno. */
+int root_list(struct cow_view *v, const char *dir, int (*fn)(void *arg, const char *name, mode_t type), void *arg);
+
+/* A file of a client's root open for reading, with its own read-only
+ * view of the client (it reads the layer as committed at the open, beside
+ * the process that holds it for writing). */
+struct root_file;
+/* Open regular file @path (root_walk) of client @client of @st.  When
+ * @allowed is not NULL it is asked about the resolved path, and a false
+ * answer gives -EACCES.  0 with *@ret, its size and (if @real) the
+ * resolved path, or -errno. */
+int root_file_open(struct cow_store *st, const char *client, const char *path, bool (*allowed)(const char *real),
+		   struct root_file **ret, int64_t *ret_size, char *real, size_t realsize);
+/* Read @n bytes at @off of @arg (a struct root_file), short only at the
+ * end; bytes read or -errno.  (The signature a TFTP source takes.) */
+ssize_t root_file_read(void *arg, void *buf, size_t n, uint64_t off);
+void root_file_close(void *arg);
+
 /* A u-boot legacy script image (what `mkimage -A arm64|arm -O linux
  * -T script -C none -n NAME -d FILE` makes) of the @len bytes of @script,
  * named @name (at most 31 bytes are kept).  0 with *@ret (free it) and

@@ -64,5 +64,8 @@ int cmd_stats(int argc, char **argv);
 
 /* tftp-cmd.c */
 int cmd_tftp_serve(int argc, char **argv);
+/* A TFTP log line on stderr, after a UTC time stamp and "tftp: " (a
+ * tftp_log_fn) */
+void tftp_log_line(void *arg, const char *line);
 
 #endif

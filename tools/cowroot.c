@@ -862,7 +862,7 @@ static const struct command commands[] = {
     {"serve", NULL, cmd_serve, "serve [--foreground] [--port N]   serve every client over NFS (nfs-ganesha)"},
     {"netboot", NULL, cmd_netboot, "netboot CLIENT --tftp-dir DIR     write a client's u-boot netboot script"},
     {"tftp", "serve", cmd_tftp_serve,
-     "tftp serve (--root DIR | --client NAME) [--port N]   serve files read-only over TFTP"},
+     "tftp serve (--root DIR | --client NAME | --boot) [--port N]   serve files read-only over TFTP"},
     {"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
     {"gc", NULL, cmd_gc, "gc                                reclaim space of reset/removed clients and images"},
     {"stats", NULL, cmd_stats, "stats [--json]                    space and change counts per client and image"},

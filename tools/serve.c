@@ -7,6 +7,9 @@
  * what it started when it gets SIGTERM or SIGINT.  SIGHUP rewrites the
  * configuration and has ganesha reload its exports, so clients can be
  * added and removed while others are served.
+ *
+ * It also serves the fleet's boot files over TFTP (boot.h), from a thread
+ * of its own, unless --no-tftp.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <ifaddrs.h>
 #include <limits.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,9 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot.h"
 #include "cli.h"
 #include "cowroot.h"
 #include "serve.h"
+#include "tftp.h"
 
 #ifndef COW_GANESHA_PLUGIN_DIR
 #define COW_GANESHA_PLUGIN_DIR "/usr/lib/x86_64-linux-gnu/ganesha"
@@ -73,7 +79,70 @@ struct serve {
 	bool foreground, grace;
 	bool unprivileged;	/* --allow-unprivileged-ports */
 	pid_t ganesha, rpcbind; /* children, 0 when not running */
+	/* TFTP: the boot files */
+	bool tftp; /* not --no-tftp */
+	struct tftp_config tftp_cfg;
+	struct tftp_server *tftp_server;
+	struct boot_server *boot;
+	pthread_t tftp_thread;
+	bool tftp_running;
+	volatile sig_atomic_t tftp_stop;
 };
+
+static void *tftp_main(void *arg)
+{
+	struct serve *s = arg;
+	int r = tftp_server_run(s->tftp_server, &s->tftp_stop);
+	if (r < 0)
+		err("TFTP stopped: %s", strerror(-r));
+	return NULL;
+}
+
+/* Bind the TFTP port and start serving the boot files. */
+static int tftp_start(struct serve *s)
+{
+	int r = boot_server_open(s->store, s->port, &s->boot);
+	if (r < 0) {
+		err("cannot open the store for TFTP: %s", strerror(-r));
+		return r;
+	}
+	s->tftp_cfg.resolve = boot_resolve;
+	s->tftp_cfg.resolve_arg = s->boot;
+	s->tftp_cfg.log = tftp_log_line;
+	r = tftp_server_open(&s->tftp_cfg, &s->tftp_server);
+	if (r < 0) {
+		err("cannot serve TFTP on %s port %u: %s%s",
+		    s->tftp_cfg.address ? s->tftp_cfg.address : "every address", s->tftp_cfg.port, strerror(-r),
+		    r == -EADDRINUSE ? " (another TFTP server runs: stop it, or pass --no-tftp or --tftp-port N)" : "");
+		boot_server_close(s->boot);
+		s->boot = NULL;
+		return r;
+	}
+	r = -pthread_create(&s->tftp_thread, NULL, tftp_main, s);
+	if (r < 0) {
+		err("cannot start the TFTP thread: %s", strerror(-r));
+		tftp_server_free(s->tftp_server);
+		boot_server_close(s->boot);
+		s->tftp_server = NULL;
+		s->boot = NULL;
+		return r;
+	}
+	s->tftp_running = true;
+	return 0;
+}
+
+static void tftp_stop(struct serve *s)
+{
+	if (s->tftp_running) {
+		s->tftp_stop = 1;
+		pthread_join(s->tftp_thread, NULL);
+		s->tftp_running = false;
+	}
+	tftp_server_free(s->tftp_server);
+	boot_server_close(s->boot);
+	s->tftp_server = NULL;
+	s->boot = NULL;
+}
 
 static void run_path(const struct serve *s, char *buf, size_t n, const char *name)
 {
@@ -583,7 +652,9 @@ void nfsroot_line(const char *server, const char *client, int port, char *buf, s
 	char portopt[32] = "";
 	if (port != 2049)
 		snprintf(portopt, sizeof(portopt), ",port=%d", port);
-	snprintf(buf, n, "root=/dev/nfs nfsroot=%s:/clients/%s,vers=3,tcp%s rw ip=dhcp", server, client, portopt);
+	/* no server: the kernel takes the one DHCP named */
+	snprintf(buf, n, "root=/dev/nfs nfsroot=%s%s/clients/%s,vers=3,tcp%s rw ip=dhcp", server, *server ? ":" : "",
+		 client, portopt);
 }
 
 static void print_clients(const struct serve *s, const struct client_list *l)
@@ -803,13 +874,16 @@ static int serve_usage(void)
 {
 	fprintf(stderr, "usage: cowroot [--store DIR] serve [--foreground] [--port N] [--server ADDR] "
 			"[--fsal PATH] [--no-grace]\n"
-			"         [--allow-unprivileged-ports]\n"
+			"         [--no-tftp] [--tftp-port N] [--tftp-address ADDR] [--allow-unprivileged-ports]\n"
 			"  --foreground   stay attached, ganesha's log copied to stderr (for systemd)\n"
 			"  --port N       NFS port (default 2049; stock initramfs clients need 2049)\n"
 			"  --server ADDR  address to print in the nfsroot lines\n"
 			"  --fsal PATH    use this libfsalcowroot.so instead of the installed one\n"
 			"                 (a cowroot run from its build tree uses the one built beside it)\n"
 			"  --no-grace     skip the NFSv4 grace period at start (no lock reclaim)\n"
+			"  --no-tftp      do not serve the boot files over TFTP\n"
+			"  --tftp-port N  TFTP port (default 69; the Pi boot ROM and u-boot use 69)\n"
+			"  --tftp-address ADDR  serve TFTP on this address only (default: every address)\n"
 			"  --allow-unprivileged-ports\n"
 			"                 accept NFS calls from source ports >= 1024 (emulated clients behind\n"
 			"                 NAT): then any user of a client machine can act as its root\n");
@@ -818,7 +892,7 @@ static int serve_usage(void)
 
 int cmd_serve(int argc, char **argv)
 {
-	struct serve s = {.port = 2049, .grace = true, .log.fd = -1};
+	struct serve s = {.port = 2049, .grace = true, .log.fd = -1, .tftp = true, .tftp_cfg.port = 69};
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--foreground"))
 			s.foreground = true;
@@ -835,6 +909,15 @@ int cmd_serve(int argc, char **argv)
 			s.grace = false;
 		else if (!strcmp(argv[i], "--allow-unprivileged-ports"))
 			s.unprivileged = true;
+		else if (!strcmp(argv[i], "--no-tftp"))
+			s.tftp = false;
+		else if (!strcmp(argv[i], "--tftp-port") && i + 1 < argc) {
+			unsigned port;
+			if (!parse_count(argv[++i], 65535, &port))
+				return serve_usage();
+			s.tftp_cfg.port = (uint16_t)port;
+		} else if (!strcmp(argv[i], "--tftp-address") && i + 1 < argc)
+			s.tftp_cfg.address = argv[++i];
 		else
 			return serve_usage();
 	}
@@ -906,9 +989,12 @@ int cmd_serve(int argc, char **argv)
 		err("warning: --allow-unprivileged-ports: NFS calls from any source port are accepted, so any "
 		    "user of a client machine can claim uid 0 and change that client's root file system; use "
 		    "it only for emulated clients whose NAT rewrites source ports");
+	if (r == 0 && s.tftp)
+		r = tftp_start(&s);
 	if (r == 0)
 		r = start(&s, &old);
 	if (r < 0) {
+		tftp_stop(&s);
 		stop_child(&s.ganesha, "ganesha.nfsd");
 		stop_child(&s.rpcbind, "rpcbind");
 		char path[PATH_MAX + 64];
@@ -918,7 +1004,10 @@ int cmd_serve(int argc, char **argv)
 		free(s.exports);
 		return 1;
 	}
-	printf("serving store '%s' over NFS (ganesha pid %d); clients:\n", s.store, (int)s.ganesha);
+	printf("serving store '%s' over NFS (ganesha pid %d)", s.store, (int)s.ganesha);
+	if (s.tftp)
+		printf(" and its boot files over TFTP (port %u)", tftp_server_port(s.tftp_server));
+	printf("; clients:\n");
 	print_clients(&s, &l);
 	free(l.v);
 	if (!s.foreground) {
@@ -946,6 +1035,7 @@ int cmd_serve(int argc, char **argv)
 			close(out);
 	}
 	int rc = supervise(&s, &set);
+	tftp_stop(&s);
 	char path[PATH_MAX + 64];
 	run_path(&s, path, sizeof(path), "serve.pid");
 	unlink(path);

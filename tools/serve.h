@@ -15,7 +15,8 @@ void serve_notify(const char *dir);
 /* The address to print in nfsroot lines into @buf: @given, else the first
  * IPv4 address of an interface that is up and not loopback, else "SERVER". */
 void server_addr(const char *given, char *buf, size_t n);
-/* The kernel command line that mounts client @client's root from @server. */
+/* The kernel command line that mounts client @client's root from @server
+ * ("": from the server DHCP names). */
 void nfsroot_line(const char *server, const char *client, int port, char *buf, size_t n);
 /* Replace @name in directory @dir with @len bytes of @data (mode @mode)
  * through a temporary file and renameat(2): a symlink or other file at

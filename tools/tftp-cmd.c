@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `cowroot tftp serve`: the TFTP front end on its own, serving one
- * directory or one client's root (its image and its layer, read-only, as
- * committed at the moment of each request).  The mapping of request
- * paths to clients by serial or MAC belongs to `cowroot serve`; this
- * command exercises the engine and the two sources.
+ * directory, one client's root (its image and its layer, read-only, as
+ * committed at the moment of each request), or the whole fleet's boot
+ * files as `cowroot serve` does (boot.h) without NFS.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot.h"
 #include "bootfs.h"
 #include "cli.h"
 #include "cowroot.h"
@@ -86,73 +87,27 @@ struct client_source {
 	const char *client;
 };
 
-struct client_file {
-	struct cow_view *v;
-	struct cow_file *f;
-};
-
-static ssize_t client_read(void *arg, void *buf, size_t n, uint64_t off)
-{
-	struct client_file *cf = arg;
-	size_t done = 0;
-	while (done < n) {
-		ssize_t r = cow_read(cf->f, (char *)buf + done, n - done, (off_t)(off + done));
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break;
-		done += (size_t)r;
-	}
-	return (ssize_t)done;
-}
-
-static void client_close(void *arg)
-{
-	struct client_file *cf = arg;
-	uint64_t ino = cow_file_ino(cf->f);
-	cow_release(cf->f);
-	cow_forget(cf->v, ino, 1);
-	cow_view_close(cf->v);
-	free(cf);
-}
-
 static int client_resolve(void *arg, const struct tftp_peer *peer, const char *path, struct tftp_source *ret)
 {
 	struct client_source *c = arg;
-	struct client_file *cf = calloc(1, sizeof(*cf));
-	struct cow_attr a;
+	struct root_file *rf;
+	int64_t size;
 	(void)peer;
 	snprintf(ret->label, sizeof(ret->label), "%s", c->client);
-	if (!cf)
-		return -ENOMEM;
-	/* a view per request: it reads the client's layer as committed now,
-	 * beside the process that holds it for writing (no write lock) */
-	int r = cow_view_open(c->st, c->client, NULL, COW_VIEW_READONLY, &cf->v);
-	if (r < 0) {
-		free(cf);
+	/* a view per request: the client's layer as committed now */
+	int r = root_file_open(c->st, c->client, path, NULL, &rf, &size, NULL, 0);
+	if (r < 0)
 		return r;
-	}
-	r = root_walk(cf->v, path, S_IFREG, &a, NULL, 0);
-	if (r == 0) {
-		r = cow_open(cf->v, a.ino, O_RDONLY, &cf->f);
-		if (r < 0)
-			cow_forget(cf->v, a.ino, 1);
-	}
-	if (r < 0) {
-		cow_view_close(cf->v);
-		free(cf);
-		return r;
-	}
-	ret->size = a.size;
-	ret->read = client_read;
-	ret->close = client_close;
-	ret->arg = cf;
+	ret->size = size;
+	ret->read = root_file_read;
+	ret->close = root_file_close;
+	ret->arg = rf;
 	return 0;
 }
 
 /* ---- the command ---- */
 
-static void log_line(void *arg, const char *line)
+void tftp_log_line(void *arg, const char *line)
 {
 	(void)arg;
 	char ts[32];
@@ -166,7 +121,8 @@ static void log_line(void *arg, const char *line)
 int cmd_tftp_serve(int argc, char **argv)
 {
 	static const char usage[] =
-	    "tftp serve (--root DIR | --client NAME) [--port N] [--address ADDR] [--max-transfers N] "
+	    "tftp serve (--root DIR | --client NAME | --boot [--nfs-port N]) [--port N] [--address ADDR] "
+	    "[--max-transfers N] "
 	    "[--max-per-peer N] [--max-blksize N] [--refusal-lines N]";
 	static const struct option opts[] = {
 	    {"root", required_argument, NULL, 'r'},
@@ -177,10 +133,14 @@ int cmd_tftp_serve(int argc, char **argv)
 	    {"max-per-peer", required_argument, NULL, 'P'},
 	    {"max-blksize", required_argument, NULL, 'b'},
 	    {"refusal-lines", required_argument, NULL, 'R'},
+	    {"boot", no_argument, NULL, 'B'},
+	    {"nfs-port", required_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *root = NULL, *client = NULL;
+	bool boot = false;
+	unsigned nfs_port = 2049;
 	struct tftp_config cfg = {.port = 69};
 	bool have_port = false;
 	unsigned v;
@@ -216,6 +176,13 @@ int cmd_tftp_serve(int argc, char **argv)
 			if (!parse_count(optarg, TFTP_BLKSIZE_MAX, &cfg.max_blksize) || cfg.max_blksize < 512)
 				return usage_err(usage);
 			break;
+		case 'B':
+			boot = true;
+			break;
+		case 'n':
+			if (!parse_count(optarg, 65535, &nfs_port))
+				return usage_err(usage);
+			break;
 		case 'R':
 			if (!parse_count(optarg, 1000000, &cfg.refusal_lines))
 				return usage_err(usage);
@@ -224,7 +191,7 @@ int cmd_tftp_serve(int argc, char **argv)
 			return usage_err(usage);
 		}
 	}
-	if (optind != argc || !root == !client)
+	if (optind != argc || (root != NULL) + (client != NULL) + boot != 1)
 		return usage_err(usage);
 	if (!have_port && geteuid() != 0) {
 		err("port 69 is privileged: run as root or give --port N");
@@ -233,7 +200,17 @@ int cmd_tftp_serve(int argc, char **argv)
 
 	struct dir_source ds = {.dirfd = -1};
 	struct client_source cs = {0};
-	if (root) {
+	struct boot_server *bs = NULL;
+	if (boot) {
+		char abs[PATH_MAX];
+		int r = realpath(store_dir, abs) ? boot_server_open(abs, (int)nfs_port, &bs) : -errno;
+		if (r < 0) {
+			err("cannot open store '%s': %s", store_dir, strerror(-r));
+			return 1;
+		}
+		cfg.resolve = boot_resolve;
+		cfg.resolve_arg = bs;
+	} else if (root) {
 		ds.dirfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (ds.dirfd < 0) {
 			err("cannot open '%s': %s", root, strerror(errno));
@@ -257,7 +234,7 @@ int cmd_tftp_serve(int argc, char **argv)
 		cfg.resolve = client_resolve;
 		cfg.resolve_arg = &cs;
 	}
-	cfg.log = log_line;
+	cfg.log = tftp_log_line;
 
 	struct tftp_server *s;
 	int r = tftp_server_open(&cfg, &s);
@@ -267,9 +244,15 @@ int cmd_tftp_serve(int argc, char **argv)
 	} else {
 		catch_interrupts();
 		char line[200];
-		snprintf(line, sizeof(line), "serving %s '%s' on port %u", root ? "directory" : "client",
-			 root ? root : client, tftp_server_port(s));
-		log_line(NULL, line);
+		snprintf(line, sizeof(line), "serving %s '%s' on port %u",
+			 boot	? "the boot files of store"
+			 : root ? "directory"
+				: "client",
+			 boot	? store_dir
+			 : root ? root
+				: client,
+			 tftp_server_port(s));
+		tftp_log_line(NULL, line);
 		r = tftp_server_run(s, &interrupted);
 		if (r < 0)
 			err("tftp: %s", strerror(-r));
@@ -278,5 +261,6 @@ int cmd_tftp_serve(int argc, char **argv)
 	if (ds.dirfd >= 0)
 		close(ds.dirfd);
 	cow_store_close(cs.st);
+	boot_server_close(bs);
 	return r < 0 ? 1 : 0;
 }

@@ -28,7 +28,7 @@
 #define TFTP_BLKSIZE_MIN 8
 #define TFTP_BLKSIZE_MAX 65464
 #define TFTP_WINDOW_MAX 64 /* largest windowsize granted */
-#define TFTP_LABEL_MAX 64
+#define TFTP_LABEL_MAX 128 /* a client name (COW_ENTITY_NAME_MAX) fits */
 #define TFTP_WHY_MAX 256
 /* Refusal lines logged per peer address per minute, and in all, by
  * default: the rest are counted and the count logged once the minute is
