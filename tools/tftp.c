@@ -431,9 +431,10 @@ static void xfer_end(struct tftp_server *s, size_t i, const char *how)
 	peer_str(&t->peer, peer, sizeof(peer));
 	if (how) {
 		double secs = (double)(now_ms() - t->started_ms) / 1000.0;
-		logf_(s, "%s%s%s '%s': %s, %llu bytes in %.3f s (%sblksize %u, windowsize %u)", peer,
+		t->src.why[sizeof(t->src.why) - 1] = 0;
+		logf_(s, "%s%s%s '%s': %s, %llu bytes in %.3f s (%sblksize %u, windowsize %u)%s%s", peer,
 		      t->src.label[0] ? " " : "", t->src.label, t->path, how, (unsigned long long)t->bytes, secs,
-		      t->na ? "netascii, " : "", t->blksize, t->window);
+		      t->na ? "netascii, " : "", t->blksize, t->window, t->src.why[0] ? ": " : "", t->src.why);
 	}
 	epoll_ctl(s->epfd, EPOLL_CTL_DEL, t->fd, NULL);
 	close(t->fd);

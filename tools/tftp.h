@@ -95,7 +95,8 @@ struct tftp_source {
 	void (*close)(void *arg);
 	void *arg;
 	char label[TFTP_LABEL_MAX]; /* who is served, for the log ("" if nobody in particular) */
-	char why[TFTP_WHY_MAX];	    /* on a refusal: the resolver's reason, for the log ("" if none) */
+	char why[TFTP_WHY_MAX];	    /* the resolver's reason of a refusal, or a note on what it serves,
+				       for the log ("" if none) */
 };
 
 /* Who asks: the peer's address and the local address its request was
