@@ -148,6 +148,21 @@ if ! start_server; then
 fi
 ok "start"
 
+# the boot files: serve runs the TFTP server itself, on port 69
+t_serve_tftp() {
+	command -v curl >/dev/null || { echo "curl is missing (tools/setup-deps.sh installs it)"; return 1; }
+	grep -q "boot files over TFTP (port 69)" "$tmp/serve.out" || { cat "$tmp/serve.out"; return 1; }
+	cow client set pi1 --serial 0000c0de >/dev/null || return 1
+	curl -sS --interface 127.0.0.2 tftp://127.0.0.1/netboot-0000c0de.scr -o "$tmp/pi1.scr" || return 1
+	mkimage -l "$tmp/pi1.scr" | grep -q Script && grep -aq "cowroot: client pi1" "$tmp/pi1.scr" || return 1
+	grep -q "pi1 'netboot-0000c0de.scr': sent" "$tmp/serve.err" || { tail "$tmp/serve.err"; return 1; }
+	if curl -sS --interface 127.0.0.3 tftp://127.0.0.1/netboot-0000c0de.scr -o "$tmp/x.scr" 2>/dev/null; then
+		echo "pi1's script was served to pi2's address"
+		return 1
+	fi
+}
+check "serve serves each client's u-boot script over TFTP on port 69, to its own address only" t_serve_tftp
+
 t_nfsroot_lines() {
 	grep -q '^pi1 (127.0.0.2): root=/dev/nfs nfsroot=192.0.2.1:/clients/pi1,vers=3,tcp rw ip=dhcp$' \
 		"$tmp/serve.out" || { cat "$tmp/serve.out"; return 1; }
@@ -671,15 +686,20 @@ t_export_refused_at_start() {
 }
 check "serve fails at once when ganesha cannot load a client's export, naming it and why" t_export_refused_at_start
 
-# the quick start: cowroot from the build tree, no --fsal
-start_serve
+# the quick start: cowroot from the build tree, no --fsal (and no TFTP)
+start_serve --no-tftp
 build_tree_rc=$?
 t_build_tree_fsal() {
 	[ "$build_tree_rc" = 0 ] || { echo "cowroot serve from the build tree without --fsal did not start"; return 1; }
 	grep -q '^pi1 (127.0.0.2): ' "$tmp/serve.out" || { cat "$tmp/serve.out"; return 1; }
-	nc 127.0.0.2 /clients/pi1 3 read /persist "kept across restarts"
+	nc 127.0.0.2 /clients/pi1 3 read /persist "kept across restarts" || return 1
+	! grep -q "TFTP" "$tmp/serve.out" || { echo "--no-tftp: serve says it serves TFTP"; return 1; }
+	if curl -sS --interface 127.0.0.2 tftp://127.0.0.1/netboot-0000c0de.scr -o "$tmp/y.scr" 2>/dev/null; then
+		echo "--no-tftp: a script was served"
+		return 1
+	fi
 }
-check "cowroot from the build tree serves with the FSAL built beside it" t_build_tree_fsal
+check "cowroot from the build tree serves with the FSAL built beside it (with --no-tftp: no TFTP)" t_build_tree_fsal
 
 t_export_refused_at_reload() {
 	local lk rc=0
