@@ -370,4 +370,13 @@ t_rate() {
 }
 check "20 requests of an unknown serial from one address: answered, at most 5 log lines a minute" t_rate
 
+kill "$server" && wait "$server"
+stop_rc=$?
+server=
+t_stop() {
+	[ "$stop_rc" = 0 ] && ! grep -q "Sanitizer" "$T/server.log" ||
+		{ echo "exit $stop_rc"; tail -n 30 "$T/server.log"; return 1; }
+}
+check "the server stops cleanly on SIGTERM (and, under ASan, with nothing to report)" t_stop
+
 finish
