@@ -127,7 +127,10 @@ cow init >/dev/null &&
 	cow client add pi3 --image pi32 --ip 127.0.0.3 --serial 00000003 --mac b8:27:eb:00:00:03 >/dev/null &&
 	cow client add pi4 --image gz --ip 127.0.0.4 --serial 0000aaaa >/dev/null &&
 	cow client add pi5 --image empty --ip 127.0.0.5 --serial 0000bbbb >/dev/null &&
-	cow client add pi6 --image deb --ip ::1 --mac 02:00:00:00:00:06 >/dev/null ||
+	cow client add pi6 --image deb --ip ::1 --mac 02:00:00:00:00:06 >/dev/null &&
+	for i in $(seq 10 33); do
+		cow client add "room$i" --image deb --ip "127.0.1.$i" --serial "000100$i" >/dev/null || exit 1
+	done ||
 	{
 		bad "store fixture"
 		finish
@@ -360,6 +363,26 @@ t_rebase() {
 		get 127.0.0.2 12345678/vmlinuz "$T/out/rk" && same "$T/new-kernel" "$T/out/rk"
 }
 check "snapshot pi1 as an image, rebase pi2 on it: pi2 boots the new kernel" t_rebase
+
+t_room() {
+	# a classroom powering on: 24 clients fetch script, kernel and initramfs at once
+	local i pids=() bad=0
+	for i in $(seq 10 33); do
+		(get "127.0.1.$i" "netboot-000100$i.scr" "$T/out/room$i.scr" &&
+			get "127.0.1.$i" "000100$i/boot/vmlinuz-$KV" "$T/out/room$i.k" &&
+			get "127.0.1.$i" "000100$i/boot/initrd.img-$KV" "$T/out/room$i.i") &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || bad=$((bad + 1)); done
+	for i in $(seq 10 33); do
+		body "$T/out/room$i.scr" "$T/out/room$i.txt"
+		grep -q "nfsroot=127.0.0.1:/clients/room$i," "$T/out/room$i.txt" &&
+			same "$D/boot/vmlinuz-$KV" "$T/out/room$i.k" >/dev/null &&
+			same "$D/boot/initrd.img-$KV" "$T/out/room$i.i" >/dev/null || bad=$((bad + 1))
+	done
+	[ "$bad" = 0 ] || { echo "$bad of 24 clients failed"; return 1; }
+}
+check "24 clients at once, each its own script, kernel and initramfs" t_room
 
 t_rate() {
 	local i before after
