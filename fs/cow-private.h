@@ -285,6 +285,7 @@ struct cow_inode {
 	int nopen;
 	bool dirty;	    /* row has changes not yet in the database */
 	bool destroyed;	    /* unlinked and its records removed */
+	bool reset_gone;    /* went with a layer that was reset: unreachable, even through an open file */
 	bool on_dirty_list; /* protected by view.dirty_lock */
 	struct cow_inode *dirty_next;
 	struct cow_xattr *xattrs; /* loaded list, valid if xattrs_loaded */
@@ -540,5 +541,6 @@ int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *add
 int cow_db_client_by(struct cow_db *db, const char *column, const char *value, struct cow_client_info *ret);
 /* Store the boot fields of client @name as @c has them ("" as NULL). */
 int cow_db_client_set_boot(struct cow_db *db, const char *name, const struct cow_client_info *c);
+int cow_db_client_set_on_boot(struct cow_db *db, const char *name, bool reset);
 
 #endif

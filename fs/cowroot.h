@@ -107,6 +107,7 @@ struct cow_client_info {
 	char mac[COW_MAC_LEN + 1];	       /* MAC address, "dc:a6:32:01:36:c2" */
 	char boot_args[COW_BOOT_ARGS_MAX + 1]; /* extra kernel command-line arguments */
 	char boot_dtb[COW_BOOT_DTB_MAX + 1];   /* device tree to load, a path in its root ("": the firmware's) */
+	bool reset_on_boot;		       /* every boot starts from the image */
 };
 
 /* Client ids are 1..COW_CLIENT_ID_MAX (the export ids ganesha accepts). */
@@ -252,17 +253,17 @@ int cow_gc(struct cow_store *st, cow_progress_fn progress, void *arg, struct cow
 /* ---- fsck.c ---- */
 
 struct cow_fsck_report {
-	uint64_t orphan_files;	/* data files no record references */
-	uint64_t missing_data;	/* records whose data file is missing */
-	uint64_t dangling;	/* entries/attrs/xattrs of no object, unlinked objects */
-	uint64_t dead_layers;	/* reset or removed, waiting for gc (not a problem) */
-	uint64_t unused_layers; /* layers no client or image uses, not marked dead */
+	uint64_t orphan_files;	 /* data files no record references */
+	uint64_t missing_data;	 /* records whose data file is missing */
+	uint64_t dangling;	 /* entries/attrs/xattrs of no object, unlinked objects */
+	uint64_t dead_layers;	 /* reset or removed, waiting for gc (not a problem) */
+	uint64_t unused_layers;	 /* layers no client or image uses, not marked dead */
 	uint64_t unknown_layers; /* data of layers this database never recorded: never removed */
-	uint64_t repaired;	/* problems fixed (with repair) */
-	bool db_ok;		/* sqlite integrity_check said ok (after repair, if any) */
-	bool db_repaired;	/* its indexes were rebuilt (with repair) */
-	bool db_unrepairable;	/* damaged beyond what repair can rebuild: restore it */
-	bool db_marked;		/* passes, but still marked damaged (writes refused) */
+	uint64_t repaired;	 /* problems fixed (with repair) */
+	bool db_ok;		 /* sqlite integrity_check said ok (after repair, if any) */
+	bool db_repaired;	 /* its indexes were rebuilt (with repair) */
+	bool db_unrepairable;	 /* damaged beyond what repair can rebuild: restore it */
+	bool db_marked;		 /* passes, but still marked damaged (writes refused) */
 	/* problems of an image's or client's merged tree (cycles, a directory
 	 * with two names, entries in non-directories or of the wrong type,
 	 * modes of no file type, nlink other than the names, unreachable
@@ -499,6 +500,9 @@ int cow_boot_dtb_check(const char *path, const char **ret_why);
 int cow_client_set_boot(struct cow_store *st, const char *name, const char *serial, const char *mac,
 			const char *boot_args, const char *dtb, char ret_holder[COW_ENTITY_NAME_MAX + 1],
 			const char **ret_what);
+/* Reset client @name's layer at each of its boots (@reset), or keep it
+ * (the default).  Errors: -ENOENT, -EROFS, -EAGAIN, -EIO. */
+int cow_client_set_on_boot(struct cow_store *st, const char *name, bool reset);
 /* The client with serial number / MAC address @key (any form the parsers
  * accept), into @ret (as cow_client_get fills it); one indexed query, for
  * the boot servers to call on every request.  Errors: -EINVAL (@key is

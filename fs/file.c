@@ -131,7 +131,7 @@ static struct cow_fd *fd_get(struct cow_file *f, int *err)
 {
 	struct cow_inode *ip = f->ip;
 	pthread_mutex_lock(&ip->lock);
-	*err = cow_inode_open_fd(f->v, ip);
+	*err = ip->reset_gone ? -ESTALE : cow_inode_open_fd(f->v, ip);
 	struct cow_fd *fd = ip->fd;
 	if (fd)
 		atomic_fetch_add(&fd->refs, 1);
@@ -178,7 +178,9 @@ static int wfd_get(struct cow_file *f, struct cow_fd **ret)
 	if (f->v->readonly)
 		return -EROFS;
 	pthread_mutex_lock(&ip->lock);
-	if (!S_ISREG(ip->row.mode))
+	if (ip->reset_gone)
+		r = -ESTALE;
+	else if (!S_ISREG(ip->row.mode))
 		r = -EINVAL;
 	else if (!ip->fd || !ip->fd->writable)
 		r = cow_copy_up_data(f->v, ip, false);

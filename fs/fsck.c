@@ -362,8 +362,9 @@ int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const cha
 		r = cow_db_repair(db);
 		if (r == -EUCLEAN) {
 			/* the tables themselves: what they held is not known */
-			say(&f, "the damage is in the database's tables, which fsck cannot rebuild: restore %s/cowroot.db"
-				" from a backup (or salvage what sqlite can read with 'sqlite3 cowroot.db .recover')",
+			say(&f,
+			    "the damage is in the database's tables, which fsck cannot rebuild: restore %s/cowroot.db"
+			    " from a backup (or salvage what sqlite can read with 'sqlite3 cowroot.db .recover')",
 			    cow_store_dir(st));
 			rep.db_unrepairable = true;
 			r = 0;

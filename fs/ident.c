@@ -192,6 +192,23 @@ out:
 	return r;
 }
 
+int cow_client_set_on_boot(struct cow_store *st, const char *name, bool reset)
+{
+	if (st->readonly)
+		return -EROFS;
+	cow_db_lock(st->db);
+	int r = cow_db_begin(st->db);
+	if (r == 0) {
+		r = cow_db_client_set_on_boot(st->db, name, reset);
+		if (r == 0)
+			r = cow_db_commit(st->db, true);
+		else
+			cow_db_rollback(st->db);
+	}
+	cow_db_unlock(st->db);
+	return r;
+}
+
 /* Look a client up by @column after parsing @key with @parse. */
 static int client_by(struct cow_store *st, const char *column, int (*parse)(const char *, char *), const char *key,
 		     struct cow_client_info *ret)

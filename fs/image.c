@@ -41,7 +41,7 @@ struct import {
 	cow_progress_fn progress;
 	void *arg;
 	char *xbuf, *vbuf;
-	char *where; /* after a failure: the path, below the source, it is about */
+	char *where;  /* after a failure: the path, below the source, it is about */
 	char *target; /* a symlink's target: not on the stack of a walk thousands of levels deep */
 };
 

@@ -63,6 +63,7 @@ enum stmt_id {
 	S_CLIENT_DEL,
 	S_CLIENT_BY_SERIAL,
 	S_CLIENT_BY_MAC,
+	S_CLIENT_SET_ON_BOOT,
 	S_CLIENT_SET_BOOT,
 	S_IMAGE_DEL,
 	S_IMAGE_BY_LAYER,
@@ -108,7 +109,8 @@ enum stmt_id {
 	" FROM images i JOIN layers l ON l.id = i.layer"
 
 /* What struct cow_client_info holds, per client (see client_row). */
-#define CLIENT_INFO "SELECT c.name, c.image, c.layer, c.created, c.id, c.gen, c.serial, c.mac, c.boot_args, c.boot_dtb"
+#define CLIENT_INFO                                                                                                    \
+	"SELECT c.name, c.image, c.layer, c.created, c.id, c.gen, c.serial, c.mac, c.boot_args, c.boot_dtb, c.on_boot"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -134,15 +136,17 @@ static const char *const stmt_sql[S_COUNT] = {
 		     " VALUES (:name, :image, :layer, :created, :id, :gen)",
     [S_CLIENT_GET] = CLIENT_INFO " FROM clients c WHERE c.name = :name",
     [S_CLIENT_ALL] = CLIENT_INFO ","
-		     " (SELECT count(*) FROM inodes n WHERE n.layer = c.layer AND n.mode != 0)"
-		     " FROM clients c ORDER BY c.name",
+				 " (SELECT count(*) FROM inodes n WHERE n.layer = c.layer AND n.mode != 0)"
+				 " FROM clients c ORDER BY c.name",
     [S_CLIENT_SET] = "UPDATE clients SET image = :image, layer = :layer WHERE name = :name",
     [S_CLIENT_DEL] = "DELETE FROM clients WHERE name = :name",
     /* by the clients_serial and clients_mac indexes */
     [S_CLIENT_BY_SERIAL] = CLIENT_INFO " FROM clients c WHERE c.serial = :value",
     [S_CLIENT_BY_MAC] = CLIENT_INFO " FROM clients c WHERE c.mac = :value",
-    [S_CLIENT_SET_BOOT] = "UPDATE clients SET serial = :serial, mac = :mac, boot_args = :boot_args, boot_dtb = :boot_dtb"
-			  " WHERE name = :name",
+    [S_CLIENT_SET_ON_BOOT] = "UPDATE clients SET on_boot = :on_boot WHERE name = :name",
+    [S_CLIENT_SET_BOOT] =
+	"UPDATE clients SET serial = :serial, mac = :mac, boot_args = :boot_args, boot_dtb = :boot_dtb"
+	" WHERE name = :name",
     [S_IMAGE_DEL] = "DELETE FROM images WHERE name = :name",
     [S_IMAGE_BY_LAYER] = "SELECT name FROM images WHERE layer = :layer",
     [S_IMAGE_USERS] = "SELECT 'client', name FROM clients WHERE image = :name"
@@ -220,7 +224,7 @@ struct cow_db {
 	pthread_mutex_t lock;
 	sqlite3_stmt *stmt[S_COUNT];
 	char errmsg[256];
-	int dirfd; /* the store directory: every file beside the database */
+	int dirfd;	     /* the store directory: every file beside the database */
 	bool wal_dir_synced; /* the directory entry of the WAL is durable */
 	/* batching (see cow_db_begin_batched), protected by lock: */
 	int batching;			       /* users that asked for batches */
@@ -233,14 +237,14 @@ struct cow_db {
 	void *presync_arg;
 	size_t nsync, capsync;
 	/* the redo log of the open batch (see redo_replay): */
-	char **redo;		 /* the batch's writes, as SQL with their values */
-	size_t nredo, capredo;	 /* entries */
-	size_t redo_mark;	 /* entries before the running operation */
-	size_t redo_bytes;	 /* their size: a long batch commits early */
-	_Atomic bool redo_due;	 /* acknowledged writes wait for a commit that failed */
-	bool space_low;	    /* the reserve is given back (see cow_db_space_low) */
-	bool writer;	    /* may write (the reserve and the damaged mark are its own) */
-	bool damaged;	    /* sqlite found corruption: no more writes (see map_rc) */
+	char **redo;	       /* the batch's writes, as SQL with their values */
+	size_t nredo, capredo; /* entries */
+	size_t redo_mark;      /* entries before the running operation */
+	size_t redo_bytes;     /* their size: a long batch commits early */
+	_Atomic bool redo_due; /* acknowledged writes wait for a commit that failed */
+	bool space_low;	       /* the reserve is given back (see cow_db_space_low) */
+	bool writer;	       /* may write (the reserve and the damaged mark are its own) */
+	bool damaged;	       /* sqlite found corruption: no more writes (see map_rc) */
 	int64_t reserve_size;
 	/* taking turns with other writers (see turn_yield): */
 	int turn_fd;	       /* <db>-turn, -1 for a read-only connection */
@@ -370,7 +374,8 @@ static void describe_holder(struct cow_db *db)
 		}
 	}
 	if (fl.l_pid <= 0)
-		snprintf(db->errmsg, sizeof(db->errmsg), "the database is locked by a process of another pid namespace");
+		snprintf(db->errmsg, sizeof(db->errmsg),
+			 "the database is locked by a process of another pid namespace");
 	else if (who[0])
 		snprintf(db->errmsg, sizeof(db->errmsg), "the database is locked by process %d (%s)", (int)fl.l_pid,
 			 who);
@@ -1667,6 +1672,8 @@ static void client_row(sqlite3_stmt *s, struct cow_client_info *c)
 	snprintf(c->boot_args, sizeof(c->boot_args), "%s", v ? (const char *)v : "");
 	v = sqlite3_column_text(s, 9);
 	snprintf(c->boot_dtb, sizeof(c->boot_dtb), "%s", v ? (const char *)v : "");
+	v = sqlite3_column_text(s, 10);
+	c->reset_on_boot = v && !strcmp((const char *)v, "reset");
 }
 
 /* The one client statement @id finds with @value bound to @param;
@@ -1716,6 +1723,19 @@ int cow_db_client_set_boot(struct cow_db *db, const char *name, const struct cow
 	bind_text_or_null(s, ":mac", c->mac);
 	bind_text_or_null(s, ":boot_args", c->boot_args);
 	bind_text_or_null(s, ":boot_dtb", c->boot_dtb);
+	int r = run(db, s);
+	if (r == 0 && sqlite3_changes(db->sql) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+int cow_db_client_set_on_boot(struct cow_db *db, const char *name, bool reset)
+{
+	sqlite3_stmt *s = stmt(db, S_CLIENT_SET_ON_BOOT);
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_text_or_null(s, ":on_boot", reset ? "reset" : "");
 	int r = run(db, s);
 	if (r == 0 && sqlite3_changes(db->sql) == 0)
 		r = -ENOENT;
@@ -2106,8 +2126,8 @@ int cow_db_integrity(struct cow_db *db, bool full, bool *ret_ok)
 {
 	sqlite3_stmt *s;
 	read_end(db);
-	int rc = sqlite3_prepare_v2(db->sql, full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)", -1, &s,
-				    NULL);
+	int rc =
+	    sqlite3_prepare_v2(db->sql, full ? "PRAGMA integrity_check(20)" : "PRAGMA quick_check(20)", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return map_rc(db, rc);
 	rc = sqlite3_step(s);

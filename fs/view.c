@@ -422,6 +422,12 @@ int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 {
 	pthread_mutex_lock(&v->itable_lock);
 	struct cow_inode *ip = itable_find(v, ino);
+	if (ip && ip->reset_gone) {
+		/* an object of the layer before a reset: nothing of it is
+		 * reached again, by name or by handle */
+		pthread_mutex_unlock(&v->itable_lock);
+		return -ESTALE;
+	}
 	if (ip) {
 		ip->refs++;
 		pthread_mutex_unlock(&v->itable_lock);
@@ -1184,6 +1190,7 @@ static bool reset_inode(struct cow_view *v, struct cow_inode *ip)
 		 * are already dropped; open files keep their data fd */
 		ip->row.nlink = 0;
 		ip->destroyed = true;
+		ip->reset_gone = true;
 	}
 	pthread_mutex_unlock(&ip->lock);
 	if (found)

@@ -7,28 +7,48 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "boot.h"
 #include "bootfs.h"
 #include "serve.h"
 
-struct boot_server {
-	struct cow_store *st;
-	int nfs_port;
+/* When a client last asked for anything */
+struct seen {
+	char name[COW_ENTITY_NAME_MAX + 1];
+	int64_t last_ms;
 };
 
-int boot_server_open(const char *store, int nfs_port, struct boot_server **ret)
+struct boot_server {
+	struct boot_config cfg;
+	char store[PATH_MAX];
+	struct cow_store *st;
+	struct seen *seen;
+	size_t nseen, capseen;
+};
+
+int boot_server_open(const struct boot_config *cfg, struct boot_server **ret)
 {
 	struct boot_server *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	int r = cow_store_open(store, COW_STORE_READONLY, &b->st);
+	if (strlen(cfg->store) >= sizeof(b->store)) {
+		free(b);
+		return -ENAMETOOLONG;
+	}
+	int r = cow_store_open(cfg->store, COW_STORE_READONLY, &b->st);
 	if (r < 0) {
 		free(b);
 		return r;
 	}
-	b->nfs_port = nfs_port;
+	b->cfg = *cfg;
+	strcpy(b->store, cfg->store);
+	b->cfg.store = b->store;
+	if (!b->cfg.boot_gap)
+		b->cfg.boot_gap = BOOT_GAP;
 	*ret = b;
 	return 0;
 }
@@ -38,7 +58,86 @@ void boot_server_close(struct boot_server *b)
 	if (!b)
 		return;
 	cow_store_close(b->st);
+	free(b->seen);
 	free(b);
+}
+
+static void boot_log(struct boot_server *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void boot_log(struct boot_server *b, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	if (!b->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	b->cfg.log(b->cfg.log_arg, line);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Client @name asks for something now: does that begin a boot?  Its
+ * entry in *@ret_seen (NULL when out of memory: then every request is a
+ * boot's first, which errs on the side of a reset). */
+static bool boot_begins(struct boot_server *b, const char *name, struct seen **ret_seen)
+{
+	int64_t now = mono_ms();
+	struct seen *s = NULL;
+	for (size_t i = 0; i < b->nseen && !s; i++)
+		if (!strcmp(b->seen[i].name, name))
+			s = &b->seen[i];
+	if (!s) {
+		if (b->nseen == b->capseen) {
+			size_t cap = b->capseen ? 2 * b->capseen : 64;
+			void *p = realloc(b->seen, cap * sizeof(*b->seen));
+			if (p) {
+				b->seen = p;
+				b->capseen = cap;
+			}
+		}
+		if (b->nseen < b->capseen) {
+			s = &b->seen[b->nseen++];
+			snprintf(s->name, sizeof(s->name), "%s", name);
+			s->last_ms = INT64_MIN;
+		}
+	}
+	*ret_seen = s;
+	if (!s)
+		return true;
+	bool begins = s->last_ms == INT64_MIN || now - s->last_ms >= (int64_t)b->cfg.boot_gap * 1000;
+	s->last_ms = now;
+	return begins;
+}
+
+/* Reset client @name's layer now: through the NFS server holding it, else
+ * in the store.  0, or -errno with @why set. */
+static int reset_now(struct boot_server *b, const char *name, char *why, size_t n)
+{
+	char req[COW_ENTITY_NAME_MAX + 16], reply[256];
+	snprintf(req, sizeof(req), "reset %s\n", name);
+	int r = serve_control(b->store, req, reply, sizeof(reply));
+	if (r == 0)
+		return 0;
+	/* no server, or one that does not hold this layer: the store's own */
+	if (r != -ENOENT && r != -ECONNREFUSED) {
+		snprintf(why, n, "the NFS server could not reset it: %.200s", reply);
+		return r;
+	}
+	struct cow_store *st;
+	r = cow_store_open(b->store, 0, &st);
+	if (r == 0) {
+		r = cow_client_reset(st, name);
+		cow_store_close(st);
+	}
+	if (r < 0)
+		snprintf(why, n, "cannot reset its layer: %s", strerror(-r));
+	return r;
 }
 
 bool boot_file_allowed(const char *real)
@@ -443,6 +542,21 @@ int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, stru
 			 addrs[0] ? addrs : "none");
 		return -EACCES;
 	}
+	struct seen *seen;
+	if (boot_begins(b, c.name, &seen)) {
+		if (c.reset_on_boot) {
+			r = reset_now(b, c.name, ret->why, sizeof(ret->why));
+			if (r < 0) {
+				if (seen)
+					seen->last_ms = INT64_MIN; /* the next request tries again */
+				boot_log(b, "client %s: a boot began from %s, but %s: nothing served", c.name, who,
+					 ret->why);
+				return -EIO;
+			}
+		}
+		boot_log(b, "client %s: a boot began from %s ('%s')%s", c.name, who, path,
+			 c.reset_on_boot ? "; its layer was reset (on-boot reset)" : "");
+	}
 	addr_text(peer->local, server, sizeof(server));
 	if (strchr(server, ':')) {
 		char v6[sizeof(server)];
@@ -472,7 +586,7 @@ int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, stru
 		r = cow_view_open(b->st, c.name, NULL, COW_VIEW_READONLY, &v);
 		if (r < 0)
 			return r;
-		r = boot_script(v, &c, prefix, server, b->nfs_port, &text, &arm64);
+		r = boot_script(v, &c, prefix, server, b->cfg.nfs_port, &text, &arm64);
 		cow_view_close(v);
 		if (r == -ENOENT || r == -ENOEXEC)
 			snprintf(ret->why, sizeof(ret->why), "served a script that says it cannot boot: %s",
@@ -490,7 +604,7 @@ int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, stru
 	}
 	if (!strcmp(rest, "cmdline.txt")) {
 		char line[1200];
-		boot_cmdline(&c, server, b->nfs_port, line, sizeof(line));
+		boot_cmdline(&c, server, b->cfg.nfs_port, line, sizeof(line));
 		return mem_source(ret, line, strlen(line));
 	}
 

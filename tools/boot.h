@@ -15,7 +15,11 @@
  *                                fetches bootcode.bin with no prefix)
  *
  * A serial is 8 hex digits (or u-boot's 16), a MAC has ':' or '-' between
- * its pairs; any case.  A client is served only to its own addresses (its
+ * its pairs; any case.  A client's first request after BOOT_GAP seconds
+ * without one begins a boot: it is logged, and the layer of a client set
+ * to reset on boot is reset before anything is served to it (through the
+ * NFS server that holds the layer, STORE/run/control.sock, else in the
+ * store).  A client is served only to its own addresses (its
  * --ip), and only files under /boot and /usr/lib/linux-image-* and the
  * top-level vmlinuz* and initrd.img* of its root, wherever symlinks lead.
  */
@@ -30,9 +34,17 @@
 
 struct boot_server;
 
-/* Open store @store read-only for the resolver; @nfs_port goes into the
- * nfsroot lines.  0 or -errno (cow_store_open's). */
-int boot_server_open(const char *store, int nfs_port, struct boot_server **ret);
+struct boot_config {
+	const char *store; /* absolute store directory */
+	int nfs_port;	   /* goes into the nfsroot lines */
+	unsigned boot_gap; /* seconds; 0: BOOT_GAP */
+	tftp_log_fn log;   /* boots and resets are logged here (may be NULL) */
+	void *log_arg;
+};
+#define BOOT_GAP 30
+
+/* Open the store read-only for the resolver.  0 or -errno (cow_store_open's). */
+int boot_server_open(const struct boot_config *cfg, struct boot_server **ret);
 void boot_server_close(struct boot_server *b);
 /* The TFTP resolver (tftp_resolve_fn), @arg a struct boot_server. */
 int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, struct tftp_source *ret);

@@ -513,12 +513,16 @@ static int cmd_client_set(int argc, char **argv)
 {
 	static const char usage[] =
 	    "client set NAME [--ip ADDR[,ADDR...]] [--serial HEX] [--mac MAC] [--boot-args \"...\"] [--dtb PATH]\n"
+	    "  [--on-boot reset|keep]\n"
 	    "  (--serial, --mac, --boot-args, --dtb: 'none' clears; --dtb: a device tree in the client's root\n"
-	    "  for its u-boot script to load instead of the firmware's)";
-	const char *name = NULL, *ip = NULL, *serial = NULL, *mac = NULL, *boot_args = NULL, *dtb = NULL;
+	    "  for its u-boot script to load instead of the firmware's; --on-boot reset: every boot starts\n"
+	    "  from the image, its layer reset at the boot's first TFTP request)";
+	const char *name = NULL, *ip = NULL, *serial = NULL, *mac = NULL, *boot_args = NULL, *dtb = NULL,
+		   *on_boot = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (opt_value(argc, argv, &i, "--serial", &serial) || opt_value(argc, argv, &i, "--mac", &mac) ||
-		    opt_value(argc, argv, &i, "--boot-args", &boot_args) || opt_value(argc, argv, &i, "--dtb", &dtb))
+		    opt_value(argc, argv, &i, "--boot-args", &boot_args) || opt_value(argc, argv, &i, "--dtb", &dtb) ||
+		    opt_value(argc, argv, &i, "--on-boot", &on_boot))
 			continue;
 		if (!strcmp(argv[i], "--ip") && i + 1 < argc)
 			ip = argv[++i];
@@ -530,8 +534,12 @@ static int cmd_client_set(int argc, char **argv)
 			return usage_err(usage);
 	}
 	bool boot = serial || mac || boot_args || dtb;
-	if (!name || (!ip && !boot) || want_help(argc, argv))
+	if (!name || (!ip && !boot && !on_boot) || want_help(argc, argv))
 		return usage_err(usage);
+	if (on_boot && strcmp(on_boot, "reset") && strcmp(on_boot, "keep")) {
+		err("invalid --on-boot '%s': reset or keep", on_boot);
+		return 2;
+	}
 	serial = none_clears(serial);
 	mac = none_clears(mac);
 	boot_args = none_clears(boot_args);
@@ -546,6 +554,18 @@ static int cmd_client_set(int argc, char **argv)
 	int r = 0;
 	if (boot && set_boot(st, name, serial, mac, boot_args, dtb))
 		r = -1; /* said why */
+	if (r == 0 && on_boot) {
+		r = cow_client_set_on_boot(st, name, !strcmp(on_boot, "reset"));
+		if (r == -ENOENT)
+			err("no client '%s' (see 'cowroot client list')", name);
+		else if (r < 0)
+			err("cannot change client '%s': %s", name, store_why(st, r));
+		else
+			printf("client '%s' %s\n", name,
+			       strcmp(on_boot, "reset") ? "keeps its layer across boots"
+							: "starts every boot from its image (its layer is reset when a "
+							  "boot begins)");
+	}
 	if (r == 0 && ip) {
 		r = cow_client_set_addrs(st, name, ip);
 		if (r == -ENOENT)
@@ -597,14 +617,15 @@ static int print_client(void *arg, const struct cow_client_info *c)
 		json_str_or_null(c->boot_args);
 		printf(",\"dtb\":");
 		json_str_or_null(c->boot_dtb);
+		printf(",\"on_boot\":\"%s\"", c->reset_on_boot ? "reset" : "keep");
 		putchar('}');
 	} else {
 		if ((*count)++ == 0)
-			printf("%-24s %-24s %10s  %-20s  %-8s  %-17s  %s\n", "NAME", "IMAGE", "CHANGED", "CREATED",
-			       "SERIAL", "MAC", "BOOT ARGS");
-		printf("%-24s %-24s %10llu  %-20s  %-8s  %-17s  %s\n", c->name, c->image,
+			printf("%-24s %-24s %10s  %-20s  %-8s  %-17s  %-7s  %s\n", "NAME", "IMAGE", "CHANGED",
+			       "CREATED", "SERIAL", "MAC", "ON BOOT", "BOOT ARGS");
+		printf("%-24s %-24s %10llu  %-20s  %-8s  %-17s  %-7s  %s\n", c->name, c->image,
 		       (unsigned long long)c->objects, when, *c->serial ? c->serial : "-", *c->mac ? c->mac : "-",
-		       c->boot_args);
+		       c->reset_on_boot ? "reset" : "keep", c->boot_args);
 	}
 	return 0;
 }

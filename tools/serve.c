@@ -80,7 +80,8 @@ struct serve {
 	bool unprivileged;	/* --allow-unprivileged-ports */
 	pid_t ganesha, rpcbind; /* children, 0 when not running */
 	/* TFTP: the boot files */
-	bool tftp; /* not --no-tftp */
+	bool tftp;	   /* not --no-tftp */
+	unsigned boot_gap; /* --boot-gap */
 	struct tftp_config tftp_cfg;
 	struct tftp_server *tftp_server;
 	struct boot_server *boot;
@@ -101,7 +102,8 @@ static void *tftp_main(void *arg)
 /* Bind the TFTP port and start serving the boot files. */
 static int tftp_start(struct serve *s)
 {
-	int r = boot_server_open(s->store, s->port, &s->boot);
+	struct boot_config bc = {.store = s->store, .nfs_port = s->port, .boot_gap = s->boot_gap, .log = tftp_log_line};
+	int r = boot_server_open(&bc, &s->boot);
 	if (r < 0) {
 		err("cannot open the store for TFTP: %s", strerror(-r));
 		return r;
@@ -575,7 +577,7 @@ static bool tcp_port_open(const char *addr, int port)
 }
 
 /* Ask the FSAL's control socket: 0 on "0", else a negative errno. */
-static int control_request(const char *dir, const char *req, char *reply, size_t n)
+int serve_control(const char *dir, const char *req, char *reply, size_t n)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/control.sock", dir) >= (int)sizeof(sa.sun_path))
@@ -742,7 +744,7 @@ static int start(struct serve *s, const sigset_t *mask)
 	}
 	/* ganesha loads the FSAL (which answers on the control socket) with
 	 * the first export that uses it: none yet, none to wait for */
-	for (int i = 0; s->served && control_request(s->store, "ping\n", reply, sizeof(reply)) != 0; i++) {
+	for (int i = 0; s->served && serve_control(s->store, "ping\n", reply, sizeof(reply)) != 0; i++) {
 		if (i == START_TIMEOUT_S * 10) {
 			err("the COWROOT FSAL does not answer on %s/control.sock", s->run);
 			return -ETIMEDOUT;
@@ -874,7 +876,8 @@ static int serve_usage(void)
 {
 	fprintf(stderr, "usage: cowroot [--store DIR] serve [--foreground] [--port N] [--server ADDR] "
 			"[--fsal PATH] [--no-grace]\n"
-			"         [--no-tftp] [--tftp-port N] [--tftp-address ADDR] [--allow-unprivileged-ports]\n"
+			"         [--no-tftp] [--tftp-port N] [--tftp-address ADDR] [--boot-gap S]\n"
+			"         [--allow-unprivileged-ports]\n"
 			"  --foreground   stay attached, ganesha's log copied to stderr (for systemd)\n"
 			"  --port N       NFS port (default 2049; stock initramfs clients need 2049)\n"
 			"  --server ADDR  address to print in the nfsroot lines\n"
@@ -884,6 +887,8 @@ static int serve_usage(void)
 			"  --no-tftp      do not serve the boot files over TFTP\n"
 			"  --tftp-port N  TFTP port (default 69; the Pi boot ROM and u-boot use 69)\n"
 			"  --tftp-address ADDR  serve TFTP on this address only (default: every address)\n"
+			"  --boot-gap S   a client's first TFTP request after S seconds without one begins\n"
+			"                 a boot (logged; a client set --on-boot reset is reset; default 30)\n"
 			"  --allow-unprivileged-ports\n"
 			"                 accept NFS calls from source ports >= 1024 (emulated clients behind\n"
 			"                 NAT): then any user of a client machine can act as its root\n");
@@ -916,6 +921,9 @@ int cmd_serve(int argc, char **argv)
 			if (!parse_count(argv[++i], 65535, &port))
 				return serve_usage();
 			s.tftp_cfg.port = (uint16_t)port;
+		} else if (!strcmp(argv[i], "--boot-gap") && i + 1 < argc) {
+			if (!parse_count(argv[++i], 86400, &s.boot_gap))
+				return serve_usage();
 		} else if (!strcmp(argv[i], "--tftp-address") && i + 1 < argc)
 			s.tftp_cfg.address = argv[++i];
 		else

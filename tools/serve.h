@@ -11,6 +11,11 @@ int cmd_netboot(int argc, char **argv);
 /* Tell a running `cowroot serve` of this store to reload its clients
  * (SIGHUP); says so on stdout.  Nothing when no server runs. */
 void serve_notify(const char *dir);
+/* Send request line @req to the COWROOT FSAL of the server of store
+ * @dir (DIR/run/control.sock); its reply line into @reply.  Returns the
+ * reply's number (0, or -errno) or -errno of the socket (-ENOENT,
+ * -ECONNREFUSED: no server). */
+int serve_control(const char *dir, const char *req, char *reply, size_t n);
 
 /* The address to print in nfsroot lines into @buf: @given, else the first
  * IPv4 address of an interface that is up and not loopback, else "SERVER". */

@@ -121,7 +121,8 @@ void tftp_log_line(void *arg, const char *line)
 int cmd_tftp_serve(int argc, char **argv)
 {
 	static const char usage[] =
-	    "tftp serve (--root DIR | --client NAME | --boot [--nfs-port N]) [--port N] [--address ADDR] "
+	    "tftp serve (--root DIR | --client NAME | --boot [--nfs-port N] [--boot-gap S]) [--port N] "
+	    "[--address ADDR] "
 	    "[--max-transfers N] "
 	    "[--max-per-peer N] [--max-blksize N] [--refusal-lines N]";
 	static const struct option opts[] = {
@@ -135,12 +136,13 @@ int cmd_tftp_serve(int argc, char **argv)
 	    {"refusal-lines", required_argument, NULL, 'R'},
 	    {"boot", no_argument, NULL, 'B'},
 	    {"nfs-port", required_argument, NULL, 'n'},
+	    {"boot-gap", required_argument, NULL, 'g'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	const char *root = NULL, *client = NULL;
 	bool boot = false;
-	unsigned nfs_port = 2049;
+	unsigned nfs_port = 2049, boot_gap = 0;
 	struct tftp_config cfg = {.port = 69};
 	bool have_port = false;
 	unsigned v;
@@ -179,6 +181,10 @@ int cmd_tftp_serve(int argc, char **argv)
 		case 'B':
 			boot = true;
 			break;
+		case 'g':
+			if (!parse_count(optarg, 86400, &boot_gap))
+				return usage_err(usage);
+			break;
 		case 'n':
 			if (!parse_count(optarg, 65535, &nfs_port))
 				return usage_err(usage);
@@ -203,7 +209,9 @@ int cmd_tftp_serve(int argc, char **argv)
 	struct boot_server *bs = NULL;
 	if (boot) {
 		char abs[PATH_MAX];
-		int r = realpath(store_dir, abs) ? boot_server_open(abs, (int)nfs_port, &bs) : -errno;
+		struct boot_config bc = {
+		    .store = abs, .nfs_port = (int)nfs_port, .boot_gap = boot_gap, .log = tftp_log_line};
+		int r = realpath(store_dir, abs) ? boot_server_open(&bc, &bs) : -errno;
 		if (r < 0) {
 			err("cannot open store '%s': %s", store_dir, strerror(-r));
 			return 1;

@@ -102,7 +102,7 @@ start_server() {
 # start_serve ARGS...: the same with these options instead of --fsal
 start_serve() {
 	: >"$tmp/serve.out"
-	"$COWROOT" --store "$store" serve --foreground --no-grace --server 192.0.2.1 "$@" \
+	"$COWROOT" --store "$store" serve --foreground --no-grace --server 192.0.2.1 --boot-gap 2 "$@" \
 		>"$tmp/serve.out" 2>>"$tmp/serve.err" &
 	serve_pid=$!
 	for _ in $(seq 300); do
@@ -490,6 +490,29 @@ t_reset_while_served() {
 	nc 127.0.0.3 /clients/pi2 3 churn /churn1 2
 }
 check "reset while served: the client sees its image again, nothing stale" t_reset_while_served
+
+# on-boot reset: the boot's first TFTP request resets the served layer
+t_reset_on_boot() {
+	local h st
+	cow client set pi1 --on-boot reset >/dev/null || return 1
+	nc 127.0.0.2 /clients/pi1 3 write /boot-left "from the last boot" || return 1
+	h=$(nc 127.0.0.2 /clients/pi1 3 handle /boot-left) || return 1
+	sleep 2.2 # serve --boot-gap 2: the next request begins a boot
+	curl -sS --interface 127.0.0.2 tftp://127.0.0.1/netboot-0000c0de.scr -o "$tmp/rb.scr" || return 1
+	grep -q "client pi1: a boot began from 127.0.0.2 ('netboot-0000c0de.scr'); its layer was reset" \
+		"$tmp/serve.err" || { tail -n 5 "$tmp/serve.err"; return 1; }
+	nc 127.0.0.2 /clients/pi1 3 absent /boot-left && nc 127.0.0.2 /clients/pi1 4 absent /boot-left || return 1
+	# the new boot's first files must not be reachable through the old boot's handle
+	nc 127.0.0.2 /clients/pi1 3 write /new-boot-1 "new" && nc 127.0.0.2 /clients/pi1 3 write /new-boot-2 "new" || return 1
+	st=$(nc 127.0.0.2 /clients/pi1 3 getattr-handle "$h") || return 1
+	[ "$st" != 0 ] || { echo "the last boot's handle still gives an object"; return 1; }
+	# later requests of the same boot reset nothing
+	curl -sS --interface 127.0.0.2 tftp://127.0.0.1/netboot-0000c0de.scr -o "$tmp/rb2.scr" || return 1
+	nc 127.0.0.2 /clients/pi1 3 read /new-boot-1 "new" || return 1
+	[ "$(grep -c "client pi1: a boot began" "$tmp/serve.err")" -ge 2 ] || return 1
+	cow client set pi1 --on-boot keep >/dev/null
+}
+check "--on-boot reset of a served client: a boot's first TFTP request resets it, old names and handles gone" t_reset_on_boot
 
 # ---- what the pynfs conformance suite found (README, Conformance) ----
 

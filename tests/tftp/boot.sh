@@ -128,6 +128,7 @@ cow init >/dev/null &&
 	cow client add pi4 --image gz --ip 127.0.0.4 --serial 0000aaaa >/dev/null &&
 	cow client add pi5 --image empty --ip 127.0.0.5 --serial 0000bbbb >/dev/null &&
 	cow client add pi6 --image deb --ip ::1 --mac 02:00:00:00:00:06 >/dev/null &&
+	cow client add kiosk --image deb --ip 127.0.0.6 --serial 0000c1c1 >/dev/null &&
 	for i in $(seq 10 33); do
 		cow client add "room$i" --image deb --ip "127.0.1.$i" --serial "000100$i" >/dev/null || exit 1
 	done ||
@@ -136,7 +137,7 @@ cow init >/dev/null &&
 		finish
 	}
 
-"$COWROOT" --store "$S" tftp serve --boot --port "$PORT" >"$T/server.log" 2>&1 &
+"$COWROOT" --store "$S" tftp serve --boot --boot-gap 3 --port "$PORT" >"$T/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
 	grep -q "serving" "$T/server.log" && break
@@ -383,6 +384,48 @@ t_room() {
 	[ "$bad" = 0 ] || { echo "$bad of 24 clients failed"; return 1; }
 }
 check "24 clients at once, each its own script, kernel and initramfs" t_room
+
+# mount_client NAME: its view at $T/mnt (pid in $mnt_pid); umount_client
+mount_client() {
+	mkdir -p "$T/mnt"
+	"$COWROOT" --store "$S" mount "$1" "$T/mnt" -f >"$T/mount.log" 2>&1 &
+	mnt_pid=$!
+	for _ in $(seq 1 200); do mountpoint -q "$T/mnt" && break; sleep 0.05; done
+	mountpoint -q "$T/mnt" || { cat "$T/mount.log"; return 1; }
+}
+umount_client() {
+	fusermount3 -u "$T/mnt" && wait "$mnt_pid"
+	mnt_pid=
+}
+t_on_boot_reset() {
+	cow client set kiosk --on-boot reset | grep -q "starts every boot from its image" || return 1
+	cow client list --json | grep -q '"name":"kiosk".*"on_boot":"reset"' || return 1
+	get 127.0.0.6 netboot-0000c1c1.scr "$T/out/k1.scr" || return 1 # its first boot
+	sleep 3.2
+	# the kiosk's user leaves something behind
+	mount_client kiosk || return 1
+	echo "left by the last user" >"$T/mnt/boot/firmware/left.txt"
+	sync "$T/mnt/boot/firmware/left.txt"
+	# a boot begins while a mount holds the layer: nothing can be served
+	get 127.0.0.6 netboot-0000c1c1.scr "$T/out/k2.scr" && { echo "served while the layer could not be reset"; return 1; }
+	logged "client kiosk: a boot began from 127.0.0.6, but cannot reset its layer" || return 1
+	umount_client || return 1
+	# the next try resets and serves; within the boot, no second reset
+	get 127.0.0.6 0000c1c1/start4.elf "$T/out/k3" || { cat "$T/out/k3.err"; return 1; }
+	logged "client kiosk: a boot began from 127.0.0.6 ('0000c1c1/start4.elf'); its layer was reset" || return 1
+	refused 127.0.0.6 0000c1c1/left.txt 68 || return 1
+	mount_client kiosk || return 1
+	[ ! -e "$T/mnt/boot/firmware/left.txt" ] || { echo "the reset left the file"; umount_client; return 1; }
+	echo "during this boot" >"$T/mnt/boot/firmware/during.txt"
+	sync "$T/mnt/boot/firmware/during.txt"
+	umount_client || return 1
+	get 127.0.0.6 0000c1c1/during.txt "$T/out/k4" && grep -q "during this boot" "$T/out/k4" || return 1
+	[ "$(grep -c "client kiosk: a boot began" "$T/server.log")" = 3 ] || { grep "client kiosk" "$T/server.log"; return 1; }
+	# a client that keeps its layer: boots are logged, nothing reset
+	cow client set kiosk --on-boot keep >/dev/null && sleep 3.2 && get 127.0.0.6 0000c1c1/during.txt "$T/out/k5" &&
+		grep -q "during this boot" "$T/out/k5"
+}
+check "--on-boot reset: a boot's first request resets the layer (refused while a mount holds it); keep keeps it" t_on_boot_reset
 
 t_rate() {
 	local i before after
