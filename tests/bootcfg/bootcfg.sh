@@ -259,10 +259,6 @@ check "sdcard refuses a --server that would change the script, writes nothing th
 	t_sdcard_hostile
 
 t_sdcard_packages() {
-	if [ -z "${COW_BOOTCFG_DEBS:-}" ]; then
-		echo "SKIP sdcard with Debian's u-boot-rpi and raspi-firmware: the .debs cannot be fetched (no network)"
-		return 0
-	fi
 	local p=$tmp/pkgs c=$tmp/card-full d f
 	mkdir -p "$p"
 	for d in u-boot-rpi raspi-firmware; do
@@ -291,8 +287,12 @@ t_sdcard_packages() {
 		{ echo "rewriting without the packages lost u-boot"; return 1; }
 	! grep -q incomplete "$tmp/sd.err" || { cat "$tmp/sd.err"; return 1; }
 }
-check "sdcard with Debian's u-boot-rpi and raspi-firmware: u-boot per model in config.txt, firmware, device trees" \
-	t_sdcard_packages
+name="sdcard with Debian's u-boot-rpi and raspi-firmware: u-boot per model in config.txt, firmware, device trees"
+if [ -n "${COW_BOOTCFG_DEBS:-}" ]; then
+	check "$name" t_sdcard_packages
+else
+	echo "SKIP $name: the .debs cannot be fetched (no network?)"
+fi
 
 # ---- DHCP ----
 
@@ -398,6 +398,34 @@ exit 0
 EOF
 chmod +x "$tmp/udhcpc.sh"
 
+# start_dnsmasq CONF LOG: dnsmasq in the foreground, in the background,
+# until it listens on the DHCP port
+start_dnsmasq() {
+	dnsmasq -k -C "$1" -u root --dhcp-leasefile="$tmp/leases" --pid-file="$tmp/dnsmasq.pid" \
+		--log-dhcp --log-facility="$2" &
+	dnsmasq_pid=$!
+	local i
+	for i in $(seq 50); do
+		ss -ulnp 2>/dev/null | grep -q ':67 ' && return 0
+		sleep 0.1
+	done
+	return 1
+}
+stop_dnsmasq() {
+	[ -n "$dnsmasq_pid" ] && kill "$dnsmasq_pid" 2>/dev/null && wait "$dnsmasq_pid" 2>/dev/null
+	dnsmasq_pid=
+}
+# with_dnsmasq CONF LOG FUNCTION: run the function while dnsmasq serves
+# CONF (a check runs in a subshell: dnsmasq is stopped in it, on every path)
+with_dnsmasq() {
+	local r
+	start_dnsmasq "$1" "$2" || { echo "dnsmasq did not start"; stop_dnsmasq; return 1; }
+	"$3"
+	r=$?
+	stop_dnsmasq
+	return $r
+}
+
 # pi_lease MAC OUT: ask for a lease from namespace "pi" with @MAC
 pi_lease() {
 	ip netns exec pi ip link set veth1 down
@@ -410,14 +438,6 @@ pi_lease() {
 }
 
 t_dhcp_lease() {
-	dnsmasq -k -C "$tmp/full.conf" -u root --dhcp-leasefile="$tmp/leases" --pid-file="$tmp/dnsmasq.pid" \
-		--log-dhcp --log-facility="$tmp/dnsmasq.log" &
-	dnsmasq_pid=$!
-	local i
-	for i in $(seq 50); do
-		ss -ulnp 2>/dev/null | grep -q ':67 ' && break
-		sleep 0.1
-	done
 	# DHCP only: nothing on DNS or TFTP
 	! ss -ulnp 2>/dev/null | grep -qE ':(53|69) ' || { echo "dnsmasq serves DNS or TFTP"; return 1; }
 	pi_lease 02:00:00:00:00:11 "$tmp/lease" || { echo "pi1 got no lease"; tail -n 20 "$tmp/dnsmasq.log"; return 1; }
@@ -437,6 +457,19 @@ t_dhcp_lease() {
 	fi
 }
 check "dnsmasq run with the config: a Pi-like client gets its fixed address, next-server and option 43; strangers nothing" \
-	t_dhcp_lease
+	with_dnsmasq "$tmp/full.conf" "$tmp/dnsmasq.log" t_dhcp_lease
+
+# a proxy gives no address (udhcpc gets none), but its answer to a PXE
+# DISCOVER names the TFTP server given (here not dnsmasq's own address)
+# and carries option 43: as dnsmasq's log of what it sent says
+t_dhcp_proxy() {
+	pi_lease 02:00:00:00:00:11 "$tmp/lease-proxy" && { echo "a proxy gave an address"; return 1; }
+	grep -q 'PXE(veth0) 02:00:00:00:00:11 proxy' "$tmp/proxy.log" && grep -q 'next server: 10.77.0.5$' "$tmp/proxy.log" &&
+		grep -q 'option: 43 vendor-encap  06:01:03:0a:04:00:50:58:45:09:14:00:00:11' "$tmp/proxy.log" ||
+		{ tail -n 20 "$tmp/proxy.log"; return 1; }
+}
+"$COWROOT" --store "$store" netboot dnsmasq --proxy --interface veth0 --server 10.77.0.5 >"$tmp/proxy5.conf" 2>/dev/null
+check "dnsmasq --proxy run: a Pi-like client's DISCOVER gets the TFTP server given and option 43, no address" \
+	with_dnsmasq "$tmp/proxy5.conf" "$tmp/proxy.log" t_dhcp_proxy
 
 finish
