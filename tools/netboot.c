@@ -273,18 +273,27 @@ static char *default_dtb_dir(bool arm64)
 	return found;
 }
 
-/* Whether the card's directory @dfd holds a regular file matching @pattern */
-static bool card_has(int dfd, const char *pattern)
+/* @dfd read from its start, through a duplicate (closedir it) */
+static DIR *dir_entries(int dfd)
 {
 	int fd = dup(dfd);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
-	bool found = false;
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
-		return false;
+		return NULL;
 	}
 	rewinddir(d); /* the offset is shared with @dfd's other duplicates */
+	return d;
+}
+
+/* Whether the card's directory @dfd holds a regular file matching @pattern */
+static bool card_has(int dfd, const char *pattern)
+{
+	DIR *d = dir_entries(dfd);
+	bool found = false;
+	if (!d)
+		return false;
 	for (struct dirent *e; !found && (e = readdir(d));) {
 		struct stat st;
 		found = !fnmatch(pattern, e->d_name, 0) && !fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) &&
@@ -310,16 +319,11 @@ static bool card_file(const char *name)
  * one file that is not ours. */
 static bool card_dir_ours(int dfd, char *ret_other, size_t size)
 {
-	int fd = dup(dfd);
-	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	DIR *d = dir_entries(dfd);
 	bool empty = true, foreign = false;
 	snprintf(ret_other, size, "?");
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return false;
-	}
-	rewinddir(d); /* the offset is shared with @dfd's other duplicates */
 	for (struct dirent *e; !foreign && (e = readdir(d));) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
