@@ -388,9 +388,9 @@ t_dnsmasq_hostile() {
 check "dnsmasq refuses values that would add a line, from the command line or the store" t_dnsmasq_hostile
 
 # run dnsmasq with the configuration, and have a client with pi1's MAC ask
-# for an address as a Pi's boot ROM does (vendor class PXEClient, client
-# architecture 0, UNDI 2.1, a GUID): the answer must carry its fixed
-# address, the TFTP server and option 43 with "Raspberry Pi Boot"
+# for an address as a Pi's boot ROM does and as u-boot does: the answer
+# must carry its fixed address, the TFTP server and (for the ROM) option
+# 43 with "Raspberry Pi Boot"
 cat >"$tmp/udhcpc.sh" <<'EOF'
 #!/bin/sh
 [ "$1" = bound ] && env >"$COW_LEASE"
@@ -404,8 +404,8 @@ start_dnsmasq() {
 	dnsmasq -k -C "$1" -u root --dhcp-leasefile="$tmp/leases" --pid-file="$tmp/dnsmasq.pid" \
 		--log-dhcp --log-facility="$2" &
 	dnsmasq_pid=$!
-	local i
-	for i in $(seq 50); do
+	local _
+	for _ in $(seq 50); do
 		ss -ulnp 2>/dev/null | grep -q ':67 ' && return 0
 		sleep 0.1
 	done
@@ -426,15 +426,27 @@ with_dnsmasq() {
 	return $r
 }
 
-# pi_lease MAC OUT: ask for a lease from namespace "pi" with @MAC
-pi_lease() {
+# dhcp_ask MAC OUT UDHCPC-ARGS...: ask for a lease from namespace "pi"
+# with @MAC; the lease's variables in OUT
+dhcp_ask() {
+	local mac=$1 out=$2
+	shift 2
 	ip netns exec pi ip link set veth1 down
-	ip netns exec pi ip link set veth1 address "$1" || return 1
+	ip netns exec pi ip link set veth1 address "$mac" || return 1
 	ip netns exec pi ip link set veth1 up || return 1
-	rm -f "$2"
-	COW_LEASE=$2 timeout 30 ip netns exec pi busybox udhcpc -i veth1 -n -q -f -t 4 -T 1 -A 1 \
-		-s "$tmp/udhcpc.sh" -O 43 -V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000 -x 0x5e:010201 \
-		-x 0x61:0044444444444444444444444444444444 >/dev/null 2>&1
+	rm -f "$out"
+	COW_LEASE=$out timeout 30 ip netns exec pi busybox udhcpc -i veth1 -n -q -f -t 4 -T 1 -A 1 \
+		-s "$tmp/udhcpc.sh" "$@" >/dev/null 2>&1
+}
+# as a Pi's boot ROM asks: vendor class PXEClient, client architecture 0,
+# UNDI 2.1, a GUID, and option 43 wanted
+pi_lease() {
+	dhcp_ask "$1" "$2" -O 43 -V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000 -x 0x5e:010201 \
+		-x 0x61:0044444444444444444444444444444444
+}
+# as u-boot 2023.01 (arm64) asks: its vendor class, architecture 0x16
+uboot_lease() {
+	dhcp_ask "$1" "$2" -V U-Boot.armv8 -x 0x5d:0016 -x 0x5e:010300
 }
 
 t_dhcp_lease() {
@@ -447,6 +459,9 @@ t_dhcp_lease() {
 	# "Raspberry Pi Boot" (hex), as the Pi documentation shows it
 	grep -q '^opt43=.*52617370626572727920506920426f6f74' "$tmp/lease" ||
 		{ grep '^opt43' "$tmp/lease" || echo "no option 43"; return 1; }
+	# u-boot's dhcp on pi1 gets the same address and the TFTP server
+	uboot_lease 02:00:00:00:00:11 "$tmp/lease-uboot" && grep -qx 'ip=10.77.0.11' "$tmp/lease-uboot" &&
+		grep -qx 'siaddr=10.77.0.1' "$tmp/lease-uboot" || { echo "u-boot's request got no lease"; return 1; }
 	# pi_5, given with dashes and a /32, gets its address too
 	pi_lease 02:00:00:00:00:15 "$tmp/lease5" && grep -qx 'ip=10.77.0.15' "$tmp/lease5" ||
 		{ echo "pi_5 got no lease"; return 1; }
@@ -456,7 +471,7 @@ t_dhcp_lease() {
 		return 1
 	fi
 }
-check "dnsmasq run with the config: a Pi-like client gets its fixed address, next-server and option 43; strangers nothing" \
+check "dnsmasq run with the config: Pi ROM- and u-boot-like clients get the fixed address, next-server, option 43; strangers nothing" \
 	with_dnsmasq "$tmp/full.conf" "$tmp/dnsmasq.log" t_dhcp_lease
 
 # a proxy gives no address (udhcpc gets none), but its answer to a PXE
