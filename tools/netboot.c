@@ -373,9 +373,10 @@ static int sdcard_usage(void)
 			"the Pi firmware (Debian's raspi-firmware) and the Pi device trees.\n"
 			"  --server ADDR       the TFTP server, IPv4 (default: the DHCP answer's next-server)\n"
 			"  --arch arm|arm64    32-bit or 64-bit u-boot and kernel (default arm64)\n"
-			"  --force             write into a DIR that holds other files (they are left as\n"
-			"                      they are; without it only an empty DIR or an earlier card of\n"
-			"                      this command's is written)\n"
+			"  --force             write into a DIR that holds other files: those of the names\n"
+			"                      above (config.txt, start*.elf, ...) are replaced, the others\n"
+			"                      left as they are (without it only an empty DIR or an earlier\n"
+			"                      card of this command's is written)\n"
 			"  --uboot-dir DIR     u-boot builds (default /usr/lib/u-boot)\n"
 			"  --firmware-dir DIR  Pi firmware (default /usr/lib/raspi-firmware)\n"
 			"  --dtb-dir DIR       bcm2*.dtb and overlays/ (default: the newest\n"
@@ -521,10 +522,11 @@ int cmd_netboot_sdcard(int argc, char **argv)
 	       c.written, dir, uboots_copied, fw, dtbs);
 	bool missing = false;
 	if (!uboots) {
+		const char *deb_arch = arm64 ? "arm64" : "armhf";
 		err("no u-boot in '%s' (rpi_*/u-boot.bin): 'apt-get install u-boot-rpi' (an %s package; on "
 		    "another architecture, 'apt-get download u-boot-rpi:%s' and 'dpkg-deb -x' it, then pass "
 		    "--uboot-dir DIR/usr/lib/u-boot)",
-		    uboot_dir, arch, arch);
+		    uboot_dir, deb_arch, deb_arch);
 		missing = true;
 	}
 	if (!fw && !card_has(c.dfd, "start*.elf")) {
@@ -563,6 +565,8 @@ struct fleet_client {
 	char name[COW_ENTITY_NAME_MAX + 1];
 	char mac[COW_MAC_LEN + 1];
 	char addrs[COW_ADDRS_MAX + 1];
+	struct in_addr ip; /* its address, once found */
+	bool given;	   /* a dhcp-host line gives it */
 };
 
 struct fleet {
@@ -688,15 +692,15 @@ static const char *client_ipv4(const char *addrs, struct in_addr *ret)
 		if (k < sizeof(item)) {
 			memcpy(item, p, k);
 			item[k] = '\0';
+			/* a host: no prefix, or /32 */
 			char *slash = strchr(item, '/');
-			if (slash && !strcmp(slash, "/32"))
+			bool host = !slash || !strcmp(slash, "/32");
+			struct in_addr a;
+			if (slash)
 				*slash = '\0';
-			if (!slash || !strcmp(slash, "")) {
-				struct in_addr a;
-				if (ipv4_ok(item, &a)) {
-					*ret = a;
-					n++;
-				}
+			if (host && ipv4_ok(item, &a)) {
+				*ret = a;
+				n++;
 			}
 		}
 		p += k + (p[k] == ',');
@@ -706,6 +710,47 @@ static const char *client_ipv4(const char *addrs, struct in_addr *ret)
 	if (n > 1)
 		return "several IPv4 addresses in its --ip: DHCP gives one, which is for you to say";
 	return NULL;
+}
+
+/* The dhcp-host line of client @i of @l, or a comment saying why it has
+ * none (and a warning).  The clients before it have been printed: one of
+ * them holding its address leaves it out (dnsmasq refuses both). */
+static void print_host(struct fleet *l, size_t i, const struct subnet *net, bool proxy)
+{
+	struct fleet_client *c = &l->v[i];
+	char name[80], why_buf[200], s_a[INET_ADDRSTRLEN], s_net[INET_ADDRSTRLEN];
+	const char *why = NULL;
+	shown_value(name, sizeof(name), c->name, strlen(c->name), 64);
+	if (!c->mac[0])
+		why = "no MAC address (cowroot client set NAME --mac MAC)";
+	else if (!mac_ok(c->mac))
+		why = "its MAC address is malformed (cowroot client set NAME --mac MAC)";
+	else
+		why = client_ipv4(c->addrs, &c->ip);
+	inet_ntop(AF_INET, &c->ip, s_a, sizeof(s_a));
+	inet_ntop(AF_INET, &net->net, s_net, sizeof(s_net));
+	if (!why && !in_subnet(net, c->ip)) {
+		snprintf(why_buf, sizeof(why_buf), "its address %s is outside the clients' network %s/%d (--subnet)",
+			 s_a, s_net, net->prefix);
+		why = why_buf;
+	}
+	for (size_t k = 0; !why && k < i; k++)
+		if (l->v[k].given && l->v[k].ip.s_addr == c->ip.s_addr) {
+			char other[80];
+			shown_value(other, sizeof(other), l->v[k].name, strlen(l->v[k].name), 64);
+			snprintf(why_buf, sizeof(why_buf), "its address %s is given to %s", s_a, other);
+			why = why_buf;
+		}
+	if (why) {
+		printf("# %s: left out: %s\n", name, why);
+		err("client '%s' left out: %s", name, why);
+		return;
+	}
+	c->given = true;
+	/* id:*: by MAC alone, whatever client-id u-boot, the Pi ROM and the
+	 * kernel each send, so that each stage gets the same address */
+	bool named = hostname_ok(c->name);
+	printf("%sdhcp-host=%s,id:*,%s%s%s\n", proxy ? "# " : "", c->mac, s_a, named ? "," : "", named ? c->name : "");
 }
 
 static int dnsmasq_usage(void)
@@ -860,37 +905,8 @@ int cmd_netboot_dnsmasq(int argc, char **argv)
 	       s_srv);
 	if (proxy)
 		printf("# reserve these addresses in the network's DHCP server:\n");
-	for (size_t i = 0; i < l.n; i++) {
-		const struct fleet_client *c = &l.v[i];
-		char name[80];
-		struct in_addr a;
-		const char *why = NULL;
-		shown_value(name, sizeof(name), c->name, strlen(c->name), 64);
-		if (!c->mac[0])
-			why = "no MAC address (cowroot client set NAME --mac MAC)";
-		else if (!mac_ok(c->mac))
-			why = "its MAC address is malformed (cowroot client set NAME --mac MAC)";
-		else
-			why = client_ipv4(c->addrs, &a);
-		char outside[160];
-		if (!why && !in_subnet(&net, a)) {
-			inet_ntop(AF_INET, &a, s_a, sizeof(s_a));
-			snprintf(outside, sizeof(outside),
-				 "its address %s is outside the clients' network %s/%d (--subnet)", s_a, s_net,
-				 net.prefix);
-			why = outside;
-		}
-		if (why) {
-			printf("# %s: left out: %s\n", name, why);
-			err("client '%s' left out: %s", name, why);
-			continue;
-		}
-		inet_ntop(AF_INET, &a, s_a, sizeof(s_a));
-		/* id:*: by MAC alone, whatever client-id u-boot, the Pi ROM and the
-		 * kernel each send, so that each stage gets the same address */
-		printf("%sdhcp-host=%s,id:*,%s%s%s\n", proxy ? "# " : "", c->mac, s_a, hostname_ok(c->name) ? "," : "",
-		       hostname_ok(c->name) ? c->name : "");
-	}
+	for (size_t i = 0; i < l.n; i++)
+		print_host(&l, i, &net, proxy);
 	if (!l.n)
 		err("the store has no clients: the configuration gives no addresses");
 	free(l.v);

@@ -112,6 +112,7 @@ cow client add pi3 --image base --ip 10.77.0.0/28 --mac 02:00:00:00:00:13 >/dev/
 cow client add pi4 --image base --ip 10.77.0.14,10.77.0.41 --mac 02:00:00:00:00:14 >/dev/null || exit 1
 cow client add pi_5 --image base --ip 10.77.0.15/32,fd00::15 --mac 02-00-00-00-00-15 >/dev/null || exit 1
 cow client add pi6 --image base --ip 10.9.0.16 --mac 02:00:00:00:00:16 >/dev/null || exit 1
+cow client add pi7 --image base --ip 10.77.0.11 --mac 02:00:00:00:00:17 >/dev/null || exit 1
 
 # what the card holds of the packages' files, and the device trees (the
 # Debian kernel's, in a stand-in: their content does not matter here)
@@ -317,12 +318,14 @@ t_dnsmasq_full() {
 		{ echo "got:"; conf_lines "$tmp/full.conf"; return 1; }
 	# every client left out is named, with why, in the file and on stderr
 	local n
-	for n in dnsmasq pi2 pi3 pi4 pi6; do
+	for n in dnsmasq pi2 pi3 pi4 pi6 pi7; do
 		grep -q "^# $n: left out: " "$tmp/full.conf" && grep -q "client '$n' left out" "$tmp/full.err" ||
 			{ echo "$n not said to be left out"; cat "$tmp/full.err"; return 1; }
 	done
 	grep -q '^# pi2: left out: no MAC' "$tmp/full.conf" && grep -q '^# pi4: left out: several IPv4' "$tmp/full.conf" &&
-		grep -q '^# pi6: left out: its address 10.9.0.16 is outside' "$tmp/full.conf" || return 1
+		grep -q '^# pi6: left out: its address 10.9.0.16 is outside' "$tmp/full.conf" &&
+		grep -q '^# pi7: left out: its address 10.77.0.11 is given to pi1$' "$tmp/full.conf" ||
+		{ cat "$tmp/full.conf"; return 1; }
 	! grep -qE 'enable-tftp|tftp-root' "$tmp/full.conf" || return 1
 	dnsmasq --test -C "$tmp/full.conf" >"$tmp/test.out" 2>&1 || { cat "$tmp/test.out"; return 1; }
 	# a range for other machines; the subnet given
@@ -383,7 +386,9 @@ t_dnsmasq_hostile() {
 	! grep -qE '^(enable-tftp|tftp-root)' "$tmp/h.conf" || { echo "a store value made a line of its own"; return 1; }
 	grep -q '^# pi1: left out: its MAC address is malformed' "$tmp/h.conf" &&
 		grep -q '^# pi_5: left out: its addresses are invalid' "$tmp/h.conf" || { cat "$tmp/h.conf"; return 1; }
-	[ "$(grep -c '^dhcp-host' "$tmp/h.conf")" = 0 ] || return 1
+	# (pi7, which shares pi1's address, has it now that pi1 is left out)
+	[ "$(grep '^dhcp-host' "$tmp/h.conf")" = 'dhcp-host=02:00:00:00:00:17,id:*,10.77.0.11,pi7' ] ||
+		{ grep '^dhcp-host' "$tmp/h.conf"; return 1; }
 }
 check "dnsmasq refuses values that would add a line, from the command line or the store" t_dnsmasq_hostile
 
