@@ -363,6 +363,111 @@ static int card_subdir(struct card *c, const char *sub)
 	return fd;
 }
 
+/* ---- device trees from an image of the store ---- */
+
+struct names {
+	char **v;
+	size_t n;
+	const char *pattern;
+	mode_t type; /* S_IFDIR or S_IFREG: entries of other types are left out */
+};
+
+static int collect_name(void *arg, const char *name, const struct cow_attr *a, off_t next)
+{
+	struct names *l = arg;
+	(void)next;
+	if (fnmatch(l->pattern, name, 0) || !card_name_ok(name) || (a->mode & S_IFMT) != l->type)
+		return 0;
+	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (!v || !(v[l->n] = strdup(name))) {
+		if (v)
+			l->v = v;
+		return -ENOMEM;
+	}
+	l->v = v;
+	l->n++;
+	return 0;
+}
+
+static void names_free(struct names *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+}
+
+/* The entries of directory @path of @v of type @type matching @pattern
+ * (and card_name_ok), in @ret (names_free it).  0 or -errno. */
+static int view_list(struct cow_view *v, const char *path, mode_t type, const char *pattern, struct names *ret)
+{
+	struct cow_attr a;
+	*ret = (struct names){.pattern = pattern, .type = type};
+	int r = root_walk(v, path, S_IFDIR, &a, NULL, 0);
+	if (r < 0)
+		return r;
+	r = cow_readdir_ino(v, a.ino, 0, false, collect_name, ret);
+	cow_forget(v, a.ino, 1);
+	if (r < 0)
+		names_free(ret);
+	return r;
+}
+
+static int by_version(const void *a, const void *b)
+{
+	return strverscmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Copy the bcm2*.dtb of the newest kernel in image @image's
+ * /usr/lib/linux-image-* (its broadcom/ for arm64) to the card; returns
+ * how many, or -1 after saying why there are none. */
+static int card_image_dtbs(struct card *c, const char *image, bool arm64, char *where, size_t where_size)
+{
+	struct cow_store *st;
+	struct cow_view *v = NULL;
+	struct names k = {0}, d = {0};
+	char kdir[160] = "/usr/lib/linux-image-*";
+	int n = -1;
+	int r = cow_store_open(store_dir, COW_STORE_READONLY, &st);
+	if (r < 0) {
+		err("cannot open store '%s': %s", store_dir, strerror(-r));
+		return -1;
+	}
+	r = cow_view_open(st, NULL, image, COW_VIEW_READONLY, &v);
+	if (r < 0) {
+		err(r == -ENOENT ? "no image '%s' (see 'cowroot image list')" : "cannot open image '%s'", image);
+		goto out;
+	}
+	n = 0;
+	if (view_list(v, "/usr/lib", S_IFDIR, "linux-image-*", &k) < 0 || !k.n)
+		goto out;
+	qsort(k.v, k.n, sizeof(*k.v), by_version);
+	snprintf(kdir, sizeof(kdir), "/usr/lib/%s%s", k.v[k.n - 1], arm64 ? "/broadcom" : "");
+	if (view_list(v, kdir, S_IFREG, "bcm2*.dtb", &d) < 0)
+		goto out;
+	for (size_t i = 0; i < d.n; i++) {
+		char path[320], *data;
+		size_t len;
+		snprintf(path, sizeof(path), "%s/%s", kdir, d.v[i]);
+		r = root_read(v, path, FILE_MAX, &data, &len);
+		if (r < 0) {
+			err("cannot read '%s' of image '%s': %s", path, image, strerror(-r));
+			c->failed = true;
+			continue;
+		}
+		card_put(c, c->dfd, "", d.v[i], data, len);
+		free(data);
+		n++;
+	}
+out:
+	snprintf(where, where_size, "image %s: %s", image, kdir);
+	names_free(&k);
+	names_free(&d);
+	if (v)
+		cow_view_close(v);
+	cow_store_close(st);
+	return n;
+}
+
 static int sdcard_usage(void)
 {
 	fprintf(stderr, "usage: cowroot netboot sdcard DIR [--server ADDR] [--arch arm64|arm] [--force]\n"
@@ -381,6 +486,7 @@ static int sdcard_usage(void)
 			"  --firmware-dir DIR  Pi firmware (default /usr/lib/raspi-firmware)\n"
 			"  --dtb-dir DIR       bcm2*.dtb and overlays/ (default: the newest\n"
 			"                      /usr/lib/linux-image-*/broadcom, arm: /usr/lib/linux-image-*)\n"
+			"  --image NAME        the device trees of the newest kernel in image NAME instead\n"
 			"What the packages do not give is said on stderr; the card is then incomplete.\n");
 	return 2;
 }
@@ -388,7 +494,7 @@ static int sdcard_usage(void)
 int cmd_netboot_sdcard(int argc, char **argv)
 {
 	const char *dir = NULL, *server = NULL, *arch = "arm64", *uboot_dir = "/usr/lib/u-boot",
-		   *fw_dir = "/usr/lib/raspi-firmware", *dtb_arg = NULL;
+		   *fw_dir = "/usr/lib/raspi-firmware", *dtb_arg = NULL, *image = NULL;
 	bool force = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--server") && i + 1 < argc)
@@ -401,6 +507,8 @@ int cmd_netboot_sdcard(int argc, char **argv)
 			fw_dir = argv[++i];
 		else if (!strcmp(argv[i], "--dtb-dir") && i + 1 < argc)
 			dtb_arg = argv[++i];
+		else if (!strcmp(argv[i], "--image") && i + 1 < argc)
+			image = argv[++i];
 		else if (!strcmp(argv[i], "--force"))
 			force = true;
 		else if (argv[i][0] != '-' && !dir)
@@ -408,8 +516,10 @@ int cmd_netboot_sdcard(int argc, char **argv)
 		else
 			return sdcard_usage();
 	}
-	if (!dir || (strcmp(arch, "arm64") && strcmp(arch, "arm")) || want_help(argc, argv))
+	if (!dir || (strcmp(arch, "arm64") && strcmp(arch, "arm")) || (image && dtb_arg) || want_help(argc, argv))
 		return sdcard_usage();
+	if (image && bad_name("image", image))
+		return 2;
 	if (server && bad_value("--server", server, bad_server(server)))
 		return 2;
 	bool arm64 = !strcmp(arch, "arm64");
@@ -443,6 +553,31 @@ int cmd_netboot_sdcard(int argc, char **argv)
 		goto out;
 	}
 
+	/* the device trees the firmware hands to u-boot (and u-boot to the kernel
+	 * as ${fdt_addr}), and the overlays where the directory has them; first,
+	 * so that an unknown --image leaves the card as it was */
+	char *dtb_dir = image ? NULL : dtb_arg ? strdup(dtb_arg) : default_dtb_dir(arm64), dtb_where[320];
+	unsigned dtbs = 0;
+	snprintf(dtb_where, sizeof(dtb_where), "%s", dtb_dir ? dtb_dir : "/usr/lib/linux-image-*");
+	if (image) {
+		int n = card_image_dtbs(&c, image, arm64, dtb_where, sizeof(dtb_where));
+		if (n < 0)
+			goto out_dtb;
+		dtbs = (unsigned)n;
+	} else if (dtb_dir && is_dir(dtb_dir)) {
+		dtbs = card_copy_glob(&c, c.dfd, "", dtb_dir, "bcm2*.dtb");
+		char ov[PATH_MAX];
+		snprintf(ov, sizeof(ov), "%s/overlays", dtb_dir);
+		if (is_dir(ov)) {
+			int ofd = card_subdir(&c, "overlays");
+			if (ofd >= 0) {
+				card_copy_glob(&c, ofd, "overlays/", ov, "*.dtbo");
+				card_copy_glob(&c, ofd, "overlays/", ov, "README");
+				close(ofd);
+			}
+		}
+	}
+
 	/* u-boot, and the config.txt that has the firmware start it */
 	const struct uboot_target *ub = arm64 ? uboot_arm64 : uboot_arm;
 	char *config = NULL;
@@ -450,7 +585,7 @@ int cmd_netboot_sdcard(int argc, char **argv)
 	FILE *f = open_memstream(&config, &config_len);
 	if (!f) {
 		err("out of memory");
-		goto out;
+		goto out_dtb;
 	}
 	fprintf(f,
 		"# Written by 'cowroot netboot sdcard': the Pi firmware starts u-boot,\n"
@@ -482,7 +617,7 @@ int cmd_netboot_sdcard(int argc, char **argv)
 	if (fclose(f) != 0 || !config) {
 		free(config);
 		err("out of memory");
-		goto out;
+		goto out_dtb;
 	}
 	card_put(&c, c.dfd, "", "config.txt", config, config_len);
 	free(config);
@@ -495,24 +630,6 @@ int cmd_netboot_sdcard(int argc, char **argv)
 		fw += card_copy_glob(&c, c.dfd, "", fw_dir, "bootcode.bin");
 		fw += card_copy_glob(&c, c.dfd, "", fw_dir, "start*.elf");
 		fw += card_copy_glob(&c, c.dfd, "", fw_dir, "fixup*.dat");
-	}
-
-	/* the device trees the firmware hands to u-boot (and u-boot to the kernel
-	 * as ${fdt_addr}), and the overlays where the directory has them */
-	char *dtb_dir = dtb_arg ? strdup(dtb_arg) : default_dtb_dir(arm64);
-	unsigned dtbs = 0;
-	if (dtb_dir && is_dir(dtb_dir)) {
-		dtbs = card_copy_glob(&c, c.dfd, "", dtb_dir, "bcm2*.dtb");
-		char ov[PATH_MAX];
-		snprintf(ov, sizeof(ov), "%s/overlays", dtb_dir);
-		if (is_dir(ov)) {
-			int ofd = card_subdir(&c, "overlays");
-			if (ofd >= 0) {
-				card_copy_glob(&c, ofd, "overlays/", ov, "*.dtbo");
-				card_copy_glob(&c, ofd, "overlays/", ov, "README");
-				close(ofd);
-			}
-		}
 	}
 
 	if (c.failed)
@@ -538,10 +655,9 @@ int cmd_netboot_sdcard(int argc, char **argv)
 		missing = true;
 	}
 	if (!dtbs && !card_has(c.dfd, "bcm2*.dtb")) {
-		err("no Pi device trees (bcm2*.dtb) in '%s': install Debian's kernel, 'apt-get install "
-		    "linux-image-%s' (or take them from the image: its /usr/lib/linux-image-*/%s), and pass "
-		    "--dtb-dir DIR",
-		    dtb_dir ? dtb_dir : "/usr/lib/linux-image-*", arm64 ? "arm64" : "armmp", arm64 ? "broadcom" : "");
+		err("no Pi device trees (bcm2*.dtb) in '%s': take them from the clients' image, whose "
+		    "linux-image-%s has them ('--image NAME'), or install that kernel here and pass --dtb-dir DIR",
+		    dtb_where, arm64 ? "arm64" : "armmp");
 		missing = true;
 	}
 	if (missing)

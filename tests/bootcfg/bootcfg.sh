@@ -114,6 +114,16 @@ cow client add pi_5 --image base --ip 10.77.0.15/32,fd00::15 --mac 02-00-00-00-0
 cow client add pi6 --image base --ip 10.9.0.16 --mac 02:00:00:00:00:16 >/dev/null || exit 1
 cow client add pi7 --image base --ip 10.77.0.11 --mac 02:00:00:00:00:17 >/dev/null || exit 1
 
+# an image with two kernels, their Pi device trees, and things that are not
+k9=$tmp/pi-image/usr/lib/linux-image-6.1.0-9-arm64/broadcom
+k10=$tmp/pi-image/usr/lib/linux-image-6.1.0-10-arm64/broadcom
+mkdir -p "$k9" "$k10/bcm2711-rpi-cm4.dtb"
+echo "6.1.0-9 rpi4" >"$k9/bcm2711-rpi-4-b.dtb"
+echo "6.1.0-10 rpi4" >"$k10/bcm2711-rpi-4-b.dtb"
+echo "6.1.0-10 rpi3" >"$k10/bcm2837-rpi-3-b.dtb"
+echo readme >"$k10/README"
+cow image import pi-image "$tmp/pi-image" >/dev/null || exit 1
+
 # what the card holds of the packages' files, and the device trees (the
 # Debian kernel's, in a stand-in: their content does not matter here)
 no_pkgs=(--uboot-dir "$tmp/empty" --firmware-dir "$tmp/empty" --dtb-dir "$tmp/empty")
@@ -258,6 +268,29 @@ t_sdcard_hostile() {
 }
 check "sdcard refuses a --server that would change the script, writes nothing through a symlink, keeps others' files" \
 	t_sdcard_hostile
+
+# the device trees of the clients' own image (of its newest kernel), read
+# from the store: the server need not have an arm64 kernel installed
+t_sdcard_image() {
+	local c=$tmp/card-image
+	cow netboot sdcard "$c" --image pi-image "${no_pkgs[@]:0:4}" >/dev/null 2>"$tmp/im.err" ||
+		{ cat "$tmp/im.err"; return 1; }
+	[ "$(cat "$c/bcm2711-rpi-4-b.dtb")" = "6.1.0-10 rpi4" ] && [ "$(cat "$c/bcm2837-rpi-3-b.dtb")" = "6.1.0-10 rpi3" ] ||
+		{ echo "not the newest kernel's device trees: $(ls "$c")"; return 1; }
+	[ ! -e "$c/bcm2711-rpi-cm4.dtb" ] && [ ! -e "$c/README" ] || { echo "copied what is not a Pi device tree"; return 1; }
+	! grep -q 'device trees' "$tmp/im.err" || { cat "$tmp/im.err"; return 1; }
+	# an image without a kernel: said; an unknown image: refused, the card unchanged
+	cow netboot sdcard "$tmp/card-nokernel" --image base "${no_pkgs[@]:0:4}" >/dev/null 2>"$tmp/im.err" || return 1
+	grep -q "no Pi device trees (bcm2\*.dtb) in 'image base: /usr/lib/linux-image-\*'" "$tmp/im.err" ||
+		{ cat "$tmp/im.err"; return 1; }
+	cp "$c/config.txt" "$tmp/config.good"
+	cow netboot sdcard "$c" --image nosuch --server 192.0.2.7 "${no_pkgs[@]:0:4}" >/dev/null 2>"$tmp/im.err" && return 1
+	grep -q "no image 'nosuch'" "$tmp/im.err" && cmp -s "$tmp/config.good" "$c/config.txt" &&
+		! grep -q 192.0.2.7 "$c/boot.cmd" || { echo "a refused --image changed the card"; return 1; }
+	cow netboot sdcard "$c" --image base --dtb-dir "$dtbs" >/dev/null 2>&1 && return 1
+	return 0
+}
+check "sdcard --image: the device trees of the image's newest kernel, from the store" t_sdcard_image
 
 t_sdcard_packages() {
 	local p=$tmp/pkgs c=$tmp/card-full d f
