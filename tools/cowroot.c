@@ -848,7 +848,8 @@ static const struct command commands[] = {
      "mount CLIENT MOUNTPOINT [-f] [-o OPTS]   mount a client's view (--image IMG: read-only)"},
     {"serve", NULL, cmd_serve, "serve [--foreground] [--port N]   serve every client over NFS (nfs-ganesha)"},
     {"netboot", "sdcard", cmd_netboot_sdcard,
-     "netboot sdcard DIR [--server ADDR] [--arch arm64|arm] [--force]   write a Pi's SD card (u-boot flow)"},
+     "netboot sdcard DIR [--server ADDR] [--image NAME] [--arch arm64|arm] [--force]   write a Pi's SD card "
+     "(u-boot flow)"},
     {"netboot", "dnsmasq", cmd_netboot_dnsmasq,
      "netboot dnsmasq [--proxy] [--interface IF] [--server ADDR] [--range START,END | --subnet CIDR]   print "
      "the fleet's DHCP configuration"},
