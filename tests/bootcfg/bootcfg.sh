@@ -29,14 +29,15 @@ skip() {
 cache=${COW_FIXTURE_CACHE:-/var/cache/cowroot-test}
 debs=$cache/debs
 mirror=${COW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+deb_globs=('u-boot-rpi_*_arm64.deb' 'raspi-firmware_*_all.deb')
 
 # fetch_debs: u-boot-rpi (arm64: its Pi builds exist for arm only) and
 # raspi-firmware (non-free-firmware) into $debs, through apt with lists of
 # its own so that the machine's apt configuration is left as it is.
 fetch_debs() {
 	local apt=$cache/apt-arm64 have=1 p
-	for p in u-boot-rpi raspi-firmware; do
-		compgen -G "$debs/${p}_*.deb" >/dev/null || have=0
+	for p in "${deb_globs[@]}"; do
+		compgen -G "$debs/$p" >/dev/null || have=0
 	done
 	[ "$have" = 1 ] && return 0
 	mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$debs"
@@ -295,8 +296,8 @@ check "sdcard --image: the device trees of the image's newest kernel, from the s
 t_sdcard_packages() {
 	local p=$tmp/pkgs c=$tmp/card-full d f
 	mkdir -p "$p"
-	for d in u-boot-rpi raspi-firmware; do
-		dpkg-deb -x "$(compgen -G "$debs/${d}_*.deb" | head -1)" "$p" || return 1
+	for d in "${deb_globs[@]}"; do
+		dpkg-deb -x "$(compgen -G "$debs/$d" | head -1)" "$p" || return 1
 	done
 	cow netboot sdcard "$c" --uboot-dir "$p/usr/lib/u-boot" --firmware-dir "$p/usr/lib/raspi-firmware" \
 		--dtb-dir "$dtbs" >"$tmp/sd.out" 2>"$tmp/sd.err" || { cat "$tmp/sd.err"; return 1; }
