@@ -881,7 +881,12 @@ static const struct command commands[] = {
     {"mount", NULL, cmd_mount,
      "mount CLIENT MOUNTPOINT [-f] [-o OPTS]   mount a client's view (--image IMG: read-only)"},
     {"serve", NULL, cmd_serve, "serve [--foreground] [--port N]   serve every client over NFS (nfs-ganesha)"},
-    {"netboot", NULL, cmd_netboot, "netboot CLIENT --tftp-dir DIR     write a client's u-boot netboot script"},
+    {"netboot", "sdcard", cmd_netboot_sdcard,
+     "netboot sdcard DIR [--server ADDR] [--image NAME] [--arch arm64|arm] [--force]   write a Pi's SD card "
+     "(u-boot flow)"},
+    {"netboot", "dnsmasq", cmd_netboot_dnsmasq,
+     "netboot dnsmasq [--proxy] [--interface IF] [--server ADDR] [--range START,END | --subnet CIDR]   print "
+     "the fleet's DHCP configuration"},
     {"tftp", "serve", cmd_tftp_serve,
      "tftp serve (--root DIR | --client NAME | --boot) [--port N]   serve files read-only over TFTP"},
     {"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
@@ -929,6 +934,8 @@ int main(int argc, char **argv)
 			return cmd->fn(argc - i - 1, argv + i + 1);
 	}
 	if (known_noun) {
+		if (!strcmp(noun, "netboot") && verb && strcmp(verb, "--help") && strcmp(verb, "-h"))
+			netboot_gone();
 		fprintf(stderr, "usage:\n");
 		for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
 			if (!strcmp(commands[c].noun, noun))

@@ -7,7 +7,10 @@
 #include <sys/types.h>
 
 int cmd_serve(int argc, char **argv);
-int cmd_netboot(int argc, char **argv);
+int cmd_netboot_sdcard(int argc, char **argv);
+int cmd_netboot_dnsmasq(int argc, char **argv);
+/* Say what replaced `cowroot netboot CLIENT --tftp-dir DIR`. */
+void netboot_gone(void);
 /* Tell a running `cowroot serve` of this store to reload its clients
  * (SIGHUP); says so on stdout.  Nothing when no server runs. */
 void serve_notify(const char *dir);

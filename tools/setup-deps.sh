@@ -20,6 +20,8 @@ packages=(
 	rpcbind libnfs-dev libnfs-utils iproute2 u-boot-tools dpkg-dev
 	# the TFTP tests: real clients
 	tftp-hpa atftp curl
+	# the bootcfg tests: dnsmasq (without its service) and busybox's udhcpc
+	dnsmasq-base busybox
 	# the power-loss test traces the servers' system calls
 	strace
 	# the netboot test: a Debian kernel booting from an export under emulation

@@ -170,66 +170,6 @@ t_nfsroot_lines() {
 }
 check "serve prints the nfsroot line of each client" t_nfsroot_lines
 
-t_netboot() {
-	command -v mkimage >/dev/null || { echo "mkimage is missing (install u-boot-tools)"; return 1; }
-	cow netboot pi1 --tftp-dir "$tmp/tftp" --server 192.0.2.1 >/dev/null || return 1
-	grep -q 'nfsroot=192.0.2.1:/clients/pi1,vers=3,tcp rw ip=dhcp' "$tmp/tftp/pi1/boot.cmd" || return 1
-	mkimage -l "$tmp/tftp/pi1/boot.scr" | grep -q 'Script' || return 1
-	if cow netboot nosuch --tftp-dir "$tmp/tftp" --server 192.0.2.1 2>/dev/null; then
-		echo "netboot of an unknown client succeeded"
-		return 1
-	fi
-}
-check "netboot writes the client's u-boot script" t_netboot
-
-# every value that goes into the u-boot script is checked; nothing is
-# written through a symlink at DIR/NAME or at its files
-t_netboot_hostile() {
-	command -v mkimage >/dev/null || { echo "mkimage is missing (install u-boot-tools)"; return 1; }
-	local t=$tmp/tftp-hostile opt val
-	cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 >/dev/null || return 1
-	cp "$t/pi1/boot.cmd" "$tmp/boot.cmd.good"
-	for opt in --server --kernel --dtb --console --port; do
-		for val in $'x\nreset' 'a b' 'a;reset' '"q"' '${x}' ''; do
-			if cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 "$opt" "$val" >/dev/null 2>"$tmp/nb.err"; then
-				echo "netboot accepted $opt $(printf '%q' "$val")"
-				return 1
-			fi
-			grep -q "invalid $opt" "$tmp/nb.err" || { cat "$tmp/nb.err"; return 1; }
-		done
-	done
-	for val in ../x /abs a/../b a//b .; do
-		if cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 --kernel "$val" >/dev/null 2>&1; then
-			echo "netboot accepted --kernel $val"
-			return 1
-		fi
-	done
-	cmp -s "$tmp/boot.cmd.good" "$t/pi1/boot.cmd" || { echo "a refused netboot changed boot.cmd"; return 1; }
-	# a subdirectory for the device tree, as u-boot's fdtfile names it
-	cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 --dtb broadcom/bcm2711-rpi-4-b.dtb >/dev/null || return 1
-	grep -qx 'tftpboot ${fdt_addr_r} pi1/broadcom/bcm2711-rpi-4-b.dtb' "$t/pi1/boot.cmd" || return 1
-	# symlinks at the files are replaced, their targets untouched
-	echo victim >"$tmp/victim.cmd"
-	echo victim >"$tmp/victim.scr"
-	ln -sf "$tmp/victim.cmd" "$t/pi1/boot.cmd"
-	ln -sf "$tmp/victim.scr" "$t/pi1/boot.scr"
-	cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 >/dev/null || return 1
-	[ "$(cat "$tmp/victim.cmd")$(cat "$tmp/victim.scr")" = victimvictim ] ||
-		{ echo "netboot wrote through a symlink at boot.cmd or boot.scr"; return 1; }
-	[ -f "$t/pi1/boot.cmd" ] && [ ! -L "$t/pi1/boot.cmd" ] && [ ! -L "$t/pi1/boot.scr" ] || return 1
-	mkimage -l "$t/pi1/boot.scr" | grep -q 'Script' || return 1
-	# a symlink at DIR/NAME is refused
-	mkdir -p "$tmp/elsewhere"
-	mv "$t/pi1" "$t/pi1.old"
-	ln -s "$tmp/elsewhere" "$t/pi1"
-	if cow netboot pi1 --tftp-dir "$t" --server 192.0.2.1 >/dev/null 2>&1; then
-		echo "netboot wrote through a symlink at DIR/NAME"
-		return 1
-	fi
-	[ -z "$(ls -A "$tmp/elsewhere")" ] || { echo "netboot wrote into the symlink's target"; return 1; }
-}
-check "netboot refuses values that would change the script, writes no file through a symlink" t_netboot_hostile
-
 # --ip is parsed as strictly as ganesha reads it: a bad list is refused,
 # naming its item, and changes nothing
 t_ip_strict() {
