@@ -230,7 +230,8 @@ static void list_dir(struct ck *ck, const char *dir, struct names *ret)
 	cow_forget(ck->v, d.ino, 1);
 	if (r < 0)
 		store_failed(ck, r);
-	qsort(ret->v, ret->n, sizeof(*ret->v), by_name);
+	if (ret->n)
+		qsort(ret->v, ret->n, sizeof(*ret->v), by_name);
 }
 
 /* ---- lines of text ---- */
@@ -1098,8 +1099,7 @@ static void check_initrd(struct ck *ck, const char *path, const char *kver, bool
 			add(ck, IMG_ERROR, "initramfs", path, 0, rebuild,
 			    "the initramfs (%s) is broken: %s; the kernel stops unpacking it there",
 			    f.formats[0] ? f.formats : "empty", f.problem);
-		if (!f.too_big || !f.entries)
-			return;
+		return; /* what is missing may be in the part not read */
 	}
 	if (f.initramfs_tools) {
 		if (!f.scripts_nfs)
