@@ -40,7 +40,7 @@ struct ck {
 
 const char *img_severity_name(enum img_severity s)
 {
-	return s == IMG_ERROR ? "error" : s == IMG_WARNING ? "warning" : "info";
+	return s == IMG_ERROR ? "error" : s == IMG_WARNING ? "warning" : "note";
 }
 
 void img_report_release(struct img_report *rep)
@@ -884,9 +884,9 @@ static void check_ifupdown(struct ck *ck, const struct ifconf *c)
 		return; /* not installed: its configuration does nothing */
 	for (size_t i = 0; i < c->n; i++) {
 		const struct ifstanza *a = &c->v[i];
-		if (!strcmp(a->how, "allow-auto"))
-			continue;
-		if (strncmp(a->how, "auto", 4) && strcmp(a->how, "allow-hotplug"))
+		/* allow-auto is auto; both are brought up by `ifup -a` at boot,
+		 * allow-hotplug by udev when the interface appears */
+		if (strcmp(a->how, "auto") && strcmp(a->how, "allow-auto") && strcmp(a->how, "allow-hotplug"))
 			continue;
 		if (!wired_name(a->iface))
 			continue;
@@ -1047,16 +1047,7 @@ struct reader {
 static ssize_t read_view(void *arg, void *buf, size_t n, uint64_t off)
 {
 	struct reader *r = arg;
-	size_t done = 0;
-	while (done < n) {
-		ssize_t k = cow_read(r->f, (char *)buf + done, n - done, (off_t)(off + done));
-		if (k < 0)
-			return k;
-		if (k == 0)
-			break;
-		done += (size_t)k;
-	}
-	return (ssize_t)done;
+	return root_pread(r->f, buf, n, (off_t)off);
 }
 
 /* Check initramfs @path for kernel @kver ("" unknown), whose NFS is a

@@ -15,7 +15,7 @@
 enum img_severity {
 	IMG_ERROR,   /* the boot will fail */
 	IMG_WARNING, /* it may fail, or do without something */
-	IMG_INFO,    /* worth knowing, nothing to do */
+	IMG_INFO,    /* a note: worth knowing, nothing to do */
 };
 
 enum img_fix {

@@ -241,11 +241,16 @@ int img_fix(struct cow_view *v, struct img_report *rep)
 		struct img_finding *f = &rep->v[i];
 		if (f->fix == IMG_FIX_NONE)
 			continue;
-		/* each file's line fixes at once, with its first finding */
-		bool done = false;
-		for (size_t j = 0; j < i && !done; j++)
-			done = rep->v[j].fix == f->fix && !strcmp(rep->v[j].file, f->file) &&
-			       (f->fix != IMG_FIX_MASK || !strcmp(rep->v[j].arg, f->arg));
+		/* each file's line fixes at once, with its first finding
+		 * (line numbers are those of the file before any fix) */
+		bool lines = f->fix != IMG_FIX_MASK, done = false;
+		for (size_t j = 0; j < i && !done; j++) {
+			const struct img_finding *e = &rep->v[j];
+			if (lines)
+				done = e->fix != IMG_FIX_NONE && e->fix != IMG_FIX_MASK && !strcmp(e->file, f->file);
+			else
+				done = e->fix == IMG_FIX_MASK && !strcmp(e->arg, f->arg);
+		}
 		if (!done)
 			r = f->fix == IMG_FIX_MASK ? mask_units(v, f->arg) : fix_lines(v, rep, f->file);
 	}

@@ -252,12 +252,12 @@ t_nm() {
 	has error /etc/systemd/system/multi-user.target.wants/NetworkManager.service 'NetworkManager is enabled and manages' || return 1
 	printf '[keyfile]\nunmanaged-devices=interface-name:eth0;interface-name:end0\n' >"$V/etc/NetworkManager/conf.d/nfsroot.conf"
 	image "$V" && run_check "$IMG" && rc_is 0 || return 1
-	has info /etc/NetworkManager/conf.d/nfsroot.conf 'leaves eth0 alone' || return 1
+	has note /etc/NetworkManager/conf.d/nfsroot.conf 'leaves eth0 alone' || return 1
 	# Debian's default: the ifupdown plugin leaves what interfaces configures alone
 	rm "$V/etc/NetworkManager/conf.d/nfsroot.conf"
 	printf '[main]\nplugins=ifupdown,keyfile\n\n[ifupdown]\nmanaged=false\n' >"$V/etc/NetworkManager/NetworkManager.conf"
 	printf 'auto lo\niface lo inet loopback\niface eth0 inet manual\n' >"$V/etc/network/interfaces"
-	image "$V" && run_check "$IMG" && rc_is 0 && has info /etc/network/interfaces 'leaves eth0 alone \(ifupdown\)'
+	image "$V" && run_check "$IMG" && rc_is 0 && has note /etc/network/interfaces 'leaves eth0 alone \(ifupdown\)'
 }
 check "NetworkManager enabled is an error unless it leaves the interface unmanaged" t_nm
 
@@ -269,7 +269,9 @@ t_ifupdown() {
 	printf 'auto eth1\niface eth1 inet static\n  address 10.0.0.2/24\n' >"$V/etc/network/interfaces.d/eth1"
 	printf 'auto eth2\niface eth2 inet manual\n' >"$V/etc/network/interfaces.d/eth2"
 	printf 'auto wlan0\niface wlan0 inet dhcp\n' >"$V/etc/network/interfaces.d/wlan0"
+	printf 'allow-auto eth3\niface eth3 inet dhcp\n' >"$V/etc/network/interfaces.d/eth3"
 	image "$V" && run_check "$IMG" && rc_is 1 || return 1
+	has error /etc/network/interfaces.d/eth3 "'allow-auto eth3' with 'iface eth3 inet dhcp'" || return 1
 	has error /etc/network/interfaces.d/end0 "'allow-hotplug end0' with 'iface end0 inet dhcp'" || return 1
 	has warning /etc/network/interfaces.d/eth1 "'auto eth1' with 'iface eth1 inet static'" || return 1
 	lacks /etc/network/interfaces.d/eth2 && lacks /etc/network/interfaces.d/wlan0 || return 1
@@ -277,7 +279,7 @@ t_ifupdown() {
 	rm "$V/sbin/ifup"
 	image "$V" && run_check "$IMG" && rc_is 0 && lacks_check network
 }
-check "ifupdown: auto/allow-hotplug of a wired interface by dhcp is an error, static a warning (not manual, not wlan0)" t_ifupdown
+check "ifupdown: auto/allow-auto/allow-hotplug of a wired interface by dhcp is an error, static a warning (not manual, not wlan0)" t_ifupdown
 
 t_dhcpcd() {
 	variant dhcpcd
@@ -297,7 +299,7 @@ t_no_kernel() {
 	rm -rf "$V/boot" "$V/vmlinuz" "$V/initrd.img"
 	mkdir "$V/boot"
 	image "$V" && run_check "$IMG" && rc_is 1 || return 1
-	has error /boot 'no kernel: none of /vmlinuz' && has info /boot/firmware 'no Raspberry Pi boot files'
+	has error /boot 'no kernel: none of /vmlinuz' && has note /boot/firmware 'no Raspberry Pi boot files'
 }
 check "no kernel is an error; no Pi boot tree only a note" t_no_kernel
 
@@ -425,7 +427,7 @@ t_pi() {
 	rm "$V/boot/firmware/fixup4.dat" "$V/boot/firmware/bootcode.bin" "$V/boot/firmware/start.elf" \
 		"$V/boot/firmware/fixup.dat"
 	image "$V" && run_check "$IMG" && rc_is 1 || return 1
-	has error /boot/firmware/fixup4.dat 'missing: a Pi 4 stops' && has info /boot/firmware 'no Pi 3 firmware' || return 1
+	has error /boot/firmware/fixup4.dat 'missing: a Pi 4 stops' && has note /boot/firmware 'no Pi 3 firmware' || return 1
 	# no firmware and no device tree at all, config.txt naming a kernel that is not there
 	rm "$V/boot/firmware/start4.elf" "$V"/boot/firmware/*.dtb "$V/boot/firmware/vmlinuz"
 	image "$V" && run_check "$IMG" && rc_is 1 || return 1
@@ -437,7 +439,7 @@ t_pi() {
 	mkdir -p "$V/boot"
 	for f in start4.elf fixup4.dat bcm2711-rpi-4-b.dtb kernel8.img; do echo $f >"$V/boot/$f"; done
 	printf 'arm_64bit=1\n' >"$V/boot/config.txt"
-	image "$V" && run_check "$IMG" && rc_is 0 && has info /boot 'no Pi 3 firmware' && lacks /boot/firmware
+	image "$V" && run_check "$IMG" && rc_is 0 && has note /boot 'no Pi 3 firmware' && lacks /boot/firmware
 }
 check "the Pi boot tree: missing firmware files, device trees, the kernel config.txt names" t_pi
 
