@@ -261,10 +261,23 @@ int img_fix(struct cow_view *v, struct img_report *rep)
 
 /* ---- the command ---- */
 
+/* What a finding says is partly the image's own bytes (file names, fstab
+ * fields): shown with '?' for control and non-ASCII bytes, so that
+ * neither a terminal nor a JSON reader gets anything else. */
+static void clean(const struct img_finding *in, struct img_finding *out)
+{
+	*out = *in;
+	shown_value(out->file, sizeof(out->file), in->file, strlen(in->file), sizeof(out->file) - 4);
+	shown_value(out->problem, sizeof(out->problem), in->problem, strlen(in->problem), sizeof(out->problem) - 4);
+	shown_value(out->todo, sizeof(out->todo), in->todo, strlen(in->todo), sizeof(out->todo) - 4);
+}
+
 static void print_findings(const struct img_report *rep, bool with_fixed)
 {
 	for (size_t i = 0; i < rep->n; i++) {
-		const struct img_finding *f = &rep->v[i];
+		struct img_finding shown;
+		clean(&rep->v[i], &shown);
+		const struct img_finding *f = &shown;
 		if (json) {
 			printf("%s{\"severity\":\"%s\",\"check\":\"%s\",\"file\":", i ? "," : "",
 			       img_severity_name(f->severity), f->check);
@@ -283,9 +296,9 @@ static void print_findings(const struct img_report *rep, bool with_fixed)
 		}
 		char where[ROOT_PATH_MAX + 16];
 		if (f->line)
-			snprintf(where, sizeof(where), "%s:%u", f->file, f->line);
+			snprintf(where, sizeof(where), "%.1024s:%u", f->file, f->line);
 		else
-			snprintf(where, sizeof(where), "%s", f->file);
+			snprintf(where, sizeof(where), "%.1024s", f->file);
 		printf("%-7s %s: %s\n", img_severity_name(f->severity), where, f->problem);
 		if (with_fixed)
 			printf("        %s\n", f->fixed			? "fixed"

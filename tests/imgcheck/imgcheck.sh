@@ -211,6 +211,17 @@ t_fstab_noauto() {
 }
 check "fstab: noauto is harmless, nofail a warning (exit 0)" t_fstab_noauto
 
+t_fstab_hostile() {
+	variant hostile
+	# a terminal escape and a byte that is not UTF-8 in a field
+	printf 'LABEL=\033[2J\377x /boot vfat defaults 0 2\n' >"$V/etc/fstab"
+	image "$V" && run_check "$IMG" && rc_is 1 && has error /etc/fstab "LABEL=\\?\\[2J\\?x /boot" || return 1
+	"$COWROOT" image check "$IMG" >"$T/human"
+	cat "$T/out.json" "$T/human" | grep -q $'[\033\377]' && { echo "raw bytes of the image in the output"; return 1; }
+	return 0
+}
+check "fstab: the image's own bytes are shown with '?' (no escape reaches the terminal or the JSON)" t_fstab_hostile
+
 # ---- network managers ------------------------------------------------------------------------
 
 t_networkd() {
