@@ -2,7 +2,7 @@
 /*
  * image check: the network managers that would reconfigure the interface
  * the NFS root is mounted over (systemd-networkd, NetworkManager, ifupdown,
- * dhcpcd).  Which interface that is the image cannot tell: it is one of the
+ * dhcpcd, netplan).  Which interface that is the image cannot tell: it is one of the
  * wired names a Pi or a PC gives it (WIRED).
  */
 #include <errno.h>
@@ -627,6 +627,141 @@ static void check_dhcpcd(struct ck *ck)
 	fix_by_masking(f, unit);
 }
 
+/* ---- netplan (Ubuntu's images): its generator configures networkd or
+ * NetworkManager at boot, with no enablement link to see ---- */
+
+struct netplan {
+	unsigned ethernets; /* indent of "ethernets:", 0 outside it */
+	unsigned id_indent; /* indent of the interface ids under it */
+	char id[64];	    /* the interface block we are in, "" none */
+	bool wired, dhcp, critical, is_static;
+	char match[128];     /* its match: name: */
+	bool networkmanager; /* renderer: NetworkManager */
+	char found[64];	     /* the first wired interface configured by DHCP */
+	bool found_static;
+	unsigned line;
+};
+
+static void netplan_end(struct netplan *n)
+{
+	if (n->id[0]) {
+		char which[32];
+		bool wired = wired_name(n->id) || (n->match[0] && globs_match_wired(n->match, which, sizeof(which)));
+		if (wired && !n->critical && (n->dhcp || n->is_static) &&
+		    (!n->found[0] || (n->found_static && n->dhcp))) {
+			snprintf(n->found, sizeof(n->found), "%s", n->id);
+			n->found_static = !n->dhcp;
+		}
+	}
+	n->id[0] = n->match[0] = 0;
+	n->dhcp = n->critical = n->is_static = false;
+}
+
+static int netplan_line(void *arg, char *line, unsigned no)
+{
+	(void)no;
+	struct netplan *n = arg;
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", line);
+	char *hash = strchr(buf, '#');
+	if (hash)
+		*hash = 0;
+	unsigned indent = (unsigned)strspn(buf, " ");
+	char *p = buf + indent;
+	size_t len = strcspn(p, "\r");
+	while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	p[len] = 0;
+	if (!*p)
+		return 0;
+	char *colon = strchr(p, ':');
+	char *value = colon ? colon + 1 + strspn(colon + 1, " \t\"'") : "";
+	size_t vl = strlen(value);
+	while (vl && (value[vl - 1] == '"' || value[vl - 1] == '\''))
+		value[--vl] = 0;
+	if (colon)
+		*colon = 0;
+	if (n->ethernets && indent <= n->ethernets - 1) {
+		netplan_end(n);
+		n->ethernets = 0;
+	}
+	if (!strcmp(p, "renderer"))
+		n->networkmanager |= !strcmp(value, "NetworkManager");
+	if (!strcmp(p, "ethernets") && colon) {
+		netplan_end(n);
+		n->ethernets = indent + 1;
+		n->id_indent = 0;
+		return 0;
+	}
+	if (!n->ethernets)
+		return 0;
+	if (!n->id_indent || indent == n->id_indent) {
+		netplan_end(n);
+		n->id_indent = indent;
+		snprintf(n->id, sizeof(n->id), "%s", p + (*p == '"' || *p == '\''));
+		size_t il = strlen(n->id);
+		if (il && (n->id[il - 1] == '"' || n->id[il - 1] == '\''))
+			n->id[il - 1] = 0;
+		return 0;
+	}
+	bool yes_value = yes(value);
+	if ((!strcmp(p, "dhcp4") || !strcmp(p, "dhcp6")) && yes_value)
+		n->dhcp = true;
+	else if (!strcmp(p, "critical") && yes_value)
+		n->critical = true;
+	else if (!strcmp(p, "addresses"))
+		n->is_static = true;
+	else if (!strcmp(p, "name") && *value)
+		snprintf(n->match, sizeof(n->match), "%s", value);
+	return 0;
+}
+
+static void check_netplan(struct ck *ck)
+{
+	static const char *const dirs[] = {"/etc/netplan", "/run/netplan", "/lib/netplan"};
+	struct names seen = {0};
+	for (size_t d = 0; d < 3 && !ck->err; d++) {
+		struct names l;
+		ck_list(ck, dirs[d], &l);
+		for (size_t i = 0; i < l.n && !ck->err; i++) {
+			const char *name = l.v[i].name;
+			size_t len = strlen(name);
+			bool shadowed = false;
+			for (size_t k = 0; k < seen.n; k++)
+				shadowed |= !strcmp(seen.v[k].name, name);
+			if (len < 6 || strcmp(name + len - 5, ".yaml") || shadowed)
+				continue;
+			if (ck_names_push(&seen, name, S_IFREG) < 0)
+				ck->err = -ENOMEM;
+			char path[ROOT_PATH_MAX + 1], *s;
+			snprintf(path, sizeof(path), "%s/%s", dirs[d], name);
+			if (ck_read_text(ck, "network", path, &s) <= 0)
+				continue;
+			struct netplan n = {0};
+			ck_lines(s, netplan_line, &n);
+			netplan_end(&n);
+			free(s);
+			if (!n.found[0] ||
+			    unit_masked(ck, n.networkmanager ? "NetworkManager.service" : "systemd-networkd.service"))
+				continue;
+			const char *who = n.networkmanager ? "NetworkManager" : "systemd-networkd";
+			struct img_finding *f = ck_add(
+			    ck, n.found_static ? IMG_WARNING : IMG_ERROR, "network", path, 0,
+			    "set 'critical: true' on the interface, or mask its renderer ('image check --fix' does)",
+			    "netplan configures %s (%s) through %s: at boot it %s the interface the NFS root is "
+			    "mounted "
+			    "over, and the root stops answering (\"nfs: server not responding\")",
+			    n.found, n.found_static ? "static addresses" : "DHCP", who,
+			    n.found_static ? "configures again" : "restarts DHCP on");
+			fix_by_masking(f, n.networkmanager ? "NetworkManager.service NetworkManager-wait-online.service"
+							   : "systemd-networkd.service systemd-networkd.socket "
+							     "systemd-networkd-wait-online.service");
+		}
+		ck_names_release(&l);
+	}
+	ck_names_release(&seen);
+}
+
 void img_check_network(struct ck *ck)
 {
 	struct ifconf ifc = {.ck = ck, .file = "/etc/network/interfaces"};
@@ -635,5 +770,6 @@ void img_check_network(struct ck *ck)
 	check_networkmanager(ck, &ifc);
 	check_ifupdown(ck, &ifc);
 	check_dhcpcd(ck);
+	check_netplan(ck);
 	free(ifc.v);
 }

@@ -303,6 +303,48 @@ t_dhcpcd() {
 }
 check "dhcpcd enabled is an error unless /etc/dhcpcd.conf denies the wired interface" t_dhcpcd
 
+t_netplan() {
+	variant netplan
+	mkdir -p "$V/etc/netplan"
+	cat >"$V/etc/netplan/50-cloud-init.yaml" <<-'EOF'
+	# written by cloud-init
+	network:
+	    version: 2
+	    ethernets:
+	        "eth0":
+	            dhcp4: true
+	            optional: true
+	        wlan0:
+	            dhcp4: yes
+	EOF
+	cat >"$V/etc/netplan/60-nm.yaml" <<-'EOF'
+	network:
+	  renderer: NetworkManager
+	  ethernets:
+	    wired:
+	      match:
+	        name: en*
+	      addresses: [10.0.0.2/24]
+	EOF
+	cat >"$V/etc/netplan/70-critical.yaml" <<-'EOF'
+	network:
+	  ethernets:
+	    end0:
+	      dhcp4: true
+	      critical: true
+	  wifis:
+	    wlan1:
+	      dhcp4: true
+	EOF
+	image "$V" && run_check "$IMG" && rc_is 1 || return 1
+	has error /etc/netplan/50-cloud-init.yaml 'netplan configures eth0 \(DHCP\) through systemd-networkd' || return 1
+	has warning /etc/netplan/60-nm.yaml 'configures wired \(static addresses\) through NetworkManager' || return 1
+	lacks /etc/netplan/70-critical.yaml || return 1
+	"$COWROOT" image check "$IMG" --fix "$IMG-fixed" >/dev/null
+	run_check "$IMG-fixed" && rc_is 0 && lacks_check network
+}
+check "netplan: a wired interface by DHCP is an error, static a warning, not with critical: true; --fix masks the renderer" t_netplan
+
 # ---- kernels and initramfs -------------------------------------------------------------------
 
 t_no_kernel() {
