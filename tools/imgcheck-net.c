@@ -24,6 +24,10 @@
 static const char *const WIRED[] = {"eth0", "end0", "enp1s0", "eno1", "ens3", "enx0123456789ab"};
 #define N_WIRED (sizeof(WIRED) / sizeof(WIRED[0]))
 
+/* what --fix masks for each */
+#define NETWORKD_UNITS "systemd-networkd.service systemd-networkd.socket systemd-networkd-wait-online.service"
+#define NM_UNITS "NetworkManager.service NetworkManager-wait-online.service"
+
 /* --fix of finding @f (may be NULL): mask @units (space-separated) */
 static void fix_by_masking(struct img_finding *f, const char *units)
 {
@@ -160,23 +164,22 @@ static int network_line(void *arg, char *line, unsigned no)
 	return 0;
 }
 
-static void check_networkd(struct ck *ck)
+/* Call @fn with the path of each file named *@suffix in @dirs (@n of
+ * them, first first): a name found in an earlier directory hides the same
+ * name in a later one, as /etc hides /usr/lib for systemd and netplan, and
+ * a directory reached twice (/lib -> usr/lib) is read once. */
+static void each_config(struct ck *ck, const char *const *dirs, size_t n, const char *suffix,
+			void (*fn)(struct ck *ck, const char *path, void *arg), void *arg)
 {
-	char link[ROOT_PATH_MAX + 64];
-	if (!unit_enabled(ck, "systemd-networkd.service", link, sizeof(link)) &&
-	    !unit_enabled(ck, "systemd-networkd.socket", link, sizeof(link)))
-		return;
-	/* .network files: /etc overrides a file of the same name in /usr/lib
-	 * or /lib (the same directory on a merged-/usr root) */
-	static const char *const dirs[] = {"/etc/systemd/network", "/usr/lib/systemd/network", "/lib/systemd/network"};
-	char seen_dirs[3][ROOT_PATH_MAX + 1];
+	char real[4][ROOT_PATH_MAX + 1];
 	struct names seen = {0};
-	for (size_t d = 0; d < 3 && !ck->err; d++) {
-		if (!ck_exists(ck, dirs[d], S_IFDIR, seen_dirs[d], sizeof(seen_dirs[d])))
+	size_t sl = strlen(suffix);
+	for (size_t d = 0; d < n && d < 4 && !ck->err; d++) {
+		if (!ck_exists(ck, dirs[d], S_IFDIR, real[d], sizeof(real[d])))
 			continue;
 		bool dup = false;
 		for (size_t e = 0; e < d; e++)
-			dup |= !strcmp(seen_dirs[d], seen_dirs[e]);
+			dup |= !strcmp(real[d], real[e]);
 		if (dup)
 			continue;
 		struct names l;
@@ -184,45 +187,59 @@ static void check_networkd(struct ck *ck)
 		for (size_t i = 0; i < l.n && !ck->err; i++) {
 			const char *name = l.v[i].name;
 			size_t len = strlen(name);
-			if (len < 9 || strcmp(name + len - 8, ".network"))
-				continue;
 			bool shadowed = false;
-			for (size_t s = 0; s < seen.n; s++)
-				shadowed |= !strcmp(seen.v[s].name, name);
-			if (shadowed)
+			for (size_t k = 0; k < seen.n; k++)
+				shadowed |= !strcmp(seen.v[k].name, name);
+			if (len <= sl || strcmp(name + len - sl, suffix) || shadowed)
 				continue;
 			if (ck_names_push(&seen, name, S_IFREG) < 0) {
 				ck->err = -ENOMEM;
 				break;
 			}
-			char path[ROOT_PATH_MAX + 1], *s;
+			char path[ROOT_PATH_MAX + COW_NAME_MAX + 2];
 			snprintf(path, sizeof(path), "%s/%s", dirs[d], name);
-			/* a link to /dev/null masks it: not a regular file, not read */
-			if (ck_read_text(ck, "network", path, &s) <= 0)
-				continue;
-			struct netfile n = {0};
-			ck_lines(s, network_line, &n);
-			free(s);
-			bool matches = !n.other_excludes && (!n.name_given || n.name_matches);
-			if (!n.name_given)
-				snprintf(n.iface, sizeof(n.iface), "the wired interface");
-			if (!matches || n.keeps)
-				continue;
-			struct img_finding *f = ck_add(
-			    ck, IMG_ERROR, "network", path, 0,
-			    "mask systemd-networkd ('image check --fix' does: systemctl mask systemd-networkd.service "
-			    "systemd-networkd.socket systemd-networkd-wait-online.service), or set "
-			    "KeepConfiguration=yes in its [Network] section",
-			    "systemd-networkd is enabled (%s) and this file configures %s: when it starts it takes the "
-			    "interface over from the boot's own configuration, and the NFS root it is mounted over "
-			    "stops answering (\"nfs: server not responding\")",
-			    link, n.iface);
-			fix_by_masking(f, "systemd-networkd.service systemd-networkd.socket "
-					  "systemd-networkd-wait-online.service");
+			fn(ck, path, arg);
 		}
 		ck_names_release(&l);
 	}
 	ck_names_release(&seen);
+}
+
+static void networkd_file(struct ck *ck, const char *path, void *arg)
+{
+	const char *link = arg;
+	char *s;
+	/* a link to /dev/null masks it: not a regular file, not read */
+	if (ck_read_text(ck, "network", path, &s) <= 0)
+		return;
+	struct netfile n = {0};
+	ck_lines(s, network_line, &n);
+	free(s);
+	bool matches = !n.other_excludes && (!n.name_given || n.name_matches);
+	if (!n.name_given)
+		snprintf(n.iface, sizeof(n.iface), "the wired interface");
+	if (!matches || n.keeps)
+		return;
+	struct img_finding *f =
+	    ck_add(ck, IMG_ERROR, "network", path, 0,
+		   "mask systemd-networkd ('image check --fix' does: systemctl mask systemd-networkd.service "
+		   "systemd-networkd.socket systemd-networkd-wait-online.service), or set "
+		   "KeepConfiguration=yes in its [Network] section",
+		   "systemd-networkd is enabled (%s) and this file configures %s: when it starts it takes the "
+		   "interface over from the boot's own configuration, and the NFS root it is mounted over "
+		   "stops answering (\"nfs: server not responding\")",
+		   link, n.iface);
+	fix_by_masking(f, NETWORKD_UNITS);
+}
+
+static void check_networkd(struct ck *ck)
+{
+	char link[ROOT_PATH_MAX + 64];
+	if (!unit_enabled(ck, "systemd-networkd.service", link, sizeof(link)) &&
+	    !unit_enabled(ck, "systemd-networkd.socket", link, sizeof(link)))
+		return;
+	static const char *const dirs[] = {"/etc/systemd/network", "/usr/lib/systemd/network", "/lib/systemd/network"};
+	each_config(ck, dirs, 3, ".network", networkd_file, link);
 }
 
 /* ---- NetworkManager ---- */
@@ -534,7 +551,7 @@ static void check_networkmanager(struct ck *ck, const struct ifconf *ifc)
 	    "[keyfile] in a file of /etc/NetworkManager/conf.d",
 	    "NetworkManager is enabled and manages the wired interface: when it starts it reconfigures the interface "
 	    "the NFS root is mounted over, and the root stops answering (\"nfs: server not responding\")");
-	fix_by_masking(f, "NetworkManager.service NetworkManager-wait-online.service");
+	fix_by_masking(f, NM_UNITS);
 }
 
 static void check_ifupdown(struct ck *ck, const struct ifconf *c)
@@ -663,15 +680,9 @@ static int netplan_line(void *arg, char *line, unsigned no)
 	struct netplan *n = arg;
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s", line);
-	char *hash = strchr(buf, '#');
-	if (hash)
-		*hash = 0;
+	ck_chop(buf);
 	unsigned indent = (unsigned)strspn(buf, " ");
 	char *p = buf + indent;
-	size_t len = strcspn(p, "\r");
-	while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-		len--;
-	p[len] = 0;
 	if (!*p)
 		return 0;
 	char *colon = strchr(p, ':');
@@ -716,50 +727,33 @@ static int netplan_line(void *arg, char *line, unsigned no)
 	return 0;
 }
 
+static void netplan_file(struct ck *ck, const char *path, void *arg)
+{
+	(void)arg;
+	char *s;
+	if (ck_read_text(ck, "network", path, &s) <= 0)
+		return;
+	struct netplan n = {0};
+	ck_lines(s, netplan_line, &n);
+	netplan_end(&n);
+	free(s);
+	if (!n.found[0] || unit_masked(ck, n.networkmanager ? "NetworkManager.service" : "systemd-networkd.service"))
+		return;
+	const char *who = n.networkmanager ? "NetworkManager" : "systemd-networkd";
+	struct img_finding *f =
+	    ck_add(ck, n.found_static ? IMG_WARNING : IMG_ERROR, "network", path, 0,
+		   "set 'critical: true' on the interface, or mask its renderer ('image check --fix' does)",
+		   "netplan configures %s (%s) through %s: at boot it %s the interface the NFS root is mounted "
+		   "over, and the root stops answering (\"nfs: server not responding\")",
+		   n.found, n.found_static ? "static addresses" : "DHCP", who,
+		   n.found_static ? "configures again" : "restarts DHCP on");
+	fix_by_masking(f, n.networkmanager ? NM_UNITS : NETWORKD_UNITS);
+}
+
 static void check_netplan(struct ck *ck)
 {
 	static const char *const dirs[] = {"/etc/netplan", "/run/netplan", "/lib/netplan"};
-	struct names seen = {0};
-	for (size_t d = 0; d < 3 && !ck->err; d++) {
-		struct names l;
-		ck_list(ck, dirs[d], &l);
-		for (size_t i = 0; i < l.n && !ck->err; i++) {
-			const char *name = l.v[i].name;
-			size_t len = strlen(name);
-			bool shadowed = false;
-			for (size_t k = 0; k < seen.n; k++)
-				shadowed |= !strcmp(seen.v[k].name, name);
-			if (len < 6 || strcmp(name + len - 5, ".yaml") || shadowed)
-				continue;
-			if (ck_names_push(&seen, name, S_IFREG) < 0)
-				ck->err = -ENOMEM;
-			char path[ROOT_PATH_MAX + 1], *s;
-			snprintf(path, sizeof(path), "%s/%s", dirs[d], name);
-			if (ck_read_text(ck, "network", path, &s) <= 0)
-				continue;
-			struct netplan n = {0};
-			ck_lines(s, netplan_line, &n);
-			netplan_end(&n);
-			free(s);
-			if (!n.found[0] ||
-			    unit_masked(ck, n.networkmanager ? "NetworkManager.service" : "systemd-networkd.service"))
-				continue;
-			const char *who = n.networkmanager ? "NetworkManager" : "systemd-networkd";
-			struct img_finding *f = ck_add(
-			    ck, n.found_static ? IMG_WARNING : IMG_ERROR, "network", path, 0,
-			    "set 'critical: true' on the interface, or mask its renderer ('image check --fix' does)",
-			    "netplan configures %s (%s) through %s: at boot it %s the interface the NFS root is "
-			    "mounted "
-			    "over, and the root stops answering (\"nfs: server not responding\")",
-			    n.found, n.found_static ? "static addresses" : "DHCP", who,
-			    n.found_static ? "configures again" : "restarts DHCP on");
-			fix_by_masking(f, n.networkmanager ? "NetworkManager.service NetworkManager-wait-online.service"
-							   : "systemd-networkd.service systemd-networkd.socket "
-							     "systemd-networkd-wait-online.service");
-		}
-		ck_names_release(&l);
-	}
-	ck_names_release(&seen);
+	each_config(ck, dirs, 3, ".yaml", netplan_file, NULL);
 }
 
 void img_check_network(struct ck *ck)

@@ -62,6 +62,9 @@ int ck_lines(char *s, int (*fn)(void *arg, char *line, unsigned no), void *arg);
 /* The next blank-separated word of *@p (NUL-terminated in place), or NULL. */
 char *ck_word(char **p);
 
+/* Cut line @s at a '#' comment and drop the blanks and CR before it. */
+void ck_chop(char *s);
+
 /* imgcheck-net.c: systemd-networkd, NetworkManager, ifupdown, dhcpcd */
 void img_check_network(struct ck *ck);
 

@@ -238,6 +238,14 @@ char *ck_word(char **p)
 	return s;
 }
 
+void ck_chop(char *s)
+{
+	s[strcspn(s, "#")] = 0;
+	size_t n = strlen(s);
+	while (n && strchr(" \t\r", s[n - 1]))
+		s[--n] = 0;
+}
+
 /* ---- /etc/fstab ---- */
 
 /* fstab's octal escapes (\040 is a space) decoded in place. */
@@ -587,13 +595,8 @@ static int piconf_line(void *arg, char *line, unsigned no)
 	struct piconf *c = arg;
 	char buf[512];
 	snprintf(buf, sizeof(buf), "%s", line);
-	char *hash = strchr(buf, '#');
-	if (hash)
-		*hash = 0;
+	ck_chop(buf);
 	char *p = buf + strspn(buf, " \t");
-	size_t n = strlen(p);
-	while (n && strchr(" \t\r", p[n - 1]))
-		p[--n] = 0;
 	if (!strncmp(p, "kernel=", 7) && p[7] && c->nkernel < 8)
 		snprintf(c->kernel[c->nkernel++], sizeof(c->kernel[0]), "%s", p + 7);
 	else if (!strncmp(p, "initramfs", 9) && (p[9] == ' ' || p[9] == '\t')) {
