@@ -300,7 +300,7 @@ static void print_findings(const struct img_report *rep, bool with_fixed)
 		else
 			snprintf(where, sizeof(where), "%.1024s", f->file);
 		printf("%-7s %s: %s\n", img_severity_name(f->severity), where, f->problem);
-		if (with_fixed)
+		if (with_fixed && f->severity != IMG_INFO)
 			printf("        %s\n", f->fixed			? "fixed"
 					       : f->fix == IMG_FIX_NONE ? "not fixed: --fix cannot do it"
 									: "not fixed");

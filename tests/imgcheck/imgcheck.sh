@@ -573,6 +573,25 @@ t_fix_content() {
 }
 check "--fix: fstab lines commented with a marker, auto lines edited, units masked to /dev/null" t_fix_content
 
+t_fix_fails() {
+	# a directory where the unit to mask goes: the fix cannot be written
+	variant fixfails
+	mkdir -p "$V/etc/systemd/network" "$V/etc/systemd/system/systemd-networkd.service"
+	ln -s /lib/systemd/system/systemd-networkd.service "$V/etc/systemd/system/multi-user.target.wants/"
+	printf '[Match]\nName=eth0\n[Network]\nDHCP=yes\n' >"$V/etc/systemd/network/20-wired.network"
+	printf 'PARTUUID=1234-02 / ext4 defaults 0 1\n' >"$V/etc/fstab"
+	image "$V" || return 1
+	local rc
+	"$COWROOT" image check "$IMG" --fix "$IMG-fixed" >"$T/human" 2>"$T/err"
+	rc=$?
+	[ $rc = 1 ] && grep -q "cannot write the fixes .*Is a directory.*'$IMG-fixed' is not written" "$T/err" ||
+		{ echo "exit $rc: $(cat "$T/err")"; return 1; }
+	"$COWROOT" image show "$IMG-fixed" >/dev/null 2>&1 && { echo "$IMG-fixed was written"; return 1; }
+	[ "$("$COWROOT" client list --json)" = "[]" ] || { echo "clients left: $("$COWROOT" client list)"; return 1; }
+	return 0
+}
+check "--fix that cannot write a fix: exit 1, no new image, the temporary client removed" t_fix_fails
+
 t_fix_nothing() {
 	"$COWROOT" image check img1 --fix img1-fixed >"$T/human" 2>&1 || { cat "$T/human"; return 1; }
 	grep -q "nothing --fix can change" "$T/human" || { cat "$T/human"; return 1; }
