@@ -527,8 +527,9 @@ t_fix() {
 	make_initrd "$V/boot/initrd.img-$KV" "$T/it-fix" gzip -c
 	rm -rf "$V/boot/firmware"
 	image "$V" && run_check "$IMG" && rc_is 1 || return 1
-	local src=$IMG before
+	local src=$IMG before layer
 	before=$(jq -c . "$T/out.json")
+	layer=$("$COWROOT" image show "$src" --json | jq -c '[.layer, .objects, .bytes, .disk_bytes]')
 	jq -e '[.findings[] | select(.fixable)] | length == 7' "$T/out.json" >/dev/null ||
 		{ echo "fixable: $(jq -c '[.findings[] | select(.fixable) | .file]' "$T/out.json")"; return 1; }
 	"$COWROOT" image check "$src" --fix "$src-fixed" --json >"$T/fix.json" 2>"$T/err"
@@ -545,6 +546,8 @@ t_fix() {
 	# the image it was made from is unchanged, and no client is left
 	run_check "$src" || return 1
 	[ "$(jq -c . "$T/out.json")" = "$before" ] || { echo "the source image's report changed"; return 1; }
+	[ "$("$COWROOT" image show "$src" --json | jq -c '[.layer, .objects, .bytes, .disk_bytes]')" = "$layer" ] ||
+		{ echo "the source image's layer changed: $layer"; return 1; }
 	[ "$("$COWROOT" client list --json)" = "[]" ] || { echo "clients left: $("$COWROOT" client list)"; return 1; }
 	"$COWROOT" image show "$src-fixed" --json | jq -e '.built_on == "'"$src"'"' >/dev/null ||
 		{ echo "not built on $src: $("$COWROOT" image show "$src-fixed")"; return 1; }
