@@ -215,6 +215,25 @@ static void networkd_file(struct ck *ck, const char *path, void *arg)
 	struct netfile n = {0};
 	ck_lines(s, network_line, &n);
 	free(s);
+	/* its drop-ins (FILE.network.d/NAME.conf beside it), in name order:
+	 * KeepConfiguration= is often set there */
+	char dir[ROOT_PATH_MAX + 8];
+	struct names l;
+	snprintf(dir, sizeof(dir), "%s.d", path);
+	ck_list(ck, dir, &l);
+	for (size_t i = 0; i < l.n; i++) {
+		char conf[ROOT_PATH_MAX + COW_NAME_MAX + 16];
+		size_t len = strlen(l.v[i].name);
+		if (len < 6 || strcmp(l.v[i].name + len - 5, ".conf"))
+			continue;
+		snprintf(conf, sizeof(conf), "%s/%s", dir, l.v[i].name);
+		memset(&n.ini, 0, sizeof(n.ini));
+		if (ck_read_text(ck, "network", conf, &s) > 0) {
+			ck_lines(s, network_line, &n);
+			free(s);
+		}
+	}
+	ck_names_release(&l);
 	bool matches = !n.other_excludes && (!n.name_given || n.name_matches);
 	if (!n.name_given)
 		snprintf(n.iface, sizeof(n.iface), "the wired interface");

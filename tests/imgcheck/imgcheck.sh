@@ -231,6 +231,10 @@ t_networkd() {
 	printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' >"$V/etc/systemd/network/20-wired.network"
 	printf '[Match]\nName=wlan0\n[Network]\nDHCP=yes\n' >"$V/etc/systemd/network/30-wifi.network"
 	printf '[Match]\nName=eth*\n[Network]\nDHCP=yes\nKeepConfiguration=yes\n' >"$V/etc/systemd/network/40-keep.network"
+	# KeepConfiguration in a drop-in
+	printf '[Match]\nName=end0\n[Network]\nDHCP=yes\n' >"$V/etc/systemd/network/50-dropin.network"
+	mkdir -p "$V/etc/systemd/network/50-dropin.network.d"
+	printf '[Network]\nKeepConfiguration=static\n' >"$V/etc/systemd/network/50-dropin.network.d/nfsroot.conf"
 	# shadowed by the /etc file of the same name
 	printf '[Match]\nType=ether\n[Network]\nDHCP=yes\n' >"$V/usr/lib/systemd/network/40-keep.network"
 	printf '[Match]\nType=ether\n[Network]\nDHCP=yes\n' >"$V/usr/lib/systemd/network/89-ethernet.network"
@@ -238,7 +242,7 @@ t_networkd() {
 	has error /etc/systemd/network/20-wired.network 'systemd-networkd is enabled .*multi-user.target.wants' || return 1
 	has error /usr/lib/systemd/network/89-ethernet.network 'configures the wired interface' || return 1
 	lacks /etc/systemd/network/30-wifi.network && lacks /etc/systemd/network/40-keep.network &&
-		lacks /usr/lib/systemd/network/40-keep.network
+		lacks /usr/lib/systemd/network/40-keep.network && lacks /etc/systemd/network/50-dropin.network
 }
 check "systemd-networkd enabled with a .network for the wired interface is an error (not wlan0, not KeepConfiguration)" t_networkd
 
