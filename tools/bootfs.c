@@ -218,11 +218,6 @@ ssize_t root_read_head(struct cow_view *v, const char *path, void *buf, size_t n
 	return k;
 }
 
-ssize_t root_pread(struct cow_file *f, void *buf, size_t n, off_t off)
-{
-	return read_full(f, buf, n, off);
-}
-
 /* ---- u-boot legacy images (include/image.h of u-boot) ---- */
 
 #define IH_MAGIC 0x27051956

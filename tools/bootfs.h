@@ -24,7 +24,8 @@
  * is not NULL, the resolved path without symlinks ("/boot/vmlinuz-6.1",
  * "/" for the root) in @real (@realsize bytes, -ENAMETOOLONG past it);
  * else -errno. */
-int root_walk(struct cow_view *v, const char *path, mode_t want, struct cow_attr *ret, char *real, size_t realsize);
+int root_walk(struct cow_view *v, const char *path, mode_t want, struct cow_attr *ret, char *real,
+	      size_t realsize);
 
 /* Read all of regular file @path (root_walk) of @v into a new buffer,
  * NUL-terminated; -EFBIG when it holds more than @max bytes.  0 with
@@ -34,10 +35,6 @@ int root_read(struct cow_view *v, const char *path, size_t max, char **ret, size
 /* The first @n bytes of regular file @path of @v in @buf; returns the
  * bytes read (fewer at the end of the file) or -errno. */
 ssize_t root_read_head(struct cow_view *v, const char *path, void *buf, size_t n);
-
-/* Read @n bytes at @off of open file @f, short only at its end: the
- * bytes read, or -errno. */
-ssize_t root_pread(struct cow_file *f, void *buf, size_t n, off_t off);
 
 /* A u-boot legacy script image (what `mkimage -A arm64|arm -O linux
  * -T script -C none -n NAME -d FILE` makes) of the @len bytes of @script,

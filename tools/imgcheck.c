@@ -406,10 +406,21 @@ struct reader {
 	struct cow_file *f;
 };
 
+/* initrd_read_fn over an open file of the view: short only at its end */
 static ssize_t read_view(void *arg, void *buf, size_t n, uint64_t off)
 {
 	struct reader *r = arg;
-	return root_pread(r->f, buf, n, (off_t)off);
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = cow_read(r->f, (char *)buf + done, n - done, (off_t)(off + done));
+		if (k <= 0) {
+			if (k < 0)
+				return k;
+			break;
+		}
+		done += (size_t)k;
+	}
+	return (ssize_t)done;
 }
 
 /* Check initramfs @path for kernel @kver ("" unknown), whose NFS is a
