@@ -1,7 +1,7 @@
 #!/bin/bash
 # Install the dependencies, build, and run every test suite; then build
 # again with AddressSanitizer + UndefinedBehaviorSanitizer and run the unit,
-# fuse, lifecycle, tftp and bootcfg suites under it.  This is what CI runs (.ci/run).
+# fuse, lifecycle, tftp, bootcfg and imgcheck suites under it.  This is what CI runs (.ci/run).
 #
 # Run as root from anywhere:  tools/ci-test.sh
 # Environment:
@@ -59,8 +59,9 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
 	# the FSAL is loaded by an uninstrumented ganesha.nfsd: not under ASan
 	configure "$asan" -Db_sanitize=address,undefined -Db_lundef=false -Dfsal=disabled
 	ninja -C "$asan"
-	step "unit, fuse, lifecycle, tftp and bootcfg suites under ASan/UBSan"
-	meson test -C "$asan" --print-errorlogs --suite unit --suite fuse --suite lifecycle --suite tftp --suite bootcfg || status=1
+	step "unit, fuse, lifecycle, tftp, bootcfg and imgcheck suites under ASan/UBSan"
+	meson test -C "$asan" --print-errorlogs --suite unit --suite fuse --suite lifecycle --suite tftp \
+		--suite bootcfg --suite imgcheck || status=1
 fi
 
 if [ $status = 0 ]; then

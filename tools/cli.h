@@ -62,6 +62,9 @@ int cmd_image_load(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
+/* imgfix.c */
+int cmd_image_check(int argc, char **argv);
+
 /* tftp-cmd.c */
 int cmd_tftp_serve(int argc, char **argv);
 /* A TFTP log line on stderr, after a UTC time stamp and "tftp: " (a

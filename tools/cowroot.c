@@ -864,6 +864,9 @@ static const struct command commands[] = {
     {"image", "flatten", cmd_image_flatten, "image flatten NAME NEWNAME        materialise an image chain as one base"},
     {"image", "export", cmd_image_export, "image export NAME FILE            write an image as a compressed bundle"},
     {"image", "load", cmd_image_load, "image load FILE [NAME]            load a bundle as an image"},
+    {"image", "check", cmd_image_check,
+     "image check NAME [--json] [--fix NEWNAME]   what would break a network boot of the image (--fix: "
+     "fixed, as image NEWNAME)"},
     {"client", "add", cmd_client_add,
      "client add NAME --image IMAGE [--ip ADDR,...] [--serial HEX] [--mac MAC]   add a client with an empty layer"},
     {"client", "set", cmd_client_set,

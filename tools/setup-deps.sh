@@ -12,12 +12,16 @@ packages=(
 	# build
 	build-essential meson ninja-build pkg-config git
 	libfuse3-dev fuse3 libsqlite3-dev zlib1g-dev sqlite3
+	# image check reads zstd, xz and lz4 initramfs archives
+	libzstd-dev liblzma-dev liblz4-dev
 	# tests and the demo
 	debootstrap attr acl libcap2-bin fuse-overlayfs util-linux
 	ca-certificates coreutils findutils diffutils jq
 	# the ganesha FSAL, NFS serving and its tests
 	nfs-ganesha nfs-ganesha-vfs libntirpc-dev liburcu-dev libkrb5-dev libdbus-1-dev
 	rpcbind libnfs-dev libnfs-utils iproute2 u-boot-tools dpkg-dev
+	# the image check test builds initramfs archives
+	cpio zstd xz-utils lz4
 	# the TFTP tests: real clients
 	tftp-hpa atftp curl
 	# the bootcfg tests: dnsmasq (without its service) and busybox's udhcpc
