@@ -478,14 +478,14 @@ static void check_initrd(struct ck *ck, const char *path, const char *kver, bool
 			char where[300];
 			snprintf(where, sizeof(where), "conf/%s%s", f.boot_confd[0] ? "conf.d/" : "initramfs.conf",
 				 f.boot_confd[0] ? f.boot_confd_file : "");
-			ck_add(
-			    ck, IMG_ERROR, "initramfs", path, 0,
-			    "set BOOT=nfs in /etc/initramfs-tools/initramfs.conf and rebuild it, or give the client "
-			    "'boot=nfs' on its kernel command line (cowroot client set NAME --boot-args boot=nfs)",
-			    "the initramfs says BOOT=%s (%s): root=/dev/nfs on the command line does not override it, "
-			    "so "
-			    "it looks for a local root and stops",
-			    boot, where);
+			/* root=/dev/nfs does not override it, but the boot=nfs that
+			 * cowroot's command lines carry does */
+			ck_add(ck, IMG_INFO, "initramfs", path, 0,
+			       "nothing, as long as the command line keeps cowroot's boot=nfs (another boot loader "
+			       "needs it too, or BOOT=nfs in /etc/initramfs-tools/initramfs.conf)",
+			       "the initramfs says BOOT=%s (%s): it mounts an NFS root only because the command line "
+			       "cowroot serves says boot=nfs (root=/dev/nfs alone does not override BOOT=%s)",
+			       boot, where, boot);
 		}
 	} else if (f.dracut) {
 		if (!f.dracut_nfs && !f.mount_nfs)

@@ -655,8 +655,10 @@ void nfsroot_line(const char *server, const char *client, int port, char *buf, s
 	if (port != 2049)
 		snprintf(portopt, sizeof(portopt), ",port=%d", port);
 	/* no server: the kernel takes the one DHCP named */
-	snprintf(buf, n, "root=/dev/nfs nfsroot=%s%s/clients/%s,vers=3,tcp%s rw ip=dhcp", server, *server ? ":" : "",
-		 client, portopt);
+	/* boot=nfs: a stock initramfs-tools initramfs says BOOT=local, which
+	 * root=/dev/nfs does not override */
+	snprintf(buf, n, "root=/dev/nfs nfsroot=%s%s/clients/%s,vers=3,tcp%s rw ip=dhcp boot=nfs", server,
+		 *server ? ":" : "", client, portopt);
 }
 
 static void print_clients(const struct serve *s, const struct client_list *l)

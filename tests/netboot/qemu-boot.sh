@@ -194,7 +194,7 @@ stop_server() {
 start_server || finish
 ok "cowroot serve is up"
 check "serve prints pi1's nfsroot line" \
-	grep -q '^pi1 (127.0.0.1): root=/dev/nfs nfsroot=10.0.2.2:/clients/pi1,vers=3,tcp rw ip=dhcp$' "$tmp/serve.out"
+	grep -q '^pi1 (127.0.0.1): root=/dev/nfs nfsroot=10.0.2.2:/clients/pi1,vers=3,tcp rw ip=dhcp boot=nfs$' "$tmp/serve.out"
 
 # TCG unless asked: a /dev/kvm on these machines may exist and hang
 accel=${COW_QEMU_ACCEL:-tcg}

@@ -164,9 +164,9 @@ t_serve_tftp() {
 check "serve serves each client's u-boot script over TFTP on port 69, to its own address only" t_serve_tftp
 
 t_nfsroot_lines() {
-	grep -q '^pi1 (127.0.0.2): root=/dev/nfs nfsroot=192.0.2.1:/clients/pi1,vers=3,tcp rw ip=dhcp$' \
+	grep -q '^pi1 (127.0.0.2): root=/dev/nfs nfsroot=192.0.2.1:/clients/pi1,vers=3,tcp rw ip=dhcp boot=nfs$' \
 		"$tmp/serve.out" || { cat "$tmp/serve.out"; return 1; }
-	grep -q '^pi2 (127.0.0.3): root=/dev/nfs nfsroot=192.0.2.1:/clients/pi2,vers=3,tcp rw ip=dhcp$' "$tmp/serve.out"
+	grep -q '^pi2 (127.0.0.3): root=/dev/nfs nfsroot=192.0.2.1:/clients/pi2,vers=3,tcp rw ip=dhcp boot=nfs$' "$tmp/serve.out"
 }
 check "serve prints the nfsroot line of each client" t_nfsroot_lines
 

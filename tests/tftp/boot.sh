@@ -194,7 +194,7 @@ check "netboot-<serial>.scr and netboot-<MAC>.scr in every spelling: one script 
 cp "$T/out/s1.txt" "$T/pi1.txt"
 t_script_text() {
 	local s=$T/pi1.txt
-	grep -qx 'setenv bootargs "root=/dev/nfs nfsroot=127.0.0.1:/clients/pi1,vers=3,tcp rw ip=dhcp console=ttyAMA0 quiet"' "$s" &&
+	grep -qx 'setenv bootargs "root=/dev/nfs nfsroot=127.0.0.1:/clients/pi1,vers=3,tcp rw ip=dhcp boot=nfs console=ttyAMA0 quiet"' "$s" &&
 		grep -qx "if tftpboot \${kernel_addr_r} 9ffefdef/boot/vmlinuz-$KV; then" "$s" &&
 		grep -qx "if tftpboot \${ramdisk_addr_r} 9ffefdef/boot/initrd.img-$KV; then" "$s" &&
 		grep -qx 'booti ${kernel_addr_r} ${ramdisk_addr_r}:${cow_rd_size} ${cow_fdt}' "$s" &&
@@ -262,7 +262,7 @@ pi4_boot() { # PREFIX
 		-*) refused 127.0.0.1 "$1/${f#-}" 68 || return 1 ;;
 		cmdline.txt)
 			get 127.0.0.1 "$1/$f" "$T/out/cmdline" || return 1
-			echo "root=/dev/nfs nfsroot=127.0.0.1:/clients/pi1,vers=3,tcp rw ip=dhcp console=ttyAMA0 quiet" |
+			echo "root=/dev/nfs nfsroot=127.0.0.1:/clients/pi1,vers=3,tcp rw ip=dhcp boot=nfs console=ttyAMA0 quiet" |
 				cmp -s - "$T/out/cmdline" || { echo "cmdline.txt: $(cat "$T/out/cmdline")"; return 1; }
 			;;
 		*) get 127.0.0.1 "$1/$f" "$T/out/pi4.$n" && same "$D/boot/firmware/$f" "$T/out/pi4.$n" || return 1 ;;
@@ -278,7 +278,7 @@ t_pi3() {
 	get 127.0.0.3 bootcode.bin "$T/out/bc" && same "$P/boot/firmware/bootcode.bin" "$T/out/bc" &&
 		get 127.0.0.3 00000003/start.elf "$T/out/st" && same "$P/boot/firmware/start.elf" "$T/out/st" &&
 		get 127.0.0.3 00000003/cmdline.txt "$T/out/c3" &&
-		grep -qx "root=/dev/nfs nfsroot=127.0.0.1:/clients/pi3,vers=3,tcp rw ip=dhcp" "$T/out/c3" &&
+		grep -qx "root=/dev/nfs nfsroot=127.0.0.1:/clients/pi3,vers=3,tcp rw ip=dhcp boot=nfs" "$T/out/c3" &&
 		refused 127.0.0.9 bootcode.bin 68 && logged "no client has the address 127.0.0.9"
 }
 check "Pi 3: unprefixed bootcode.bin for the client of that address, then <serial>/start.elf" t_pi3
