@@ -2,7 +2,8 @@
 # The cowroot demo: install the dependencies, build, make a Debian bookworm
 # image, give two clients their own copy-on-write view of it, show that a
 # write in one is not seen in the other, then serve both over NFS (nfs-ganesha
-# with the cowroot FSAL) and print each client's kernel command line.
+# with the cowroot FSAL) and their boot files over TFTP, print each client's
+# kernel command line and fetch a client's u-boot script as its Pi would.
 #
 #   tools/demo.sh            debootstrap a bookworm minbase tree (cached in
 #                            /var/cache/cowroot/minbase) and use it
@@ -111,6 +112,9 @@ for c in "${clients[@]}"; do
 done
 cow client set pi-01 --ip "127.0.0.2,${COW_PI_01_IP:-192.168.1.101}"
 cow client set pi-02 --ip "127.0.0.3,${COW_PI_02_IP:-192.168.1.102}"
+# what each Pi is known by when it boots (its serial number and MAC address)
+cow client set pi-01 --serial 9ffefd01 --mac dc:a6:32:00:00:01
+cow client set pi-02 --serial 9ffefd02 --mac dc:a6:32:00:00:02 --on-boot reset
 cow serve --fsal "$build/ganesha-fsal/libfsalcowroot.so"
 
 step "each client sees its own root over NFS"
@@ -127,12 +131,29 @@ fi
 echo "pi-02's address is refused pi-01's export."
 run nfs-cat "nfs://127.0.0.3/clients/pi-02/etc/hostname?version=3"
 
+step "the boot files over TFTP, from each client's own root"
+# what pi-01's u-boot fetches first: its script, made from the store (this
+# image has no kernel, and the script says so on the Pi's console)
+run curl -sS --interface 127.0.0.2 tftp://127.0.0.2/netboot-9ffefd01.scr -o /tmp/cowroot-demo.scr
+tail -c +73 /tmp/cowroot-demo.scr
+rm -f /tmp/cowroot-demo.scr
+if curl -sS --interface 127.0.0.3 tftp://127.0.0.2/netboot-9ffefd01.scr -o /dev/null 2>/dev/null; then
+	echo "demo: pi-02's address got pi-01's boot script: this is a bug" >&2
+	exit 1
+fi
+echo "pi-02's address is refused pi-01's boot files."
+step "what in the image would break a netboot"
+"$cowroot" --store "$store" image check bookworm || true
+
 cat <<EOF
 
 === done
-ganesha serves pi-01 and pi-02 (the kernel command lines are printed above).
-Point each Pi's boot at them (README: "Serving clients over NFS" and
-"netboot"), or stop the server to look at a client's view on this machine:
+ganesha serves pi-01 and pi-02 (the kernel command lines are printed above),
+and cowroot serve their boot files over TFTP (port 69). For a real fleet
+(README: "A fleet, step by step"): an arm64 image with a kernel, the DHCP
+configuration from 'cowroot netboot dnsmasq', the SD card from 'cowroot
+netboot sdcard' or the Pi 4/5 EEPROM's network boot. Stop the server to look
+at a client's view on this machine:
   kill -TERM \$(cat $store/run/serve.pid)
   $cowroot --store $store mount pi-01 $mnt/pi-01
 EOF
