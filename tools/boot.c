@@ -360,6 +360,14 @@ int boot_script(struct cow_view *v, const struct cow_client_info *c, const char 
 
 /* ---- the resolver ---- */
 
+void boot_source_root(struct tftp_source *src, struct root_file *rf, int64_t size)
+{
+	src->size = size;
+	src->read = root_file_read;
+	src->close = root_file_close;
+	src->arg = rf;
+}
+
 struct mem_source {
 	size_t len;
 	uint8_t data[];
@@ -632,9 +640,6 @@ int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, stru
 			 "%.150s is not one of its boot files (/boot, /usr/lib/linux-image-*)", root_path);
 	if (r < 0)
 		return r;
-	ret->size = size;
-	ret->read = root_file_read;
-	ret->close = root_file_close;
-	ret->arg = rf;
+	boot_source_root(ret, rf, size);
 	return 0;
 }

@@ -60,6 +60,9 @@ int boot_script(struct cow_view *v, const struct cow_client_info *c, const char 
 		char **ret, bool *ret_arm64);
 /* The kernel command line of client @c for the Pi firmware's cmdline.txt. */
 void boot_cmdline(const struct cow_client_info *c, const char *server, int nfs_port, char *buf, size_t n);
+/* A TFTP source reading @rf (of @size bytes; closed with the transfer). */
+struct root_file;
+void boot_source_root(struct tftp_source *src, struct root_file *rf, int64_t size);
 /* Is @real (a resolved path in a client's root) one of its boot files? */
 bool boot_file_allowed(const char *real);
 

@@ -96,13 +96,9 @@ static int client_resolve(void *arg, const struct tftp_peer *peer, const char *p
 	snprintf(ret->label, sizeof(ret->label), "%s", c->client);
 	/* a view per request: the client's layer as committed now */
 	int r = root_file_open(c->st, c->client, path, NULL, &rf, &size, NULL, 0);
-	if (r < 0)
-		return r;
-	ret->size = size;
-	ret->read = root_file_read;
-	ret->close = root_file_close;
-	ret->arg = rf;
-	return 0;
+	if (r == 0)
+		boot_source_root(ret, rf, size);
+	return r;
 }
 
 /* ---- the command ---- */
