@@ -6,6 +6,9 @@
  *
  *   ping\n               -> 0\n
  *   reset CLIENT\n       -> 0\n, or -ERRNO message\n
+ *   activity\n           -> 0 N\n, then N lines "CLIENT LAST\n": when each
+ *                          served client last called an operation
+ *                          (seconds since the epoch, 0 for never)
  *
  * A reset gives the client a fresh layer in place and then drops every
  * object of its export from ganesha's cache, so nothing of the old layer
@@ -90,6 +93,55 @@ static int read_line(int fd, char *buf, size_t size)
 	return used == size - 1 ? -E2BIG : 0;
 }
 
+/* Write all of @buf (@len bytes) to @fd. */
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t k = write(fd, buf, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return; /* the requester went away */
+		buf += k;
+		len -= (size_t)k;
+	}
+}
+
+/* The activity reply: one line per export. */
+static void send_activity(int fd)
+{
+	struct glist_head *g;
+	size_t n = 0, len = 0, cap = 4096;
+	char *out = malloc(cap);
+	pthread_mutex_lock(&COWFSAL.lock);
+	glist_for_each(g, &COWFSAL.exports)
+	{
+		struct cowfsal_export *exp = glist_entry(g, struct cowfsal_export, entry);
+		char line[COW_ENTITY_NAME_MAX + 32];
+		int k = snprintf(line, sizeof(line), "%s %lld\n", exp->client,
+				 (long long)atomic_load_explicit(&exp->last_op, memory_order_relaxed));
+		if (!out || k < 0 || (size_t)k >= sizeof(line))
+			continue;
+		if (len + (size_t)k > cap) {
+			char *p = realloc(out, cap * 2 + (size_t)k);
+			if (!p)
+				continue;
+			out = p;
+			cap = cap * 2 + (size_t)k;
+		}
+		memcpy(out + len, line, (size_t)k);
+		len += (size_t)k;
+		n++;
+	}
+	pthread_mutex_unlock(&COWFSAL.lock);
+	char head[32];
+	int hl = snprintf(head, sizeof(head), out ? "0 %zu\n" : "-12 out of memory\n", n);
+	write_all(fd, head, (size_t)hl);
+	if (out)
+		write_all(fd, out, len);
+	free(out);
+}
+
 static void serve_one(int fd)
 {
 	char line[CONTROL_LINE_MAX], msg[CONTROL_LINE_MAX + 64] = "", reply[CONTROL_LINE_MAX + 96];
@@ -97,6 +149,9 @@ static void serve_one(int fd)
 	if (r == 0) {
 		if (!strcmp(line, "ping")) {
 			r = 0;
+		} else if (!strcmp(line, "activity")) {
+			send_activity(fd);
+			return;
 		} else if (!strncmp(line, "reset ", 6)) {
 			const char *client = line + 6;
 			if (cow_name_check(client) < 0) {

@@ -22,6 +22,9 @@
 #include "FSAL/fsal_commonlib.h"
 #include "fsal_up.h"
 
+#include <stdatomic.h>
+#include <time.h>
+
 #include "cowroot.h"
 
 #define COWFSAL_NAME "COWROOT"
@@ -75,6 +78,9 @@ struct cowfsal_export {
 	/* held for reading by every operation on the view, for writing by a
 	 * reset (cow_view_reset wants the view to itself) */
 	pthread_rwlock_t reset_lock;
+	/* when the client last called an operation (time(2)), for
+	 * `cowroot client list`: who is online */
+	_Atomic int64_t last_op;
 };
 
 /* An open core file: ganesha's fsal_fd must come first (fsal_find_fd

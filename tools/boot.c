@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -16,19 +17,50 @@
 #include "bootfs.h"
 #include "serve.h"
 
-/* When a client last asked for anything */
+/* When a client last asked for anything, and what its last boot was */
 struct seen {
 	char name[COW_ENTITY_NAME_MAX + 1];
 	int64_t last_ms;
+	struct boot_status st;
 };
 
 struct boot_server {
 	struct boot_config cfg;
 	char store[PATH_MAX];
 	struct cow_store *st;
+	pthread_mutex_t seen_lock; /* seen: written by the TFTP thread, read by boot_server_status */
 	struct seen *seen;
 	size_t nseen, capseen;
 };
+
+int boot_server_status(struct boot_server *b, const char *name, struct boot_status *ret)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&b->seen_lock);
+	for (size_t i = 0; i < b->nseen; i++)
+		if (!strcmp(b->seen[i].name, name)) {
+			*ret = b->seen[i].st;
+			r = ret->began ? 0 : -ENOENT;
+			break;
+		}
+	pthread_mutex_unlock(&b->seen_lock);
+	return r;
+}
+
+/* Client @name (its entry @s) was served @real: a kernel? */
+static void note_kernel(struct boot_server *b, struct seen *s, const char *real)
+{
+	const char *base = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+	bool vmlinuz = !strncmp(base, "vmlinuz", 7);
+	bool pi = !strncmp(base, "kernel", 6) && strlen(base) > 10 && !strcmp(base + strlen(base) - 4, ".img");
+	if (!s || (!vmlinuz && !pi))
+		return;
+	pthread_mutex_lock(&b->seen_lock);
+	snprintf(s->st.kernel, sizeof(s->st.kernel), "%.255s", real);
+	/* Debian names it by its version: vmlinuz-6.1.0-28-arm64 */
+	snprintf(s->st.version, sizeof(s->st.version), "%s", vmlinuz && base[7] == '-' ? base + 8 : "");
+	pthread_mutex_unlock(&b->seen_lock);
+}
 
 int boot_server_open(const struct boot_config *cfg, struct boot_server **ret)
 {
@@ -45,6 +77,7 @@ int boot_server_open(const struct boot_config *cfg, struct boot_server **ret)
 		return r;
 	}
 	b->cfg = *cfg;
+	pthread_mutex_init(&b->seen_lock, NULL);
 	strcpy(b->store, cfg->store);
 	b->cfg.store = b->store;
 	if (!b->cfg.boot_gap)
@@ -58,6 +91,7 @@ void boot_server_close(struct boot_server *b)
 	if (!b)
 		return;
 	cow_store_close(b->st);
+	pthread_mutex_destroy(&b->seen_lock);
 	free(b->seen);
 	free(b);
 }
@@ -93,6 +127,7 @@ static bool boot_begins(struct boot_server *b, const char *name, struct seen **r
 		if (!strcmp(b->seen[i].name, name))
 			s = &b->seen[i];
 	if (!s) {
+		pthread_mutex_lock(&b->seen_lock);
 		if (b->nseen == b->capseen) {
 			size_t cap = b->capseen ? 2 * b->capseen : 64;
 			void *p = realloc(b->seen, cap * sizeof(*b->seen));
@@ -103,9 +138,11 @@ static bool boot_begins(struct boot_server *b, const char *name, struct seen **r
 		}
 		if (b->nseen < b->capseen) {
 			s = &b->seen[b->nseen++];
+			memset(s, 0, sizeof(*s));
 			snprintf(s->name, sizeof(s->name), "%s", name);
 			s->last_ms = INT64_MIN;
 		}
+		pthread_mutex_unlock(&b->seen_lock);
 	}
 	*ret_seen = s;
 	if (!s)
@@ -564,6 +601,13 @@ int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, stru
 		}
 		boot_log(b, "client %s: a boot began from %s ('%s')%s", c.name, who, path,
 			 c.reset_on_boot ? "; its layer was reset (on-boot reset)" : "");
+		if (seen) {
+			pthread_mutex_lock(&b->seen_lock);
+			memset(&seen->st, 0, sizeof(seen->st));
+			seen->st.began = time(NULL);
+			snprintf(seen->st.addr, sizeof(seen->st.addr), "%s", who);
+			pthread_mutex_unlock(&b->seen_lock);
+		}
 	}
 	addr_text(peer->local, server, sizeof(server));
 	if (strchr(server, ':')) {
@@ -621,18 +665,19 @@ int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, stru
 	size_t first = strcspn(rest, "/");
 	struct root_file *rf;
 	int64_t size;
+	char real[ROOT_PATH_MAX + 1];
 	bool of_root = rest[first] == '/'
 			   ? (first == 4 && !strncmp(rest, "boot", 4)) || (first == 3 && !strncmp(rest, "usr", 3))
 			   : !strncmp(rest, "vmlinuz", 7) || !strncmp(rest, "initrd.img", 10);
 	if (of_root) {
 		snprintf(root_path, sizeof(root_path), "/%s", rest);
-		r = root_file_open(b->st, c.name, root_path, boot_file_allowed, &rf, &size, NULL, 0);
+		r = root_file_open(b->st, c.name, root_path, boot_file_allowed, &rf, &size, real, sizeof(real));
 	} else {
 		snprintf(root_path, sizeof(root_path), "/boot/firmware/%s", rest);
-		r = root_file_open(b->st, c.name, root_path, boot_file_allowed, &rf, &size, NULL, 0);
+		r = root_file_open(b->st, c.name, root_path, boot_file_allowed, &rf, &size, real, sizeof(real));
 		if (r == -ENOENT || r == -ENOTDIR) {
 			snprintf(root_path, sizeof(root_path), "/boot/%s", rest);
-			r = root_file_open(b->st, c.name, root_path, boot_file_allowed, &rf, &size, NULL, 0);
+			r = root_file_open(b->st, c.name, root_path, boot_file_allowed, &rf, &size, real, sizeof(real));
 		}
 	}
 	if (r == -EACCES)
@@ -640,6 +685,7 @@ int boot_resolve(void *arg, const struct tftp_peer *peer, const char *path, stru
 			 "%.150s is not one of its boot files (/boot, /usr/lib/linux-image-*)", root_path);
 	if (r < 0)
 		return r;
+	note_kernel(b, seen, real);
 	boot_source_root(ret, rf, size);
 	return 0;
 }

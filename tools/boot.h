@@ -26,8 +26,10 @@
 #ifndef COWROOT_BOOT_H
 #define COWROOT_BOOT_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "cowroot.h"
 #include "tftp.h"
@@ -42,6 +44,17 @@ struct boot_config {
 	void *log_arg;
 };
 #define BOOT_GAP 30
+
+/* A client's last boot, as the boot server saw it */
+struct boot_status {
+	time_t began;		     /* when its first request came; 0: not since the server started */
+	char addr[INET6_ADDRSTRLEN]; /* from where */
+	char kernel[256];	     /* the kernel file it fetched, a path in its root ("" if none yet) */
+	char version[128];	     /* its version where the name tells it ("6.1.0-28-arm64"), else "" */
+};
+
+/* Client @name's last boot into @ret: 0, or -ENOENT (none seen).  Thread-safe. */
+int boot_server_status(struct boot_server *b, const char *name, struct boot_status *ret);
 
 /* Open the store read-only for the resolver.  0 or -errno (cow_store_open's). */
 int boot_server_open(const struct boot_config *cfg, struct boot_server **ret);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -597,11 +599,102 @@ static void json_str_or_null(const char *s)
 		fputs("null", stdout);
 }
 
+/* What the running server says of a client (its serve.sock) */
+struct live_client {
+	char name[COW_ENTITY_NAME_MAX + 1];
+	int online;
+	long long last_nfs, began;
+	char addr[64], kernel[256], version[128];
+};
+
+struct client_listing {
+	int count;
+	struct cow_store *st;
+	bool server; /* a server answered */
+	struct live_client *live;
+	size_t nlive;
+};
+
+/* Ask the server of the store who is online: 0 (with l->server set when
+ * one answered), or -errno of the request. */
+static int live_status(struct client_listing *l)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/serve.sock", store_dir) >= (int)sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "status\n", 7) != 7) {
+		int e = errno;
+		close(fd);
+		return e == ENOENT || e == ECONNREFUSED ? 0 : -e; /* no server */
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	char line[1024];
+	size_t want = 0;
+	int r = 0;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "0 %zu", &want) != 1 || want > 100000)
+		r = -EPROTO;
+	if (r == 0 && want && !(l->live = calloc(want, sizeof(*l->live))))
+		r = -ENOMEM;
+	while (r == 0 && l->nlive < want && fgets(line, sizeof(line), f)) {
+		struct live_client *v = &l->live[l->nlive];
+		char *field[7], *save = NULL, *p = line;
+		int k = 0;
+		line[strcspn(line, "\n")] = 0;
+		while (k < 7 && (field[k] = strtok_r(p, "\t", &save)))
+			k++, p = NULL;
+		if (k != 7 || strlen(field[0]) > COW_ENTITY_NAME_MAX)
+			continue;
+		strcpy(v->name, field[0]);
+		v->online = atoi(field[1]);
+		v->last_nfs = atoll(field[2]);
+		v->began = atoll(field[3]);
+		snprintf(v->addr, sizeof(v->addr), "%s", strcmp(field[4], "-") ? field[4] : "");
+		snprintf(v->kernel, sizeof(v->kernel), "%s", strcmp(field[5], "-") ? field[5] : "");
+		snprintf(v->version, sizeof(v->version), "%s", strcmp(field[6], "-") ? field[6] : "");
+		l->nlive++;
+	}
+	fclose(f);
+	l->server = r == 0;
+	return r;
+}
+
+static const struct live_client *live_of(const struct client_listing *l, const char *name)
+{
+	for (size_t i = 0; i < l->nlive; i++)
+		if (!strcmp(l->live[i].name, name))
+			return &l->live[i];
+	return NULL;
+}
+
+static void json_time_or_null(long long t)
+{
+	char buf[32];
+	if (t <= 0) {
+		fputs("null", stdout);
+		return;
+	}
+	fmt_time(t, buf, sizeof(buf));
+	printf("\"%s\"", buf);
+}
+
 static int print_client(void *arg, const struct cow_client_info *c)
 {
-	int *count = arg;
+	struct client_listing *l = arg;
+	int *count = &l->count;
 	char when[32];
 	fmt_time(c->created, when, sizeof(when));
+	struct cow_layer_stats ls = {0};
+	bool have_stats = cow_layer_stats(l->st, c->layer, &ls) == 0;
+	const struct live_client *lv = live_of(l, c->name);
 	if (json) {
 		printf("%s{\"name\":", (*count)++ ? "," : "");
 		json_str(c->name);
@@ -618,6 +711,21 @@ static int print_client(void *arg, const struct cow_client_info *c)
 		printf(",\"dtb\":");
 		json_str_or_null(c->boot_dtb);
 		printf(",\"on_boot\":\"%s\"", c->reset_on_boot ? "reset" : "keep");
+		if (have_stats)
+			printf(",\"layer_bytes\":%llu,\"layer_disk_bytes\":%llu", (unsigned long long)ls.bytes,
+			       (unsigned long long)ls.disk_bytes);
+		printf(",\"quota\":null,\"served\":%s,\"online\":", lv ? "true" : l->server ? "false" : "null");
+		fputs(lv ? (lv->online ? "true" : "false") : "null", stdout);
+		printf(",\"last_nfs\":");
+		json_time_or_null(lv ? lv->last_nfs : 0);
+		printf(",\"last_boot\":");
+		json_time_or_null(lv ? lv->began : 0);
+		printf(",\"boot_address\":");
+		json_str_or_null(lv ? lv->addr : "");
+		printf(",\"booted_kernel\":");
+		json_str_or_null(lv ? lv->kernel : "");
+		printf(",\"kernel_version\":");
+		json_str_or_null(lv ? lv->version : "");
 		putchar('}');
 	} else {
 		if ((*count)++ == 0)
@@ -630,6 +738,51 @@ static int print_client(void *arg, const struct cow_client_info *c)
 	return 0;
 }
 
+struct client_array {
+	struct cow_client_info *v;
+	size_t n, cap;
+};
+
+static int collect_client(void *arg, const struct cow_client_info *c)
+{
+	struct client_array *a = arg;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 32;
+		void *p = realloc(a->v, cap * sizeof(*a->v));
+		if (!p)
+			return -ENOMEM;
+		a->v = p;
+		a->cap = cap;
+	}
+	a->v[a->n++] = *c;
+	return 0;
+}
+
+/* The second table of `client list`: what the server says of @c */
+static int print_live(void *arg, const struct cow_client_info *c)
+{
+	struct client_listing *l = arg;
+	const struct live_client *lv = live_of(l, c->name);
+	char nfs[32] = "-", boot[32] = "-", layer[32] = "-";
+	struct cow_layer_stats ls;
+	if (lv && lv->last_nfs > 0)
+		fmt_time(lv->last_nfs, nfs, sizeof(nfs));
+	if (lv && lv->began > 0)
+		fmt_time(lv->began, boot, sizeof(boot));
+	if (cow_layer_stats(l->st, c->layer, &ls) == 0)
+		snprintf(layer, sizeof(layer), "%llu", (unsigned long long)ls.bytes);
+	char booted[400] = "-";
+	if (lv && lv->kernel[0])
+		snprintf(booted, sizeof(booted), "%s%s%s%s", lv->kernel, lv->version[0] ? " (" : "", lv->version,
+			 lv->version[0] ? ")" : "");
+	printf("%-24s %-7s %-20s %-20s %-16s %12s  %s\n", c->name,
+	       !lv	    ? "unserved"
+	       : lv->online ? "yes"
+			    : "no",
+	       nfs, boot, lv && lv->addr[0] ? lv->addr : "-", layer, booted);
+	return 0;
+}
+
 static int cmd_client_list(int argc, char **argv)
 {
 	static const char usage[] = "client list [--json]";
@@ -639,13 +792,34 @@ static int cmd_client_list(int argc, char **argv)
 	struct cow_store *st;
 	if (open_store(COW_STORE_READONLY, &st))
 		return 1;
-	int count = 0;
+	struct client_listing l = {.st = st};
+	int lr = live_status(&l);
+	if (lr < 0)
+		err("warning: the server did not say who is online: %s", strerror(-lr));
+	/* the clients first: the printing asks the store more (layer sizes),
+	 * which it cannot while it walks its clients */
+	struct client_array a = {0};
+	int r = cow_client_foreach(st, collect_client, &a);
 	if (json)
 		putchar('[');
-	int r = cow_client_foreach(st, print_client, &count);
+	for (size_t i = 0; r == 0 && i < a.n; i++)
+		print_client(&l, &a.v[i]);
 	if (json)
 		puts("]");
+	if (!json && r == 0 && a.n) {
+		/* what the running server says: online, last boot, what it booted */
+		if (!l.server) {
+			printf("\n(no server runs: who is online and what each booted is not known)\n");
+		} else {
+			printf("\n%-24s %-7s %-20s %-20s %-16s %12s  %s\n", "NAME", "ONLINE", "LAST NFS CALL",
+			       "LAST BOOT", "FROM", "LAYER", "BOOTED");
+			for (size_t i = 0; i < a.n; i++)
+				print_live(&l, &a.v[i]);
+		}
+	}
 	cow_store_close(st);
+	free(a.v);
+	free(l.live);
 	if (r < 0) {
 		err("cannot list clients: %s", strerror(-r));
 		return 1;

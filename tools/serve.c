@@ -17,6 +17,7 @@
 #include <ifaddrs.h>
 #include <limits.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -88,7 +89,225 @@ struct serve {
 	pthread_t tftp_thread;
 	bool tftp_running;
 	volatile sig_atomic_t tftp_stop;
+	/* STORE/run/serve.sock: who is online, for `client list` */
+	int status_fd, status_wake[2];
+	pthread_t status_thread;
+	bool status_running;
+	/* the clients seen online at the last look, for the come-and-go log */
+	struct online_client *online;
+	size_t nonline;
+	time_t last_look;
 };
+
+/* ---- who is online ---- */
+
+#define ONLINE_S 60	 /* NFS activity within this makes a client online */
+#define ONLINE_LOOK_S 10 /* how often the come-and-go log looks */
+
+struct online_client {
+	char name[COW_ENTITY_NAME_MAX + 1];
+	int64_t last_op; /* its last NFS call (time(2)), 0: none */
+	bool online;
+};
+
+/* A line for the server's log (stderr: the journal under systemd) */
+static void serve_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void serve_log(const char *fmt, ...)
+{
+	char ts[32], line[512];
+	time_t now = time(NULL);
+	struct tm tm;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
+	fprintf(stderr, "%s serve: %s\n", ts, line);
+	fflush(stderr);
+}
+
+/* Ask the FSAL when each served client last called it: 0 with *@ret (free
+ * it) and *@ret_n, or -errno. */
+static int fsal_activity(const char *store, struct online_client **ret, size_t *ret_n)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/control.sock", store) >= (int)sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "activity\n", 9) != 9) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	FILE *f = fdopen(fd, "r");
+	if (!f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	char line[COW_ENTITY_NAME_MAX + 64];
+	size_t n = 0, want = 0;
+	struct online_client *v = NULL;
+	int r = 0;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "0 %zu", &want) != 1 || want > 100000)
+		r = -EPROTO;
+	if (r == 0 && want && !(v = calloc(want, sizeof(*v))))
+		r = -ENOMEM;
+	while (r == 0 && n < want && fgets(line, sizeof(line), f)) {
+		long long last;
+		char name[COW_ENTITY_NAME_MAX + 2];
+		if (sscanf(line, "%65s %lld", name, &last) != 2 || cow_name_check(name) < 0)
+			continue;
+		snprintf(v[n].name, sizeof(v[n].name), "%.64s", name);
+		v[n].last_op = last;
+		v[n].online = last > 0 && time(NULL) - last < ONLINE_S;
+		n++;
+	}
+	fclose(f);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* Every ONLINE_LOOK_S: log each client that came online or went away. */
+static void look_online(struct serve *s)
+{
+	time_t now = time(NULL);
+	if (now - s->last_look < ONLINE_LOOK_S)
+		return;
+	s->last_look = now;
+	struct online_client *v;
+	size_t n;
+	if (fsal_activity(s->store, &v, &n) < 0)
+		return; /* no client served yet: the FSAL is not loaded */
+	for (size_t i = 0; i < n; i++) {
+		bool was = false;
+		for (size_t j = 0; j < s->nonline; j++)
+			if (!strcmp(s->online[j].name, v[i].name))
+				was = s->online[j].online;
+		if (v[i].online && !was)
+			serve_log("client %s: online (NFS calls)", v[i].name);
+		else if (!v[i].online && was)
+			serve_log("client %s: offline (no NFS call for %d s)", v[i].name, ONLINE_S);
+	}
+	free(s->online);
+	s->online = v;
+	s->nonline = n;
+}
+
+/* One request on STORE/run/serve.sock: "status" gets "0 N" and one line
+ * per served client: NAME ONLINE LAST_NFS BOOT_BEGAN BOOT_ADDR KERNEL
+ * VERSION, tab-separated ("-" for none). */
+static void status_one(struct serve *s, int fd)
+{
+	char req[64];
+	ssize_t k = read(fd, req, sizeof(req) - 1);
+	if (k <= 0)
+		return;
+	req[k] = 0;
+	req[strcspn(req, "\n")] = 0;
+	FILE *f = fdopen(dup(fd), "w");
+	if (!f)
+		return;
+	struct online_client *v = NULL;
+	size_t n = 0;
+	if (strcmp(req, "status")) {
+		fprintf(f, "%d unknown request\n", -EINVAL);
+	} else if (fsal_activity(s->store, &v, &n) < 0 && n == 0) {
+		fprintf(f, "0 0\n"); /* nothing served yet */
+	} else {
+		fprintf(f, "0 %zu\n", n);
+		for (size_t i = 0; i < n; i++) {
+			struct boot_status b;
+			bool booted = s->boot && boot_server_status(s->boot, v[i].name, &b) == 0;
+			fprintf(f, "%s\t%d\t%lld\t%lld\t%s\t%s\t%s\n", v[i].name, v[i].online, (long long)v[i].last_op,
+				booted ? (long long)b.began : 0LL, booted && b.addr[0] ? b.addr : "-",
+				booted && b.kernel[0] ? b.kernel : "-", booted && b.version[0] ? b.version : "-");
+		}
+	}
+	free(v);
+	fclose(f);
+}
+
+static void *status_main(void *arg)
+{
+	struct serve *s = arg;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = s->status_fd, .events = POLLIN},
+				      {.fd = s->status_wake[0], .events = POLLIN}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		int fd = accept4(s->status_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct timeval tv = {.tv_sec = 5};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		status_one(s, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Listen on STORE/run/serve.sock (mode 0600: root's) */
+static int status_start(struct serve *s)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/serve.sock", s->run) >= (int)sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	unlink(sa.sun_path);
+	s->status_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->status_fd < 0)
+		return -errno;
+	mode_t old = umask(077);
+	int r = bind(s->status_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s->status_fd, 16) < 0 ? -errno : 0;
+	umask(old);
+	if (r == 0 && pipe2(s->status_wake, O_CLOEXEC) < 0)
+		r = -errno;
+	if (r == 0)
+		r = -pthread_create(&s->status_thread, NULL, status_main, s);
+	if (r < 0) {
+		close(s->status_fd);
+		s->status_fd = -1;
+		return r;
+	}
+	s->status_running = true;
+	return 0;
+}
+
+static void status_stop(struct serve *s)
+{
+	if (s->status_running) {
+		if (write(s->status_wake[1], "x", 1) != 1) {
+			/* the thread then stays until exit */
+		}
+		pthread_join(s->status_thread, NULL);
+		s->status_running = false;
+		close(s->status_wake[0]);
+		close(s->status_wake[1]);
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof(path), "%s/serve.sock", s->run);
+		unlink(path);
+	}
+	if (s->status_fd >= 0)
+		close(s->status_fd);
+	s->status_fd = -1;
+	free(s->online);
+	s->online = NULL;
+	s->nonline = 0;
+}
 
 static void *tftp_main(void *arg)
 {
@@ -819,6 +1038,7 @@ static int supervise(struct serve *s, const sigset_t *set)
 		struct timespec tick = {.tv_sec = 0, .tv_nsec = 500000000};
 		int sig = sigtimedwait(set, &si, &tick);
 		log_poll(s); /* in the foreground, ganesha's messages go on to stderr */
+		look_online(s);
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
@@ -899,7 +1119,8 @@ static int serve_usage(void)
 
 int cmd_serve(int argc, char **argv)
 {
-	struct serve s = {.port = 2049, .grace = true, .log.fd = -1, .tftp = true, .tftp_cfg.port = 69};
+	struct serve s = {
+	    .port = 2049, .grace = true, .log.fd = -1, .tftp = true, .tftp_cfg.port = 69, .status_fd = -1};
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--foreground"))
 			s.foreground = true;
@@ -1044,7 +1265,10 @@ int cmd_serve(int argc, char **argv)
 		if (out > 2)
 			close(out);
 	}
+	if (status_start(&s) < 0)
+		err("warning: cannot listen on %s/serve.sock: 'client list' will not show who is online", s.run);
 	int rc = supervise(&s, &set);
+	status_stop(&s);
 	tftp_stop(&s);
 	char path[PATH_MAX + 64];
 	run_path(&s, path, sizeof(path), "serve.pid");

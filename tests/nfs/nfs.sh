@@ -454,6 +454,32 @@ t_reset_on_boot() {
 }
 check "--on-boot reset of a served client: a boot's first TFTP request resets it, old names and handles gone" t_reset_on_boot
 
+# who is online: client list asks the running server
+t_who_is_online() {
+	command -v jq >/dev/null || { echo "jq is missing (tools/setup-deps.sh installs it)"; return 1; }
+	local j
+	sleep 2.2 # a new boot of pi1, which fetches its kernel
+	nc 127.0.0.2 /clients/pi1 3 write /vmlinuz-6.1.0-9-arm64 "kernel" || return 1
+	curl -sS --interface 127.0.0.2 tftp://127.0.0.1/netboot-0000c0de.scr -o "$tmp/wo.scr" &&
+		curl -sS --interface 127.0.0.2 tftp://127.0.0.1/0000c0de/vmlinuz-6.1.0-9-arm64 -o "$tmp/wo.k" || return 1
+	nc 127.0.0.2 /clients/pi1 3 read /vmlinuz-6.1.0-9-arm64 "kernel" || return 1
+	j=$(cow client list --json) || return 1
+	jq -e '.[] | select(.name == "pi1") | .served and .online and .boot_address == "127.0.0.2" and
+		.booted_kernel == "/vmlinuz-6.1.0-9-arm64" and .kernel_version == "6.1.0-9-arm64" and
+		(.last_boot | type) == "string" and (.last_nfs | type) == "string" and (.layer_bytes > 0)' \
+		<<<"$j" >/dev/null || { echo "$j"; return 1; }
+	cow client list | grep -q "^pi1 .* yes .*127.0.0.2 .*/vmlinuz-6.1.0-9-arm64 (6.1.0-9-arm64)" ||
+		{ cow client list; return 1; }
+	# the server's log says who came online
+	for _ in $(seq 30); do
+		grep -q "serve: client pi1: online (NFS calls)" "$tmp/serve.err" && return 0
+		sleep 0.5
+	done
+	echo "no 'client pi1: online' line in the server's log"
+	return 1
+}
+check "client list: online, last boot, its address and kernel, from the running server; the log says who came" t_who_is_online
+
 # ---- what the pynfs conformance suite found (README, Conformance) ----
 
 # ganesha_alive: the ganesha of `cowroot serve` is still running
@@ -648,6 +674,12 @@ t_export_refused_at_start() {
 	grep -q "client 'pi2' is not served: .*in use" "$tmp/fail.err" || { cat "$tmp/fail.err"; return 1; }
 }
 check "serve fails at once when ganesha cannot load a client's export, naming it and why" t_export_refused_at_start
+
+t_list_no_server() {
+	cow client list | grep -q "no server runs: who is online and what each booted is not known" || return 1
+	cow client list --json | jq -e 'all(.[]; .online == null and .served == null)' >/dev/null
+}
+check "client list with no server: says who is online is not known (null in --json)" t_list_no_server
 
 # the quick start: cowroot from the build tree, no --fsal (and no TFTP)
 start_serve --no-tftp
