@@ -36,19 +36,8 @@ skip() {
 . "$here/../minbase.sh"
 have_kit() { [ -s "$kit/release" ] && [ -x "$kit/root/usr/bin/dpkg" ] && [ -e "$kit/root/vmlinuz" ] && [ -e "$kit/root/initrd.img" ]; }
 
-if have_kit; then
-	echo "$kit"
-	exit 0
-fi
-[ "$(id -u)" = 0 ] || skip "building the arm64 kit needs root (debootstrap, chroot, mounts)"
+kit_begin "the arm64 kit" "$cache/arm64.lock"
 command -v debootstrap >/dev/null || skip "no cached arm64 kit and no debootstrap (install debootstrap)"
-mkdir -p "$cache"
-exec 9>"$cache/arm64.lock"
-flock 9
-if have_kit; then # built by another run meanwhile
-	echo "$kit"
-	exit 0
-fi
 mirror_reachable "$mirror" || skip "no cached arm64 kit in $kit and no network to build it"
 
 # binfmt_misc_aarch64: make the kernel run arm64 binaries through

@@ -50,50 +50,26 @@ skip() {
 }
 uboot_bin=/usr/lib/u-boot/qemu_arm64/u-boot.bin
 
+# shellcheck source=tests/netboot/netboot-lib.sh
+. "$here/netboot-lib.sh"
+
 if [ -z "${COW_NETBOOT_INNER:-}" ]; then
-	for v in COWROOT COW_FSAL; do
-		if [ -z "${!v:-}" ] || [ ! -e "${!v}" ]; then
-			echo "FAIL: \$$v is not set to a built file ('${!v:-}')" >&2
-			exit 1
-		fi
-	done
-	[ "$(id -u)" = 0 ] || skip "needs root (network namespace, tap devices, ganesha, rpcbind, FUSE)"
-	command -v unshare >/dev/null || skip "unshare is missing (install util-linux)"
-	command -v ip >/dev/null || skip "ip is missing (install iproute2)"
-	command -v rpcbind >/dev/null || skip "rpcbind is missing (install rpcbind)"
-	command -v ganesha.nfsd >/dev/null || skip "ganesha.nfsd is missing (install nfs-ganesha)"
+	netboot_outer_checks
 	command -v qemu-system-aarch64 >/dev/null || skip "qemu-system-aarch64 is missing (install qemu-system-arm)"
 	[ -r "$uboot_bin" ] || skip "$uboot_bin is missing (install u-boot-qemu)"
 	command -v dnsmasq >/dev/null || skip "dnsmasq is missing (install dnsmasq-base)"
 	command -v mkfs.vfat >/dev/null || skip "mkfs.vfat is missing (install dosfstools)"
 	command -v mcopy >/dev/null || skip "mcopy is missing (install mtools)"
 	[ -c /dev/net/tun ] || skip "no /dev/net/tun (tap devices)"
-	[ -c /dev/fuse ] || skip "no /dev/fuse"
-	command -v fusermount3 >/dev/null || skip "no fusermount3 (install fuse3)"
-	out=$("$here/arm64kit.sh")
-	rc=$?
-	printf '%s\n' "$out" | sed '$d'
-	kit=$(printf '%s\n' "$out" | tail -n 1)
-	case $rc in
-	0) ;;
-	77) echo "$kit"; exit 77 ;;
-	*) echo "$kit"; echo "FAIL: cannot build the arm64 kit"; echo "0 passed, 1 failed"; exit 1 ;;
-	esac
-	export COW_NETBOOT_INNER=1 COW_ARM64KIT=$kit
-	# shellcheck disable=SC2093 # the skip below runs only if exec itself fails
-	exec unshare --net --mount --propagation private --pid --fork --kill-child --mount-proc "$0" "$@"
-	skip "cannot create private network/mount/pid namespaces with unshare"
+	netboot_kit "$here/arm64kit.sh" "the arm64 kit"
+	netboot_reexec "$@"
 fi
 
 # ---- inside the namespaces ---------------------------------------------------------------------
 
-ip link set lo up || skip "cannot bring up loopback in the network namespace"
-# a private /run: rpcbind's lock and socket there must not meet a host rpcbind
-mount -t tmpfs -o mode=0755 cowroot-netboot-run /run || skip "cannot mount a tmpfs on /run"
-mkdir -p /run/rpcbind
-chown _rpc /run/rpcbind 2>/dev/null || true
+netboot_inner_setup
 
-kit=$COW_ARM64KIT
+kit=$COW_KIT
 server=10.77.0.1
 bridge=cowbr0
 declare -A mac=([a]=52:54:00:77:00:11 [b]=52:54:00:77:00:12)
@@ -292,27 +268,7 @@ check "dnsmasq does DHCP only: no DNS, no TFTP of its own" \
 [ "$failed" = 0 ] || finish
 
 # ---- serve: NFS and TFTP ----
-start_server() {
-	"$COWROOT" --store "$store" serve --foreground --fsal "$COW_FSAL" --no-grace --server "$server" \
-		>"$tmp/serve.out" 2>>"$tmp/serve.err" &
-	serve_pid=$!
-	for _ in $(seq 300); do
-		grep -q '^serving store' "$tmp/serve.out" && return 0
-		kill -0 "$serve_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	bad "cowroot serve did not come up: $(tail -n 8 "$tmp/serve.err" | tr '\n' ' ')"
-	return 1
-}
-stop_server() {
-	kill "$serve_pid" && wait "$serve_pid"
-	local rc=$?
-	serve_pid=
-	[ "$rc" = 0 ] && return 0
-	bad "cowroot serve exited with status $rc: $(tail -n 5 "$tmp/serve.err" | tr '\n' ' ')"
-	return 1
-}
-start_server || finish
+start_server --server "$server" || finish
 ok "cowroot serve is up (NFS and TFTP)"
 
 # ---- the guests ----
