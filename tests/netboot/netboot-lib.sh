@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # $store and $tmp are the sourcing test's
+# shellcheck disable=SC2154 # $store, $tmp, $mnt and $serve_pid are the sourcing test's
 # Sourced by the netboot tests, after tests/checks.sh and with skip()
 # defined: the checks of the outer run, the kit, the re-execution under
 # unshare and, inside, the private /run and `cowroot serve`.
@@ -81,4 +81,17 @@ stop_server() {
 	[ "$rc" = 0 ] && return 0
 	bad "cowroot serve exited with status $rc: $(tail -n 5 "$tmp/serve.err" | tr '\n' ' ')"
 	return 1
+}
+
+# netboot_cleanup_common: the end of each test's cleanup: stop the server
+# by PID, unmount $mnt if still mounted, keep $tmp with COW_KEEP=1 (saying
+# where) or remove it
+netboot_cleanup_common() {
+	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
+	mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u -z "$mnt"
+	if [ "${COW_KEEP:-0}" = 1 ]; then
+		echo "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
 }

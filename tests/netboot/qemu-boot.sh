@@ -67,13 +67,7 @@ serve_pid=
 qemu_pid=
 cleanup() {
 	[ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
-	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-	mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u -z "$mnt"
-	if [ "${COW_KEEP:-0}" = 1 ]; then
-		echo "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
+	netboot_cleanup_common
 }
 trap cleanup EXIT
 cow() { "$COWROOT" --store "$store" "$@"; }
