@@ -36,3 +36,23 @@ minbase_ensure() {
 	fi
 	mv "$minbase.tmp" "$minbase"
 }
+
+# shellcheck disable=SC2154 # $kit and $cache are the kit script's
+# kit_begin WHAT LOCKFILE: the start of a kit script (tests/netboot/*kit.sh,
+# which define have_kit, $kit and $cache): print $kit and exit 0 when the
+# kit is there; else, as root (skip otherwise), take LOCKFILE and return
+# to build it, unless another run built it meanwhile.
+kit_begin() {
+	if have_kit; then
+		echo "$kit"
+		exit 0
+	fi
+	[ "$(id -u)" = 0 ] || skip "building $1 needs root (chroot, mounts)"
+	mkdir -p "$cache"
+	exec 9>"$2"
+	flock 9
+	if have_kit; then # built by another run meanwhile
+		echo "$kit"
+		exit 0
+	fi
+}

@@ -10,7 +10,8 @@
 #   SKIP_DEPS=1                 do not run tools/setup-deps.sh
 #   SKIP_ASAN=1                 skip the sanitizer build
 #   COW_FIXTURE_CACHE           where the realworld and netboot tests cache
-#                               their debootstrap tree, .debs and boot kit
+#                               their debootstrap tree, .debs, boot kit and
+#                               arm64 root
 #                               (default /var/cache/cowroot-test)
 set -euo pipefail
 

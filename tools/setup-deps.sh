@@ -30,6 +30,9 @@ packages=(
 	strace
 	# the netboot test: a Debian kernel booting from an export under emulation
 	qemu-system-x86
+	# the u-boot netboot test: arm64 u-boot and guests, an arm64 Debian root
+	# made through binfmt_misc, the SD card's FAT image (dnsmasq-base: above)
+	qemu-system-arm u-boot-qemu qemu-user-static dosfstools mtools
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -29,18 +29,7 @@ skip() {
 . "$here/../minbase.sh"
 have_kit() { [ -s "$kit/vmlinuz" ] && [ -s "$kit/initrd.img" ] && [ -s "$kit/less.deb" ] && [ -s "$kit/release" ]; }
 
-if have_kit; then
-	echo "$kit"
-	exit 0
-fi
-[ "$(id -u)" = 0 ] || skip "building the boot kit needs root (chroot, mounts)"
-mkdir -p "$cache"
-exec 9>"$cache/.lock"
-flock 9
-if have_kit; then # built by another run meanwhile
-	echo "$kit"
-	exit 0
-fi
+kit_begin "the boot kit" "$cache/.lock"
 mirror_reachable "$mirror" || skip "no cached boot kit in $kit and no network to build it"
 
 minbase_ensure "$cache" "$mirror"

@@ -42,47 +42,23 @@ skip() {
 	exit 77
 }
 
+# shellcheck source=tests/netboot/netboot-lib.sh
+. "$here/netboot-lib.sh"
+
 if [ -z "${COW_NETBOOT_INNER:-}" ]; then
-	for v in COWROOT COW_FSAL; do
-		if [ -z "${!v:-}" ] || [ ! -e "${!v}" ]; then
-			echo "FAIL: \$$v is not set to a built file ('${!v:-}')" >&2
-			exit 1
-		fi
-	done
-	[ "$(id -u)" = 0 ] || skip "needs root (network namespace, ganesha, rpcbind, FUSE)"
-	command -v unshare >/dev/null || skip "unshare is missing (install util-linux)"
-	command -v ip >/dev/null || skip "ip is missing (install iproute2)"
-	command -v rpcbind >/dev/null || skip "rpcbind is missing (install rpcbind)"
-	command -v ganesha.nfsd >/dev/null || skip "ganesha.nfsd is missing (install nfs-ganesha)"
+	netboot_outer_checks
 	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is missing (install qemu-system-x86)"
-	[ -c /dev/fuse ] || skip "no /dev/fuse"
-	command -v fusermount3 >/dev/null || skip "no fusermount3 (install fuse3)"
-	out=$("$here/bootkit.sh")
-	rc=$?
-	printf '%s\n' "$out" | sed '$d'
-	kit=$(printf '%s\n' "$out" | tail -n 1)
-	case $rc in
-	0) ;;
-	77) echo "$kit"; exit 77 ;;
-	*) echo "$kit"; echo "FAIL: cannot build the boot kit"; echo "0 passed, 1 failed"; exit 1 ;;
-	esac
-	export COW_NETBOOT_INNER=1 COW_BOOTKIT=$kit
-	# shellcheck disable=SC2093 # the skip below runs only if exec itself fails
-	exec unshare --net --mount --propagation private --pid --fork --kill-child --mount-proc "$0" "$@"
-	skip "cannot create private network/mount/pid namespaces with unshare"
+	netboot_kit "$here/bootkit.sh" "the boot kit"
+	netboot_reexec "$@"
 fi
 
 # ---- inside the namespaces ---------------------------------------------------------------------
 
-ip link set lo up || skip "cannot bring up loopback in the network namespace"
-# a private /run: rpcbind's lock and socket there must not meet a host rpcbind
-mount -t tmpfs -o mode=0755 cowroot-netboot-run /run || skip "cannot mount a tmpfs on /run"
-mkdir -p /run/rpcbind
-chown _rpc /run/rpcbind 2>/dev/null || true
+netboot_inner_setup
 
 cache=${COW_FIXTURE_CACHE:-/var/cache/cowroot-test}
 minbase=$cache/minbase
-kit=$COW_BOOTKIT
+kit=$COW_KIT
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/cowroot-netboot.XXXXXX")
 store=$tmp/store
 mnt=$tmp/mnt
@@ -91,13 +67,7 @@ serve_pid=
 qemu_pid=
 cleanup() {
 	[ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
-	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-	mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u -z "$mnt"
-	if [ "${COW_KEEP:-0}" = 1 ]; then
-		echo "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
+	netboot_cleanup_common
 }
 trap cleanup EXIT
 cow() { "$COWROOT" --store "$store" "$@"; }
@@ -166,32 +136,10 @@ check "write the test init into pi1's layer (FUSE)" write_init
 [ "$failed" = 0 ] || finish
 
 # ---- serve and boot ----
-# start_server: `cowroot serve` in the background, up when it says so.  Not
-# through cow(): $! must be the server itself, to stop it by PID.
-start_server() {
-	# QEMU's user-mode NAT gives the guest's connections source ports above
-	# 1023, which the exports refuse by default
-	"$COWROOT" --store "$store" serve --foreground --fsal "$COW_FSAL" --no-grace --server 10.0.2.2 \
-		--allow-unprivileged-ports >"$tmp/serve.out" 2>>"$tmp/serve.err" &
-	serve_pid=$!
-	for _ in $(seq 300); do
-		grep -q '^serving store' "$tmp/serve.out" && return 0
-		kill -0 "$serve_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	bad "cowroot serve did not come up: $(tail -n 8 "$tmp/serve.err" | tr '\n' ' ')"
-	return 1
-}
-# stop_server: SIGTERM by PID; ok when it exits 0
-stop_server() {
-	kill "$serve_pid" && wait "$serve_pid"
-	local rc=$?
-	serve_pid=
-	[ "$rc" = 0 ] && return 0
-	bad "cowroot serve exited with status $rc: $(tail -n 5 "$tmp/serve.err" | tr '\n' ' ')"
-	return 1
-}
-start_server || finish
+# QEMU's user-mode NAT gives the guest's connections source ports above
+# 1023, which the exports refuse by default
+serve_args=(--server 10.0.2.2 --allow-unprivileged-ports)
+start_server "${serve_args[@]}" || finish
 ok "cowroot serve is up"
 check "serve prints pi1's nfsroot line" \
 	grep -q '^pi1 (127.0.0.1): root=/dev/nfs nfsroot=10.0.2.2:/clients/pi1,vers=3,tcp rw ip=dhcp boot=nfs$' "$tmp/serve.out"
@@ -241,7 +189,7 @@ while [ "$SECONDS" -lt "$end" ] && kill -0 "$qemu_pid" 2>/dev/null; do
 		if grep -q '^cowroot-test-init: after the restart' "$console"; then
 			bad "the guest went on before the server was stopped: the restart is not tested"
 		fi
-		stop_server && start_server &&
+		stop_server && start_server "${serve_args[@]}" &&
 			ok "the server restarted while the guest had its root mounted"
 	fi
 	sleep 0.2
