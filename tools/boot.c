@@ -136,7 +136,7 @@ static bool boot_begins(struct boot_server *b, const char *name, struct seen **r
 				b->capseen = cap;
 			}
 		}
-		if (b->nseen < b->capseen) {
+		if (b->seen && b->nseen < b->capseen) {
 			s = &b->seen[b->nseen++];
 			memset(s, 0, sizeof(*s));
 			snprintf(s->name, sizeof(s->name), "%s", name);

@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -372,6 +374,14 @@ static void run_path(const struct serve *s, char *buf, size_t n, const char *nam
 
 /* ---- files ---- */
 
+/* Is @fd on a file system without Unix modes (the FAT of an SD card, whose
+ * chmod fails with EPERM where the mode cannot be kept)? */
+static bool no_modes(int fd)
+{
+	struct statfs sf;
+	return fstatfs(fd, &sf) == 0 && (sf.f_type == MSDOS_SUPER_MAGIC || sf.f_type == 0x2011BAB0 /* exfat */);
+}
+
 int write_file_at(int dir, const char *name, const char *data, size_t len, mode_t mode)
 {
 	char tmp[NAME_MAX + 1];
@@ -391,7 +401,8 @@ int write_file_at(int dir, const char *name, const char *data, size_t len, mode_
 		else if (k > 0)
 			done += (size_t)k;
 	}
-	if (r == 0 && fchmod(fd, mode) < 0) /* the umask is not the admin's choice here */
+	if (r == 0 && fchmod(fd, mode) < 0 &&
+	    !(errno == EPERM && no_modes(fd))) /* the umask is not the admin's choice here */
 		r = -errno;
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;

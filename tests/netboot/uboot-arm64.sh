@@ -453,6 +453,33 @@ t_diffs() {
 check "server side: each client's diff has its own file only" t_diffs
 check "cowroot serve's TFTP sent b its script, kernel and initramfs (serve's log)" tftp_fetched b
 
+# 4. a kernel of a's own, a gzip-compressed Image: the script sets
+# kernel_comp_addr_r/size and u-boot's booti decompresses it
+[ -n "$serve_pid" ] && stop_server && ok "cowroot serve stops (a's layer is changed through a mount)"
+t_gz_kernel() {
+	local ver
+	ver=$(cat "$kit/release")
+	mount_client a || return 1
+	gzip -1 -c "$mnt/boot/vmlinuz-$ver" >"$mnt/boot/vmlinuz-$ver-gz" &&
+		ln -s "initrd.img-$ver" "$mnt/boot/initrd.img-$ver-gz" &&
+		ln -sfn "boot/vmlinuz-$ver-gz" "$mnt/vmlinuz" && sync "$mnt/boot/vmlinuz-$ver-gz" || {
+		umount_client
+		return 1
+	}
+	umount_client
+}
+check "a gets a gzip-compressed kernel of its own (its layer, through a mount)" t_gz_kernel
+start_server --server "$server" || finish
+start_guest a
+if timed a "a compressed kernel started" 'Booting Linux on physical CPU'; then
+	check "u-boot decompressed it (booti with kernel_comp_addr_r/size)" on_console a 'Uncompressing Kernel Image'
+	check "the kernel a booted is the compressed one of its layer (serve's log)" \
+		grep -q " a '[^']*/boot/vmlinuz-$(cat "$kit/release")-gz': sent" "$tmp/serve.err"
+fi
+kill "${qemu_pid[a]}" 2>/dev/null
+wait "${qemu_pid[a]}" 2>/dev/null
+qemu_pid[a]=
+
 [ -n "$serve_pid" ] && stop_server && ok "cowroot serve stops cleanly"
 # boot_time STAGE...: the seconds of CLIENT.STAGE, "?" when not reached
 boot_time() {
