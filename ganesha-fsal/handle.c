@@ -951,7 +951,8 @@ static void cowfsal_handle_to_key(struct fsal_obj_handle *obj, struct gsh_buffde
 #define LOCKED(obj, call)                                                                                              \
 	do {                                                                                                           \
 		struct cowfsal_export *exp_ = EXP_OF(obj);                                                             \
-		atomic_store_explicit(&exp_->last_op, (int64_t)time(NULL), memory_order_relaxed);                      \
+		if (op_ctx && op_ctx->client) /* a client's call, not ganesha's own */                                 \
+			atomic_store_explicit(&exp_->last_op, (int64_t)time(NULL), memory_order_relaxed);              \
 		pthread_rwlock_rdlock(&exp_->reset_lock);                                                              \
 		fsal_status_t st_ = (call);                                                                            \
 		pthread_rwlock_unlock(&exp_->reset_lock);                                                              \

@@ -619,24 +619,10 @@ struct client_listing {
  * one answered), or -errno of the request. */
 static int live_status(struct client_listing *l)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/serve.sock", store_dir) >= (int)sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct timeval tv = {.tv_sec = 10};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "status\n", 7) != 7) {
-		int e = errno;
-		close(fd);
-		return e == ENOENT || e == ECONNREFUSED ? 0 : -e; /* no server */
-	}
-	FILE *f = fdopen(fd, "r");
-	if (!f) {
-		close(fd);
-		return -ENOMEM;
-	}
+	FILE *f;
+	int rq = unix_request(store_dir, "serve.sock", "status\n", 10, &f);
+	if (rq < 0)
+		return rq == -ENOENT || rq == -ECONNREFUSED ? 0 : rq; /* no server */
 	char line[1024];
 	size_t want = 0;
 	int r = 0;

@@ -128,19 +128,18 @@ static void serve_log(const char *fmt, ...)
 	fflush(stderr);
 }
 
-/* Ask the FSAL when each served client last called it: 0 with *@ret (free
- * it) and *@ret_n, or -errno. */
-static int fsal_activity(const char *store, struct online_client **ret, size_t *ret_n)
+int unix_request(const char *dir, const char *sock, const char *req, int secs, FILE **ret)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/control.sock", store) >= (int)sizeof(sa.sun_path))
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/%s", dir, sock) >= (int)sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	struct timeval tv = {.tv_sec = 5};
+	struct timeval tv = {.tv_sec = secs};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, "activity\n", 9) != 9) {
+	size_t len = strlen(req);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || write(fd, req, len) != (ssize_t)len) {
 		int e = errno;
 		close(fd);
 		return -e;
@@ -150,6 +149,18 @@ static int fsal_activity(const char *store, struct online_client **ret, size_t *
 		close(fd);
 		return -ENOMEM;
 	}
+	*ret = f;
+	return 0;
+}
+
+/* Ask the FSAL when each served client last called it: 0 with *@ret (free
+ * it) and *@ret_n, or -errno. */
+static int fsal_activity(const char *store, struct online_client **ret, size_t *ret_n)
+{
+	FILE *f;
+	int rq = unix_request(store, "control.sock", "activity\n", 5, &f);
+	if (rq < 0)
+		return rq;
 	char line[COW_ENTITY_NAME_MAX + 64];
 	size_t n = 0, want = 0;
 	struct online_client *v = NULL;

@@ -4,6 +4,7 @@
 #define COWROOT_SERVE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 int cmd_serve(int argc, char **argv);
@@ -19,6 +20,10 @@ void serve_notify(const char *dir);
  * reply's number (0, or -errno) or -errno of the socket (-ENOENT,
  * -ECONNREFUSED: no server). */
 int serve_control(const char *dir, const char *req, char *reply, size_t n);
+/* Connect to the socket @sock of DIR/run/, send request @req and give the
+ * reply to read in *@ret (fclose it), each read waiting at most @secs.
+ * 0, or -errno (-ENOENT, -ECONNREFUSED: nobody listens). */
+int unix_request(const char *dir, const char *sock, const char *req, int secs, FILE **ret);
 
 /* The address to print in nfsroot lines into @buf: @given, else the first
  * IPv4 address of an interface that is up and not loopback, else "SERVER". */

@@ -470,6 +470,15 @@ t_who_is_online() {
 		<<<"$j" >/dev/null || { echo "$j"; return 1; }
 	cow client list | grep -q "^pi1 .* yes .*127.0.0.2 .*/vmlinuz-6.1.0-9-arm64 (6.1.0-9-arm64)" ||
 		{ cow client list; return 1; }
+	# a client served but never called (ganesha's own calls at its export's load do not count)
+	cow client add pi9 --image base --ip 127.0.0.9 >/dev/null || return 1
+	for _ in $(seq 100); do
+		cow client list --json | jq -e '.[] | select(.name == "pi9") | .served' >/dev/null && break
+		sleep 0.2
+	done
+	cow client list --json | jq -e '.[] | select(.name == "pi9") | .served and (.online | not) and
+		.last_nfs == null and .last_boot == null' >/dev/null || { cow client list --json; return 1; }
+	cow client rm pi9 >/dev/null || return 1
 	# the server's log says who came online
 	for _ in $(seq 30); do
 		grep -q "serve: client pi1: online (NFS calls)" "$tmp/serve.err" && return 0
