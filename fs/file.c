@@ -132,7 +132,7 @@ static struct cow_fd *fd_get(struct cow_file *f, int *err)
 	struct cow_inode *ip = f->ip;
 	pthread_mutex_lock(&ip->lock);
 	*err = ip->reset_gone ? -ESTALE : cow_inode_open_fd(f->v, ip);
-	struct cow_fd *fd = ip->fd;
+	struct cow_fd *fd = *err < 0 ? NULL : ip->fd; /* no reference taken on failure */
 	if (fd)
 		atomic_fetch_add(&fd->refs, 1);
 	pthread_mutex_unlock(&ip->lock);
