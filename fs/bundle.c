@@ -11,6 +11,7 @@
  *
  * Bundle format (inside one gzip stream; integers little-endian):
  *   header  "CRBUNDLE" u32 version u16 namelen name u64 root u64 nobjs u64 ndents
+ *           u64 data (version 3: the bytes of all data extents)
  *   object  'O' u64 ino u32 mode nlink uid gid u64 rdev i64 size atime mtime ctime
  *           u32 targetlen target  u32 nxattrs { u16 namelen name u32 len value }
  *           regular files: { u64 off u64 len bytes }... u64 ~0 (extents, holes skipped)
@@ -20,7 +21,11 @@
  * renumbered on load.  Version 2: entries sorted by (parent, name), so
  * that a name given twice in one directory is seen at once; version 1
  * (entries in walk order) still loads, its duplicates found by the
- * database's key.
+ * database's key.  Version 3 declares in its header how many bytes of
+ * file data follow: load checks that against the store's free space
+ * before it writes anything and stops at that size whatever the stream
+ * holds (a small bundle inflating to more than it declares is refused;
+ * for versions 1 and 2 the first pass measures it).
  *
  * Load refuses what is not a tree (see tree.c) and anything else an
  * export never writes: modes of no file type, entry types other than the
@@ -39,13 +44,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "cow-private.h"
 
 #define BUNDLE_MAGIC "CRBUNDLE"
-#define BUNDLE_VERSION 2 /* 1 still loads */
+#define BUNDLE_VERSION 3 /* 1 and 2 still load */
+/* room a load leaves free beside what it writes: the store's other
+ * clients keep writing meanwhile */
+#define LOAD_SPARE (64ULL << 20)
 #define EXTENT_END UINT64_MAX
 
 /* ---- the merged tree in memory ---- */
@@ -361,26 +370,57 @@ static int xattr_out(void *arg, const char *name, const void *value, size_t size
 	return 0;
 }
 
-static int put_data(struct cow_store *st, struct bw *b, const struct cow_irow *row)
+/* The next data extent of @fd (a file of @size bytes) at or after @off:
+ * true with [*ret_data, *ret_hole), false past the last one. */
+static bool next_extent(int fd, off_t off, int64_t size, off_t *ret_data, off_t *ret_hole)
+{
+	if (off >= size)
+		return false;
+	off_t data = lseek(fd, off, SEEK_DATA);
+	if (data < 0) {
+		if (errno == ENXIO)
+			return false;
+		data = off;
+	}
+	if (data >= size)
+		return false;
+	off_t hole = lseek(fd, data, SEEK_HOLE);
+	*ret_data = data;
+	*ret_hole = hole < 0 || hole > size ? size : hole;
+	return true;
+}
+
+/* The bytes of data extents the bundle will hold for @row (what put_data
+ * writes); 0 on any error, which put_data then reports. */
+static uint64_t data_bytes(struct cow_store *st, const struct cow_irow *row)
+{
+	if (!S_ISREG(row->mode) || !row->data_layer || row->size <= 0)
+		return 0;
+	int fd = cow_data_open(st, row->data_layer, row->ino, O_RDONLY, 0);
+	if (fd < 0)
+		return 0;
+	uint64_t n = 0;
+	for (off_t data, hole = 0; next_extent(fd, hole, row->size, &data, &hole);)
+		n += (uint64_t)(hole - data);
+	close(fd);
+	return n;
+}
+
+static int put_data(struct cow_store *st, struct bw *b, const struct cow_irow *row, uint64_t *left)
 {
 	int fd = cow_data_open(st, row->data_layer, row->ino, O_RDONLY, 0);
 	if (fd < 0)
 		return fd;
 	static __thread char buf[1 << 16];
-	off_t off = 0;
 	int r = 0;
-	while (off < row->size && r == 0) {
-		off_t data = lseek(fd, off, SEEK_DATA);
-		if (data < 0) {
-			if (errno == ENXIO)
-				break;
-			data = off;
-		}
-		if (data >= row->size)
+	for (off_t data, hole = 0; r == 0 && next_extent(fd, hole, row->size, &data, &hole);) {
+		/* never more than the header declared: a file that grew
+		 * since is an error, not a bundle that lies */
+		if ((uint64_t)(hole - data) > *left) {
+			r = -EAGAIN;
 			break;
-		off_t hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0 || hole > row->size)
-			hole = row->size;
+		}
+		*left -= (uint64_t)(hole - data);
 		bw_u64(b, (uint64_t)data);
 		bw_u64(b, (uint64_t)(hole - data));
 		for (off_t pos = data; pos < hole && r == 0;) {
@@ -393,14 +433,13 @@ static int put_data(struct cow_store *st, struct bw *b, const struct cow_irow *r
 			bw_put(b, buf, (size_t)n);
 			pos += n;
 		}
-		off = hole;
 	}
 	bw_u64(b, EXTENT_END);
 	close(fd);
 	return r ? r : b->err;
 }
 
-static int put_object(struct cow_store *st, struct bw *b, const struct tobj *o)
+static int put_object(struct cow_store *st, struct bw *b, const struct tobj *o, uint64_t *left)
 {
 	const struct cow_irow *row = &o->row;
 	bw_u8(b, 'O');
@@ -427,7 +466,7 @@ static int put_object(struct cow_store *st, struct bw *b, const struct tobj *o)
 	cow_db_unlock(st->db);
 	if (r == 0 && S_ISREG(row->mode)) {
 		if (row->data_layer && row->size > 0)
-			r = put_data(st, b, row);
+			r = put_data(st, b, row, left);
 		else
 			bw_u64(b, EXTENT_END);
 	}
@@ -467,12 +506,17 @@ int cow_image_export(struct cow_store *st, const char *name, const char *path, c
 	bw_u32(&b, BUNDLE_VERSION);
 	bw_u16(&b, (uint16_t)nl);
 	bw_put(&b, name, nl);
+	uint64_t data = 0;
+	for (size_t i = 0; i < t.nobjs; i++)
+		data += data_bytes(st, &t.objs[i].row);
 	bw_u64(&b, t.root);
 	bw_u64(&b, t.nobjs);
 	bw_u64(&b, t.ndents);
+	bw_u64(&b, data);
 	r = b.err;
+	uint64_t left = data;
 	for (size_t i = 0; r == 0 && i < t.nobjs; i++) {
-		r = put_object(st, &b, &t.objs[i]);
+		r = put_object(st, &b, &t.objs[i], &left);
 		if (r == 0)
 			r = tick(progress, arg, "export", i + 1, t.nobjs);
 	}
@@ -487,6 +531,8 @@ int cow_image_export(struct cow_store *st, const char *name, const char *path, c
 		bw_put(&b, d->name, n);
 		r = b.err;
 	}
+	if (r == 0 && left)
+		r = -EAGAIN; /* a file shrank while it was written */
 	if (r == 0) {
 		uint32_t crc = (uint32_t)b.crc;
 		bw_u8(&b, 'E');
@@ -568,6 +614,9 @@ struct load {
 	uint64_t layer;
 	struct cow_tree tree; /* the objects by old ino: index i became first_ino + i */
 	uint64_t nobjs, ndents, first_ino;
+	uint64_t data;	    /* bytes of data extents: declared (version 3) or measured by the first pass */
+	bool data_known;    /* data bounds what may be read */
+	uint64_t data_seen; /* read so far in this pass */
 	char *buf;
 	uint64_t prev_parent, ndents_seen; /* version 2: the entry before, for the order */
 	char prev_name[COW_NAME_MAX + 1];
@@ -631,6 +680,11 @@ static int get_data(struct load *l, struct cow_irow *row)
 			break;
 		}
 		end = off + len;
+		if (l->data_known && len > l->data - l->data_seen) {
+			r = bad(l, "the bundle holds more file data than its %llu bytes", (unsigned long long)l->data);
+			break;
+		}
+		l->data_seen += len;
 		while (len > 0 && r == 0) {
 			size_t n = len < (1 << 16) ? (size_t)len : (1 << 16);
 			r = br_get(&l->b, l->buf, n);
@@ -834,6 +888,11 @@ static int read_index(struct load *l, char *ret_name, uint64_t *ret_root)
 	*ret_root = br_u64(b);
 	l->nobjs = br_u64(b);
 	l->ndents = br_u64(b);
+	if (l->version >= 3) {
+		l->data = br_u64(b);
+		l->data_known = true;
+	}
+	l->data_seen = 0;
 	if (b->err)
 		return -EBADMSG;
 	if (l->nobjs == 0 || l->nobjs >= UINT32_MAX || l->ndents > (1ULL << 34))
@@ -864,6 +923,26 @@ static int open_bundle(struct br *b, const char *path)
 	return 0;
 }
 
+/* Is there room in the store for the data the bundle holds (l->data)?
+ * 0, or -ENOSPC saying how much is missing. */
+static int room_for(struct load *l)
+{
+	struct statvfs sv;
+	if (fstatvfs(l->st->datafd, &sv) < 0)
+		return -errno;
+	uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	/* data, one block per object at most for its metadata, a spare */
+	uint64_t need = l->data + l->nobjs * 4096ULL + LOAD_SPARE;
+	if (need <= avail && need >= l->data)
+		return 0;
+	if (l->why && l->whysize && !l->why[0])
+		snprintf(l->why, l->whysize,
+			 "the bundle holds %llu bytes of file data; the store has %llu bytes free (it needs %llu "
+			 "with room for the records and 64 MiB to spare)",
+			 (unsigned long long)l->data, (unsigned long long)avail, (unsigned long long)need);
+	return -ENOSPC;
+}
+
 /* First pass: every record checks out, the whole stream decompresses, the
  * checksum holds, the object inos come in order, and it is a tree.  What
  * it keeps is the tree's 32 bytes per object (see tree.c). */
@@ -874,15 +953,25 @@ static int verify(struct load *l, const char *path, char *name, uint64_t *root, 
 		return r;
 	struct br *b = &l->b;
 	r = read_index(l, name, root);
+	if (r == 0 && l->data_known)
+		r = room_for(l);
 	for (uint64_t i = 0; r == 0 && i < l->nobjs; i++) {
 		r = get_object(l, i);
 		if (r == 0)
 			r = tick(progress, arg, "verify", i + 1, l->nobjs);
 	}
+	if (r == 0 && l->data_known && l->data_seen != l->data)
+		r = bad(l, "the bundle holds %llu bytes of file data, not the %llu its header declares",
+			(unsigned long long)l->data_seen, (unsigned long long)l->data);
 	for (uint64_t i = 0; r == 0 && i < l->ndents; i++)
 		r = get_dent(l);
 	if (r == 0)
 		r = get_trailer(l);
+	if (r == 0 && !l->data_known) {
+		/* versions 1 and 2 declare nothing: what this pass read */
+		l->data = l->data_seen;
+		l->data_known = true;
+	}
 	if (r == 0 && cow_tree_finish(&l->tree, *root) < 0)
 		r = -EBADMSG;
 	if (r == 0) {
@@ -930,11 +1019,17 @@ int cow_image_load(struct cow_store *st, const char *path, const char *name, cow
 	r = open_bundle(&l.b, path);
 	if (r < 0)
 		goto out;
+	r = room_for(&l);
+	if (r < 0)
+		goto out_gz;
 	char again[COW_ENTITY_NAME_MAX + 1];
-	uint64_t root2, nobjs = l.nobjs;
+	uint64_t root2, nobjs = l.nobjs, data = l.data;
 	r = read_index(&l, again, &root2);
-	if (r == 0 && (root2 != root || l.nobjs != nobjs))
+	if (r == 0 && (root2 != root || l.nobjs != nobjs || (l.data_known && l.data != data)))
 		r = bad(&l, "the file changed between the passes");
+	/* the second pass stops at what the first one found */
+	l.data = data;
+	l.data_known = true;
 	if (r < 0)
 		goto out_gz;
 	struct cow_db *db = st->db;

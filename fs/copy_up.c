@@ -62,6 +62,11 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 		fd_replace(ip, NULL); /* opened before this view could write */
 		return cow_inode_open_fd(v, ip);
 	}
+	/* what the layer newly holds: the copy, and the object if its row
+	 * is below */
+	r = cow_quota_check_inode(v, ip, ip->row.data_layer && !empty ? ip->blocks * 512 : 0);
+	if (r < 0)
+		return r;
 	/* The layer's data file name for this object is free: nothing
 	 * references it while data_layer points elsewhere. */
 	int out = cow_data_open(v->st, v->layer, ip->ino, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -112,6 +117,10 @@ int cow_copy_up_data(struct cow_view *v, struct cow_inode *ip, bool empty)
 	fd_replace(ip, f);
 	if (empty)
 		ip->row.size = 0;
+	struct stat stbuf;
+	if (fstat(out, &stbuf) == 0)
+		ip->blocks = stbuf.st_blocks;
+	cow_quota_update(v, ip);
 	return 0;
 fail:
 	close(out);

@@ -287,6 +287,12 @@ struct cow_inode {
 	bool destroyed;	    /* unlinked and its records removed */
 	bool reset_gone;    /* went with a layer that was reset: unreachable, even through an open file */
 	bool on_dirty_list; /* protected by view.dirty_lock */
+	/* quota.c, protected by lock: what this object adds to the view's
+	 * usage now (q_bytes, q_file), and the bytes of its xattrs in the
+	 * view's layer (xattr_bytes, 0 while its row is below) */
+	int64_t q_bytes;
+	bool q_file;
+	int64_t xattr_bytes;
 	struct cow_inode *dirty_next;
 	struct cow_xattr *xattrs; /* loaded list, valid if xattrs_loaded */
 	bool xattrs_loaded;
@@ -301,6 +307,14 @@ struct cow_xattr {
 	size_t size;
 };
 
+/* What a writable client view's layer holds and may hold (quota.c): the
+ * sums of its inodes' q_bytes/q_file, and of the objects not cached. */
+struct cow_quota {
+	bool tracking;			       /* a writable client view: usage is counted */
+	_Atomic uint64_t max_bytes, max_files; /* 0: no limit */
+	_Atomic int64_t bytes, files;
+};
+
 struct cow_view {
 	struct cow_store *st;
 	uint64_t layers[COW_MAX_LAYERS]; /* top first; layers[0] is writable unless readonly */
@@ -308,7 +322,8 @@ struct cow_view {
 	uint64_t layer; /* the writable layer, 0 if readonly */
 	uint64_t root;
 	bool readonly;
-	bool caller_times; /* writes do not touch mtime/ctime */
+	bool caller_times;   /* writes do not touch mtime/ctime */
+	bool refs_are_opens; /* see cow_view_set_refs_are_opens */
 	int layer_lockfd;
 	/* the layer is recovered (or was stopped cleanly): a clean close may
 	 * clear the lock file's record (see layer_mark in view.c) */
@@ -333,6 +348,7 @@ struct cow_view {
 	pthread_cond_t flusher_cond;
 	bool flusher_running, stopping;
 	bool batching; /* this view turned db batching on */
+	struct cow_quota quota;
 };
 
 struct cow_file {
@@ -542,5 +558,33 @@ int cow_db_client_by(struct cow_db *db, const char *column, const char *value, s
 /* Store the boot fields of client @name as @c has them ("" as NULL). */
 int cow_db_client_set_boot(struct cow_db *db, const char *name, const struct cow_client_info *c);
 int cow_db_client_set_on_boot(struct cow_db *db, const char *name, bool reset);
+
+/* ---- quota.c ---- */
+/* Count what the layer holds (view open, after recovery, before any
+ * inode but the root is cached) and read the client's limits. */
+int cow_quota_start(struct cow_view *v);
+/* After any change of @ip (inode lock held, or the inode not yet shared):
+ * bring its share of the usage up to date. */
+void cow_quota_update(struct cow_view *v, struct cow_inode *ip);
+/* A freshly loaded inode: its share is already in the usage. */
+void cow_quota_loaded(struct cow_view *v, struct cow_inode *ip);
+/* Would @files more objects and @bytes more bytes take the layer past its
+ * quota?  0 or -EDQUOT. */
+int cow_quota_check(struct cow_view *v, int64_t files, int64_t bytes);
+/* cow_quota_check for @ip entering the layer (one object if its row is
+ * below) with @bytes more; inode lock held. */
+int cow_quota_check_inode(struct cow_view *v, struct cow_inode *ip, int64_t bytes);
+/* After a reset: the new layer holds nothing. */
+void cow_quota_reset(struct cow_view *v);
+/* statfs as the client should see it: the quota as size and free space. */
+void cow_quota_statfs(struct cow_view *v, struct statvfs *sv);
+
+/* store.c (quotas) */
+int cow_db_xattr_bytes(struct cow_db *db, uint64_t layer, uint64_t ino, int64_t *ret);
+/* Objects (not tombstones) and xattr bytes of @layer. */
+int cow_db_layer_usage(struct cow_db *db, uint64_t layer, int64_t *ret_files, int64_t *ret_xattr_bytes);
+int cow_db_client_set_quota(struct cow_db *db, const char *name, uint64_t bytes, uint64_t files);
+int cow_db_default_quota(struct cow_db *db, uint64_t *ret_bytes, uint64_t *ret_files);
+int cow_db_set_default_quota(struct cow_db *db, uint64_t bytes, uint64_t files);
 
 #endif

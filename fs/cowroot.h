@@ -108,6 +108,8 @@ struct cow_client_info {
 	char boot_args[COW_BOOT_ARGS_MAX + 1]; /* extra kernel command-line arguments */
 	char boot_dtb[COW_BOOT_DTB_MAX + 1];   /* device tree to load, a path in its root ("": the firmware's) */
 	bool reset_on_boot;		       /* every boot starts from the image */
+	uint64_t quota_bytes;		       /* most its layer may hold, 0 for no limit (see quota.c) */
+	uint64_t quota_files;		       /* most objects its layer may record, 0 for no limit */
 };
 
 /* Client ids are 1..COW_CLIENT_ID_MAX (the export ids ganesha accepts). */
@@ -302,6 +304,10 @@ uint64_t cow_view_root(const struct cow_view *v);
  * them with setattr): writes then leave mtime and ctime alone. */
 void cow_view_set_caller_times(struct cow_view *v, bool on);
 bool cow_view_readonly(const struct cow_view *v);
+/* The front end's references stand for its opens (a FUSE mount without
+ * OPEN requests): an unlinked object keeps its space until they go,
+ * rather than until its last cow_file is released. */
+void cow_view_set_refs_are_opens(struct cow_view *v, bool on);
 /* The id of the view's client (cow_client_info.id), 0 for an image view. */
 uint64_t cow_view_client_id(const struct cow_view *v);
 /* The generation of the view's client (cow_client_info.gen), 0 for an
@@ -406,6 +412,10 @@ void cow_read_done(void *token);
  * cow_write_done(f, *ret_token, bytes written or -errno) records the
  * write (size, times) and gives the fd back. */
 int cow_write_fd(struct cow_file *f, int *ret_fd, void **ret_token);
+/* How much of a @size-byte write at @off fits in the layer's quota: @size,
+ * fewer bytes (a short write), or -EDQUOT for none.  cow_write asks it
+ * itself; a front end writing through cow_write_fd asks first. */
+ssize_t cow_write_room(struct cow_file *f, off_t off, size_t size);
 void cow_write_done(struct cow_file *f, void *token, ssize_t written);
 int cow_fallocate(struct cow_file *f, int mode, off_t off, off_t len);
 int cow_flush(struct cow_file *f);
@@ -509,5 +519,44 @@ int cow_client_set_on_boot(struct cow_store *st, const char *name, bool reset);
  * malformed), -ENOENT (no client has it), -EAGAIN, -EIO. */
 int cow_client_by_serial(struct cow_store *st, const char *key, struct cow_client_info *ret);
 int cow_client_by_mac(struct cow_store *st, const char *key, struct cow_client_info *ret);
+
+/* ---- quota.c: what a client's layer may hold ---- */
+
+/* A client's layer holds what the client changed: its quota bounds the
+ * bytes (the allocated size of the layer's data files, as du counts them,
+ * and the names and values of the xattrs it records) and the objects
+ * (files, directories, links... each object the layer records, a copy-up
+ * or a metadata change of an image object included; removals are free).
+ * What would take a layer past its quota is refused with -EDQUOT, before
+ * anything changes: a create, a write (a write that partly fits writes
+ * what fits and returns a short count), a copy-up, a metadata change, an
+ * xattr.  Removing and renaming never are; removing and truncating free
+ * what the layer held at once.  Operations running at once near the limit may
+ * take the layer past it by what they add together. */
+
+/* Set client @name's quota (0: no limit).  A server holding the client
+ * applies it when told (its control socket); a mount, when next opened.
+ * Errors: -ENOENT, -EROFS, -EAGAIN, -EIO. */
+int cow_client_set_quota(struct cow_store *st, const char *name, uint64_t bytes, uint64_t files);
+/* The quota new clients get (0: none); cow_client_add gives it to each. */
+int cow_store_default_quota(struct cow_store *st, uint64_t *ret_bytes, uint64_t *ret_files);
+int cow_store_set_default_quota(struct cow_store *st, uint64_t bytes, uint64_t files);
+/* Parse a size for a quota: digits with an optional K, M, G or T suffix
+ * (powers of 1024; "10G", "500M"), or "none" for 0.  -EINVAL, -ERANGE. */
+int cow_size_parse(const char *s, uint64_t *ret);
+
+/* What a writable client view's layer holds now, counted as the quota
+ * counts it, and its limits. */
+struct cow_usage {
+	uint64_t bytes, files;
+	uint64_t max_bytes, max_files; /* 0: no limit */
+};
+int cow_view_usage(struct cow_view *v, struct cow_usage *ret);
+/* The same, read from the store (what a server holding the client counts
+ * may be ahead by what it has not written back yet). */
+int cow_client_usage(struct cow_store *st, const char *name, struct cow_usage *ret);
+/* Read the client's quota from the store again and apply it from now on
+ * (what a server does when the CLI changes it).  -EROFS for an image view. */
+int cow_view_reload_quota(struct cow_view *v);
 
 #endif

@@ -134,7 +134,10 @@ static void unlinked_done(struct cow_view *v, struct cow_inode *ip)
 {
 	if (cow_inode_holders(v, ip) > 1)
 		return;
+	pthread_mutex_lock(&ip->lock);
 	ip->destroyed = true;
+	cow_quota_update(v, ip);
+	pthread_mutex_unlock(&ip->lock);
 	if (ip->row.data_layer == v->layer) {
 		cow_db_lock(v->st->db);
 		cow_data_unlink_after_commit(v->st, v->layer, ip->ino);
@@ -180,6 +183,10 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 		r = -EEXIST;
 		goto out_parent;
 	}
+	/* the new object, and its parent's row if that is below */
+	r = cow_quota_check(v, 1 + (dp->row_layer != v->layer), dp->row_layer != v->layer ? dp->xattr_bytes : 0);
+	if (r < 0)
+		goto out_parent;
 	r = cow_alloc_ino(v, &ino);
 	if (r < 0)
 		goto out_parent;
@@ -285,6 +292,11 @@ out_db:
 	if (acc || def) {
 		pthread_mutex_lock(&ip->lock);
 		cow_xattrs_free(ip); /* load what the transaction wrote */
+		if (acc)
+			ip->xattr_bytes += (int64_t)(strlen(COW_ACL_ACCESS) + 1 + acc_size);
+		if (def && S_ISDIR(mode))
+			ip->xattr_bytes += (int64_t)(strlen(COW_ACL_DEFAULT) + 1 + def_size);
+		cow_quota_update(v, ip);
 		pthread_mutex_unlock(&ip->lock);
 	}
 	if (!S_ISDIR(mode))
@@ -376,6 +388,12 @@ int cow_link(struct cow_view *v, uint64_t ino, uint64_t newparent, const char *n
 		r = -EEXIST;
 		goto out_ip;
 	}
+	/* a link adds no object, but may bring two rows into the layer */
+	bool ip_below = ip->row_layer != v->layer, dp_below = dp->row_layer != v->layer;
+	r = cow_quota_check(v, ip_below + dp_below,
+			    (ip_below ? ip->xattr_bytes : 0) + (dp_below ? dp->xattr_bytes : 0));
+	if (r < 0)
+		goto out_ip;
 	int64_t now = cow_now_ns();
 	cow_db_lock(db);
 	r = cow_db_begin_batched(db);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ static int open_inode(struct cow_view *v, struct cow_inode *ip, int flags, struc
 			}
 			if (r == 0 && (flags & O_TRUNC)) {
 				ip->blocks = 0;
+				cow_quota_update(v, ip);
 				if (!v->caller_times)
 					ip->row.mtime = ip->row.ctime = cow_now_ns();
 				cow_inode_mark_dirty(v, ip);
@@ -62,8 +64,8 @@ static int open_inode(struct cow_view *v, struct cow_inode *ip, int flags, struc
 	}
 	if (r == 0)
 		r = file_new(v, ip, flags, ret);
-	if (r == 0)
-		ip->nopen++;
+	if (r == 0 && ip->nopen++ == 0 && ip->row.nlink == 0)
+		cow_quota_update(v, ip); /* open again by handle: it holds its space again */
 out:
 	pthread_mutex_unlock(&ip->lock);
 	return r;
@@ -202,6 +204,7 @@ static void written(struct cow_file *f, struct cow_fd *fd)
 	if (fd == ip->fd && fstat(fd->fd, &stbuf) == 0) {
 		ip->row.size = stbuf.st_size;
 		ip->blocks = stbuf.st_blocks;
+		cow_quota_update(f->v, ip);
 	}
 	if (!f->v->caller_times)
 		ip->row.mtime = ip->row.ctime = now;
@@ -235,7 +238,12 @@ ssize_t cow_write(struct cow_file *f, const void *buf, size_t size, off_t off)
 	int r = cow_write_fd(f, &fd, &token);
 	if (r < 0)
 		return r;
-	ssize_t n = pwrite(fd, buf, size, off); /* front ends resolve O_APPEND */
+	ssize_t n = cow_write_room(f, off, size); /* after a copy-up, which it may count */
+	if (n < 0) {
+		cow_write_done(f, token, n);
+		return n;
+	}
+	n = pwrite(fd, buf, (size_t)n, off); /* front ends resolve O_APPEND */
 	if (n < 0)
 		n = -errno;
 	cow_write_done(f, token, n);
@@ -248,7 +256,12 @@ int cow_fallocate(struct cow_file *f, int mode, off_t off, off_t len)
 	int r = wfd_get(f, &fd);
 	if (r < 0)
 		return r;
-	if (fallocate(fd->fd, mode, off, len) < 0)
+	/* allocating: as much as it asks for may be new */
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE)))
+		r = cow_quota_check(f->v, 0, len);
+	if (r < 0)
+		;
+	else if (fallocate(fd->fd, mode, off, len) < 0)
 		r = -errno;
 	else
 		written(f, fd);
@@ -325,6 +338,7 @@ int cow_release(struct cow_file *f)
 		struct cow_fd *fd = ip->fd;
 		ip->fd = NULL;
 		cow_fd_put(fd);
+		cow_quota_update(f->v, ip); /* an unlinked file's space is free now */
 	}
 	pthread_mutex_unlock(&ip->lock);
 	cow_inode_put(f->v, ip);

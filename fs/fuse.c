@@ -129,6 +129,7 @@ static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 	cf->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
 	if (cf->no_open)
 		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	cow_view_set_refs_are_opens(v, cf->no_open);
 	/* Symlink targets cached in the kernel (/lib, /bin... are symlinks
 	 * in a Debian root: every path through them asked for READLINK). */
 	conn->want |= FUSE_CAP_CACHE_SYMLINKS & conn->capable;
@@ -417,8 +418,12 @@ static void cowfuse_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec
 		fuse_reply_err(req, -r);
 		return;
 	}
-	struct fuse_bufvec out = fd_bufvec(fuse_buf_size(in), fd, off);
-	ssize_t n = fuse_buf_copy(&out, in, 0);
+	/* what fits in the quota: the kernel is told of a short write */
+	ssize_t n = cow_write_room(f, off, fuse_buf_size(in));
+	if (n > 0) {
+		struct fuse_bufvec out = fd_bufvec((size_t)n, fd, off);
+		n = fuse_buf_copy(&out, in, 0);
+	}
 	cow_write_done(f, token, n);
 	put_file(fi, f);
 	if (n < 0)

@@ -45,6 +45,9 @@ int cow_setattr(struct cow_view *v, uint64_t ino, const struct cow_attr *a, int 
 	pthread_mutex_lock(&ip->lock);
 	struct cow_irow saved = ip->row;
 	int64_t now = cow_now_ns();
+	r = cow_quota_check_inode(v, ip, 0); /* a metadata copy-up */
+	if (r < 0)
+		goto out;
 	if (to_set & COW_SET_SIZE) {
 		if (S_ISDIR(ip->row.mode)) {
 			r = -EISDIR;
@@ -261,6 +264,17 @@ static int xattr_begin(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 	return 0;
 }
 
+/* After a change of the loaded list of an object whose row is now in the
+ * layer: what its xattrs take there (quota.c). */
+static void xattr_recount(struct cow_view *v, struct cow_inode *ip)
+{
+	int64_t n = 0;
+	for (struct cow_xattr *x = ip->xattrs; x; x = x->next)
+		n += (int64_t)(strlen(x->name) + 1 + x->size);
+	ip->xattr_bytes = n;
+	cow_quota_update(v, ip);
+}
+
 static void xattr_end(struct cow_view *v, struct cow_inode *ip)
 {
 	pthread_mutex_unlock(&ip->lock);
@@ -363,6 +377,10 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 	/* an equivalent access ACL is removed, which always fits */
 	if (!equiv && (r = xattr_room_check(ip, pp ? *pp : NULL, name, size)) < 0)
 		goto out;
+	int64_t grow =
+	    equiv ? 0 : (int64_t)(strlen(name) + 1 + size) - (pp ? (int64_t)(strlen(name) + 1 + (*pp)->size) : 0);
+	if ((r = cow_quota_check_inode(v, ip, grow > 0 ? grow : 0)) < 0)
+		goto out;
 	struct cow_xattr *x = xattr_new(name, value, size);
 	if (!x) {
 		r = -ENOMEM;
@@ -401,6 +419,8 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 			free(old->value);
 			free(old);
 		}
+		if (r == 0)
+			xattr_recount(v, ip);
 		goto out;
 	}
 	if (pp) {
@@ -414,6 +434,7 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 		x->next = ip->xattrs;
 		ip->xattrs = x;
 	}
+	xattr_recount(v, ip);
 out:
 	xattr_end(v, ip);
 	return r;
@@ -459,6 +480,7 @@ int cow_removexattr(struct cow_view *v, uint64_t ino, const char *name)
 	free(old->name);
 	free(old->value);
 	free(old);
+	xattr_recount(v, ip);
 out:
 	xattr_end(v, ip);
 	return r;

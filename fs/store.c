@@ -90,6 +90,7 @@ enum stmt_id {
 	S_XATTR_DEL,
 	S_XATTR_COPY,
 	S_XATTR_DEL_ALL,
+	S_XATTR_BYTES,
 	S_LAYER_DROP_INODES,
 	S_LAYER_DROP_DIRENTS,
 	S_LAYER_DROP_XATTRS,
@@ -110,7 +111,9 @@ enum stmt_id {
 
 /* What struct cow_client_info holds, per client (see client_row). */
 #define CLIENT_INFO                                                                                                    \
-	"SELECT c.name, c.image, c.layer, c.created, c.id, c.gen, c.serial, c.mac, c.boot_args, c.boot_dtb, c.on_boot"
+	"SELECT c.name, c.image, c.layer, c.created, c.id, c.gen, c.serial, c.mac, c.boot_args, c.boot_dtb, "          \
+	"c.on_boot,"                                                                                                   \
+	" ifnull(c.quota_bytes, 0), ifnull(c.quota_files, 0)"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -194,6 +197,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_XATTR_COPY] = "INSERT OR REPLACE INTO xattrs (layer, ino, name, value)"
 		     " SELECT :to, ino, name, value FROM xattrs WHERE layer = :from AND ino = :ino",
     [S_XATTR_DEL_ALL] = "DELETE FROM xattrs WHERE layer = :layer AND ino = :ino",
+    /* what an object's xattrs take against a quota: names with their NUL, values */
+    [S_XATTR_BYTES] = "SELECT ifnull(sum(length(name) + 1 + length(value)), 0) FROM xattrs"
+		      " WHERE layer = :layer AND ino = :ino",
     [S_LAYER_DROP_INODES] = "DELETE FROM inodes WHERE layer = :layer",
     [S_LAYER_DROP_DIRENTS] = "DELETE FROM dirents WHERE layer = :layer",
     [S_LAYER_DROP_XATTRS] = "DELETE FROM xattrs WHERE layer = :layer",
@@ -1674,6 +1680,8 @@ static void client_row(sqlite3_stmt *s, struct cow_client_info *c)
 	snprintf(c->boot_dtb, sizeof(c->boot_dtb), "%s", v ? (const char *)v : "");
 	v = sqlite3_column_text(s, 10);
 	c->reset_on_boot = v && !strcmp((const char *)v, "reset");
+	c->quota_bytes = (uint64_t)sqlite3_column_int64(s, 11);
+	c->quota_files = (uint64_t)sqlite3_column_int64(s, 12);
 }
 
 /* The one client statement @id finds with @value bound to @param;
@@ -1822,7 +1830,8 @@ int cow_db_client_foreach(struct cow_db *db, int (*fn)(void *arg, const struct c
 	while ((r = step(db, s)) > 0) {
 		struct cow_client_info c = {0};
 		client_row(s, &c);
-		c.objects = (uint64_t)sqlite3_column_int64(s, 9);
+		c.objects =
+		    (uint64_t)sqlite3_column_int64(s, sqlite3_column_count(s) - 1); /* the count after CLIENT_INFO */
 		r = fn(arg, &c);
 		if (r)
 			break;
@@ -2336,4 +2345,98 @@ int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *add
 	int r = rc == SQLITE_DONE ? (sqlite3_changes(db->sql) ? 0 : -ENOENT) : map_rc(db, rc);
 	sqlite3_finalize(s);
 	return r;
+}
+
+/* ---- quotas ---- */
+
+int cow_db_xattr_bytes(struct cow_db *db, uint64_t layer, uint64_t ino, int64_t *ret)
+{
+	sqlite3_stmt *s = stmt(db, S_XATTR_BYTES);
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	bind_i64(s, ":ino", (int64_t)ino);
+	int r = step(db, s);
+	if (r > 0)
+		*ret = sqlite3_column_int64(s, 0);
+	done(s);
+	return r < 0 ? r : r == 0 ? -EIO : 0;
+}
+
+int cow_db_layer_usage(struct cow_db *db, uint64_t layer, int64_t *ret_files, int64_t *ret_xattr_bytes)
+{
+	sqlite3_stmt *s = prepare_once(db, "SELECT (SELECT count(*) FROM inodes WHERE layer = :layer AND mode != 0),"
+					   " (SELECT ifnull(sum(length(name) + 1 + length(value)), 0) FROM xattrs"
+					   " WHERE layer = :layer)");
+	if (!s)
+		return -EIO;
+	bind_i64(s, ":layer", (int64_t)layer);
+	int r = step(db, s);
+	if (r > 0) {
+		*ret_files = sqlite3_column_int64(s, 0);
+		*ret_xattr_bytes = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	return r < 0 ? r : r == 0 ? -EIO : 0;
+}
+
+/* Bind @v, or NULL for 0 (no limit). */
+static void bind_limit(sqlite3_stmt *s, const char *name, uint64_t v)
+{
+	if (v)
+		bind_i64(s, name, (int64_t)v);
+	else
+		sqlite3_bind_null(s, sqlite3_bind_parameter_index(s, name));
+}
+
+int cow_db_client_set_quota(struct cow_db *db, const char *name, uint64_t bytes, uint64_t files)
+{
+	sqlite3_stmt *s = prepare_once(db, "UPDATE clients SET quota_bytes = :bytes, quota_files = :files"
+					   " WHERE name = :name");
+	if (!s)
+		return -EIO;
+	bind_text(s, ":name", name);
+	bind_limit(s, ":bytes", bytes);
+	bind_limit(s, ":files", files);
+	int rc = sqlite3_step(s);
+	int r = rc == SQLITE_DONE ? (sqlite3_changes(db->sql) ? 0 : -ENOENT) : map_rc(db, rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
+int cow_db_default_quota(struct cow_db *db, uint64_t *ret_bytes, uint64_t *ret_files)
+{
+	sqlite3_stmt *s =
+	    prepare_once(db, "SELECT ifnull((SELECT value FROM meta WHERE key = 'default_quota_bytes'), 0),"
+			     " ifnull((SELECT value FROM meta WHERE key = 'default_quota_files'), 0)");
+	if (!s)
+		return -EIO;
+	int r = step(db, s);
+	if (r > 0) {
+		*ret_bytes = (uint64_t)sqlite3_column_int64(s, 0);
+		*ret_files = (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	return r < 0 ? r : r == 0 ? -EIO : 0;
+}
+
+static int meta_limit_set(struct cow_db *db, const char *key, uint64_t v)
+{
+	sqlite3_stmt *s = prepare_once(db, v ? "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)"
+					     : "DELETE FROM meta WHERE key = :key");
+	if (!s)
+		return -EIO;
+	bind_text(s, ":key", key);
+	if (v)
+		bind_i64(s, ":value", (int64_t)v);
+	int rc = sqlite3_step(s);
+	int r = rc == SQLITE_DONE ? 0 : map_rc(db, rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
+int cow_db_set_default_quota(struct cow_db *db, uint64_t bytes, uint64_t files)
+{
+	int r = meta_limit_set(db, "default_quota_bytes", bytes);
+	return r < 0 ? r : meta_limit_set(db, "default_quota_files", files);
 }

@@ -209,6 +209,12 @@ int cow_client_add(struct cow_store *st, const char *name, const char *image)
 	r = cow_db_client_add(st->db, name, image, layer, client_gen());
 	if (r < 0)
 		goto rollback;
+	uint64_t qbytes, qfiles; /* the store's default quota */
+	r = cow_db_default_quota(st->db, &qbytes, &qfiles);
+	if (r == 0 && (qbytes || qfiles))
+		r = cow_db_client_set_quota(st->db, name, qbytes, qfiles);
+	if (r < 0)
+		goto rollback;
 	r = cow_db_commit(st->db, true);
 	goto out;
 rollback:
@@ -378,12 +384,15 @@ static int inode_load(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 		if (r != -ENOENT)
 			break;
 	}
+	if (r == 0 && v->quota.tracking && ip->row_layer == v->layer)
+		r = cow_db_xattr_bytes(v->st->db, v->layer, ino, &ip->xattr_bytes);
 	cow_db_unlock(v->st->db);
 	if (r < 0) {
 		inode_free(ip);
 		return r;
 	}
 	inode_stat_data(v, ip);
+	cow_quota_loaded(v, ip);
 	*ret = ip;
 	return 0;
 }
@@ -407,7 +416,9 @@ void cow_inode_reload(struct cow_view *v, struct cow_inode *ip)
 	ip->row = fresh->row;
 	ip->row_layer = fresh->row_layer;
 	ip->blocks = fresh->blocks;
+	ip->xattr_bytes = fresh->xattr_bytes;
 	ip->destroyed = false;
+	cow_quota_update(v, ip);
 	fresh->row = old; /* freed with it */
 	if (ip->dir) {
 		cow_dir_free(ip->dir);
@@ -461,6 +472,7 @@ int cow_inode_new(struct cow_view *v, const struct cow_irow *row, uint64_t paren
 	ip->parent = parent;
 	ip->xattrs_loaded = true;
 	inode_stat_data(v, ip);
+	cow_quota_update(v, ip); /* not shared yet */
 	pthread_mutex_lock(&v->itable_lock);
 	struct cow_inode *cur = itable_insert(v, ip);
 	cur->refs++;
@@ -483,15 +495,27 @@ void cow_inode_put(struct cow_view *v, struct cow_inode *ip)
 
 void cow_forget(struct cow_view *v, uint64_t ino, uint64_t n)
 {
+	/* the dirty list's reference does not keep an unlinked object: it
+	 * goes with the last other one, at once (its space is free then) */
+	pthread_mutex_lock(&v->dirty_lock);
 	pthread_mutex_lock(&v->itable_lock);
 	struct cow_inode *ip = itable_find(v, ino);
 	if (!ip) {
 		pthread_mutex_unlock(&v->itable_lock);
+		pthread_mutex_unlock(&v->dirty_lock);
 		return;
 	}
 	ip->refs = ip->refs > n ? ip->refs - n : 0;
-	bool gone = ip->refs == 0 && ip->row.nlink == 0;
+	bool gone = ip->row.nlink == 0 && (ip->refs == 0 || (ip->refs == 1 && ip->on_dirty_list));
 	if (gone) {
+		if (ip->on_dirty_list) {
+			struct cow_inode **pp = &v->dirty;
+			while (*pp != ip)
+				pp = &(*pp)->dirty_next;
+			*pp = ip->dirty_next;
+			ip->on_dirty_list = false;
+			ip->refs = 0;
+		}
 		/* unlink from the table; nobody can find it any more */
 		struct cow_inode **pp = &v->itable[ihash(v, ino)];
 		while (*pp != ip)
@@ -500,16 +524,8 @@ void cow_forget(struct cow_view *v, uint64_t ino, uint64_t n)
 		v->itable_count--;
 	}
 	pthread_mutex_unlock(&v->itable_lock);
+	pthread_mutex_unlock(&v->dirty_lock);
 	if (gone) {
-		pthread_mutex_lock(&v->dirty_lock);
-		if (ip->on_dirty_list) {
-			struct cow_inode **pp = &v->dirty;
-			while (*pp != ip)
-				pp = &(*pp)->dirty_next;
-			*pp = ip->dirty_next;
-			ip->on_dirty_list = false;
-		}
-		pthread_mutex_unlock(&v->dirty_lock);
 		cow_inode_destroy_unlinked(v, ip);
 		inode_free(ip);
 	}
@@ -544,6 +560,7 @@ void cow_inode_destroy_unlinked(struct cow_view *v, struct cow_inode *ip)
 	if (v->readonly || ip->destroyed)
 		return;
 	ip->destroyed = true;
+	cow_quota_update(v, ip); /* nobody holds it any more */
 	struct cow_db *db = v->st->db;
 	cow_db_lock(db);
 	if (cow_db_begin_batched(db) == 0) {
@@ -583,6 +600,8 @@ int cow_inode_store(struct cow_view *v, struct cow_inode *ip)
 		return -EROFS;
 	if (ip->row_layer != v->layer) {
 		r = cow_db_xattr_copy(v->st->db, ip->row_layer, v->layer, ip->ino);
+		if (r == 0 && v->quota.tracking)
+			r = cow_db_xattr_bytes(v->st->db, v->layer, ip->ino, &ip->xattr_bytes);
 		if (r < 0)
 			return r;
 	}
@@ -591,6 +610,7 @@ int cow_inode_store(struct cow_view *v, struct cow_inode *ip)
 		return r;
 	ip->row_layer = v->layer;
 	ip->dirty = false;
+	cow_quota_update(v, ip);
 	return 0;
 }
 
@@ -994,6 +1014,9 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 			layer_recover(v);
 		else
 			v->layer_ready = true;
+		r = cow_quota_start(v); /* what recovery left, nothing cached yet */
+		if (r < 0)
+			goto fail;
 		cow_db_lock(st->db);
 		cow_db_batching(st->db, true);
 		cow_db_unlock(st->db);
@@ -1180,6 +1203,7 @@ static bool reset_inode(struct cow_view *v, struct cow_inode *ip)
 		ip->row = fresh->row;
 		ip->row_layer = fresh->row_layer;
 		ip->blocks = fresh->blocks;
+		ip->xattr_bytes = fresh->xattr_bytes;
 		ip->destroyed = false;
 		fresh->row = old;
 		struct cow_fd *fd = ip->fd;
@@ -1192,6 +1216,9 @@ static bool reset_inode(struct cow_view *v, struct cow_inode *ip)
 		ip->destroyed = true;
 		ip->reset_gone = true;
 	}
+	/* the new layer holds nothing: no share (cow_quota_reset) */
+	ip->q_bytes = 0;
+	ip->q_file = false;
 	pthread_mutex_unlock(&ip->lock);
 	if (found)
 		inode_free(fresh);
@@ -1262,6 +1289,7 @@ int cow_view_reset(struct cow_view *v)
 	pthread_mutex_unlock(&v->itable_lock);
 	if (r < 0)
 		goto out;
+	cow_quota_reset(v);
 	for (size_t i = 0; i < n; i++)
 		reset_inode(v, ips[i]);
 	for (size_t i = 0; i < n; i++)
@@ -1305,6 +1333,11 @@ void cow_view_set_caller_times(struct cow_view *v, bool on)
 	v->caller_times = on;
 }
 
+void cow_view_set_refs_are_opens(struct cow_view *v, bool on)
+{
+	v->refs_are_opens = on;
+}
+
 bool cow_view_readonly(const struct cow_view *v)
 {
 	return v->readonly;
@@ -1315,5 +1348,6 @@ int cow_statfs(struct cow_view *v, struct statvfs *ret)
 	if (fstatvfs(v->st->datafd, ret) < 0)
 		return -errno;
 	ret->f_namemax = COW_NAME_MAX;
+	cow_quota_statfs(v, ret);
 	return 0;
 }

@@ -6,9 +6,11 @@
  *
  *   ping\n               -> 0\n
  *   reset CLIENT\n       -> 0\n, or -ERRNO message\n
- *   activity\n           -> 0 N\n, then N lines "CLIENT LAST\n": when each
- *                          served client last called an operation
- *                          (seconds since the epoch, 0 for never)
+ *   activity\n           -> 0 N\n, then N lines "CLIENT LAST BYTES FILES\n":
+ *                          when each served client last called an operation
+ *                          (seconds since the epoch, 0 for never), and what
+ *                          its layer holds as its quota counts it
+ *   quota CLIENT\n       -> 0\n: apply the client's quota as the store has it now
  *
  * A reset gives the client a fresh layer in place and then drops every
  * object of its export from ganesha's cache, so nothing of the old layer
@@ -31,24 +33,32 @@ static pthread_t control_thread;
 static bool running;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-static int do_reset(const char *client, char *msg, size_t n)
+/* The export of @client, NULL if it is not served (COWFSAL.lock held:
+ * the module lock keeps the export from being released meanwhile). */
+static struct cowfsal_export *export_of(const char *client)
 {
 	struct glist_head *g;
-	int r = -ENOENT;
-	/* the module lock keeps the export from being released meanwhile */
-	pthread_mutex_lock(&COWFSAL.lock);
 	glist_for_each(g, &COWFSAL.exports)
 	{
 		struct cowfsal_export *exp = glist_entry(g, struct cowfsal_export, entry);
-		if (strcmp(exp->client, client))
-			continue;
+		if (!strcmp(exp->client, client))
+			return exp;
+	}
+	return NULL;
+}
+
+static int do_reset(const char *client, char *msg, size_t n)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&COWFSAL.lock);
+	struct cowfsal_export *exp = export_of(client);
+	if (exp) {
 		pthread_rwlock_wrlock(&exp->reset_lock);
 		r = cow_view_reset(exp->view);
 		pthread_rwlock_unlock(&exp->reset_lock);
 		/* outside the lock: ganesha's cache calls back into the export */
 		if (r == 0)
 			cowfsal_invalidate_all(exp);
-		break;
 	}
 	pthread_mutex_unlock(&COWFSAL.lock);
 	if (r == -ENOENT)
@@ -57,6 +67,21 @@ static int do_reset(const char *client, char *msg, size_t n)
 		snprintf(msg, n, "reset of '%s' failed: %s", client, strerror(-r));
 	else
 		LogEvent(COMPONENT_FSAL, "cowroot: client '%s' reset", client);
+	return r;
+}
+
+static int do_quota(const char *client, char *msg, size_t n)
+{
+	pthread_mutex_lock(&COWFSAL.lock);
+	struct cowfsal_export *exp = export_of(client);
+	int r = exp ? cow_view_reload_quota(exp->view) : -ENOENT;
+	pthread_mutex_unlock(&COWFSAL.lock);
+	if (r == -ENOENT)
+		snprintf(msg, n, "client '%s' is not served here", client);
+	else if (r < 0)
+		snprintf(msg, n, "quota of '%s' not applied: %s", client, strerror(-r));
+	else
+		LogEvent(COMPONENT_FSAL, "cowroot: client '%s': quota applied", client);
 	return r;
 }
 
@@ -117,9 +142,12 @@ static void send_activity(int fd)
 	glist_for_each(g, &COWFSAL.exports)
 	{
 		struct cowfsal_export *exp = glist_entry(g, struct cowfsal_export, entry);
-		char line[COW_ENTITY_NAME_MAX + 32];
-		int k = snprintf(line, sizeof(line), "%s %lld\n", exp->client,
-				 (long long)atomic_load_explicit(&exp->last_op, memory_order_relaxed));
+		char line[COW_ENTITY_NAME_MAX + 80];
+		struct cow_usage u = {0};
+		(void)cow_view_usage(exp->view, &u);
+		int k = snprintf(line, sizeof(line), "%s %lld %llu %llu\n", exp->client,
+				 (long long)atomic_load_explicit(&exp->last_op, memory_order_relaxed),
+				 (unsigned long long)u.bytes, (unsigned long long)u.files);
 		if (!out || k < 0 || (size_t)k >= sizeof(line))
 			continue;
 		if (len + (size_t)k > cap) {
@@ -152,6 +180,13 @@ static void serve_one(int fd)
 		} else if (!strcmp(line, "activity")) {
 			send_activity(fd);
 			return;
+		} else if (!strncmp(line, "quota ", 6)) {
+			if (cow_name_check(line + 6) < 0) {
+				r = -EINVAL;
+				snprintf(msg, sizeof(msg), "invalid client name");
+			} else {
+				r = do_quota(line + 6, msg, sizeof(msg));
+			}
 		} else if (!strncmp(line, "reset ", 6)) {
 			const char *client = line + 6;
 			if (cow_name_check(client) < 0) {

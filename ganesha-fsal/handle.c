@@ -700,10 +700,14 @@ static void do_io(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_c
 		}
 		arg->io_amount += (size_t)n;
 		off += (uint64_t)n;
-		short_read = !write && (size_t)n < iov->iov_len;
+		/* a short write (what fits in the quota) ends the request:
+		 * the client sends the rest again and is told why */
+		short_read = (size_t)n < iov->iov_len;
 	}
 	if (!write)
 		arg->end_of_file = short_read;
+	else if (FSAL_IS_ERROR(st) && st.major == ERR_FSAL_DQUOT && arg->io_amount > 0)
+		st = fsalstat(ERR_FSAL_NO_ERROR, 0); /* what was written is reported */
 	else if (stable && !FSAL_IS_ERROR(st)) {
 		int r = cow_fsync(f, false);
 		if (r < 0)

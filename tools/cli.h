@@ -47,6 +47,11 @@ void *tty_arg(void);
 int long_op(const char *what, int r, const char *subject);
 
 /* lifecycle.c */
+/* Does holder @h name a running server (not a mount)? */
+bool client_served(const struct cow_holder *h);
+/* Send one request line to the server's control socket; its reply is "0"
+ * or "-ERRNO message".  Returns 0 or -errno (with @why set). */
+int control_request(const char *request, char *why, size_t n);
 /* Why client @name's layer is busy, and what to stop first. */
 const char *busy_message(struct cow_store *st, const char *name, const char *to_do);
 int cmd_client_reset(int argc, char **argv);
@@ -61,6 +66,21 @@ int cmd_image_export(int argc, char **argv);
 int cmd_image_load(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+
+/* quota.c */
+/* Parse a quota argument of option @opt (a size, or with @count a number
+ * of objects; "none" is 0): true, or false after saying why. */
+bool quota_parse(const char *opt, const char *s, bool count, uint64_t *ret);
+/* "10G", "1.5M", "none" for 0 */
+void quota_fmt(uint64_t bytes, char *buf, size_t n);
+/* "1.2G/10G (12%)", or only the first without a limit */
+void quota_usage_fmt(uint64_t used, uint64_t max, char *buf, size_t n);
+/* Change client @name's quota (NULL: leave that limit as it is) and tell a
+ * server holding it: 0, or -1 after saying why. */
+int quota_set(struct cow_store *st, const char *name, const char *bytes_arg, const char *files_arg);
+/* Change the store's default quota: 0, or -1 after saying why. */
+int quota_default_set(struct cow_store *st, const char *bytes_arg, const char *files_arg);
+int cmd_quota_default(int argc, char **argv);
 
 /* imgfix.c */
 int cmd_image_check(int argc, char **argv);

@@ -151,13 +151,31 @@ bool want_help(int argc, char **argv)
 
 static int cmd_init(int argc, char **argv)
 {
-	static const char usage[] = "init";
-	if (argc != 1 || want_help(argc, argv))
+	static const char usage[] = "init [--default-quota SIZE] [--default-quota-files N]\n"
+				    "  (the quota every client added gets; see 'quota default')";
+	const char *bytes = NULL, *files = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--default-quota") && i + 1 < argc)
+			bytes = argv[++i];
+		else if (!strcmp(argv[i], "--default-quota-files") && i + 1 < argc)
+			files = argv[++i];
+		else
+			return usage_err(usage);
+	}
+	if (want_help(argc, argv))
 		return usage_err(usage);
+	uint64_t check;
+	if ((bytes && !quota_parse("--default-quota", bytes, false, &check)) ||
+	    (files && !quota_parse("--default-quota-files", files, true, &check)))
+		return 2;
 	struct cow_store *st;
 	int r = cow_store_open(store_dir, COW_STORE_CREATE, &st);
 	if (r < 0) {
 		store_error(r);
+		return 1;
+	}
+	if ((bytes || files) && quota_default_set(st, bytes, files) < 0) {
+		cow_store_close(st);
 		return 1;
 	}
 	cow_store_close(st);
@@ -515,16 +533,18 @@ static int cmd_client_set(int argc, char **argv)
 {
 	static const char usage[] =
 	    "client set NAME [--ip ADDR[,ADDR...]] [--serial HEX] [--mac MAC] [--boot-args \"...\"] [--dtb PATH]\n"
-	    "  [--on-boot reset|keep]\n"
+	    "  [--on-boot reset|keep] [--quota SIZE|none] [--quota-files N|none]\n"
 	    "  (--serial, --mac, --boot-args, --dtb: 'none' clears; --dtb: a device tree in the client's root\n"
 	    "  for its u-boot script to load instead of the firmware's; --on-boot reset: every boot starts\n"
-	    "  from the image, its layer reset at the boot's first TFTP request)";
+	    "  from the image, its layer reset at the boot's first TFTP request; --quota: the most its layer\n"
+	    "  may hold, 500M, 10G...; --quota-files: the most objects it may record)";
 	const char *name = NULL, *ip = NULL, *serial = NULL, *mac = NULL, *boot_args = NULL, *dtb = NULL,
-		   *on_boot = NULL;
+		   *on_boot = NULL, *quota = NULL, *quota_files = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (opt_value(argc, argv, &i, "--serial", &serial) || opt_value(argc, argv, &i, "--mac", &mac) ||
 		    opt_value(argc, argv, &i, "--boot-args", &boot_args) || opt_value(argc, argv, &i, "--dtb", &dtb) ||
-		    opt_value(argc, argv, &i, "--on-boot", &on_boot))
+		    opt_value(argc, argv, &i, "--on-boot", &on_boot) || opt_value(argc, argv, &i, "--quota", &quota) ||
+		    opt_value(argc, argv, &i, "--quota-files", &quota_files))
 			continue;
 		if (!strcmp(argv[i], "--ip") && i + 1 < argc)
 			ip = argv[++i];
@@ -536,8 +556,12 @@ static int cmd_client_set(int argc, char **argv)
 			return usage_err(usage);
 	}
 	bool boot = serial || mac || boot_args || dtb;
-	if (!name || (!ip && !boot && !on_boot) || want_help(argc, argv))
+	if (!name || (!ip && !boot && !on_boot && !quota && !quota_files) || want_help(argc, argv))
 		return usage_err(usage);
+	uint64_t check;
+	if ((quota && !quota_parse("--quota", quota, false, &check)) ||
+	    (quota_files && !quota_parse("--quota-files", quota_files, true, &check)))
+		return 2;
 	if (on_boot && strcmp(on_boot, "reset") && strcmp(on_boot, "keep")) {
 		err("invalid --on-boot '%s': reset or keep", on_boot);
 		return 2;
@@ -568,6 +592,8 @@ static int cmd_client_set(int argc, char **argv)
 							: "starts every boot from its image (its layer is reset when a "
 							  "boot begins)");
 	}
+	if (r == 0 && (quota || quota_files))
+		r = quota_set(st, name, quota, quota_files);
 	if (r == 0 && ip) {
 		r = cow_client_set_addrs(st, name, ip);
 		if (r == -ENOENT)
@@ -605,6 +631,8 @@ struct live_client {
 	int online;
 	long long last_nfs, began;
 	char addr[64], kernel[256], version[128];
+	bool have_usage;
+	unsigned long long bytes, files; /* what its layer holds, as the server counts it */
 };
 
 struct client_listing {
@@ -632,13 +660,18 @@ static int live_status(struct client_listing *l)
 		r = -ENOMEM;
 	while (r == 0 && l->nlive < want && fgets(line, sizeof(line), f)) {
 		struct live_client *v = &l->live[l->nlive];
-		char *field[7], *save = NULL, *p = line;
+		char *field[9], *save = NULL, *p = line;
 		int k = 0;
 		line[strcspn(line, "\n")] = 0;
-		while (k < 7 && (field[k] = strtok_r(p, "\t", &save)))
+		while (k < 9 && (field[k] = strtok_r(p, "\t", &save)))
 			k++, p = NULL;
-		if (k != 7 || strlen(field[0]) > COW_ENTITY_NAME_MAX)
+		if (k < 7 || strlen(field[0]) > COW_ENTITY_NAME_MAX)
 			continue;
+		if (k == 9) {
+			v->have_usage = true;
+			v->bytes = strtoull(field[7], NULL, 10);
+			v->files = strtoull(field[8], NULL, 10);
+		}
 		strcpy(v->name, field[0]);
 		v->online = atoi(field[1]);
 		v->last_nfs = atoll(field[2]);
@@ -672,6 +705,21 @@ static void json_time_or_null(long long t)
 	printf("\"%s\"", buf);
 }
 
+/* What @c's layer holds against its quota: as the server counts it when
+ * it serves the client, else as the store has it. */
+static int client_usage(const struct client_listing *l, const struct cow_client_info *c, const struct live_client *lv,
+			struct cow_usage *ret)
+{
+	if (lv && lv->have_usage) {
+		ret->bytes = lv->bytes;
+		ret->files = lv->files;
+		ret->max_bytes = c->quota_bytes;
+		ret->max_files = c->quota_files;
+		return 0;
+	}
+	return cow_client_usage(l->st, c->name, ret);
+}
+
 static int print_client(void *arg, const struct cow_client_info *c)
 {
 	struct client_listing *l = arg;
@@ -700,7 +748,14 @@ static int print_client(void *arg, const struct cow_client_info *c)
 		if (have_stats)
 			printf(",\"layer_bytes\":%llu,\"layer_disk_bytes\":%llu", (unsigned long long)ls.bytes,
 			       (unsigned long long)ls.disk_bytes);
-		printf(",\"quota\":null,\"served\":%s,\"online\":", lv ? "true" : l->server ? "false" : "null");
+		struct cow_usage u;
+		if (client_usage(l, c, lv, &u) == 0)
+			printf(",\"quota\":{\"bytes\":%llu,\"files\":%llu,\"used_bytes\":%llu,\"used_files\":%llu}",
+			       (unsigned long long)c->quota_bytes, (unsigned long long)c->quota_files,
+			       (unsigned long long)u.bytes, (unsigned long long)u.files);
+		else
+			printf(",\"quota\":null");
+		printf(",\"served\":%s,\"online\":", lv ? "true" : l->server ? "false" : "null");
 		fputs(lv ? (lv->online ? "true" : "false") : "null", stdout);
 		printf(",\"last_nfs\":");
 		json_time_or_null(lv ? lv->last_nfs : 0);
@@ -715,11 +770,22 @@ static int print_client(void *arg, const struct cow_client_info *c)
 		putchar('}');
 	} else {
 		if ((*count)++ == 0)
-			printf("%-24s %-24s %10s  %-20s  %-8s  %-17s  %-7s  %s\n", "NAME", "IMAGE", "CHANGED",
-			       "CREATED", "SERIAL", "MAC", "ON BOOT", "BOOT ARGS");
-		printf("%-24s %-24s %10llu  %-20s  %-8s  %-17s  %-7s  %s\n", c->name, c->image,
+			printf("%-24s %-24s %10s  %-20s  %-8s  %-17s  %-7s  %-22s %-22s %s\n", "NAME", "IMAGE",
+			       "CHANGED", "CREATED", "SERIAL", "MAC", "ON BOOT", "LAYER/QUOTA", "OBJECTS/QUOTA",
+			       "BOOT ARGS");
+		struct cow_usage u;
+		char ub[48] = "-", uf[48] = "-";
+		if (client_usage(l, c, lv, &u) == 0) {
+			quota_usage_fmt(u.bytes, u.max_bytes, ub, sizeof(ub));
+			if (u.max_files)
+				snprintf(uf, sizeof(uf), "%llu/%llu (%d%%)", (unsigned long long)u.files,
+					 (unsigned long long)u.max_files, (int)(u.files * 100 / u.max_files));
+			else
+				snprintf(uf, sizeof(uf), "%llu", (unsigned long long)u.files);
+		}
+		printf("%-24s %-24s %10llu  %-20s  %-8s  %-17s  %-7s  %-22s %-22s %s\n", c->name, c->image,
 		       (unsigned long long)c->objects, when, *c->serial ? c->serial : "-", *c->mac ? c->mac : "-",
-		       c->reset_on_boot ? "reset" : "keep", c->boot_args);
+		       c->reset_on_boot ? "reset" : "keep", ub, uf, c->boot_args);
 	}
 	return 0;
 }
@@ -1030,8 +1096,8 @@ static const struct command commands[] = {
     {"client", "add", cmd_client_add,
      "client add NAME --image IMAGE [--ip ADDR,...] [--serial HEX] [--mac MAC]   add a client with an empty layer"},
     {"client", "set", cmd_client_set,
-     "client set NAME [--ip ADDR,...] [--serial HEX] [--mac MAC] [--boot-args \"...\"]   change how a client "
-     "connects and boots"},
+     "client set NAME [--ip ADDR,...] [--serial HEX] [--mac MAC] [--boot-args \"...\"] [--on-boot reset|keep] "
+     "[--quota SIZE] [--quota-files N]   change how a client connects, boots and what it may hold"},
     {"client", "list", cmd_client_list, "client list [--json]              list clients"},
     {"client", "reset", cmd_client_reset,
      "client reset NAME                 drop the client's changes: back to its image"},
@@ -1052,6 +1118,8 @@ static const struct command commands[] = {
      "the fleet's DHCP configuration"},
     {"tftp", "serve", cmd_tftp_serve,
      "tftp serve (--root DIR | --client NAME | --boot) [--port N]   serve files read-only over TFTP"},
+    {"quota", "default", cmd_quota_default,
+     "quota default [--quota SIZE|none] [--quota-files N|none]   the quota new clients get"},
     {"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
     {"gc", NULL, cmd_gc, "gc                                reclaim space of reset/removed clients and images"},
     {"stats", NULL, cmd_stats, "stats [--json]                    space and change counts per client and image"},

@@ -24,7 +24,7 @@
 
 /* ---- coordination with running mounts and servers ---- */
 
-static bool served(const struct cow_holder *h)
+bool client_served(const struct cow_holder *h)
 {
 	return !strncmp(h->what, "serve", 5);
 }
@@ -39,7 +39,7 @@ const char *busy_message(struct cow_store *st, const char *name, const char *to_
 			 "client '%s' is mounted at '%s' (pid %ld); unmount it first "
 			 "('fusermount3 -u %s'), then %s",
 			 name, h.what + 6, (long)h.pid, h.what + 6, to_do);
-	else if (r > 0 && served(&h))
+	else if (r > 0 && client_served(&h))
 		snprintf(msg, sizeof(msg),
 			 "client '%s' is being served over NFS (cowroot serve, pid %ld); stop "
 			 "serving it first, then %s",
@@ -55,7 +55,7 @@ const char *busy_message(struct cow_store *st, const char *name, const char *to_
 
 /* Send one request line to the running server; its reply is "0" or
  * "-ERRNO message".  Returns 0 or -errno (with @why set). */
-static int control_request(const char *request, char *why, size_t n)
+int control_request(const char *request, char *why, size_t n)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/run/control.sock", store_dir) >=
@@ -120,7 +120,7 @@ static int unknown_client(int r, const char *name, const char *what)
 static bool held_by_server(struct cow_store *st, const char *name)
 {
 	struct cow_holder h;
-	return cow_client_holder(st, name, &h) > 0 && served(&h);
+	return cow_client_holder(st, name, &h) > 0 && client_served(&h);
 }
 
 /* ---- clients ---- */
@@ -516,6 +516,8 @@ int cmd_image_load(int argc, char **argv)
 		err("'%s' is not a valid cowroot bundle: %s; nothing was loaded", argv[1], why);
 	else if (r == -EPROTO)
 		err("'%s' was written by a newer cowroot; nothing was loaded", argv[1]);
+	else if (r == -ENOSPC && why[0])
+		err("cannot load '%s': %s: %s; nothing was loaded", argv[1], strerror(ENOSPC), why);
 	else if (r == -EEXIST)
 		err("an image with the bundle's name already exists; give another: 'cowroot image load %s NAME'",
 		    argv[1]);
@@ -592,6 +594,8 @@ static void stat_client(const struct cow_client_info *c, const struct cow_layer_
 		json_str(c->name);
 		printf(",\"image\":");
 		json_str(c->image);
+		printf(",\"quota_bytes\":%llu,\"quota_files\":%llu", (unsigned long long)c->quota_bytes,
+		       (unsigned long long)c->quota_files);
 		printf(",\"objects\":%llu,\"data_files\":%llu,\"bytes\":%llu,\"copy_ups\":%llu,\"whiteouts\":%llu,"
 		       "\"disk_bytes\":%llu}",
 		       (unsigned long long)ls->objects, (unsigned long long)ls->data_files,
@@ -647,8 +651,18 @@ int cmd_stats(int argc, char **argv)
 	for (size_t i = 0; r == 0 && i < a.ni; i++)
 		if ((r = cow_layer_stats(st, a.i[i].layer, &ls)) == 0)
 			stat_image(&a.i[i], &ls, i);
+	uint64_t qb = 0, qf = 0;
+	if (r == 0)
+		r = cow_store_default_quota(st, &qb, &qf);
+	char qbuf[32];
+	quota_fmt(qb, qbuf, sizeof(qbuf));
 	if (json && r == 0)
-		printf("\n ]}\n");
+		printf("\n ],\"default_quota\":{\"bytes\":%llu,\"files\":%llu}}\n", (unsigned long long)qb,
+		       (unsigned long long)qf);
+	else if (r == 0 && qf)
+		printf("\ndefault quota of new clients: %s, %llu objects\n", qbuf, (unsigned long long)qf);
+	else if (r == 0)
+		printf("\ndefault quota of new clients: %s, any number of objects\n", qbuf);
 	cow_store_close(st);
 	free(a.c);
 	free(a.i);

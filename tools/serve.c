@@ -110,6 +110,7 @@ struct online_client {
 	char name[COW_ENTITY_NAME_MAX + 1];
 	int64_t last_op; /* its last NFS call (time(2)), 0: none */
 	bool online;
+	unsigned long long bytes, files; /* what its layer holds (quota.c) */
 };
 
 /* A line for the server's log (stderr: the journal under systemd) */
@@ -171,10 +172,13 @@ static int fsal_activity(const char *store, struct online_client **ret, size_t *
 		r = -ENOMEM;
 	while (r == 0 && n < want && fgets(line, sizeof(line), f)) {
 		long long last;
+		unsigned long long bytes = 0, files = 0;
 		char name[COW_ENTITY_NAME_MAX + 2];
-		if (sscanf(line, "%65s %lld", name, &last) != 2 || cow_name_check(name) < 0)
+		if (sscanf(line, "%65s %lld %llu %llu", name, &last, &bytes, &files) < 2 || cow_name_check(name) < 0)
 			continue;
 		snprintf(v[n].name, sizeof(v[n].name), "%.64s", name);
+		v[n].bytes = bytes;
+		v[n].files = files;
 		v[n].last_op = last;
 		v[n].online = last > 0 && time(NULL) - last < ONLINE_S;
 		n++;
@@ -217,7 +221,7 @@ static void look_online(struct serve *s)
 
 /* One request on STORE/run/serve.sock: "status" gets "0 N" and one line
  * per served client: NAME ONLINE LAST_NFS BOOT_BEGAN BOOT_ADDR KERNEL
- * VERSION, tab-separated ("-" for none). */
+ * VERSION LAYER_BYTES LAYER_OBJECTS, tab-separated ("-" for none). */
 static void status_one(struct serve *s, int fd)
 {
 	char req[64];
@@ -240,9 +244,10 @@ static void status_one(struct serve *s, int fd)
 		for (size_t i = 0; i < n; i++) {
 			struct boot_status b;
 			bool booted = s->boot && boot_server_status(s->boot, v[i].name, &b) == 0;
-			fprintf(f, "%s\t%d\t%lld\t%lld\t%s\t%s\t%s\n", v[i].name, v[i].online, (long long)v[i].last_op,
-				booted ? (long long)b.began : 0LL, booted && b.addr[0] ? b.addr : "-",
-				booted && b.kernel[0] ? b.kernel : "-", booted && b.version[0] ? b.version : "-");
+			fprintf(f, "%s\t%d\t%lld\t%lld\t%s\t%s\t%s\t%llu\t%llu\n", v[i].name, v[i].online,
+				(long long)v[i].last_op, booted ? (long long)b.began : 0LL,
+				booted && b.addr[0] ? b.addr : "-", booted && b.kernel[0] ? b.kernel : "-",
+				booted && b.version[0] ? b.version : "-", v[i].bytes, v[i].files);
 		}
 	}
 	free(v);

@@ -88,6 +88,51 @@ export_refused() {
 }
 check "export into a 1 MiB file system: ENOSPC, no file left" export_refused
 
+# A bundle is loaded only if the store has room for the file data it
+# declares, and never past that size: a small bundle of 512 MiB of zeros
+# is refused before anything is written; bundles whose header declares
+# less or more data than they hold are refused, the store unchanged.
+mkdir -p "$T/zsrc"
+head -c 512M /dev/zero >"$T/zsrc/zeros" || skip "cannot write 512 MiB"
+cow "$BIG" image import zeros "$T/zsrc" && cow "$BIG" image export zeros "$T/zeros.crb" ||
+	{ bad "setup of the zeros bundle: $(cat "$OUT")"; finish; }
+rm -rf "$T/zsrc"
+# header: magic 8, version 4, name length 2, name, root 8, objects 8, entries 8, data 8
+patch_data() { # IN OUT DELTA: the declared data size changed by DELTA
+	python3 - "$1" "$2" "$3" <<'PY'
+import gzip, struct, sys
+raw = gzip.decompress(open(sys.argv[1], 'rb').read())
+nl = struct.unpack_from('<H', raw, 12)[0]
+off = 14 + nl + 24
+data = struct.unpack_from('<Q', raw, off)[0]
+raw = raw[:off] + struct.pack('<Q', data + int(sys.argv[3])) + raw[off + 8:]
+open(sys.argv[2], 'wb').write(gzip.compress(raw, 6))
+PY
+}
+declared() { python3 -c "import gzip,struct,sys; r=gzip.open(sys.argv[1]).read(200); n=struct.unpack_from('<H',r,12)[0]; print(struct.unpack_from('<Q',r,14+n+24)[0])" "$1"; }
+check "the zeros bundle is small ($(stat -c %s "$T/zeros.crb") bytes) and declares 512 MiB" \
+	test "$(stat -c %s "$T/zeros.crb")" -lt 4000000 -a "$(declared "$T/zeros.crb")" = $((512 << 20))
+mount -t tmpfs -o size=256m cowroot-lfull "$T/small" && cow "$SMALL" init && cow "$SMALL" image import tiny "$T/src/etc" ||
+	{ bad "setup of the small store: $(cat "$OUT")"; finish; }
+before=$(state "$SMALL")
+check "load of 512 MiB of zeros into a 256 MiB store: ENOSPC, store unchanged" refused image load "$T/zeros.crb"
+used=$(df --output=used "$T/small" | tail -1)
+check "and nothing was written first (${used} KiB used)" test "$used" -lt 8192
+lying() { # BUNDLE WORDS: refused as not a valid bundle, saying WORDS, store unchanged
+	if cow "$SMALL" image load "$1" lying; then
+		echo "it loaded"
+		return 1
+	fi
+	grep -q "$2" "$OUT" || { echo "not refused for its data size: $(cat "$OUT")"; return 1; }
+	[ "$(state "$SMALL")" = "$before" ] || { echo "the store changed"; return 1; }
+	cow "$SMALL" fsck || { echo "fsck: $(cat "$OUT")"; return 1; }
+}
+patch_data "$T/base.crb" "$T/under.crb" -4096
+check "a bundle holding more data than it declares is refused" lying "$T/under.crb" "more file data than"
+patch_data "$T/base.crb" "$T/over.crb" 4096
+check "a bundle declaring more data than it holds is refused" lying "$T/over.crb" "not the"
+umount "$T/small"
+
 # with room, the same import and load work
 mount -t tmpfs -o size=256m cowroot-lfull "$T/small" && cow "$SMALL" init || {
 	bad "mount a larger file system: $(cat "$OUT")"
