@@ -39,7 +39,7 @@ struct cow_layer_info {
 
 enum { COW_LAYER_IMAGE = 0, COW_LAYER_CLIENT = 1, COW_LAYER_DEAD = 2 };
 
-/* ---- store.c: the only file that talks to sqlite ---- */
+/* ---- store.c, store-tables.c: the only code that talks to sqlite ---- */
 struct cow_db;
 
 /* Open STORE/cowroot.db: @dirfd is the store directory (duplicated: every
@@ -549,7 +549,7 @@ struct cow_xattr_room {
  * @room: 0, or -ENOSPC if @room is now past a bound. */
 int cow_xattr_room_add(struct cow_xattr_room *room, size_t name_len, size_t size);
 
-/* ---- store.c (serving) ---- */
+/* ---- store-tables.c (serving) ---- */
 int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t size);
 int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *addrs);
 /* ident.c: the client whose @column ("serial" or "mac") is @value;
@@ -579,7 +579,7 @@ void cow_quota_reset(struct cow_view *v);
 /* statfs as the client should see it: the quota as size and free space. */
 void cow_quota_statfs(struct cow_view *v, struct statvfs *sv);
 
-/* store.c (quotas) */
+/* store-tables.c (quotas) */
 int cow_db_xattr_bytes(struct cow_db *db, uint64_t layer, uint64_t ino, int64_t *ret);
 /* Objects (not tombstones) and xattr bytes of @layer. */
 int cow_db_layer_usage(struct cow_db *db, uint64_t layer, int64_t *ret_files, int64_t *ret_xattr_bytes);
