@@ -571,6 +571,8 @@ void cow_quota_loaded(struct cow_view *v, struct cow_inode *ip);
 /* Would @files more objects and @bytes more bytes take the layer past its
  * quota?  0 or -EDQUOT. */
 int cow_quota_check(struct cow_view *v, int64_t files, int64_t bytes);
+/* Is @ip's row below the layer, not yet counted in it? */
+bool cow_quota_below(struct cow_view *v, struct cow_inode *ip);
 /* cow_quota_check for @ip entering the layer (one object if its row is
  * below) with @bytes more; inode lock held. */
 int cow_quota_check_inode(struct cow_view *v, struct cow_inode *ip, int64_t bytes);

@@ -96,10 +96,20 @@ static int name_drop(struct cow_view *v, struct cow_inode *dp, const char *name)
 	return r;
 }
 
+/* @ip's row changed and will be written back (inode lock held; then
+ * cow_inode_mark_dirty): an image object's row counts in the layer's
+ * quota from now, not from the write-back a second later. */
+static void dirty_now(struct cow_view *v, struct cow_inode *ip)
+{
+	ip->dirty = true;
+	cow_quota_update(v, ip);
+}
+
 static void touch_dir(struct cow_view *v, struct cow_inode *dp, int64_t now)
 {
 	pthread_mutex_lock(&dp->lock);
 	dp->row.mtime = dp->row.ctime = now;
+	dirty_now(v, dp);
 	pthread_mutex_unlock(&dp->lock);
 	cow_inode_mark_dirty(v, dp);
 }
@@ -184,7 +194,8 @@ static int new_object(struct cow_view *v, uint64_t parent, const char *name, mod
 		goto out_parent;
 	}
 	/* the new object, and its parent's row if that is below */
-	r = cow_quota_check(v, 1 + (dp->row_layer != v->layer), dp->row_layer != v->layer ? dp->xattr_bytes : 0);
+	bool dp_below = cow_quota_below(v, dp);
+	r = cow_quota_check(v, 1 + dp_below, dp_below ? dp->xattr_bytes : 0);
 	if (r < 0)
 		goto out_parent;
 	r = cow_alloc_ino(v, &ino);
@@ -389,7 +400,7 @@ int cow_link(struct cow_view *v, uint64_t ino, uint64_t newparent, const char *n
 		goto out_ip;
 	}
 	/* a link adds no object, but may bring two rows into the layer */
-	bool ip_below = ip->row_layer != v->layer, dp_below = dp->row_layer != v->layer;
+	bool ip_below = cow_quota_below(v, ip), dp_below = cow_quota_below(v, dp);
 	r = cow_quota_check(v, ip_below + dp_below,
 			    (ip_below ? ip->xattr_bytes : 0) + (dp_below ? dp->xattr_bytes : 0));
 	if (r < 0)
@@ -669,6 +680,7 @@ int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t n
 	ip->row.ctime = now;
 	if (sdir)
 		ip->parent = newparent;
+	dirty_now(v, ip);
 	pthread_mutex_unlock(&ip->lock);
 	cow_inode_mark_dirty(v, ip);
 	if (tp && (flags & RENAME_EXCHANGE)) {
@@ -676,6 +688,7 @@ int cow_rename(struct cow_view *v, uint64_t parent, const char *name, uint64_t n
 		tp->row.ctime = now;
 		if (tdir)
 			tp->parent = parent;
+		dirty_now(v, tp);
 		pthread_mutex_unlock(&tp->lock);
 		cow_inode_mark_dirty(v, tp);
 	} else if (tp && tp->row.nlink == 0) {

@@ -43,15 +43,15 @@ static int open_inode(struct cow_view *v, struct cow_inode *ip, int flags, struc
 		goto out;
 	}
 	if (S_ISREG(ip->row.mode)) {
-		if (wants_write(flags)) {
-			r = cow_copy_up_data(v, ip, (flags & O_TRUNC) != 0);
-			if (r == 0 && (flags & O_TRUNC) && ip->row.size) {
+		if (flags & O_TRUNC) {
+			r = cow_copy_up_data(v, ip, true);
+			if (r == 0 && ip->row.size) {
 				if (ftruncate(ip->fd->fd, 0) < 0)
 					r = -errno;
 				else
 					ip->row.size = 0;
 			}
-			if (r == 0 && (flags & O_TRUNC)) {
+			if (r == 0) {
 				ip->blocks = 0;
 				cow_quota_update(v, ip);
 				if (!v->caller_times)
@@ -59,6 +59,9 @@ static int open_inode(struct cow_view *v, struct cow_inode *ip, int flags, struc
 				cow_inode_mark_dirty(v, ip);
 			}
 		} else {
+			/* an open for writing copies up at its first write (an
+			 * NFSv3 CREATE of an existing file, an O_RDWR open that
+			 * only reads, cost nothing and need no quota) */
 			r = cow_inode_open_fd(v, ip);
 		}
 	}

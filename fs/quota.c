@@ -114,7 +114,8 @@ static void share(struct cow_view *v, struct cow_inode *ip, int64_t *ret_bytes, 
 	 * go when that is let go: no name or handle reaches it meanwhile),
 	 * unless that front end's references are its opens */
 	bool live = !ip->destroyed && !ip->reset_gone && (ip->row.nlink > 0 || ip->nopen > 0 || v->refs_are_opens);
-	bool in_layer = live && ip->row_layer == v->layer && ip->row.mode != 0;
+	/* a dirty row is the layer's once written back (see dirty_now) */
+	bool in_layer = live && (ip->row_layer == v->layer || ip->dirty) && ip->row.mode != 0;
 	int64_t bytes = in_layer ? ip->xattr_bytes : 0;
 	if (live && S_ISREG(ip->row.mode) && ip->row.data_layer == v->layer)
 		bytes += ip->blocks * 512;
@@ -164,9 +165,14 @@ int cow_quota_check(struct cow_view *v, int64_t files, int64_t bytes)
 	return 0;
 }
 
+bool cow_quota_below(struct cow_view *v, struct cow_inode *ip)
+{
+	return ip->row_layer != v->layer && !ip->dirty;
+}
+
 int cow_quota_check_inode(struct cow_view *v, struct cow_inode *ip, int64_t bytes)
 {
-	bool below = ip->row_layer != v->layer;
+	bool below = cow_quota_below(v, ip);
 	/* its xattrs come into the layer with the row */
 	return cow_quota_check(v, below ? 1 : 0, bytes + (below ? ip->xattr_bytes : 0));
 }

@@ -561,7 +561,10 @@ static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state
 	/* create */
 	struct cow_cred c = caller_cred();
 	struct cow_file *f;
-	int flags = open_flags(openflags | FSAL_O_WRITE) & ~O_TRUNC;
+	/* O_TRUNC stays: an existing image file opened to be truncated is
+	 * copied up empty, not copied whole and then truncated (which a
+	 * quota would refuse, and which costs its whole size) */
+	int flags = open_flags(openflags | FSAL_O_WRITE);
 	/* attributes beyond the mode are set only on a file this OPEN created
 	 * (an UNCHECKED4 OPEN of an existing file ignores them, RFC 7530
 	 * OPEN), so an UNCHECKED create that has some tries O_EXCL first, as
@@ -572,6 +575,10 @@ static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state
 	r = cow_create(v, d->ino, name, mode_in(attrs_set, 0644), flags, &c, &f, &a);
 	if (r == -EEXIST && createmode == FSAL_UNCHECKED) {
 		flags &= ~O_EXCL;
+		/* an NFSv3 CREATE of an existing file with size 0 (what an
+		 * open with O_TRUNC sends) truncates at the open too */
+		if (attrs_set && FSAL_TEST_MASK(attrs_set->valid_mask, ATTR_SIZE) && attrs_set->filesize == 0)
+			flags |= O_TRUNC;
 		r = cow_create(v, d->ino, name, mode_in(attrs_set, 0644), flags, &c, &f, &a);
 	}
 	bool created = r == 0 && (flags & O_EXCL);

@@ -10,9 +10,10 @@
 # Runs in private network, mount and pid namespaces (it re-executes itself
 # under unshare): loopback only, with 127.0.0.2 and 127.0.0.3 standing for
 # two client machines (a connection to an address on lo comes from that
-# address) and 127.0.0.4 for a stranger.  Prints "ok NAME" / "FAIL NAME:
-# reason" and ends with "N passed, N failed"; exit 0 if all passed, 1 on
-# any failure, 77 when the machine lacks a facility.
+# address), 127.0.0.4 for a stranger and 127.0.0.5 for the quota test's
+# client.  Prints "ok NAME" / "FAIL NAME: reason" and ends with "N passed,
+# N failed"; exit 0 if all passed, 1 on any failure, 77 when the machine
+# lacks a facility.
 set -u
 export LC_ALL=C
 
@@ -50,7 +51,7 @@ ip link set lo up || skip "cannot bring up loopback in the network namespace"
 mount -t tmpfs -o mode=0755 cowroot-nfs-run /run || skip "cannot mount a tmpfs on /run"
 mkdir -p /run/rpcbind
 chown _rpc /run/rpcbind 2>/dev/null || true
-for a in 2 3 4; do
+for a in 2 3 4 5; do
 	ip addr add "127.0.0.$a/32" dev lo || skip "cannot add 127.0.0.$a to loopback"
 done
 
@@ -488,6 +489,156 @@ t_who_is_online() {
 	return 1
 }
 check "client list: online, last boot, its address and kernel, from the running server; the log says who came" t_who_is_online
+
+# ---- quotas: what a client's layer may hold ----
+
+MiB=1048576
+# qstatfs ADDR CLIENT VERS: `statfs /` over NFS into the caller's total,
+# free, avail (bytes), files, ffree, favail; the line into $tmp/quota.log
+qstatfs() {
+	local out
+	out=$(nc "$1" "/clients/$2" "$3" statfs /) || return 1
+	echo "$2 v$3 statfs: $out" >>"$tmp/quota.log"
+	read -r _ total _ free _ avail _ files _ ffree _ favail <<<"$out"
+	[ -n "$favail" ] || { echo "statfs said '$out'"; return 1; }
+}
+# qfill ADDR CLIENT PATH BYTES: nfsclient fill; its exit status in fill_rc,
+# the bytes acknowledged in acked, its output in fill_out
+qfill() {
+	fill_out=$(nc "$1" "/clients/$2" 3 fill "$3" "$4")
+	fill_rc=$?
+	echo "$2 fill $3 $4: rc $fill_rc: $(tr '\n' ' ' <<<"$fill_out")" >>"$tmp/quota.log"
+	acked=$(awk '$1 == "acked" { print $2 }' <<<"$fill_out")
+	[ -n "$acked" ] || { echo "fill $3 printed no count: $fill_out"; return 1; }
+}
+# quota_json CLIENT JQ: JQ holds of CLIENT's entry in `client list --json`
+quota_json() {
+	local j
+	j=$(cow client list --json) || return 1
+	jq -e --arg n "$1" ".[] | select(.name == \$n) | $2" <<<"$j" >/dev/null ||
+		{ echo "client list --json, not ($2):"; jq -c --arg n "$1" '.[] | select(.name == $n)' <<<"$j"; return 1; }
+}
+
+t_quota_steps() {
+	local out rc total free avail files ffree favail fill_out fill_rc acked big used
+	cow client add q1 --image base --ip 127.0.0.5 >/dev/null || return 1
+	wait_served 127.0.0.5 q1 yes || { echo "q1 is not served"; return 1; }
+	# set while served: the server applies it at once
+	out=$(cow client set q1 --quota 4M) || { echo "$out"; return 1; }
+	grep -q "the server serving 'q1' applies it now" <<<"$out" || { echo "client set said: $out"; return 1; }
+	quota_json q1 '.served and .quota.bytes == 4194304 and .quota.files == 0' || return 1
+	# statfs: the quota is the file system's size, nearly all of it free
+	qstatfs 127.0.0.5 q1 3 || return 1
+	[ $((total - 4 * MiB)) -le 0 ] && [ $((total - 4 * MiB)) -gt -4096 ] ||
+		{ echo "v3 statfs of a 4M quota: total $total"; return 1; }
+	[ "$free" -ge $((4 * MiB - 65536)) ] && [ "$free" -le "$total" ] && [ "$avail" -le "$free" ] ||
+		{ echo "v3 statfs of an empty 4M layer: free $free, avail $avail of $total"; return 1; }
+	qstatfs 127.0.0.5 q1 4 || return 1
+	[ $((total - 4 * MiB)) -le 0 ] && [ $((total - 4 * MiB)) -gt -4096 ] ||
+		{ echo "v4 statfs of a 4M quota: total $total"; return 1; }
+
+	# 8 MiB into 4M: what fits is acknowledged (the last write short: a
+	# 4 KiB file leaves room for no whole number of 64 KiB writes), then DQUOT
+	nc 127.0.0.5 /clients/q1 3 write /small "x" || return 1
+	qfill 127.0.0.5 q1 /big $((8 * MiB)) || return 1
+	[ "$fill_rc" = 3 ] && grep -q '^error NFS3ERR_DQUOT' <<<"$fill_out" ||
+		{ echo "8 MiB into a 4M quota (exit $fill_rc): $fill_out"; return 1; }
+	[ "$acked" -le $((4 * MiB - 4096)) ] && [ "$acked" -ge $((3 * MiB)) ] ||
+		{ echo "8 MiB into a 4M quota holding 4 KiB: $acked bytes acknowledged"; return 1; }
+	grep -q '^acked [0-9]* short [1-9]' <<<"$fill_out" || { echo "no short write before DQUOT: $fill_out"; return 1; }
+	nc 127.0.0.5 /clients/q1 3 verify /big "$acked" || { echo "the $acked bytes acknowledged do not read back"; return 1; }
+	qstatfs 127.0.0.5 q1 3 || return 1
+	[ "$free" -le $((4 * MiB - acked)) ] && [ "$avail" -le $((4 * MiB - acked)) ] && [ "$free" -lt "$MiB" ] ||
+		{ echo "v3 statfs of a full 4M layer ($acked bytes written): free $free, avail $avail of $total"; return 1; }
+	quota_json q1 ".quota.bytes == 4194304 and .quota.used_bytes >= $acked and .quota.used_bytes <= $((4 * MiB)) and
+		.quota.used_files >= 1" || return 1
+	# a further write fails at once, and what was written stays
+	big=$acked
+	qfill 127.0.0.5 q1 /more 65536 || return 1
+	[ "$fill_rc" = 3 ] && [ "$acked" = 0 ] || { echo "a write into a full quota: $fill_out"; return 1; }
+	nc 127.0.0.5 /clients/q1 3 verify /big "$big" || return 1
+
+	# removing the file frees its bytes at once
+	nc 127.0.0.5 /clients/q1 3 rm /big && nc 127.0.0.5 /clients/q1 3 rm /more || return 1
+	qstatfs 127.0.0.5 q1 3 || return 1
+	[ "$free" -ge $((4 * MiB - 65536)) ] || { echo "v3 statfs after removing the file: free $free of $total"; return 1; }
+	quota_json q1 '.quota.used_bytes < 65536' || return 1
+	qfill 127.0.0.5 q1 /again $((2 * MiB)) || return 1
+	[ "$fill_rc" = 0 ] && [ "$acked" = $((2 * MiB)) ] || { echo "2 MiB after the removal: $fill_out"; return 1; }
+	nc 127.0.0.5 /clients/q1 3 verify /again $((2 * MiB)) || return 1
+	# an open with O_TRUNC of a 3 MB image file, with 2 MB of room: copied up
+	# empty, not whole (which the quota would refuse)
+	nc 127.0.0.5 /clients/q1 3 write /usr/share/blob "truncated" ||
+		{ echo "open(O_CREAT|O_TRUNC) of a 3 MB image file with 2 MB of room failed"; return 1; }
+	nc 127.0.0.5 /clients/q1 3 read /usr/share/blob "truncated" || return 1
+	nc 127.0.0.3 /clients/pi2 3 stat /usr/share/blob | grep -q " size 3000000 " ||
+		{ echo "the image file changed for pi2"; return 1; }
+
+	# another client of the image, with no quota, is not limited
+	qfill 127.0.0.3 pi2 /unlimited $((8 * MiB)) || return 1
+	[ "$fill_rc" = 0 ] && [ "$acked" = $((8 * MiB)) ] || { echo "pi2, no quota, 8 MiB: $fill_out"; return 1; }
+	nc 127.0.0.3 /clients/pi2 3 verify /unlimited $((8 * MiB)) || return 1
+	qstatfs 127.0.0.3 pi2 3 || return 1
+	[ "$total" -gt $((64 * MiB)) ] || { echo "pi2, no quota: statfs total $total"; return 1; }
+	quota_json pi2 '.quota.bytes == 0 and .quota.used_bytes >= 8388608' || return 1
+
+	# objects: room for 5 more than the layer holds (a new directory
+	# first: its parent's row is written with it, nothing left to count)
+	nc 127.0.0.5 /clients/q1 3 mkdir /qf || return 1
+	used=$(cow client list --json | jq -r '.[] | select(.name == "q1") | .quota.used_files') || return 1
+	[ "$used" -ge 4 ] || { echo "q1 holds $used objects, with two files and a directory made"; return 1; }
+	out=$(cow client set q1 --quota-files $((used + 5))) || { echo "$out"; return 1; }
+	grep -q "the server serving 'q1' applies it now" <<<"$out" || { echo "client set said: $out"; return 1; }
+	qstatfs 127.0.0.5 q1 3 || return 1
+	[ "$files" = $((used + 5)) ] && [ "$ffree" = 5 ] && [ "$favail" = 5 ] ||
+		{ echo "v3 statfs of $used objects of $((used + 5)): files $files ffree $ffree favail $favail"; return 1; }
+	[ $((total - 4 * MiB)) -le 0 ] && [ $((total - 4 * MiB)) -gt -4096 ] ||
+		{ echo "--quota-files changed the 4M quota: total $total"; return 1; }
+	out=$(nc 127.0.0.5 /clients/q1 3 creates /qf/f 10)
+	rc=$?
+	echo "q1 creates /qf/f 10 with $used of $((used + 5)) objects: rc $rc: $(tr '\n' ' ' <<<"$out")" >>"$tmp/quota.log"
+	[ "$rc" = 3 ] && grep -q '^created 5$' <<<"$out" && grep -q '^error NFS3ERR_DQUOT' <<<"$out" ||
+		{ echo "10 creates with room for 5 (exit $rc): $out"; return 1; }
+	nc 127.0.0.5 /clients/q1 3 absent /qf/f5 || return 1
+	qstatfs 127.0.0.5 q1 3 || return 1
+	[ "$ffree" = 0 ] || { echo "v3 statfs with no object left: ffree $ffree"; return 1; }
+	quota_json q1 ".quota.files == $((used + 5)) and .quota.used_files == $((used + 5))" || return 1
+	if nc 127.0.0.5 /clients/q1 3 mkdir /qf/d 2>"$tmp/quota.err"; then
+		echo "a mkdir past the object quota succeeded"
+		return 1
+	fi
+	grep -q NFS3ERR_DQUOT "$tmp/quota.err" || { cat "$tmp/quota.err"; return 1; }
+	# what the layer holds can still be written
+	qfill 127.0.0.5 q1 /again $((2 * MiB)) || return 1
+	[ "$fill_rc" = 0 ] || { echo "rewriting a file with no object left: $fill_out"; return 1; }
+	# a removal frees its object at once
+	nc 127.0.0.5 /clients/q1 3 rm /qf/f0 || return 1
+	out=$(nc 127.0.0.5 /clients/q1 3 creates /qf/g 3)
+	rc=$?
+	[ "$rc" = 3 ] && grep -q '^created 1$' <<<"$out" || { echo "3 creates after one removal (exit $rc): $out"; return 1; }
+
+	# lifted while served: 8 MiB and more files fit
+	out=$(cow client set q1 --quota none --quota-files none) || { echo "$out"; return 1; }
+	grep -q "the server serving 'q1' applies it now" <<<"$out" || { echo "client set said: $out"; return 1; }
+	qfill 127.0.0.5 q1 /big $((8 * MiB)) || return 1
+	[ "$fill_rc" = 0 ] && [ "$acked" = $((8 * MiB)) ] || { echo "8 MiB with the quota lifted: $fill_out"; return 1; }
+	nc 127.0.0.5 /clients/q1 3 verify /big $((8 * MiB)) || return 1
+	out=$(nc 127.0.0.5 /clients/q1 3 creates /qf/h 3) || { echo "3 creates with the quota lifted: $out"; return 1; }
+	qstatfs 127.0.0.5 q1 3 || return 1
+	[ "$total" -gt $((64 * MiB)) ] || { echo "statfs with the quota lifted: total $total"; return 1; }
+	quota_json q1 ".served and .quota.bytes == 0 and .quota.files == 0 and
+		.quota.used_bytes >= $((10 * MiB)) and .quota.used_files >= $((used + 7))"
+}
+t_quota() {
+	command -v jq >/dev/null || { echo "jq is missing (tools/setup-deps.sh installs it)"; return 1; }
+	local rc
+	t_quota_steps
+	rc=$?
+	cow client rm q1 >/dev/null 2>&1
+	nc 127.0.0.3 /clients/pi2 3 rm /unlimited 2>/dev/null
+	return $rc
+}
+check "quota of a served client: set live, a write past it is short then DQUOT (v3), statfs shows it, removal frees, objects, lifted live" t_quota
 
 # ---- what the pynfs conformance suite found (README, Conformance) ----
 

@@ -32,6 +32,22 @@
  *                          after unlocking: no conflict each time
  *   truncate-max PATH      SETATTR of PATH to size 2^64 - 1 fails with EFBIG
  *   mount                  just mount (fails when access is denied)
+ *   fill PATH BYTES        (v3) create or truncate PATH and write BYTES of a
+ *                          pattern in 64 KiB WRITE3 calls, sent again from
+ *                          where a short one stopped, until all is written
+ *                          or one fails; then COMMIT.  Prints "acked N
+ *                          short S" (bytes the server acknowledged, short
+ *                          writes) and, on a failure, "error NFS3ERR_X
+ *                          (strerror)".  Exit 3 when NFS3ERR_DQUOT stopped it
+ *   verify PATH BYTES      PATH holds exactly BYTES of fill's pattern
+ *   creates PREFIX N       (v3) CREATE3 of PREFIX0 .. PREFIX<N-1>, until one
+ *                          fails; prints "created K" and, on a failure,
+ *                          "error NFS3ERR_X (strerror)".  Exit 3 on DQUOT
+ *   statfs PATH            print "total B free B avail B files N ffree N
+ *                          favail N" (FSSTAT / the v4 space and files
+ *                          attributes, bytes in whole 4 KiB blocks)
+ *   rm PATH                remove PATH
+ *   mkdir PATH             make directory PATH
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -527,6 +543,205 @@ static int truncate_max(const char *path)
 	return 0;
 }
 
+/* ---- quotas ---- */
+
+/* the exit status of fill and creates when the server said NFS3ERR_DQUOT */
+#define EXIT_DQUOT 3
+
+/* libnfs 4.0 turns NFS3ERR_DQUOT into ERANGE: name the status itself */
+static void print_nfs3_error(nfsstat3 st)
+{
+	static const struct {
+		nfsstat3 st;
+		int err;
+	} errs[] = {{NFS3ERR_DQUOT, EDQUOT}, {NFS3ERR_NOSPC, ENOSPC}, {NFS3ERR_FBIG, EFBIG}, {NFS3ERR_IO, EIO}};
+	int err = -nfsstat3_to_errno((int)st);
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+		if (errs[i].st == st)
+			err = errs[i].err;
+	printf("error %s (%s)\n", nfsstat3_to_str((int)st), strerror(err));
+}
+
+/* fill's pattern: the byte at @off (it changes within and across blocks) */
+static char pattern(uint64_t off)
+{
+	return (char)((off % 251) ^ (off >> 16));
+}
+
+struct write_call {
+	bool done;
+	int status;
+	nfsstat3 nfs_status;
+	count3 count;
+};
+
+static void write_cb(struct rpc_context *rpc, int status, void *data, void *private_data)
+{
+	struct write_call *c = private_data;
+	(void)rpc;
+	c->done = true;
+	c->status = status;
+	if (status == RPC_STATUS_SUCCESS) {
+		WRITE3res *res = data;
+		c->nfs_status = res->status;
+		if (res->status == NFS3_OK)
+			c->count = res->WRITE3res_u.resok.count;
+	}
+}
+
+/* Serve the context until @done is set (by a raw call's callback). */
+static int wait_done(const bool *done)
+{
+	while (!*done) {
+		struct pollfd p = {.fd = nfs_get_fd(nfs), .events = (short)nfs_which_events(nfs)};
+		CHECK(poll(&p, 1, 30000) > 0, "no answer to the call");
+		CHECK(nfs_service(nfs, p.revents) >= 0, "nfs_service: %s", nfs_get_error(nfs));
+	}
+	return 0;
+}
+
+/* WRITE3 calls one at a time, so that each acknowledged count is known
+ * (libnfs's pwrite sends them all at once and reports only the failure). */
+static int fill(const char *path, uint64_t total)
+{
+	enum { CHUNK = 64 * 1024 };
+	static char buf[CHUNK];
+	struct nfsfh *fh;
+	uint64_t off = 0, shorts = 0;
+	nfsstat3 failed = NFS3_OK;
+	int r;
+	CHECK(vers == 3, "fill needs NFS version 3");
+	NFSCALL(nfs_open(nfs, path, O_WRONLY | O_CREAT | O_TRUNC, &fh));
+	struct nfs_fh *nfh = nfs_get_fh(fh);
+	while (off < total) {
+		size_t n = total - off < CHUNK ? (size_t)(total - off) : CHUNK;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(off + i);
+		WRITE3args args = {.file = {.data = {.data_len = (u_int)nfh->len, .data_val = nfh->val}},
+				   .offset = off,
+				   .count = (count3)n,
+				   .stable = UNSTABLE,
+				   .data = {.data_len = (u_int)n, .data_val = buf}};
+		struct write_call c = {0};
+		r = rpc_nfs3_write_async(nfs_get_rpc_context(nfs), write_cb, &args, &c);
+		if (r != 0 || wait_done(&c.done) < 0 || c.status != RPC_STATUS_SUCCESS) {
+			fail("WRITE %s at %" PRIu64 ": no answer (rpc status %d, %s)", path, off, c.status,
+			     nfs_get_error(nfs));
+			nfs_close(nfs, fh);
+			return -1;
+		}
+		if (c.nfs_status != NFS3_OK) {
+			failed = c.nfs_status;
+			break;
+		}
+		if (c.count == 0 || c.count > n) {
+			fail("WRITE %s at %" PRIu64 " of %zu bytes: the server acknowledged %u", path, off, n,
+			     (unsigned)c.count);
+			nfs_close(nfs, fh);
+			return -1;
+		}
+		if (c.count < n)
+			shorts++;
+		off += c.count;
+	}
+	r = nfs_fsync(nfs, fh);
+	nfs_close(nfs, fh);
+	printf("acked %" PRIu64 " short %" PRIu64 "\n", off, shorts);
+	if (failed != NFS3_OK)
+		print_nfs3_error(failed);
+	CHECK(r >= 0, "COMMIT %s after %" PRIu64 " bytes: %s", path, off, nfs_get_error(nfs));
+	if (failed == NFS3ERR_DQUOT)
+		return EXIT_DQUOT;
+	CHECK(failed == NFS3_OK, "WRITE %s at %" PRIu64 ": %s", path, off, nfsstat3_to_str((int)failed));
+	return 0;
+}
+
+static int verify(const char *path, uint64_t total)
+{
+	enum { CHUNK = 1024 * 1024 };
+	struct nfsfh *fh;
+	struct nfs_stat_64 st;
+	uint64_t off = 0;
+	int r;
+	NFSCALL(nfs_stat64(nfs, path, &st));
+	CHECK(st.nfs_size == total, "%s: size %" PRIu64 ", want %" PRIu64, path, st.nfs_size, total);
+	NFSCALL(nfs_open(nfs, path, O_RDONLY, &fh));
+	char *buf = malloc(CHUNK);
+	for (r = 0; buf && r == 0;) {
+		int n = nfs_pread(nfs, fh, off, CHUNK, buf);
+		if (n <= 0) {
+			r = n;
+			break;
+		}
+		for (int i = 0; i < n && r == 0; i++)
+			if (off + (uint64_t)i >= total || buf[i] != pattern(off + (uint64_t)i))
+				r = 1;
+		if (r == 0)
+			off += (uint64_t)n;
+	}
+	nfs_close(nfs, fh);
+	free(buf);
+	CHECK(buf, "out of memory");
+	CHECK(r >= 0, "read %s at %" PRIu64 ": %s", path, off, nfs_get_error(nfs));
+	CHECK(r == 0, "%s: the 1 MiB read at %" PRIu64 " differs from what was written", path, off);
+	CHECK(off == total, "%s: %" PRIu64 " bytes read, want %" PRIu64, path, off, total);
+	return 0;
+}
+
+static int creates(const char *prefix, int n)
+{
+	char dir[512], name[512];
+	struct nfsfh *fh;
+	int r, k;
+	CHECK(vers == 3, "creates needs NFS version 3");
+	const char *slash = strrchr(prefix, '/');
+	CHECK(slash, "%s: not a path", prefix);
+	snprintf(dir, sizeof(dir), "%.*s", slash == prefix ? 1 : (int)(slash - prefix), prefix);
+	NFSCALL(nfs_open(nfs, dir, O_RDONLY, &fh));
+	struct nfs_fh *dfh = nfs_get_fh(fh);
+	nfsstat3 failed = NFS3_OK;
+	for (k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "%s%d", slash + 1, k);
+		CREATE3args args = {
+		    .where = {.dir = {.data = {.data_len = (u_int)dfh->len, .data_val = dfh->val}}, .name = name},
+		    .how = {.mode = GUARDED}};
+		args.how.createhow3_u.obj_attributes.mode.set_it = 1;
+		args.how.createhow3_u.obj_attributes.mode.set_mode3_u.mode = 0644;
+		struct raw_call c = {0};
+		r = rpc_nfs3_create_async(nfs_get_rpc_context(nfs), raw_cb, &args, &c);
+		if (r != 0 || wait_done(&c.done) < 0 || c.status != RPC_STATUS_SUCCESS) {
+			fail("CREATE %s in %s: no answer", name, dir);
+			nfs_close(nfs, fh);
+			return -1;
+		}
+		if (c.nfs_status != NFS3_OK) {
+			failed = c.nfs_status;
+			break;
+		}
+	}
+	nfs_close(nfs, fh);
+	printf("created %d\n", k);
+	if (failed == NFS3_OK)
+		return 0;
+	print_nfs3_error(failed);
+	if (failed == NFS3ERR_DQUOT)
+		return EXIT_DQUOT;
+	fail("CREATE %s%d: %s", prefix, k, nfsstat3_to_str((int)failed));
+	return -1;
+}
+
+static int statfs_path(const char *path)
+{
+	struct nfs_statvfs_64 sv;
+	int r;
+	NFSCALL(nfs_statvfs64(nfs, path, &sv));
+	printf("total %" PRIu64 " free %" PRIu64 " avail %" PRIu64 " files %" PRIu64 " ffree %" PRIu64
+	       " favail %" PRIu64 "\n",
+	       sv.f_blocks * sv.f_frsize, sv.f_bfree * sv.f_frsize, sv.f_bavail * sv.f_frsize, sv.f_files, sv.f_ffree,
+	       sv.f_favail);
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: nfsclient SERVER EXPORT VERS CMD [ARGS...] (see the source)\n");
@@ -607,11 +822,29 @@ int main(int argc, char **argv)
 		r = truncate_max(argv[5]);
 	} else if (!strcmp(cmd, "lock-test") && argc == 6) {
 		r = lock_test(argv[5]);
+	} else if (!strcmp(cmd, "fill") && argc == 7) {
+		r = fill(argv[5], strtoull(argv[6], NULL, 10));
+	} else if (!strcmp(cmd, "verify") && argc == 7) {
+		r = verify(argv[5], strtoull(argv[6], NULL, 10));
+	} else if (!strcmp(cmd, "creates") && argc == 7) {
+		r = creates(argv[5], atoi(argv[6]));
+	} else if (!strcmp(cmd, "statfs") && argc == 6) {
+		r = statfs_path(argv[5]);
+	} else if (!strcmp(cmd, "mkdir") && argc == 6) {
+		r = nfs_mkdir(nfs, argv[5]);
+		if (r < 0)
+			fail("mkdir %s: %s", argv[5], nfs_get_error(nfs));
+	} else if (!strcmp(cmd, "rm") && argc == 6) {
+		r = nfs_unlink(nfs, argv[5]);
+		if (r < 0)
+			fail("unlink %s: %s", argv[5], nfs_get_error(nfs));
 	} else {
 		nfs_destroy_context(nfs);
 		return usage();
 	}
 	nfs_umount(nfs);
 	nfs_destroy_context(nfs);
+	if (r == EXIT_DQUOT && !failures)
+		return EXIT_DQUOT;
 	return r < 0 || failures ? 1 : 0;
 }

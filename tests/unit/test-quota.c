@@ -145,6 +145,8 @@ int main(void)
 	/* bytes */
 	struct cow_file *f = create(v, root, "data", &r);
 	check_int(r, 0, "create a file");
+	check(cow_view_usage(v, &u) == 0 && u.files == 2, "",
+	      "the file and its image directory's row count at once (%llu objects)", (unsigned long long)u.files);
 	check_int(write_n(f, 512 * 1024, 0), 512 * 1024, "write 512K");
 	ssize_t n = write_n(f, MiB, 512 * 1024);
 	check(n > 0 && n < MiB, "", "a 1M write past the quota is short (%zd bytes)", n);
@@ -169,8 +171,15 @@ int main(void)
 	struct cow_attr big;
 	walk(v, "big", &big);
 	struct cow_file *bf;
-	check_int(cow_open(v, big.ino, O_RDWR, &bf), -EDQUOT,
-		  "opening a 2M image file for writing (a copy-up): EDQUOT");
+	struct cow_usage before_open;
+	cow_view_usage(v, &before_open);
+	check_int(cow_open(v, big.ino, O_RDWR, &bf), 0, "opening a 2M image file for writing works (no copy-up yet)");
+	check(cow_view_usage(v, &after) == 0 && after.bytes == before_open.bytes && after.files == before_open.files,
+	      "", "and costs nothing");
+	check_int(cow_write(bf, "z", 1, 0), -EDQUOT, "its first write (a 2M copy-up): EDQUOT");
+	char first;
+	check(cow_read(bf, &first, 1, 0) == 1 && first == 'a', "", "the file is unchanged");
+	cow_release(bf);
 	struct cow_attr trunc = {.size = 4096};
 	check_int(cow_setattr(v, cow_file_ino(f), &trunc, COW_SET_SIZE, &a), 0, "truncating is allowed");
 	check(cow_view_usage(v, &u) == 0 && u.bytes <= 8192, "", "and frees what the file held (%llu left)",
