@@ -67,6 +67,14 @@ int cmd_image_load(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
+/* cowroot.c: mount client @name's view at @abs (an absolute directory) in
+ * the background, as `cowroot mount` does: 0 once mounted, else 1 after
+ * saying why. */
+int mount_view(const char *abs, const char *client);
+
+/* shell.c */
+int cmd_client_shell(int argc, char **argv);
+
 /* quota.c */
 /* Parse a quota argument of option @opt (a size, or with @count a number
  * of objects; "none" is 0): true, or false after saying why. */

@@ -942,6 +942,11 @@ static int cmd_mount(int argc, char **argv)
 	return rc;
 }
 
+int mount_view(const char *abs, const char *client)
+{
+	return mount_at(abs, client, NULL, NULL, false, false);
+}
+
 static int mount_at(const char *abs, const char *client, const char *image, const char *options, bool fg, bool debug)
 {
 
@@ -1105,6 +1110,9 @@ static const struct command commands[] = {
     {"client", "diff", cmd_client_diff, "client diff NAME [--json]         what the client changed"},
     {"client", "snapshot", cmd_client_snapshot,
      "client snapshot NAME IMAGE        freeze the client's changes as a new image"},
+    {"client", "shell", cmd_client_shell,
+     "client shell NAME [--chroot] [-- COMMAND...]   a shell or command inside a client's root (its changes stay "
+     "in its layer)"},
     {"client", "rebase", cmd_client_rebase,
      "client rebase NAME --onto IMAGE   move the client's layer onto a newer image"},
     {"mount", NULL, cmd_mount,

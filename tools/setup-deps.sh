@@ -33,6 +33,9 @@ packages=(
 	# the u-boot netboot test: arm64 u-boot and guests, an arm64 Debian root
 	# made through binfmt_misc, the SD card's FAT image (dnsmasq-base: above)
 	qemu-system-arm u-boot-qemu qemu-user-static dosfstools mtools
+	# client shell runs its command with systemd-nspawn when installed (the
+	# test checks that path and the plain chroot)
+	systemd-container
 )
 
 export DEBIAN_FRONTEND=noninteractive
