@@ -5,7 +5,7 @@
 # ns_enter "$@": re-executes the calling script inside private network,
 # mount and pid namespaces.  ns_setup NADDRS: in
 # there, loopback up, a private /run, rpcbind, and the addresses
-# 127.0.0.11 .. 127.0.0.(10+NADDRS), one per simulated client (a
+# client_addr 1 .. client_addr NADDRS, one per simulated client (a
 # connection to an address on lo comes from that address).
 
 ns_enter() {
@@ -52,8 +52,17 @@ ns_setup() {
 	wait_port 111 || { echo "bench: rpcbind did not start" >&2; return 1; }
 }
 
-# client_addr I: the address of simulated client I (1..240)
-client_addr() { echo "127.0.0.$((10 + $1))"; }
+# client_addr I: the address of simulated client I (1, 2, ...):
+# 127.0.0.(10+I) up to I = 240, then 127.0.1.1 .. 127.0.1.250,
+# 127.0.2.1 .. (250 a /24, never .0 or .255): distinct up to 64,000 clients
+client_addr() {
+	if [ "$1" -le 240 ]; then
+		echo "127.0.0.$((10 + $1))"
+	else
+		local j=$(($1 - 241))
+		echo "127.0.$((1 + j / 250)).$((1 + j % 250))"
+	fi
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
@@ -67,6 +76,7 @@ wait_port() {
 
 server_pid= # the process to stop (cowroot serve, or ganesha.nfsd for VFS)
 ganesha_pid=
+tftp_pid= # the TFTP server beside FSAL_VFS (dnsmasq); cowroot serve has its own
 
 # wait_server CMD...: until CMD succeeds (60 s), or the server died
 wait_server() {
@@ -156,7 +166,33 @@ serve_vfs() {
 	return 1
 }
 
+# udp_bound PORT: something listens on UDP port PORT
+udp_bound() { [ -n "$(ss -Hunl "sport = :$1" 2>/dev/null)" ]; }
+
+# serve_dnsmasq ROOT MAX LOG: dnsmasq's TFTP server (no DNS, no DHCP) on
+# port 69 serving ROOT, at most MAX transfers at once (empty: dnsmasq's
+# default, 50), in the foreground, until it listens
+serve_dnsmasq() {
+	dnsmasq --keep-in-foreground --port=0 --enable-tftp --tftp-root="$1" ${2:+--tftp-max="$2"} \
+		--pid-file="$3.pid" --user=root --log-facility="$3" &
+	tftp_pid=$!
+	local _
+	for _ in $(seq 100); do
+		udp_bound 69 && return 0
+		kill -0 "$tftp_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "bench: dnsmasq (TFTP) did not start:" >&2
+	tail -n 5 "$3" >&2
+	return 1
+}
+
 stop_server() {
+	if [ -n "$tftp_pid" ]; then
+		kill "$tftp_pid" 2>/dev/null
+		wait "$tftp_pid" 2>/dev/null || true
+		tftp_pid=
+	fi
 	[ -n "$server_pid" ] || return 0
 	kill "$server_pid" 2>/dev/null
 	wait "$server_pid" 2>/dev/null || true

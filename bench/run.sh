@@ -5,6 +5,8 @@
 #              on a plain copy (bench/nfs.sh)
 #   lifecycle  reset, snapshot, import, bundle export/load, server memory
 #              per idle client (bench/lifecycle.sh)
+#   scale      one server with hundreds of clients: start and reload times,
+#              ganesha's memory per client (bench/scale.sh)
 #
 # Local suite: the same workload (bench/workload.sh) runs on each stack, rep by rep:
 #   plain             a plain copy of the base directory (the limit)
@@ -15,11 +17,11 @@
 # and the report gives medians and ratios to plain measured in the same run.
 #
 # Usage (as root, from anywhere):
-#   bench/run.sh [--local] [--nfs] [--lifecycle] [--smoke] [--reps N]
+#   bench/run.sh [--local] [--nfs] [--lifecycle] [--scale] [--smoke] [--reps N]
 #                [--stacks "plain cowroot ..."] [--out FILE] [--no-deps]
 #
-#   --local, --nfs, --lifecycle
-#              run only these suites (default: all three); the sections
+#   --local, --nfs, --lifecycle, --scale
+#              run only these suites (default: all four); the sections
 #              of the suites not run are kept from the existing RESULTS.md
 #   --smoke    1 rep, a small generated base and small sizes, no cache drops;
 #              checks that the suites still run (CI), writes no RESULTS.md
@@ -27,7 +29,13 @@
 #   --no-deps  do not apt-get install (also SKIP_DEPS=1)
 # Environment:
 #   BENCH_REPS (5, local suite), BENCH_NFS_REPS (3), BENCH_LC_REPS (3),
-#   BENCH_NFS_CLIENTS ("1 8 32 64"), BENCH_SUITES, BENCH_STACKS,
+#   BENCH_NFS_CLIENTS ("1 8 32 64"), BENCH_NFS_STACKS, BENCH_NFS_TFTP (1: the
+#   boot fetches a kernel and an initramfs over TFTP first; with --smoke, of
+#   64 and 256 KiB), BENCH_NFS_DNSMASQ_DEFAULT (see bench/nfs.sh; e.g.
+#   BENCH_NFS_CLIENTS="128 256" BENCH_NFS_TFTP=1 BENCH_NFS_STACKS="vfs cowroot"
+#   BENCH_NFS_DNSMASQ_DEFAULT=128 BENCH_NFS_REPS=1 bench/run.sh --nfs),
+#   BENCH_SCALE_CLIENTS ("10 100 500"), BENCH_SCALE_REPS (1),
+#   BENCH_SUITES, BENCH_STACKS,
 #   BENCH_WORK (/var/tmp/cowroot-bench, -smoke
 #   with --smoke: stores, copies, mounts, logs and results.tsv; emptied at
 #   the start; must be a local disk), BUILD_DIR (build in the source
@@ -56,7 +64,7 @@ usage() {
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) smoke=1; reps=1 ;;
-	--local | --nfs | --lifecycle) suites="$suites ${1#--}" ;;
+	--local | --nfs | --lifecycle | --scale) suites="$suites ${1#--}" ;;
 	--reps) reps=${2:?}; shift ;;
 	--stacks) stacks=${2:?}; shift ;;
 	--out) out=${2:?}; shift ;;
@@ -67,7 +75,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [[ $reps =~ ^[1-9][0-9]*$ ]] || usage
-suites=${suites:-local nfs lifecycle}
+suites=${suites:-local nfs lifecycle scale}
 if [ -z "$work" ]; then
 	work=/var/tmp/cowroot-bench
 	[ "$smoke" = 0 ] || work=$work-smoke
@@ -299,7 +307,8 @@ run_suite() {
 export BUILD_DIR=$build BENCH_WORK=$work BENCH_BASE=$base BENCH_SMOKE=$smoke
 if want nfs; then
 	if [ "$smoke" = 1 ]; then
-		BENCH_REPS=1 BENCH_NFS_CLIENTS="1 2" run_suite nfs "$src/bench/nfs.sh"
+		BENCH_REPS=1 BENCH_NFS_CLIENTS="1 2" BENCH_NFS_TFTP_KIB=${BENCH_NFS_TFTP_KIB:-64 256} \
+			run_suite nfs "$src/bench/nfs.sh"
 	else
 		BENCH_REPS=${BENCH_NFS_REPS:-3} run_suite nfs "$src/bench/nfs.sh"
 	fi
@@ -311,6 +320,13 @@ if want lifecycle; then
 		BENCH_REPS=${BENCH_LC_REPS:-3} BENCH_LC_CHANGES=10000 run_suite lifecycle "$src/bench/lifecycle.sh"
 	fi
 fi
+if want scale; then
+	if [ "$smoke" = 1 ]; then
+		BENCH_REPS=1 BENCH_SCALE_CLIENTS="2 4" run_suite scale "$src/bench/scale.sh"
+	else
+		BENCH_REPS=${BENCH_SCALE_REPS:-1} run_suite scale "$src/bench/scale.sh"
+	fi
+fi
 
 info() { # the INFO lines of the first plain run
 	grep -h '^INFO' "$work/logs/plain-1.txt" 2>/dev/null | sed 's/^INFO /  /' || true
@@ -319,7 +335,7 @@ info() { # the INFO lines of the first plain run
 # ---- the report
 
 marker='<!-- run.sh keeps everything below this line: written by hand -->'
-sections=("Local (FUSE) suite" "NFS suite" "Lifecycle costs")
+sections=("Local (FUSE) suite" "NFS suite" "Lifecycle costs" "Hundreds of clients")
 
 # old_section TITLE: the section TITLE of the existing report, if any
 old_section() {
@@ -329,7 +345,7 @@ old_section() {
 		/^## / { if (on) { stop = 0; for (t in titles) if ($0 == titles[t]) stop = 1; if (stop) exit } }
 		$0 == want { on = 1 }
 		on { print }
-		BEGIN { titles[1] = "## Local (FUSE) suite"; titles[2] = "## NFS suite"; titles[3] = "## Lifecycle costs" }
+		BEGIN { titles[1] = "## Local (FUSE) suite"; titles[2] = "## NFS suite"; titles[3] = "## Lifecycle costs"; titles[4] = "## Hundreds of clients" }
 	' "$out"
 }
 
@@ -409,7 +425,39 @@ EOF
 		echo "</details>"
 		echo
 	fi
-	awk -F'\t' -f "$src/bench/median.awk" -f "$src/bench/report-nfs.awk" "$nw/results.tsv"
+	if [ -s "$nw/tftp-files.txt" ]; then
+		local files default_note='' limit
+		limit=$(awk -F'\t' '$4 == "tftp_file_limit_s" { print $5; exit }' "$nw/results.tsv")
+		if [ "${limit:-30}" = 0 ]; then
+			limit="of a packet (no time limit per file, as u-boot)"
+		else
+			limit="of a packet or ${limit:-30} s (the Pi 4 bootloader's TFTP_FILE_TIMEOUT)"
+		fi
+		grep -q vfs-dnsmasq-default "$nw/results.tsv" &&
+			default_note="\"dnsmasq's default --tftp-max\" is FSAL_VFS with dnsmasq left at its default limit of 50 transfers, once (first rep).
+"
+		files=$(awk '{ printf "%s`%s` (%d bytes)", (NR > 1 ? " and " : ""), $1, $2 }' "$nw/tftp-files.txt")
+		cat <<EOF
+**With TFTP** (\`BENCH_NFS_TFTP=1\`): before its mount each client fetches
+$files over TFTP,
+as a room of netbooting Pis powering on does: \`bootstorm -T\`, the TFTP client u-boot
+and the Pi boot ROM are (RRQ with blksize 1468 and tsize, windowsize 1, every
+DATA ACKed, 1 s retransmission, a file fails after 10 retransmissions
+$limit, or when its size is not the tsize), one UDP socket per client
+bound to the client's own address, all in the same poll loop as the NFS
+clients; "booted" includes the TFTP part, and a client whose TFTP failed does
+not mount (the run fails).  The files are random and in both trees (the plain
+copy and the imported image).  FSAL_VFS's TFTP server is dnsmasq's
+(\`--enable-tftp --tftp-root=\` the plain copy, \`--tftp-max\` twice the
+clients, at least dnsmasq's default of 50), as Pi netboot guides set it up;
+cowroot's is \`cowroot serve\`'s own, which finds the client by the request's
+source address and serves the file from that client's root.
+${default_note}The NFS throughputs (steps/s, MB/s) are from the first mount to the end.
+
+EOF
+	fi
+	awk -F'\t' -v tftp_files="$(awk '{ print $1 ":" $2 }' "$nw/tftp-files.txt" 2>/dev/null | paste -sd' ')" \
+		-f "$src/bench/median.awk" -f "$src/bench/report-nfs.awk" "$nw/results.tsv"
 }
 
 section_lifecycle() {
@@ -428,6 +476,35 @@ loaded the FSAL (it loads with the first export that uses it).
 EOF
 	awk -F'\t' -v changes="$([ "$smoke" = 1 ] && echo 200 || echo 10,000)" -f "$src/bench/median.awk" \
 		-f "$src/bench/report-lifecycle.awk" "$work/lifecycle/results.tsv"
+}
+
+section_scale() {
+	local sw=$work/scale
+	steps() { [ ! -f "$2" ] || grep -c "^$1 " "$2" || true; } # TYPE LIST: steps of TYPE in LIST
+	cat <<EOF
+## Hundreds of clients
+
+$(run_line)
+One \`cowroot serve\` with N clients defined (\`bench/scale.sh\`), each its
+own export, layer and loopback address, a fresh server for each N, in
+private network, mount and pid namespaces.  "Serving" is the time from
+starting \`cowroot serve --foreground\` to its "serving store" line; "last
+export mounts" until an NFSv3 client (\`nfs-ls\`) mounts the last client's
+export.  RSS is ganesha's \`VmRSS\` idle 1 s after start, then after all N
+clients at once (\`bench/bootstorm\`) mounted their exports and walked them
+(READDIRPLUS of $(steps d "$sw/walk.txt") directories, reads of $(steps r "$sw/walk.txt") small files), and after a
+second walk of $(steps d "$sw/walk2.txt") other directories 5 s later (new objects: does the
+cache keep to its size?).  Reload: \`cowroot client add\` of one more
+client until its export answers, then \`cowroot client rm\` of it until
+its export no longer mounts, while client 1, "booted", mounts and reads
+its files in a loop: its errors are counted (must be 0).  serve's own
+"reloaded" line comes later: it waits for ganesha's log to go quiet (at
+most 5 s), and every connection that ends logs a line.  The server runs
+with \`--allow-unprivileged-ports\`: the simulated clients all share this
+machine's reserved ports (512-1023).
+
+EOF
+	awk -F'\t' -f "$src/bench/median.awk" -f "$src/bench/report-scale.awk" "$sw/results.tsv"
 }
 
 report() {
@@ -454,7 +531,8 @@ EOF
 		case $t in
 		Local*) name=local ;;
 		NFS*) name=nfs ;;
-		*) name=lifecycle ;;
+		Lifecycle*) name=lifecycle ;;
+		*) name=scale ;;
 		esac
 		if [ "${suite_note[$name]:-}" = ran ] || { [ "$name" = local ] && want local; }; then
 			"section_$name"

@@ -148,6 +148,14 @@ int cow_client_get_addrs(struct cow_store *st, const char *name, char *buf, size
 	return r;
 }
 
+int cow_client_addrs_foreach(struct cow_store *st, int (*fn)(void *arg, const char *name, const char *addrs), void *arg)
+{
+	cow_db_lock(st->db);
+	int r = cow_db_client_addrs_foreach(st->db, fn, arg);
+	cow_db_unlock(st->db);
+	return r;
+}
+
 int cow_client_set_addrs(struct cow_store *st, const char *name, const char *addrs)
 {
 	if (cow_addrs_check(addrs, NULL, NULL, NULL) < 0)

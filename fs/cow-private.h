@@ -552,6 +552,8 @@ int cow_xattr_room_add(struct cow_xattr_room *room, size_t name_len, size_t size
 /* ---- store-tables.c (serving) ---- */
 int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t size);
 int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *addrs);
+int cow_db_client_addrs_foreach(struct cow_db *db, int (*fn)(void *arg, const char *name, const char *addrs),
+				void *arg);
 /* ident.c: the client whose @column ("serial" or "mac") is @value;
  * -ENOENT if none. */
 int cow_db_client_by(struct cow_db *db, const char *column, const char *value, struct cow_client_info *ret);

@@ -468,6 +468,12 @@ int cow_addrs_check(const char *addrs, size_t *ret_off, size_t *ret_len, const c
  * of IPv4/IPv6 addresses or networks (ADDR/PREFIX), "" for none.
  * Errors: -ENOENT, -EINVAL (malformed list, see cow_addrs_check), -EIO. */
 int cow_client_set_addrs(struct cow_store *st, const char *name, const char *addrs);
+/* Call @fn for each client with addresses, with its name and its list
+ * (as cow_client_get_addrs gives it), in one query: what a server asks
+ * at every request that names no client.  A non-zero return from @fn
+ * stops the walk and is returned.  @fn must not call into @st. */
+int cow_client_addrs_foreach(struct cow_store *st, int (*fn)(void *arg, const char *name, const char *addrs),
+			     void *arg);
 /* Is @sa (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as its
  * IPv4 address) one of the addresses or networks of list @addrs (as
  * cow_addrs_check takes it)?  false for a malformed list. */

@@ -1036,6 +1036,22 @@ int cow_db_client_addrs(struct cow_db *db, const char *name, char *addrs, size_t
 	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
+int cow_db_client_addrs_foreach(struct cow_db *db, int (*fn)(void *arg, const char *name, const char *addrs), void *arg)
+{
+	sqlite3_stmt *s = cow_sql_prepare_once(db, "SELECT name, addrs FROM clients WHERE addrs != '' ORDER BY name");
+	if (!s)
+		return -EIO;
+	int r;
+	while ((r = cow_sql_step(db, s)) > 0) {
+		const unsigned char *n = sqlite3_column_text(s, 0), *a = sqlite3_column_text(s, 1);
+		r = fn(arg, n ? (const char *)n : "", a ? (const char *)a : "");
+		if (r)
+			break;
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
 int cow_db_client_set_addrs(struct cow_db *db, const char *name, const char *addrs)
 {
 	sqlite3_stmt *s = cow_sql_prepare_once(db, "UPDATE clients SET addrs = :addrs WHERE name = :name");

@@ -454,45 +454,39 @@ static void addr_text(const struct sockaddr *sa, char *buf, size_t n)
 
 struct by_addr {
 	const struct sockaddr *peer;
-	char (*names)[COW_ENTITY_NAME_MAX + 1];
-	size_t n, cap;
+	char first[COW_ENTITY_NAME_MAX + 1], second[COW_ENTITY_NAME_MAX + 1];
+	int found;
 };
 
-static int collect_name(void *arg, const struct cow_client_info *c)
+static int match_addrs(void *arg, const char *name, const char *addrs)
 {
 	struct by_addr *b = arg;
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 64;
-		void *p = realloc(b->names, cap * sizeof(*b->names));
-		if (!p)
-			return -ENOMEM;
-		b->names = p;
-		b->cap = cap;
-	}
-	memcpy(b->names[b->n++], c->name, sizeof(b->names[0]));
-	return 0;
+	if (!cow_addrs_match(addrs, b->peer))
+		return 0;
+	snprintf(b->found++ ? b->second : b->first, sizeof(b->first), "%s", name);
+	return b->found > 1; /* two are enough to say so */
 }
 
 /* The one client whose addresses hold @peer: 0, -ENOENT, -EEXIST (more
- * than one: @ret is the first), or -errno. */
+ * than one: @ret is the first), or -errno.  One query for the addresses
+ * of all clients, one for the client found. */
 static int client_by_addr(struct cow_store *st, const struct sockaddr *peer, struct cow_client_info *ret, char *other,
 			  size_t othersize)
 {
 	struct by_addr b = {.peer = peer};
-	char addrs[COW_ADDRS_MAX + 1];
-	int r = cow_client_foreach(st, collect_name, &b), found = 0;
-	for (size_t i = 0; r == 0 && i < b.n; i++) {
-		if (cow_client_get_addrs(st, b.names[i], addrs, sizeof(addrs)) < 0 || !cow_addrs_match(addrs, peer))
-			continue;
-		if (found++ == 0)
-			r = cow_client_get(st, b.names[i], ret);
-		else
-			snprintf(other, othersize, "%s", b.names[i]);
-	}
-	free(b.names);
+	int r = cow_client_addrs_foreach(st, match_addrs, &b);
 	if (r < 0)
 		return r;
-	return found == 0 ? -ENOENT : found > 1 ? -EEXIST : 0;
+	if (b.found == 0)
+		return -ENOENT;
+	r = cow_client_get(st, b.first, ret);
+	if (r < 0)
+		return r;
+	if (b.found > 1) {
+		snprintf(other, othersize, "%s", b.second);
+		return -EEXIST;
+	}
+	return 0;
 }
 
 /* The first component of @path names a client (a serial or a MAC)? */

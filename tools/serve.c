@@ -1125,7 +1125,7 @@ static int serve_usage(void)
 {
 	fprintf(stderr, "usage: cowroot [--store DIR] serve [--foreground] [--port N] [--server ADDR] "
 			"[--fsal PATH] [--no-grace]\n"
-			"         [--no-tftp] [--tftp-port N] [--tftp-address ADDR] [--boot-gap S]\n"
+			"         [--no-tftp] [--tftp-port N] [--tftp-address ADDR] [--tftp-max N] [--boot-gap S]\n"
 			"         [--allow-unprivileged-ports]\n"
 			"  --foreground   stay attached, ganesha's log copied to stderr (for systemd)\n"
 			"  --port N       NFS port (default 2049; stock initramfs clients need 2049)\n"
@@ -1135,6 +1135,7 @@ static int serve_usage(void)
 			"  --no-grace     skip the NFSv4 grace period at start (no lock reclaim)\n"
 			"  --no-tftp      do not serve the boot files over TFTP\n"
 			"  --tftp-port N  TFTP port (default 69; the Pi boot ROM and u-boot use 69)\n"
+			"  --tftp-max N   TFTP transfers at once (default 1024; 8 per address)\n"
 			"  --tftp-address ADDR  serve TFTP on this address only (default: every address)\n"
 			"  --boot-gap S   a client's first TFTP request after S seconds without one begins\n"
 			"                 a boot (logged; a client set --on-boot reset is reset; default 30)\n"
@@ -1171,6 +1172,9 @@ int cmd_serve(int argc, char **argv)
 			if (!parse_count(argv[++i], 65535, &port))
 				return serve_usage();
 			s.tftp_cfg.port = (uint16_t)port;
+		} else if (!strcmp(argv[i], "--tftp-max") && i + 1 < argc) {
+			if (!parse_count(argv[++i], 65536, &s.tftp_cfg.max_transfers))
+				return serve_usage();
 		} else if (!strcmp(argv[i], "--boot-gap") && i + 1 < argc) {
 			if (!parse_count(argv[++i], 86400, &s.boot_gap))
 				return serve_usage();

@@ -363,6 +363,18 @@ static bool same_host(const struct sockaddr_storage *a, const struct sockaddr_st
 		       sizeof(struct in6_addr));
 }
 
+/* The same address and port: the same client's request. */
+static bool same_port(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (!same_host(a, b))
+		return false;
+	in_port_t pa = a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
+					       : ((const struct sockaddr_in6 *)a)->sin6_port;
+	in_port_t pb = b->ss_family == AF_INET ? ((const struct sockaddr_in *)b)->sin_port
+					       : ((const struct sockaddr_in6 *)b)->sin6_port;
+	return pa == pb;
+}
+
 static bool is_v6(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
@@ -668,8 +680,11 @@ static void handle_request(struct tftp_server *s, size_t len, const struct socka
 		return;
 	}
 	unsigned per_peer = 0;
-	for (size_t i = 0; i < s->nxfers; i++)
+	for (size_t i = 0; i < s->nxfers; i++) {
+		if (same_port(&s->xfers[i]->peer, peer) && !strcmp(s->xfers[i]->path, path))
+			return; /* a retransmitted request: its transfer answers it */
 		per_peer += same_host(&s->xfers[i]->peer, peer);
+	}
 	if (s->nxfers >= s->cfg.max_transfers || per_peer >= s->cfg.max_per_peer) {
 		const char *why = s->nxfers >= s->cfg.max_transfers ? "too many transfers, try again"
 								    : "too many transfers from this address, try again";
@@ -950,7 +965,7 @@ int tftp_server_open(const struct tftp_config *cfg, struct tftp_server **ret)
 		return -ENOMEM;
 	s->cfg = *cfg;
 	if (!s->cfg.max_transfers)
-		s->cfg.max_transfers = 256;
+		s->cfg.max_transfers = 1024;
 	if (!s->cfg.max_per_peer)
 		s->cfg.max_per_peer = 8;
 	if (!s->cfg.retries)
@@ -1032,12 +1047,18 @@ int tftp_server_run(struct tftp_server *s, volatile sig_atomic_t *stop)
 				continue;
 			return -errno;
 		}
+		/* the transfers first: a client's last ACK and its request for
+		 * the next file arrive together, and the ACK frees the slot
+		 * the request needs */
+		bool requests = false;
 		for (int i = 0; i < n; i++) {
 			if (!evs[i].data.ptr)
-				handle_server(s);
+				requests = true;
 			else
 				handle_reply(s, evs[i].data.ptr);
 		}
+		if (requests)
+			handle_server(s);
 		handle_timeouts(s);
 	}
 	return 0;

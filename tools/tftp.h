@@ -122,7 +122,7 @@ void tftp_source_fd(struct tftp_source *src, int fd, int64_t size);
 struct tftp_config {
 	const char *address;	/* NULL: every address, IPv6 and IPv4 */
 	uint16_t port;		/* 69 */
-	unsigned max_transfers; /* 0: 256 */
+	unsigned max_transfers; /* 0: 1024 */
 	unsigned max_per_peer;	/* 0: 8 (per peer address) */
 	unsigned max_blksize;	/* 0: TFTP_BLKSIZE_MAX; also clamped to the route's MTU */
 	unsigned retries;	/* 0: 6 sends of a packet before giving up */
