@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "cowroot.h"
 
@@ -573,6 +574,12 @@ void cow_quota_loaded(struct cow_view *v, struct cow_inode *ip);
 /* Would @files more objects and @bytes more bytes take the layer past its
  * quota?  0 or -EDQUOT. */
 int cow_quota_check(struct cow_view *v, int64_t files, int64_t bytes);
+/* What one xattr takes against a quota: its name with its NUL, its value
+ * (the sum store-tables.c makes of a layer's xattrs). */
+static inline int64_t cow_quota_xattr(const char *name, size_t size)
+{
+	return (int64_t)(strlen(name) + 1 + size);
+}
 /* Is @ip's row below the layer, not yet counted in it? */
 bool cow_quota_below(struct cow_view *v, struct cow_inode *ip);
 /* cow_quota_check for @ip entering the layer (one object if its row is

@@ -304,9 +304,9 @@ out_db:
 		pthread_mutex_lock(&ip->lock);
 		cow_xattrs_free(ip); /* load what the transaction wrote */
 		if (acc)
-			ip->xattr_bytes += (int64_t)(strlen(COW_ACL_ACCESS) + 1 + acc_size);
+			ip->xattr_bytes += cow_quota_xattr(COW_ACL_ACCESS, acc_size);
 		if (def && S_ISDIR(mode))
-			ip->xattr_bytes += (int64_t)(strlen(COW_ACL_DEFAULT) + 1 + def_size);
+			ip->xattr_bytes += cow_quota_xattr(COW_ACL_DEFAULT, def_size);
 		cow_quota_update(v, ip);
 		pthread_mutex_unlock(&ip->lock);
 	}

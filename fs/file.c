@@ -260,13 +260,11 @@ int cow_fallocate(struct cow_file *f, int mode, off_t off, off_t len)
 	if (r < 0)
 		return r;
 	/* allocating: as much as it asks for may be new */
-	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE)))
-		r = cow_quota_check(f->v, 0, len);
-	if (r < 0)
-		;
-	else if (fallocate(fd->fd, mode, off, len) < 0)
-		r = -errno;
-	else
+	bool frees = (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE)) != 0;
+	r = frees ? 0 : cow_quota_check(f->v, 0, len);
+	if (r == 0)
+		r = fallocate(fd->fd, mode, off, len) < 0 ? -errno : 0;
+	if (r == 0)
 		written(f, fd);
 	cow_fd_put(fd);
 	return r;

@@ -270,7 +270,7 @@ static void xattr_recount(struct cow_view *v, struct cow_inode *ip)
 {
 	int64_t n = 0;
 	for (struct cow_xattr *x = ip->xattrs; x; x = x->next)
-		n += (int64_t)(strlen(x->name) + 1 + x->size);
+		n += cow_quota_xattr(x->name, x->size);
 	ip->xattr_bytes = n;
 	cow_quota_update(v, ip);
 }
@@ -377,8 +377,7 @@ int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void 
 	/* an equivalent access ACL is removed, which always fits */
 	if (!equiv && (r = xattr_room_check(ip, pp ? *pp : NULL, name, size)) < 0)
 		goto out;
-	int64_t grow =
-	    equiv ? 0 : (int64_t)(strlen(name) + 1 + size) - (pp ? (int64_t)(strlen(name) + 1 + (*pp)->size) : 0);
+	int64_t grow = equiv ? 0 : cow_quota_xattr(name, size) - (pp ? cow_quota_xattr(name, (*pp)->size) : 0);
 	if ((r = cow_quota_check_inode(v, ip, grow > 0 ? grow : 0)) < 0)
 		goto out;
 	struct cow_xattr *x = xattr_new(name, value, size);

@@ -57,9 +57,10 @@ static int layer_usage(struct cow_store *st, const char *name, struct cow_client
 {
 	int64_t xattr_bytes = 0;
 	int r = cow_db_client_get(st->db, name, ci);
+	if (r < 0)
+		return r;
 	struct usage_walk w = {.st = st, .layer = ci->layer};
-	if (r == 0)
-		r = cow_db_layer_usage(st->db, ci->layer, ret_files, &xattr_bytes);
+	r = cow_db_layer_usage(st->db, ci->layer, ret_files, &xattr_bytes);
 	if (r == 0)
 		r = cow_db_layer_inodes(st->db, ci->layer, data_one, &w);
 	if (r == 0)

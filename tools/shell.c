@@ -103,18 +103,24 @@ static const char *qemu_name(int m)
 	}
 }
 
-/* Does a line of @path start with @prefix? */
-static bool file_has_line(const char *path, const char *prefix)
+/* What binfmt_misc says of its entry @path: enabled, and registered
+ * with the F flag (the interpreter opened at registration, so that it is
+ * found inside a chroot).  false if the entry cannot be read. */
+static bool binfmt_entry(const char *path, bool *ret_enabled, bool *ret_fixed)
 {
 	FILE *f = fopen(path, "re");
 	char line[512];
-	bool found = false;
 	if (!f)
 		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = !strncmp(line, prefix, strlen(prefix));
+	*ret_enabled = *ret_fixed = false;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strcmp(line, "enabled\n"))
+			*ret_enabled = true;
+		else if (!strncmp(line, "flags: ", 7) && strchr(line + 7, 'F'))
+			*ret_fixed = true;
+	}
 	fclose(f);
-	return found;
+	return true;
 }
 
 /* Make the kernel run binaries of machine @m through qemu-user-static:
@@ -135,20 +141,13 @@ static int binfmt_ensure(int m)
 			return -1;
 		}
 	}
-	if (access(entry, F_OK) == 0) {
-		if (!file_has_line(entry, "enabled")) {
+	bool enabled, fixed;
+	if (binfmt_entry(entry, &enabled, &fixed)) {
+		if (!enabled) {
 			err("binfmt_misc has qemu-%s registered but disabled (%s): enable it with 'echo 1 > %s'", q,
 			    entry, entry);
 			return -1;
 		}
-		FILE *f = fopen(entry, "re");
-		char line[256];
-		bool fixed = false;
-		while (f && fgets(line, sizeof(line), f))
-			if (!strncmp(line, "flags: ", 7) && strchr(line + 7, 'F'))
-				fixed = true;
-		if (f)
-			fclose(f);
 		if (!fixed) {
 			err("binfmt_misc has qemu-%s registered without the F flag: its interpreter cannot be found "
 			    "inside the client's root (%s; re-register it from %s)",
