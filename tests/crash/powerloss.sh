@@ -80,10 +80,15 @@ wait_tracer() { # SECONDS: wait for the traced server to end
 	wait "$tracer" 2>/dev/null
 	tracer=
 }
-judge() { # NAME DIR EXPECT: check DIR/trace against DIR/acks
+# the threads of the running server that commit on their own (cowroot's
+# flusher), by the ids strace prints (this pid namespace's)
+background() {
+	grep -lx cowroot-flush /proc/[0-9]*/task/[0-9]*/comm 2>/dev/null | cut -d/ -f5 | tr '\n' ' '
+}
+judge() { # NAME DIR EXPECT: check DIR/trace against DIR/acks (DIR/bg: background threads)
 	local name=$1 d=$2 expect=$3
 	if awk -v store="$(realpath "$d/store")" -v before="$d/before" -v acks="$d/acks" -v expect="$expect" \
-		-f "$COW_SYNCCHECK" "$d/trace" >"$d/verdict" 2>&1; then
+		-v background="$(cat "$d/bg" 2>/dev/null)" -f "$COW_SYNCCHECK" "$d/trace" >"$d/verdict" 2>&1; then
 		ok "$name: $(tail -1 "$d/verdict")"
 	else
 		head -30 "$d/verdict" | note
@@ -135,6 +140,8 @@ fuse_run() { # WHERE
 		bad "fuse, $where store: mount"
 		return
 	fi
+	background >"$d/bg"
+	[ -s "$d/bg" ] || bad "fuse, $where store: no flusher thread (cowroot-flush) found in the daemon"
 	"$COW_SYNCWRITER" "$d/mnt" sync "$rounds" base/cu/c1 etc/hostname >"$d/acks" 2>"$d/writer" ||
 		{ note <"$d/writer"; bad "fuse, $where store: the client's syncs"; }
 	fusermount3 -u "$d/mnt" || bad "fuse, $where store: unmount"
@@ -171,6 +178,8 @@ nfs_run() { # WHERE
 	fi
 	timeout 300 "$COW_NFSCLIENT" 127.0.0.2 /clients/c1 3 commits /sync "$commits" >"$d/acks" 2>"$d/client" ||
 		{ note <"$d/client"; bad "nfs, $where store: the client's writes and commits"; }
+	background >"$d/bg"
+	[ -s "$d/bg" ] || bad "nfs, $where store: no flusher thread (cowroot-flush) found in ganesha"
 	# stop serve (strace's child), which stops ganesha; strace then ends
 	local st serve
 	st=$(cat "$d/tracer")

@@ -1,6 +1,6 @@
 # synccheck.awk: the judge of the power-loss test (powerloss.sh).
 #
-#   awk -v store=DIR -v before=LIST -v acks=LOG -v expect=N -f synccheck.awk TRACE
+#   awk -v store=DIR -v before=LIST -v acks=LOG -v expect=N [-v background=BG] -f synccheck.awk TRACE
 #
 # TRACE is `strace -f -ttt -T -y -s 0` of the server (the FUSE daemon, or
 # ganesha under `cowroot serve`); DIR the store's canonical path; LIST the
@@ -18,6 +18,13 @@
 # its own.  Not vacuous: every acknowledgement must find the server's
 # writes of its WAL (and, but for a directory's fsync, of its data file)
 # in the trace, and LOG must hold N of them.
+#
+# BG (optional, -v background="TID...") names the server's background
+# threads (the flusher, "cowroot-flush"): they commit on their own, so a
+# write of theirs that began after the last sync of the file before T1 --
+# one that began after the client asked for this sync -- is none of this
+# acknowledgement's business (a later WAL frame cannot undo an earlier,
+# synced one).  Without such a sync, their writes count like any other.
 #
 # Prints one line per problem and a summary; exits 1 on any problem.
 
@@ -78,13 +85,13 @@ function event(pid, t0, t1, call,    name, ok, ret, rpath, p, dir, nm, q) {
 		if (ok) {
 			p = fdpath(call, 1)
 			if (index(p, store "/") == 1)
-				addmod(p, t1)
+				addmod(p, t0, t1, pid)
 		}
 	} else if (name == "copy_file_range") {
 		if (ok) {
 			p = fdpath(call, 2)
 			if (index(p, store "/") == 1)
-				addmod(p, t1)
+				addmod(p, t0, t1, pid)
 		}
 	} else if (name == "openat" || name == "open" || name == "creat") {
 		if (ok && rpath != "" && (call ~ /O_CREAT/ || name == "creat"))
@@ -104,10 +111,12 @@ function event(pid, t0, t1, call,    name, ok, ret, rpath, p, dir, nm, q) {
 	}
 }
 
-function addmod(p, t) {
+function addmod(p, t0, t1, pid) {
 	nmod++
 	modp[nmod] = p
-	modt[nmod] = t
+	modb[nmod] = t0
+	modt[nmod] = t1
+	modbg[nmod] = pid in bgtid
 	written[p] = 1
 }
 
@@ -116,12 +125,28 @@ function created(p, t) {
 		crt[p] = t
 }
 
-# the end of the last write of @p that ended by @t1, or -1
-function lastmod(p, t1,    i, best) {
+# the beginning of the last successful sync of @p that began at or after
+# @from and ended by @t1, or -1
+function lastsync(p, from, t1,    i, best) {
 	best = -1
-	for (i = 1; i <= nmod; i++)
-		if (modp[i] == p && modt[i] <= t1 && modt[i] > best)
-			best = modt[i]
+	for (i = 1; i <= nsync; i++)
+		if ((syncp[i] == p || syncp[i] == "*") && syncb[i] >= from && synce[i] <= t1 && syncb[i] > best)
+			best = syncb[i]
+	return best
+}
+
+# the end of the last write of @p that ended by @t1 and that the
+# acknowledgement asked for at @t0 depends on, or -1
+function lastmod(p, t0, t1,    i, best, s) {
+	s = lastsync(p, t0, t1)
+	best = -1
+	for (i = 1; i <= nmod; i++) {
+		if (modp[i] != p || modt[i] > t1 || modt[i] <= best)
+			continue
+		if (modbg[i] && s >= 0 && modb[i] >= s)
+			continue # the background's, after this sync began
+		best = modt[i]
+	}
 	return best
 }
 
@@ -133,9 +158,10 @@ function synced(p, from, t1,    i) {
 	return 0
 }
 
-# check one dependency @p of the acknowledgement @what at @t1
-function need(what, p, t1,    lm, x, c) {
-	lm = lastmod(p, t1)
+# check one dependency @p of the acknowledgement @what asked for at @t0
+# and given at @t1
+function need(what, p, t0, t1,    lm, x, c) {
+	lm = lastmod(p, t0, t1)
 	if (lm < 0)
 		return 0
 	if (!synced(p, lm, t1))
@@ -160,6 +186,9 @@ function need(what, p, t1,    lm, x, c) {
 }
 
 BEGIN {
+	nbg = split(background, bgs, " ")
+	for (i = 1; i <= nbg; i++)
+		bgtid[bgs[i]] = 1
 	while ((getline line < before) > 0)
 		existed[line] = 1
 	close(before)
@@ -199,20 +228,20 @@ END {
 	nacks = 0
 	while ((getline line < acks) > 0) {
 		split(line, a, " ")
-		kind = a[1]; ino = a[2] + 0; t1 = secs(a[4]); path = a[5]
+		kind = a[1]; ino = a[2] + 0; t0 = secs(a[3]); t1 = secs(a[4]); path = a[5]
 		nacks++
 		kinds[kind]++
 		what = kind " of " path " (ino " ino ", acknowledged at " a[4] ")"
-		if (!need(what, wal, t1))
+		if (!need(what, wal, t0, t1))
 			bad(what ": no write of the WAL before it in the trace (is the trace of the server?)")
-		need(what, db, t1)
+		need(what, db, t0, t1)
 		if (kind == "fsyncdir")
 			continue
 		suffix = sprintf("/%02x/%016x", ino % 256, ino)
 		found = 0
 		for (p in written)
 			if (index(p, store "/data/") == 1 && substr(p, length(p) - length(suffix) + 1) == suffix)
-				found += need(what, p, t1)
+				found += need(what, p, t0, t1)
 		if (!found)
 			bad(what ": no write of its data file (data/*" suffix ") before it in the trace")
 	}
