@@ -439,6 +439,10 @@ struct cow_build {
 	int lockfd;  /* the layer's lock, held while building */
 	bool in_txn; /* db lock held and a batch transaction open */
 	unsigned batch;
+	uint64_t next, end;	  /* object ids allocated, not yet used */
+	uint64_t done, total;	  /* objects recorded, expected (0: unknown) */
+	cow_progress_fn progress; /* may be NULL */
+	void *arg;
 };
 /* Start a new layer for image @name (-EEXIST if taken) with root object
  * @root (0: allocate one, into b->root).  The layer is dead until
@@ -449,9 +453,25 @@ int cow_build_begin(struct cow_store *st, const char *name, uint64_t root, struc
 /* Call after each object: commits the batch now and then, so that other
  * writers of the store are not held up for the whole build. */
 int cow_build_step(struct cow_build *b);
+/* A new object id for the layer (allocated in batches). */
+int cow_build_ino(struct cow_build *b, uint64_t *ret);
+/* After each object: cow_build_step, then count it and report progress
+ * ("import") to b->progress; -ECANCELED if that says stop. */
+int cow_build_tick(struct cow_build *b);
 /* With @r == 0 sync the data and make the layer image @name; otherwise
  * (or if that fails) remove everything built.  Returns the result. */
 int cow_build_finish(struct cow_build *b, const char *name, int r);
+/* What every import checks first: the name (-EINVAL), a writable store
+ * (-EROFS), the source's length (-ENAMETOOLONG); clears the store's
+ * error message. */
+int cow_import_check(struct cow_store *st, const char *name, const char *src);
+/* Import the entries of directory @fd (not crossing mount points) as the
+ * entries of directory @dir, already recorded in the layer @b builds.
+ * @fat: a tree copied out of a FAT file system, recorded as a vfat mount
+ * shows it (root's, files 0644, directories 0755, no xattrs; anything
+ * else is -EINVAL).  *@ret_subdirs: the directories imported (for @dir's
+ * nlink).  Errors as cow_image_import. */
+int cow_import_entries(struct cow_build *b, int fd, uint64_t dir, bool fat, uint32_t *ret_subdirs);
 
 /* ---- walk.c ---- */
 struct cow_walk_entry {

@@ -131,6 +131,32 @@ int cow_name_check(const char *name);
  * -ENOENT/-ENOTDIR (@src), -ENOSPC, -EMFILE, -ECANCELED, -EIO. */
 int cow_image_import(struct cow_store *st, const char *name, const char *src, cow_progress_fn progress, void *arg);
 
+/* What cow_image_import_disk found. */
+struct cow_disk_info {
+	char table[8];	    /* the partition table: "dos", "gpt" or "none" */
+	int root_partition; /* its number (0: no table, the image is the file system) */
+	int boot_partition; /* -1: none */
+	bool compressed;    /* it was xz */
+	uint64_t bytes;	    /* the (decompressed) image's size */
+	uint64_t objects;   /* objects imported from the root partition */
+	uint32_t hidden;    /* entries of the root partition's /boot/firmware, hidden by the boot partition */
+};
+
+/* Import the disk image @path (raw, or xz-compressed) as image @name: its
+ * first ext2/3/4 partition as the tree, its first FAT partition at
+ * /boot/firmware (as a vfat mount shows it: root's, files 0644,
+ * directories 0755, times in UTC; what the root partition holds there is
+ * hidden, as under a mount).  A file system image without a partition
+ * table is imported as the tree.  Nothing is mounted; a compressed image
+ * is decompressed into an unnamed file in the store's directory first.
+ * All or nothing, as cow_image_import; @ret_info (may be NULL) is filled
+ * on success.  Errors: those of cow_image_import, -EISDIR (a directory:
+ * use cow_image_import), -EMEDIUMTYPE (no ext2/3/4 file system), -EIO (a
+ * damaged or truncated image), -EUCLEAN (its journal needs recovery),
+ * -EOPNOTSUPP (encrypted files); cow_store_errmsg() says which. */
+int cow_image_import_disk(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg,
+			  struct cow_disk_info *ret_info);
+
 /* Call @fn for every image / client, ordered by name.  A non-zero return
  * from @fn stops the walk and is returned. */
 int cow_image_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_image_info *), void *arg);

@@ -34,15 +34,12 @@ struct import {
 	struct cow_build b;
 	uint64_t layer;
 	dev_t dev;
-	uint64_t next, end; /* ino batch */
 	struct hl *hls;
 	size_t nhl, caphl;
-	uint64_t done, total;
-	cow_progress_fn progress;
-	void *arg;
 	char *xbuf, *vbuf;
 	char *where;  /* after a failure: the path, below the source, it is about */
 	char *target; /* a symlink's target: not on the stack of a walk thousands of levels deep */
+	bool fat;     /* a FAT tree: owned by root, 0644 files, 0755 directories, no xattrs */
 };
 
 /* Unwinding a failure below entry @name: the path it is about grows. */
@@ -123,6 +120,30 @@ int cow_build_step(struct cow_build *b)
 	return r;
 }
 
+int cow_build_ino(struct cow_build *b, uint64_t *ret)
+{
+	if (b->next == b->end) {
+		int r = cow_db_alloc_inos(b->st->db, COW_INO_BATCH, &b->next);
+		if (r < 0)
+			return r;
+		b->end = b->next + COW_INO_BATCH;
+	}
+	*ret = b->next++;
+	return 0;
+}
+
+int cow_build_tick(struct cow_build *b)
+{
+	int r = cow_build_step(b);
+	if (r < 0)
+		return r;
+	b->done++;
+	if (b->progress && (b->done == 1 || b->done % 64 == 0))
+		if (b->progress(b->arg, "import", b->done, b->total))
+			return -ECANCELED;
+	return 0;
+}
+
 int cow_build_finish(struct cow_build *b, const char *name, int r)
 {
 	struct cow_store *st = b->st;
@@ -175,32 +196,10 @@ int cow_build_finish(struct cow_build *b, const char *name, int r)
 	return r;
 }
 
-static int alloc_ino(struct import *im, uint64_t *ret)
-{
-	if (im->next == im->end) {
-		int r = cow_db_alloc_inos(im->st->db, COW_INO_BATCH, &im->next);
-		if (r < 0)
-			return r;
-		im->end = im->next + COW_INO_BATCH;
-	}
-	*ret = im->next++;
-	return 0;
-}
-
-static int tick(struct import *im)
-{
-	int r = cow_build_step(&im->b);
-	if (r < 0)
-		return r;
-	im->done++;
-	if (im->progress && (im->done == 1 || im->done % 64 == 0))
-		if (im->progress(im->arg, "import", im->done, im->total))
-			return -ECANCELED;
-	return 0;
-}
-
 static int import_xattrs(struct import *im, int fd, uint64_t ino)
 {
+	if (im->fat)
+		return 0;
 	/* through /proc/self/fd: works for O_PATH fds of any file type */
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -295,7 +294,7 @@ static int import_object(struct import *im, int pfd, const char *name, int fd, u
 		}
 	}
 	if (r == 0)
-		r = tick(im);
+		r = cow_build_tick(&im->b);
 	if (r == 0 && S_ISDIR(s->st_mode)) {
 		DIR *d = fdopendir(dup(fd));
 		if (d)
@@ -334,6 +333,17 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 	int r;
 	if (fstatat(pfd, name, &stbuf, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
+	if (im->fat) {
+		/* what a vfat mount shows, fixed: FAT has no owners or modes */
+		if (!S_ISREG(stbuf.st_mode) && !S_ISDIR(stbuf.st_mode))
+			return -EINVAL;
+		stbuf.st_mode = S_ISDIR(stbuf.st_mode) ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+		stbuf.st_uid = 0;
+		stbuf.st_gid = 0;
+		stbuf.st_nlink = 1;
+		stbuf.st_atim = stbuf.st_mtim;
+		stbuf.st_ctim = stbuf.st_mtim;
+	}
 	if (strlen(name) > COW_NAME_MAX)
 		return -ENAMETOOLONG;
 	int type = (int)((stbuf.st_mode & S_IFMT) >> 12);
@@ -349,7 +359,7 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 			}
 	}
 	uint64_t ino;
-	r = alloc_ino(im, &ino);
+	r = cow_build_ino(&im->b, &ino);
 	if (r < 0)
 		return r;
 	if (!S_ISDIR(stbuf.st_mode) && stbuf.st_nlink > 1) {
@@ -378,7 +388,7 @@ static int import_entry(struct import *im, int pfd, uint64_t parent, const char 
 		struct cow_irow row = row_from_stat(ino, &stbuf);
 		row.nlink = 2; /* nothing in it is imported */
 		r = cow_db_inode_put(im->st->db, im->layer, &row);
-		return r < 0 ? r : tick(im);
+		return r < 0 ? r : cow_build_tick(&im->b);
 	}
 	r = import_object(im, pfd, name, fd, ino, &stbuf);
 	close(fd);
@@ -432,12 +442,8 @@ static int count_tree(int dfd, dev_t dev, uint64_t *n)
 	return 0;
 }
 
-int cow_image_import(struct cow_store *st, const char *name, const char *src, cow_progress_fn progress, void *arg)
+int cow_import_check(struct cow_store *st, const char *name, const char *src)
 {
-	struct import im = {.st = st, .progress = progress, .arg = arg};
-	struct stat s;
-	int r;
-
 	if (cow_name_check(name) < 0)
 		return -EINVAL;
 	if (st->readonly)
@@ -445,6 +451,18 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 	st->errmsg[0] = 0;
 	if (strlen(src) > 1024)
 		return -ENAMETOOLONG;
+	return 0;
+}
+
+int cow_image_import(struct cow_store *st, const char *name, const char *src, cow_progress_fn progress, void *arg)
+{
+	struct import im = {.st = st};
+	struct stat s;
+	int r;
+
+	r = cow_import_check(st, name, src);
+	if (r < 0)
+		return r;
 	int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -462,18 +480,22 @@ int cow_image_import(struct cow_store *st, const char *name, const char *src, co
 		goto out_free;
 	}
 	if (progress) {
-		im.total = 1;
-		count_tree(fd, s.st_dev, &im.total);
+		im.b.total = 1;
+		count_tree(fd, s.st_dev, &im.b.total);
 	}
 
+	uint64_t total = im.b.total;
 	r = cow_build_begin(st, name, 0, &im.b);
 	if (r < 0)
 		goto out_free; /* nothing built */
+	im.b.total = total;
+	im.b.progress = progress;
+	im.b.arg = arg;
 	im.layer = im.b.layer;
 	r = import_object(&im, fd, ".", fd, im.b.root, &s);
 	if (r == 0)
 		r = fix_link_counts(&im);
-	if (r == 0 && progress && progress(arg, "import", im.done, im.done))
+	if (r == 0 && progress && progress(arg, "import", im.b.done, im.b.done))
 		r = -ECANCELED;
 	if (r < 0 && r != -ECANCELED) {
 		/* the one path a user needs to look at */
@@ -490,5 +512,43 @@ out_free:
 	free(im.target);
 	free(im.hls);
 	close(fd);
+	return r;
+}
+
+int cow_import_entries(struct cow_build *b, int fd, uint64_t dir, bool fat, uint32_t *ret_subdirs)
+{
+	struct import im = {.st = b->st, .b = *b, .layer = b->layer, .fat = fat};
+	struct stat s;
+	uint32_t subdirs = 0;
+	int r = 0;
+	if (fstat(fd, &s) < 0)
+		return -errno;
+	im.dev = s.st_dev;
+	im.xbuf = malloc(65536);
+	im.vbuf = malloc(COW_XATTR_SIZE_MAX);
+	im.target = malloc(COW_SYMLINK_MAX + 2);
+	DIR *d = fdopendir(dup(fd));
+	if (!im.xbuf || !im.vbuf || !im.target || !d)
+		r = d ? -ENOMEM : -errno;
+	if (d)
+		rewinddir(d);
+	struct dirent *de;
+	while (r == 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		r = import_entry(&im, fd, dir, de->d_name, &subdirs);
+	}
+	if (d)
+		closedir(d);
+	if (r == 0)
+		r = fix_link_counts(&im);
+	*b = im.b; /* its batch, ino batch and count go on */
+	free(im.where);
+	free(im.xbuf);
+	free(im.vbuf);
+	free(im.target);
+	free(im.hls);
+	if (r == 0)
+		*ret_subdirs = subdirs;
 	return r;
 }

@@ -250,27 +250,58 @@ static void raise_fd_limit(void)
 
 static int cmd_image_import(int argc, char **argv)
 {
-	static const char usage[] = "image import NAME SRC_DIR";
-	if (argc != 3 || want_help(argc, argv))
+	static const char usage[] = "image import NAME SRC [--json]   (SRC: a directory, or a disk image .img[.xz])";
+	bool json = argc == 4 && !strcmp(argv[3], "--json");
+	if ((argc != 3 && !json) || want_help(argc, argv))
 		return usage_err(usage);
 	if (bad_name("image", argv[1]))
 		return 1;
 	raise_fd_limit();
+	struct stat sb;
+	bool disk = stat(argv[2], &sb) == 0 && S_ISREG(sb.st_mode);
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
-	int r = long_op("import", cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty_arg()), argv[1]);
+	struct cow_disk_info di = {0};
+	int r = disk ? cow_image_import_disk(st, argv[1], argv[2], progress_or_cancel, tty_arg(), &di)
+		     : cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty_arg());
+	r = long_op("import", r, argv[1]);
+	const char *why = cow_store_errmsg(st);
 	if (r == -EEXIST)
 		err("image '%s' already exists", argv[1]);
-	else if (r < 0 && r != -ECANCELED && cow_store_errmsg(st) &&
-		 !strncmp(cow_store_errmsg(st), "cannot import", 13))
-		err("%s", cow_store_errmsg(st)); /* names the path it could not read */
+	else if (r < 0 && r != -ECANCELED && why && !strncmp(why, "cannot import", 13))
+		err("%s", why); /* names the path it could not read */
+	else if (r < 0 && r != -ECANCELED && disk && why && why[0])
+		err("cannot import '%s': %s", argv[2], why);
 	else if (r == -ENOENT || r == -ENOTDIR)
 		err("cannot import '%s': %s", argv[2], strerror(-r));
 	else if (r < 0 && r != -ECANCELED) /* long_op said it was interrupted */
 		err("cannot import '%s' as '%s': %s", argv[2], argv[1], store_why(st, r));
-	else if (r == 0)
+	else if (r == 0 && json) {
+		printf("{\"image\": ");
+		json_str(argv[1]);
+		printf(", \"source\": ");
+		json_str(argv[2]);
+		if (disk)
+			printf(", \"disk\": {\"table\": \"%s\", \"compressed\": %s, \"bytes\": %llu, "
+			       "\"root_partition\": %d, \"boot_partition\": %d, \"objects\": %llu, "
+			       "\"hidden_under_boot\": %u}",
+			       di.table, di.compressed ? "true" : "false", (unsigned long long)di.bytes,
+			       di.root_partition, di.boot_partition, (unsigned long long)di.objects, di.hidden);
+		printf("}\n");
+	} else if (r == 0 && disk) {
+		printf("imported '%s' as image '%s': root from partition %d", argv[2], argv[1], di.root_partition);
+		if (di.boot_partition >= 0)
+			printf(", boot partition %d at /boot/firmware", di.boot_partition);
+		printf(" (%s table%s)\n", di.table, di.compressed ? ", xz" : "");
+		if (di.hidden)
+			fprintf(stderr,
+				"cowroot: note: the root partition's /boot/firmware held %u entr%s, hidden by the boot "
+				"partition as a mount hides them\n",
+				di.hidden, di.hidden == 1 ? "y" : "ies");
+	} else if (r == 0) {
 		printf("imported '%s' as image '%s'\n", argv[2], argv[1]);
+	}
 	cow_store_close(st);
 	return r < 0 ? 1 : 0;
 }
@@ -1088,7 +1119,8 @@ struct command {
 
 static const struct command commands[] = {
     {"init", NULL, cmd_init, "init                              create a new store"},
-    {"image", "import", cmd_image_import, "image import NAME SRC_DIR         import a rootfs tree as an image"},
+    {"image", "import", cmd_image_import,
+     "image import NAME SRC [--json]    import a rootfs tree or a disk image (.img[.xz]) as an image"},
     {"image", "list", cmd_image_list, "image list [--json]               list images"},
     {"image", "show", cmd_image_show, "image show NAME [--json]          details of one image and who uses it"},
     {"image", "rm", cmd_image_rm, "image rm NAME                     remove an image nothing depends on"},

@@ -14,6 +14,10 @@ packages=(
 	libfuse3-dev fuse3 libsqlite3-dev zlib1g-dev sqlite3
 	# image check reads zstd, xz and lz4 initramfs archives
 	libzstd-dev liblzma-dev liblz4-dev
+	# disk image import: partition tables, ext4, FAT (mtools, at run time)
+	libext2fs-dev comerr-dev libblkid-dev mtools
+	# its test builds disk images
+	e2fsprogs fdisk
 	# tests and the demo
 	debootstrap attr acl libcap2-bin fuse-overlayfs util-linux
 	ca-certificates coreutils findutils diffutils jq
