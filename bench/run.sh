@@ -284,7 +284,7 @@ for rep in $(seq 1 "$reps"); do
 		t0=$SECONDS
 		bash "$src/bench/workload.sh" "$MNT" >"$log" 2>&1 || true
 		"teardown_$s" || { echo "teardown of $s failed" >&2; failed=1; }
-		grep -q FAIL "$log" && { failed=1; grep -E 'FAIL|fsops' "$log" | head -5 >&2; }
+		grep -q FAIL "$log" && { failed=1; grep -E 'FAIL|fsops' "$log" | awk 'NR <= 5' >&2; }
 		awk -v s="$s" -v r="$rep" '$1 == "METRIC" { print s "\t" r "\t" $2 "\t" $3 }' "$log" >>"$results"
 		echo "$((SECONDS - t0))s"
 	done

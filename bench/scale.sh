@@ -110,7 +110,8 @@ loop=$work/loop.txt
 	for d in etc usr/bin usr/sbin usr/lib/x86_64-linux-gnu etc/conf.d usr/lib/x; do
 		[ ! -d "$base/$d" ] || echo "d /$d"
 	done
-	find "$base/etc" -maxdepth 2 -type f -size -65k | sort | head -n 20 | sed "s|^$base|r |"
+	# awk, not head: under pipefail an early exit of head can kill sort (SIGPIPE)
+	find "$base/etc" -maxdepth 2 -type f -size -65k | sort | awk 'NR <= 20' | sed "s|^$base|r |"
 } >"$walk"
 for _ in $(seq 20); do grep '^r ' "$walk" || echo "s /"; done >"$loop"
 # a second walk, of other directories: new entries in ganesha's cache (is
