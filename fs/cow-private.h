@@ -225,6 +225,9 @@ int cow_data_sync_dirs(void *arg);
  * those that are due. */
 void cow_data_unlink_after_commit(struct cow_store *st, uint64_t layer, uint64_t ino);
 void cow_data_reap(struct cow_store *st);
+/* Remove directory @name of @dirfd and everything in it (0 if it is
+ * missing); symlinks are removed, never followed. */
+int cow_rm_tree_at(int dirfd, const char *name);
 int cow_data_remove_layer(struct cow_store *st, uint64_t layer);
 /* Call @fn for every data file of @layer: @dirfd is its subdirectory
  * @sub (data/<layer>/<sub>), @name the file. */

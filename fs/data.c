@@ -158,7 +158,7 @@ void cow_data_reap(struct cow_store *st)
 	free(v);
 }
 
-static int rm_tree_at(int dirfd, const char *name)
+int cow_rm_tree_at(int dirfd, const char *name)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -174,7 +174,7 @@ static int rm_tree_at(int dirfd, const char *name)
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		if (de->d_type == DT_DIR)
-			r = rm_tree_at(fd, de->d_name);
+			r = cow_rm_tree_at(fd, de->d_name);
 		else if (unlinkat(fd, de->d_name, 0) < 0 && errno != ENOENT)
 			r = -errno;
 		if (r < 0)
@@ -225,7 +225,7 @@ int cow_data_remove_layer(struct cow_store *st, uint64_t layer)
 {
 	char name[32];
 	snprintf(name, sizeof(name), "%llu", (unsigned long long)layer);
-	return rm_tree_at(st->datafd, name);
+	return cow_rm_tree_at(st->datafd, name);
 }
 
 int cow_data_share(struct cow_store *st, uint64_t from, uint64_t to, uint64_t ino)

@@ -158,6 +158,20 @@ static struct cow_irow row_from_inode(uint64_t id, const struct ext2_inode_large
 	return row;
 }
 
+/* Set the nlink of object @id of the layer being built to @nlink, or
+ * (with @nlink 0) add one to it. */
+static int set_nlink(struct disk *d, uint64_t id, uint32_t nlink)
+{
+	struct cow_irow row;
+	int r = cow_db_inode_get(d->st->db, d->b.layer, id, &row);
+	if (r < 0)
+		return r;
+	row.nlink = nlink ? nlink : row.nlink + 1;
+	r = cow_db_inode_put(d->st->db, d->b.layer, &row);
+	cow_irow_release(&row);
+	return r;
+}
+
 /* ---- file data ---- */
 
 struct copy {
@@ -522,15 +536,8 @@ static int import_dir(struct walk *w, struct pending *p)
 			snprintf(d->where, sizeof(d->where), "%s/%s", strcmp(p->path, "/") ? p->path : "", l.v[i].name);
 	}
 	free(l.v);
-	if (r == 0 && !firmware && subdirs) {
-		struct cow_irow row;
-		r = cow_db_inode_get(d->st->db, d->b.layer, p->id, &row);
-		if (r == 0) {
-			row.nlink = 2 + subdirs;
-			r = cow_db_inode_put(d->st->db, d->b.layer, &row);
-			cow_irow_release(&row);
-		}
-	}
+	if (r == 0 && !firmware && subdirs)
+		r = set_nlink(d, p->id, 2 + subdirs);
 	return r;
 }
 
@@ -541,15 +548,8 @@ static int fix_link_counts(struct disk *d)
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < d->capseen; i++) {
 		struct seen *s = &d->seen[i];
-		if (!s->ino || s->dir || s->names == 1)
-			continue;
-		struct cow_irow row;
-		r = cow_db_inode_get(d->st->db, d->b.layer, s->id, &row);
-		if (r == 0) {
-			row.nlink = s->names;
-			r = cow_db_inode_put(d->st->db, d->b.layer, &row);
-			cow_irow_release(&row);
-		}
+		if (s->ino && !s->dir && s->names != 1)
+			r = set_nlink(d, s->id, s->names);
 	}
 	return r;
 }
@@ -630,15 +630,8 @@ static int ensure_dir(struct disk *d, uint64_t parent, const char *name, uint64_
 		struct cow_irow row = {.ino = ino, .mode = S_IFDIR | 0755, .nlink = 2};
 		r = cow_db_inode_put(d->st->db, d->b.layer, &row);
 	}
-	if (r == 0) {
-		struct cow_irow prow;
-		r = cow_db_inode_get(d->st->db, d->b.layer, parent, &prow);
-		if (r == 0) {
-			prow.nlink++;
-			r = cow_db_inode_put(d->st->db, d->b.layer, &prow);
-			cow_irow_release(&prow);
-		}
-	}
+	if (r == 0)
+		r = set_nlink(d, parent, 0); /* one more subdirectory */
 	if (r == 0)
 		*ret = ino;
 	return r;
@@ -701,28 +694,6 @@ static int fat_copy_out(struct disk *d, const char *path, uint64_t offset, const
 	return 0;
 }
 
-static int rm_tree(int dfd)
-{
-	DIR *dd = fdopendir(dfd);
-	if (!dd) {
-		close(dfd);
-		return -errno;
-	}
-	struct dirent *de;
-	while ((de = readdir(dd))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (unlinkat(dirfd(dd), de->d_name, 0) < 0 && errno == EISDIR) {
-			int sub = openat(dirfd(dd), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0)
-				rm_tree(sub);
-			unlinkat(dirfd(dd), de->d_name, AT_REMOVEDIR);
-		}
-	}
-	closedir(dd);
-	return 0;
-}
-
 static int import_boot(struct disk *d, const char *path, uint64_t offset)
 {
 	int r = 0;
@@ -749,21 +720,11 @@ static int import_boot(struct disk *d, const char *path, uint64_t offset)
 		if (r < 0 && !d->st->errmsg[0])
 			snprintf(d->where, sizeof(d->where), "%s (the boot partition)", d->firmware_path);
 	}
-	if (r == 0) {
-		struct cow_irow row;
-		r = cow_db_inode_get(d->st->db, d->b.layer, fw, &row);
-		if (r == 0) {
-			row.nlink = 2 + subdirs;
-			r = cow_db_inode_put(d->st->db, d->b.layer, &row);
-			cow_irow_release(&row);
-		}
-	}
+	if (r == 0)
+		r = set_nlink(d, fw, 2 + subdirs);
 	if (fd >= 0)
 		close(fd);
-	int rfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (rfd >= 0)
-		rm_tree(rfd);
-	rmdir(tmp);
+	cow_rm_tree_at(AT_FDCWD, tmp);
 	return r;
 }
 
