@@ -27,6 +27,36 @@
 
 #include "cowroot.h"
 
+/*
+ * Two FSAL APIs: ganesha 4.3's (major 11, Debian bookworm) and ganesha
+ * 6.5's (major 13, Debian trixie).  API 13 manages file descriptors in
+ * the FSAL common library (fsal_start_io/fsal_complete_io around every
+ * I/O, fd work around opens and closes, global fds in an LRU that may
+ * close them) where API 11 had fsal_find_fd under the object lock, and its
+ * directory operations take the parent's pre/post attributes (optional,
+ * left unset here: ganesha then sends no wcc data, as for FSALs that cannot
+ * give them atomically).  Those two differences are all that is under
+ * COWFSAL_API13; the rest of the module is one code.
+ */
+#if FSAL_MAJOR_VERSION == 13
+#define COWFSAL_API13 1
+#elif FSAL_MAJOR_VERSION == 11
+#define COWFSAL_API13 0
+#else
+#error "the cowroot FSAL supports the FSAL APIs of ganesha 4.3 (11) and 6.5 (13)"
+#endif
+
+#if COWFSAL_API13
+/* the parent attributes that API 13 adds to namespace operations */
+#define COWFSAL_DIR_ATTRS , struct fsal_attrlist *dir_pre_attrs_out, struct fsal_attrlist *dir_post_attrs_out
+#define COWFSAL_DIR2_ATTRS                                                                                             \
+	, struct fsal_attrlist *olddir_pre_attrs_out, struct fsal_attrlist *olddir_post_attrs_out,                     \
+	    struct fsal_attrlist *newdir_pre_attrs_out, struct fsal_attrlist *newdir_post_attrs_out
+#else
+#define COWFSAL_DIR_ATTRS
+#define COWFSAL_DIR2_ATTRS
+#endif
+
 #define COWFSAL_NAME "COWROOT"
 #define COWFSAL_DEFAULT_STORE "/var/lib/cowroot"
 
@@ -83,8 +113,8 @@ struct cowfsal_export {
 	_Atomic int64_t last_op;
 };
 
-/* An open core file: ganesha's fsal_fd must come first (fsal_find_fd
- * finds state fds at state + 1). */
+/* An open core file: ganesha's fsal_fd must come first (ganesha finds a
+ * state's fd at state + 1). */
 struct cowfsal_fd {
 	struct fsal_fd fsal_fd;
 	struct cow_file *file; /* NULL when closed */

@@ -199,12 +199,34 @@ static fsal_status_t cowfsal_get_dynamic_info(struct fsal_export *exp_hdl, struc
 	return fsalstat(ERR_FSAL_NO_ERROR, 0);
 }
 
+#if COWFSAL_API13
+static void cowfsal_free_state(struct state_t *state)
+{
+	destroy_fsal_fd(&((struct cowfsal_fd *)(state + 1))->fsal_fd);
+	gsh_free(state);
+}
+
+static struct state_t *cowfsal_alloc_state(struct fsal_export *exp_hdl, enum state_type state_type,
+					   struct state_t *related_state)
+{
+	struct state_t *state = gsh_calloc(1, sizeof(struct state_t) + sizeof(struct cowfsal_fd));
+	init_fsal_fd(&((struct cowfsal_fd *)(state + 1))->fsal_fd, FSAL_FD_STATE, exp_hdl);
+	return init_state(state, cowfsal_free_state, state_type, related_state);
+}
+
+/* The handle whose global fd @fd is (the fd LRU closes idle ones). */
+static void cowfsal_get_fsal_obj_hdl(struct fsal_export *exp_hdl, struct fsal_fd *fd, struct fsal_obj_handle **handle)
+{
+	*handle = &container_of(fd, struct cowfsal_handle, fd.fsal_fd)->obj_handle;
+}
+#else
 static struct state_t *cowfsal_alloc_state(struct fsal_export *exp_hdl, enum state_type state_type,
 					   struct state_t *related_state)
 {
 	struct state_t *state = gsh_calloc(1, sizeof(struct state_t) + sizeof(struct cowfsal_fd));
 	return init_state(state, exp_hdl, state_type, related_state);
 }
+#endif
 
 static void export_ops_init(struct export_ops *ops)
 {
@@ -214,6 +236,9 @@ static void export_ops_init(struct export_ops *ops)
 	ops->create_handle = cowfsal_create_handle;
 	ops->get_fs_dynamic_info = cowfsal_get_dynamic_info;
 	ops->alloc_state = cowfsal_alloc_state;
+#if COWFSAL_API13
+	ops->get_fsal_obj_hdl = cowfsal_get_fsal_obj_hdl;
+#endif
 }
 
 struct export_params {

@@ -3,8 +3,9 @@
  * Object operations: each unpacks ganesha's arguments, calls the core on
  * the export's view and converts the answer.  A handle holds one core
  * reference on its object, dropped at release.  Open files use ganesha's
- * fd helpers (fsal_find_fd): a global fd per handle for stateless NFSv3
- * I/O and one fd per NFSv4 open state, each wrapping a struct cow_file.
+ * fd helpers (fsal_find_fd with API 11, fsal_start_io with API 13): a
+ * global fd per handle for stateless NFSv3 I/O and one fd per NFSv4 open
+ * state, each wrapping a struct cow_file.
  */
 #include <fcntl.h>
 #include <sys/xattr.h>
@@ -50,7 +51,13 @@ struct cowfsal_handle *cowfsal_handle_new(struct cowfsal_export *exp, const stru
 	h->exp = exp;
 	h->ino = attr->ino;
 	cowfsal_encode_key(exp, h->key, attr->ino);
+#if COWFSAL_API13
+	fsal_obj_handle_init(&h->obj_handle, &exp->export, posix2fsal_type(attr->mode), true);
+	if (h->obj_handle.type == REGULAR_FILE)
+		init_fsal_fd(&h->fd.fsal_fd, FSAL_FD_GLOBAL, &exp->export);
+#else
 	fsal_obj_handle_init(&h->obj_handle, &exp->export, posix2fsal_type(attr->mode));
+#endif
 	h->obj_handle.obj_ops = &COWFSAL.handle_ops;
 	h->obj_handle.fileid = attr->ino;
 	/* one file system per client: export id as fsid (stable in the config) */
@@ -87,15 +94,25 @@ static void do_release(struct fsal_obj_handle *obj)
 	struct cowfsal_export *exp = h->exp;
 
 	if (obj->type == REGULAR_FILE) {
+#if COWFSAL_API13
+		/* waits for I/O on the global fd and takes it off the LRU */
+		close_fsal_fd(obj, &h->fd.fsal_fd, false);
+		destroy_fsal_fd(&h->fd.fsal_fd);
+#else
 		PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
 		close_fd(&h->fd);
 		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+#endif
 	}
 	pthread_mutex_lock(&exp->handles_lock);
 	glist_del(&h->entry);
 	pthread_mutex_unlock(&exp->handles_lock);
 	cow_forget(exp->view, h->ino, 1);
+#if COWFSAL_API13
+	fsal_obj_handle_fini(obj, true);
+#else
 	fsal_obj_handle_fini(obj);
+#endif
 	gsh_free(h);
 }
 
@@ -449,7 +466,8 @@ static fsal_status_t open_fd(struct fsal_obj_handle *obj, fsal_openflags_t openf
 	return ok;
 }
 
-/* fsal_find_fd's callbacks */
+/* fsal_find_fd's callbacks with API 11, the reopen_func and close_func
+ * object operations with API 13 */
 static fsal_status_t open_func(struct fsal_obj_handle *obj, fsal_openflags_t openflags, struct fsal_fd *fd)
 {
 	return open_fd(obj, openflags, (struct cowfsal_fd *)fd);
@@ -484,11 +502,20 @@ static fsal_status_t open_by_handle(struct fsal_obj_handle *obj, struct state_t 
 	struct cowfsal_fd *fd = state ? state_fd(state) : &h->fd;
 	fsal_status_t st;
 
+#if COWFSAL_API13
+	/* no I/O on the fd until it is open (the only order in which ganesha
+	 * takes an fd's work mutex and then the object lock) */
+	fsal_start_fd_work_no_reclaim(&fd->fsal_fd);
+	bool fresh = fd->fsal_fd.openflags == FSAL_O_CLOSED;
+#endif
 	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
 	if (state) {
 		st = check_share_conflict(&h->share, openflags, false);
 		if (FSAL_IS_ERROR(st)) {
 			PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+#if COWFSAL_API13
+			fsal_complete_fd_work(&fd->fsal_fd);
+#endif
 			return st;
 		}
 		update_share_counters(&h->share, FSAL_O_CLOSED, openflags);
@@ -513,6 +540,15 @@ static fsal_status_t open_by_handle(struct fsal_obj_handle *obj, struct state_t 
 	if (FSAL_IS_ERROR(st) && state)
 		update_share_counters(&h->share, openflags, FSAL_O_CLOSED);
 	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+#if COWFSAL_API13
+	if (!FSAL_IS_ERROR(st) && fresh)
+		insert_fd_lru(&fd->fsal_fd); /* counts it; a global fd joins the LRU */
+	else if (!FSAL_IS_ERROR(st))
+		bump_fd_lru(&fd->fsal_fd);
+	else if (!fresh && !fd->file)
+		remove_fd_lru(&fd->fsal_fd); /* it was open, and is closed now */
+	fsal_complete_fd_work(&fd->fsal_fd);
+#endif
 	return st;
 }
 
@@ -616,6 +652,10 @@ static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state
 	/* nobody else knows the new handle yet: no lock needed */
 	fd->file = f;
 	fd->fsal_fd.openflags = FSAL_O_NFS_FLAGS(openflags | FSAL_O_WRITE);
+#if COWFSAL_API13
+	if (!state)
+		insert_fd_lru(&fd->fsal_fd);
+#endif
 	if (state)
 		update_share_counters(&h->share, FSAL_O_CLOSED, openflags);
 	return st;
@@ -625,23 +665,30 @@ static fsal_status_t do_reopen2(struct fsal_obj_handle *obj, struct state_t *sta
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_fd *fd = state_fd(state);
-	fsal_openflags_t old = fd->fsal_fd.openflags;
 
+#if COWFSAL_API13
+	fsal_start_fd_work_no_reclaim(&fd->fsal_fd);
+#endif
+	fsal_openflags_t old = fd->fsal_fd.openflags;
 	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
 	fsal_status_t st = check_share_conflict(&h->share, openflags, false);
-	if (FSAL_IS_ERROR(st)) {
-		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
-		return st;
-	}
-	update_share_counters(&h->share, old, openflags);
+	if (!FSAL_IS_ERROR(st))
+		update_share_counters(&h->share, old, openflags);
 	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
 
-	st = open_fd(obj, openflags, fd);
-	if (FSAL_IS_ERROR(st)) {
-		PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
-		update_share_counters(&h->share, openflags, old);
-		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+	if (!FSAL_IS_ERROR(st)) {
+		st = open_fd(obj, openflags, fd);
+		if (FSAL_IS_ERROR(st)) {
+			PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
+			update_share_counters(&h->share, openflags, old);
+			PTHREAD_RWLOCK_unlock(&obj->obj_lock);
+		}
 	}
+#if COWFSAL_API13
+	if (!FSAL_IS_ERROR(st) && old == FSAL_O_CLOSED)
+		insert_fd_lru(&fd->fsal_fd);
+	fsal_complete_fd_work(&fd->fsal_fd);
+#endif
 	return st;
 }
 
@@ -651,10 +698,41 @@ static fsal_openflags_t cowfsal_status2(struct fsal_obj_handle *obj, struct stat
 }
 
 /*
- * Find the fd for I/O on @obj (see fsal_find_fd); done with put_io_fd.
- * Without a usable state or global fd, fsal_find_fd opens a temporary fd
- * into *io->fd (closefd set): that is io->temp, so io must outlive the I/O.
+ * Find the fd for I/O on @obj and hold it for the I/O; done with
+ * put_io_fd.  Without a usable state or global fd, ganesha opens a
+ * temporary fd in io->temp, so io must outlive the I/O.
  */
+#if COWFSAL_API13
+struct io_fd {
+	struct fsal_fd *fd;
+	/* stateless I/O holds a share reservation of these flags (taken in
+	 * fsal_start_io, released here) */
+	fsal_openflags_t share;
+	struct cowfsal_fd temp;
+};
+
+static fsal_status_t get_io_fd(struct fsal_obj_handle *obj, bool bypass, struct state_t *state,
+			       fsal_openflags_t openflags, bool for_locks, struct io_fd *io)
+{
+	struct cowfsal_handle *h = handle_of(obj);
+	init_fsal_fd(&io->temp.fsal_fd, FSAL_FD_TEMP, &h->exp->export);
+	io->temp.file = NULL;
+	io->fd = NULL;
+	fsal_status_t st = fsal_start_io(&io->fd, obj, &h->fd.fsal_fd, &io->temp.fsal_fd, state, openflags, for_locks,
+					 NULL, bypass, &h->share);
+	io->share = !FSAL_IS_ERROR(st) && !state && openflags != FSAL_O_ANY ? openflags : 0;
+	return st;
+}
+
+static void put_io_fd(struct fsal_obj_handle *obj, struct io_fd *io)
+{
+	if (io->fd)
+		fsal_complete_io(obj, io->fd); /* closes a temporary fd */
+	if (io->share)
+		update_share_counters_locked(obj, &handle_of(obj)->share, io->share, FSAL_O_CLOSED);
+	destroy_fsal_fd(&io->temp.fsal_fd);
+}
+#else
 struct io_fd {
 	struct fsal_fd *fd;
 	bool has_lock, closefd;
@@ -681,6 +759,7 @@ static void put_io_fd(struct fsal_obj_handle *obj, struct io_fd *io)
 	if (io->has_lock)
 		PTHREAD_RWLOCK_unlock(&obj->obj_lock);
 }
+#endif
 
 /* read2 and write2: one pass over the iovecs through the fd found. */
 static void do_io(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_cb, struct fsal_io_arg *arg,
@@ -842,6 +921,11 @@ static fsal_status_t do_close2(struct fsal_obj_handle *obj, struct state_t *stat
 {
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cowfsal_fd *fd = state_fd(state);
+#if COWFSAL_API13
+	if (is_share_state(state))
+		update_share_counters_locked(obj, &h->share, fd->fsal_fd.openflags, FSAL_O_CLOSED);
+	return close_fsal_fd(obj, &fd->fsal_fd, false); /* waits for I/O on it */
+#else
 	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
 	if (is_share_state(state))
 		update_share_counters(&h->share, fd->fsal_fd.openflags, FSAL_O_CLOSED);
@@ -849,16 +933,21 @@ static fsal_status_t do_close2(struct fsal_obj_handle *obj, struct state_t *stat
 	close_fd(fd);
 	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
 	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
+#endif
 }
 
 static fsal_status_t do_close(struct fsal_obj_handle *obj)
 {
 	struct cowfsal_handle *h = handle_of(obj);
+#if COWFSAL_API13
+	return close_fsal_fd(obj, &h->fd.fsal_fd, false);
+#else
 	PTHREAD_RWLOCK_wrlock(&obj->obj_lock);
 	bool was_open = h->fd.file != NULL;
 	close_fd(&h->fd);
 	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
 	return was_open ? ok : fsalstat(ERR_FSAL_NOT_OPENED, 0);
+#endif
 }
 
 /* ---- extended attributes (NFSv4.2, RFC 8276: the user.* namespace) ---- */
@@ -999,21 +1088,21 @@ static fsal_status_t cowfsal_readdir(struct fsal_obj_handle *dir, fsal_cookie_t 
 }
 
 static fsal_status_t cowfsal_mkdir(struct fsal_obj_handle *dir, const char *name, struct fsal_attrlist *attrs_in,
-				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out)
+				   struct fsal_obj_handle **new_obj, struct fsal_attrlist *attrs_out COWFSAL_DIR_ATTRS)
 {
 	LOCKED(dir, do_mkdir(dir, name, attrs_in, new_obj, attrs_out));
 }
 
 static fsal_status_t cowfsal_mknode(struct fsal_obj_handle *dir, const char *name, object_file_type_t nodetype,
 				    struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
-				    struct fsal_attrlist *attrs_out)
+				    struct fsal_attrlist *attrs_out COWFSAL_DIR_ATTRS)
 {
 	LOCKED(dir, do_mknode(dir, name, nodetype, attrs_in, new_obj, attrs_out));
 }
 
 static fsal_status_t cowfsal_symlink(struct fsal_obj_handle *dir, const char *name, const char *target,
 				     struct fsal_attrlist *attrs_in, struct fsal_obj_handle **new_obj,
-				     struct fsal_attrlist *attrs_out)
+				     struct fsal_attrlist *attrs_out COWFSAL_DIR_ATTRS)
 {
 	LOCKED(dir, do_symlink(dir, name, target, attrs_in, new_obj, attrs_out));
 }
@@ -1034,18 +1123,20 @@ static fsal_status_t cowfsal_setattr2(struct fsal_obj_handle *obj, bool bypass, 
 	LOCKED(obj, do_setattr2(obj, bypass, state, attrs));
 }
 
-static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir, const char *name)
+static fsal_status_t cowfsal_link(struct fsal_obj_handle *obj, struct fsal_obj_handle *destdir,
+				  const char *name COWFSAL_DIR_ATTRS)
 {
 	LOCKED(obj, do_link(obj, destdir, name));
 }
 
 static fsal_status_t cowfsal_rename(struct fsal_obj_handle *obj, struct fsal_obj_handle *olddir, const char *old_name,
-				    struct fsal_obj_handle *newdir, const char *new_name)
+				    struct fsal_obj_handle *newdir, const char *new_name COWFSAL_DIR2_ATTRS)
 {
 	LOCKED(olddir, do_rename(obj, olddir, old_name, newdir, new_name));
 }
 
-static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj, const char *name)
+static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj_handle *obj,
+				    const char *name COWFSAL_DIR_ATTRS)
 {
 	LOCKED(dir, do_unlink(dir, obj, name));
 }
@@ -1053,7 +1144,7 @@ static fsal_status_t cowfsal_unlink(struct fsal_obj_handle *dir, struct fsal_obj
 static fsal_status_t cowfsal_open2(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
 				   enum fsal_create_mode createmode, const char *name, struct fsal_attrlist *attrs_set,
 				   fsal_verifier_t verifier, struct fsal_obj_handle **new_obj,
-				   struct fsal_attrlist *attrs_out, bool *caller_perm_check)
+				   struct fsal_attrlist *attrs_out, bool *caller_perm_check COWFSAL_DIR_ATTRS)
 {
 	LOCKED(obj, do_open2(obj, state, openflags, createmode, name, attrs_set, verifier, new_obj, attrs_out,
 			     caller_perm_check));
@@ -1149,6 +1240,10 @@ void cowfsal_handle_ops_init(struct fsal_obj_ops *ops)
 	ops->unlink = cowfsal_unlink;
 	ops->open2 = cowfsal_open2;
 	ops->reopen2 = cowfsal_reopen2;
+#if COWFSAL_API13
+	ops->reopen_func = open_func;
+	ops->close_func = close_func;
+#endif
 	ops->status2 = cowfsal_status2;
 	ops->read2 = cowfsal_read2;
 	ops->write2 = cowfsal_write2;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -81,6 +82,7 @@ struct serve {
 	struct ganesha_log log;
 	bool foreground, grace;
 	bool unprivileged;	/* --allow-unprivileged-ports */
+	bool io_flusher_fail;	/* ganesha may start without PR_SET_IO_FLUSHER */
 	pid_t ganesha, rpcbind; /* children, 0 when not running */
 	/* TFTP: the boot files */
 	bool tftp;	   /* not --no-tftp */
@@ -516,6 +518,42 @@ static int count_lines(FILE *f, char **buf, size_t *len, struct line_count *lc)
 	return lc->line;
 }
 
+/* The major version of the ganesha.nfsd on PATH ("NFS-Ganesha Release =
+ * V6.5"), 0 when it cannot be told. */
+static int ganesha_major(void)
+{
+	FILE *p = popen(GANESHA_NFSD " -v 2>/dev/null", "re");
+	if (!p)
+		return 0;
+	char line[256];
+	int major = 0;
+	while (fgets(line, sizeof(line), p))
+		if (sscanf(line, "NFS-Ganesha Release = V%d", &major) == 1)
+			break;
+	pclose(p);
+	return major;
+}
+
+/*
+ * ganesha 5 and later mark their process an I/O flusher (PR_SET_IO_FLUSHER:
+ * memory reclaim then never waits on the writes it is itself to do) and
+ * refuse to start where that is not allowed: without CAP_SYS_RESOURCE, as
+ * in some containers.  ganesha runs with serve's credentials, so serve
+ * tries first; where it is refused too, ganesha is told to go on without
+ * (allow_set_io_flusher_fail), which serve says at start.  True then.
+ */
+static bool io_flusher_refused(void)
+{
+	int was = prctl(PR_GET_IO_FLUSHER, 0, 0, 0, 0);
+	if (was < 0 && errno == EINVAL)
+		return false; /* a kernel before 5.6: ganesha goes on */
+	if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == 0) {
+		prctl(PR_SET_IO_FLUSHER, was > 0, 0, 0, 0);
+		return false;
+	}
+	return errno == EPERM && ganesha_major() >= 5;
+}
+
 static int write_config(struct serve *s, const struct client_list *l, const char *plugins)
 {
 	char path[PATH_MAX + 64], *text = NULL;
@@ -534,6 +572,8 @@ static int write_config(struct serve *s, const struct client_list *l, const char
 	fprintf(f, "NFS_CORE_PARAM {\n\tProtocols = 3, 4;\n\tNFS_Port = %d;\n\tMount_Path_Pseudo = true;\n", s->port);
 	if (plugins)
 		fprintf(f, "\tPlugins_Dir = \"%s\";\n", plugins);
+	if (s->io_flusher_fail)
+		fprintf(f, "\t# no CAP_SYS_RESOURCE for PR_SET_IO_FLUSHER here\n\tallow_set_io_flusher_fail = true;\n");
 	fprintf(f, "}\n\n");
 	fprintf(f, "NFSv4 {\n\tRecoveryRoot = \"%s/recovery\";\n\tOnly_Numeric_Owners = true;\n%s}\n\n", s->run,
 		s->grace ? "" : "\tGraceless = true;\n");
@@ -1240,6 +1280,10 @@ int cmd_serve(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &set, &old);
 
 	struct client_list l = {0};
+	s.io_flusher_fail = io_flusher_refused();
+	if (s.io_flusher_fail)
+		err("warning: ganesha cannot be made an I/O flusher here (no CAP_SYS_RESOURCE): it serves, but "
+		    "under memory pressure its writes may wait on the reclaim they are to make room for");
 	int r = write_pid(&s);
 	if (r < 0)
 		err("cannot write %s/serve.pid: %s", s.run, strerror(-r));
