@@ -67,7 +67,8 @@ struct ganesha_log {
 	bool watching;	 /* a start or a reload is under way */
 	bool done;	 /* ganesha said it has finished starting or reloading */
 	char fsal[512];	 /* why ganesha could not load the module, if it said */
-	char fatal[512]; /* its last CRIT/FATAL/MAJ message */
+	char fatal[512]; /* its last CRIT/FATAL/MAJ message (a FATAL one kept) */
+	bool fatal_seen; /* fatal holds a FATAL message */
 };
 
 struct serve {
@@ -727,11 +728,26 @@ static void log_line(struct serve *s, const char *line)
 		p = strstr(line, ":CRIT :")    ? strstr(line, ":CRIT :") + 7
 		    : strstr(line, ":FATAL :") ? strstr(line, ":FATAL :") + 8
 					       : strstr(line, ":MAJ :") + 6;
-		if (!strstr(p, "DBUS") && !strstr(p, "dbus") && !strstr(p, "krb5") && !strstr(p, "principal"))
+		bool fatal = strstr(line, ":FATAL :") != NULL;
+		/* ganesha 6 follows a FATAL message with "stack backtrace
+		 * follows:" (MAJ) and the backtrace: the reason is the former */
+		if (!strstr(p, "DBUS") && !strstr(p, "dbus") && !strstr(p, "krb5") && !strstr(p, "principal") &&
+		    !strstr(p, "stack backtrace follows") && (fatal || !g->fatal_seen)) {
 			copy_rest(g->fatal, sizeof(g->fatal), p);
+			g->fatal_seen = fatal;
+		}
 	}
+	/* ganesha 4.3: "Failed to load module (PATH) because: WHY" (MAJ);
+	 * 6.5: "Could not dlopen module: PATH Error: WHY. You might want to
+	 * install the nfs-ganesha-COWROOT package" (FATAL; no such package) */
 	if ((p = strstr(line, "Failed to load module (")) && strstr(p, "libfsalcowroot") && !g->fsal[0])
 		copy_rest(g->fsal, sizeof(g->fsal), p + strlen("Failed to load module "));
+	if ((p = strstr(line, "Could not dlopen module: ")) && strstr(p, "libfsalcowroot") && !g->fsal[0]) {
+		copy_rest(g->fsal, sizeof(g->fsal), p + strlen("Could not dlopen module: "));
+		char *advice = strstr(g->fsal, ". You might want to install");
+		if (advice)
+			*advice = 0;
+	}
 	if ((p = strstr(line, "cowroot: cannot serve client '"))) {
 		p += strlen("cowroot: cannot serve client '");
 		for (size_t i = 0; i < s->served; i++) {
@@ -805,6 +821,7 @@ static void log_watch(struct serve *s)
 	s->log.watching = true;
 	s->log.done = false;
 	s->log.fsal[0] = s->log.fatal[0] = 0;
+	s->log.fatal_seen = false;
 	for (size_t i = 0; i < s->served; i++) {
 		s->exports[i].failed = s->exports[i].specific = false;
 		s->exports[i].why[0] = 0;
