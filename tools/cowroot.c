@@ -1109,6 +1109,22 @@ static int cmd_fsck(int argc, char **argv)
 	return 1;
 }
 
+/* ---- version ---- */
+
+static int print_version(void)
+{
+	printf("cowroot %s\n", COW_VERSION);
+	return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return usage_err("version");
+	return print_version();
+}
+
 /* ---- dispatch ---- */
 
 struct command {
@@ -1163,11 +1179,13 @@ static const struct command commands[] = {
     {"fsck", NULL, cmd_fsck, "fsck [--repair]                   check (and repair) the store"},
     {"gc", NULL, cmd_gc, "gc                                reclaim space of reset/removed clients and images"},
     {"stats", NULL, cmd_stats, "stats [--json]                    space and change counts per client and image"},
+    {"version", NULL, cmd_version, "version                           print cowroot's version (also --version)"},
 };
 
 static int help(FILE *f)
 {
-	fprintf(f, "usage: cowroot [--store DIR] COMMAND ...\n\n"
+	fprintf(f, "usage: cowroot [--store DIR] COMMAND ...\n"
+		   "       cowroot --version\n\n"
 		   "The store defaults to $COWROOT_STORE, else " DEFAULT_STORE ".\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %s\n", commands[i].help);
@@ -1187,6 +1205,8 @@ int main(int argc, char **argv)
 			store_dir = argv[i] + 8;
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return help(stdout);
+		else if (!strcmp(argv[i], "--version"))
+			return print_version();
 		else
 			return help(stderr);
 	}

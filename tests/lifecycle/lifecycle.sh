@@ -12,7 +12,8 @@
 #     snapshot one, rebase the other onto it, reset one, export the image and
 #     load it into a second store, then compare the trees of both mounts.
 #
-# Env: COWROOT (the cowroot binary); COW_FIXTURE_CACHE (where the realworld
+# Env: COWROOT (the cowroot binary); COW_VERSION (what its --version must
+# say, the meson project's); COW_FIXTURE_CACHE (where the realworld
 # test caches its debootstrap tree, used as the large tree when present);
 # COW_KEEP=1 keeps the temp dir.  Needs root and /dev/fuse (exit 77 without).
 set -u
@@ -26,6 +27,10 @@ skip() {
 if [ -z "${COW_LIFE_INNER:-}" ]; then
 	if [ -z "${COWROOT:-}" ] || [ ! -x "$COWROOT" ]; then
 		echo "FAIL: \$COWROOT is not set to the cowroot binary" >&2
+		exit 1
+	fi
+	if [ -z "${COW_VERSION:-}" ]; then
+		echo "FAIL: \$COW_VERSION is not set to the version cowroot must print" >&2
 		exit 1
 	fi
 	[ "$(id -u)" = 0 ] || skip "needs root (mounts, device nodes, chown, security.* xattrs)"
@@ -191,6 +196,12 @@ for c in "client reset" "client snapshot" "client rebase" "image flatten" "image
 	# shellcheck disable=SC2086
 	check "'$c --help' prints its usage" expect 2 "usage: cowroot .*${c#* }" "$S" $c --help
 done
+
+check "--version prints 'cowroot VERSION' (the project's), exit 0" expect 0 "^cowroot ${COW_VERSION//./\\.}\$" "$S" --version
+check "'version' prints the same" expect 0 "^cowroot ${COW_VERSION//./\\.}\$" "$S" version
+check "--help lists --version and version" sh -c "'$COWROOT' --help | grep -q '^ *cowroot --version\$' &&
+	'$COWROOT' --help | grep -qE '^  version +print'"
+check "'version extra' is a usage error (exit 2)" expect 2 "usage: cowroot .*version" "$S" version extra
 
 # ---- unknown clients and images, bad names: exit 1 with a message ---------------------------------
 
