@@ -449,9 +449,9 @@ int cow_db_image_info(struct cow_db *db, const char *name, struct cow_image_info
 	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
-/* The lowest free client id from @from on (up to COW_CLIENT_ID_MAX), 0 if
- * there is none. */
-static int client_free_id(struct cow_db *db, uint64_t from, uint64_t *ret)
+/* The lowest free client id from @from on (up to COW_CLIENT_ID_MAX, so it
+ * fits the return value), 0 if there is none, or -errno. */
+static int client_free_id(struct cow_db *db, uint64_t from)
 {
 	sqlite3_stmt *s = cow_sql_stmt(db, S_CLIENT_FREE_ID);
 	if (!s)
@@ -459,27 +459,29 @@ static int client_free_id(struct cow_db *db, uint64_t from, uint64_t *ret)
 	cow_sql_bind_i64(s, ":from", (int64_t)from);
 	cow_sql_bind_i64(s, ":max", COW_CLIENT_ID_MAX);
 	int r = cow_sql_step(db, s);
-	*ret = r > 0 ? (uint64_t)sqlite3_column_int64(s, 0) : 0; /* NULL reads as 0 */
+	if (r > 0)
+		r = (int)sqlite3_column_int64(s, 0); /* NULL (none free) reads as 0 */
 	cow_sql_done(s);
-	return r < 0 ? r : 0;
+	return r;
 }
 
 int cow_db_client_add(struct cow_db *db, const char *name, const char *image, uint64_t layer, uint64_t gen)
 {
 	/* next fit: the first free id after the one given last, so a freed id
 	 * goes round the whole range before it is given again */
-	uint64_t next, id;
+	uint64_t next;
 	int r = cow_db_counter(db, "next_client", 0, &next);
-	if (r == 0)
-		r = client_free_id(db, next < 1 ? 1 : next, &id);
-	if (r == 0 && id == 0)
-		r = client_free_id(db, 1, &id);
-	if (r == 0 && id == 0)
-		r = -EUSERS;
 	if (r < 0)
 		return r;
+	int id = client_free_id(db, next < 1 ? 1 : next);
+	if (id == 0) /* none from there up: go round */
+		id = client_free_id(db, 1);
+	if (id < 0)
+		return id;
+	if (id == 0)
+		return -EUSERS;
 	/* the cursor moves to id + 1, back too (the sum is modulo 2^64) */
-	r = cow_db_counter(db, "next_client", id + 1 - next, &next);
+	r = cow_db_counter(db, "next_client", (uint64_t)id + 1 - next, &next);
 	if (r < 0)
 		return r;
 	sqlite3_stmt *s = cow_sql_stmt(db, S_CLIENT_ADD);

@@ -17,7 +17,10 @@
  * A root of another architecture (an arm64 or armhf image on an amd64
  * server) runs through qemu-user-static and binfmt_misc: the interpreter is
  * registered (with the F flag, so that it works inside the root) when the
- * kernel does not have it yet, and the command says so.
+ * kernel does not have it yet, and the command says so.  Where nothing has
+ * mounted binfmt_misc (systemd does at boot), it is mounted in the caller's
+ * mount namespace, not this command's: the kernel keeps a registration only
+ * as long as binfmt_misc stays mounted somewhere.
  */
 #include <elf.h>
 #include <errno.h>
@@ -103,15 +106,20 @@ static const char *qemu_name(int m)
 	}
 }
 
-/* What binfmt_misc says of its entry @path: enabled, and registered
- * with the F flag (the interpreter opened at registration, so that it is
- * found inside a chroot).  false if the entry cannot be read. */
-static bool binfmt_entry(const char *path, bool *ret_enabled, bool *ret_fixed)
+/* What binfmt_misc (its directory @dir) says of its entry @name: enabled,
+ * and registered with the F flag (the interpreter opened at registration,
+ * so that it is found inside a chroot).  false if the entry cannot be
+ * read. */
+static bool binfmt_entry(int dir, const char *name, bool *ret_enabled, bool *ret_fixed)
 {
-	FILE *f = fopen(path, "re");
+	int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "re");
 	char line[512];
-	if (!f)
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return false;
+	}
 	*ret_enabled = *ret_fixed = false;
 	while (fgets(line, sizeof(line), f)) {
 		if (!strcmp(line, "enabled\n"))
@@ -123,26 +131,94 @@ static bool binfmt_entry(const char *path, bool *ret_enabled, bool *ret_fixed)
 	return true;
 }
 
-/* Make the kernel run binaries of machine @m through qemu-user-static:
- * 0 (saying what it did, if anything), or -1 after saying why not. */
-static int binfmt_ensure(int m)
+/* The caller's mount namespace and root directory, kept when this command
+ * makes a namespace of its own (binfmt_misc is mounted there). */
+struct caller_ns {
+	int ns, root;
+};
+
+/* binfmt_misc's directory, open (O_PATH): where this command's namespace
+ * has it mounted, else where the caller's namespace has, else mounted
+ * there first, as systemd mounts it at boot.  Not mounted in this
+ * command's namespace: the kernel (Linux 6.7 on) forgets everything
+ * registered once the last mount of binfmt_misc is gone, and this
+ * namespace goes when the command ends.  -1 after saying why not. */
+static int binfmt_dir(const struct caller_ns *caller)
+{
+	int fd = open(BINFMT_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && faccessat(fd, "register", F_OK, 0) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
+	/* setns() makes the namespace's own root the process's root and
+	 * directory, out of any chroot: both are put back each way */
+	int ours = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ours < 0 || root < 0 || cwd < 0) {
+		err("cannot open this command's mount namespace: %s", strerror(errno));
+		goto out;
+	}
+	if (setns(caller->ns, CLONE_NEWNS) < 0) {
+		err("cannot enter the caller's mount namespace to mount binfmt_misc: %s", strerror(errno));
+		goto out;
+	}
+	if (fchdir(caller->root) < 0 || chroot(".") < 0) {
+		err("cannot enter the caller's root to mount binfmt_misc: %s", strerror(errno));
+		goto back;
+	}
+	if (access(BINFMT_DIR "/register", F_OK) < 0) {
+		if (mount("binfmt_misc", BINFMT_DIR, "binfmt_misc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			err("cannot mount binfmt_misc on %s: %s", BINFMT_DIR, strerror(errno));
+		else
+			fprintf(stderr,
+				"cowroot: mounted binfmt_misc on %s (the kernel keeps what is registered while it is "
+				"mounted)\n",
+				BINFMT_DIR);
+	}
+	fd = open(BINFMT_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0 && faccessat(fd, "register", F_OK, 0) < 0) {
+		close(fd);
+		fd = -1;
+	}
+back:
+	if (setns(ours, CLONE_NEWNS) < 0 || fchdir(root) < 0 || chroot(".") < 0 || fchdir(cwd) < 0) {
+		err("cannot return to this command's mount namespace: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+out:
+	if (ours >= 0)
+		close(ours);
+	if (root >= 0)
+		close(root);
+	if (cwd >= 0)
+		close(cwd);
+	return fd;
+}
+
+/* Make the kernel run binaries of machine @m through qemu-user-static,
+ * binfmt_misc mounted in the caller's mount namespace if it is not yet: 0
+ * (saying what it did, if anything), or -1 after saying why not. */
+static int binfmt_ensure(int m, const struct caller_ns *caller)
 {
 	const char *q = qemu_name(m);
-	char entry[128], conf[128];
+	char name[64], entry[128], conf[128];
 	if (!q) {
 		err("the client's root is for ELF machine %d, which this server cannot run", m);
 		return -1;
 	}
-	snprintf(entry, sizeof(entry), BINFMT_DIR "/qemu-%s", q);
+	snprintf(name, sizeof(name), "qemu-%s", q);
+	snprintf(entry, sizeof(entry), BINFMT_DIR "/%s", name);
 	snprintf(conf, sizeof(conf), "/usr/lib/binfmt.d/qemu-%s.conf", q);
-	if (access(BINFMT_DIR "/register", F_OK) < 0) {
-		if (mount("binfmt_misc", BINFMT_DIR, "binfmt_misc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-			err("cannot mount binfmt_misc on %s: %s", BINFMT_DIR, strerror(errno));
-			return -1;
-		}
-	}
+	int dir = binfmt_dir(caller);
+	if (dir < 0)
+		return -1;
 	bool enabled, fixed;
-	if (binfmt_entry(entry, &enabled, &fixed)) {
+	if (binfmt_entry(dir, name, &enabled, &fixed)) {
+		close(dir);
 		if (!enabled) {
 			err("binfmt_misc has qemu-%s registered but disabled (%s): enable it with 'echo 1 > %s'", q,
 			    entry, entry);
@@ -161,6 +237,7 @@ static int binfmt_ensure(int m)
 	if (!f || !fgets(rule, sizeof(rule), f)) {
 		if (f)
 			fclose(f);
+		close(dir);
 		err("the client's root is %s and qemu-%s is not registered with binfmt_misc: install "
 		    "qemu-user-static (%s is missing)",
 		    q, q, conf);
@@ -168,11 +245,12 @@ static int binfmt_ensure(int m)
 	}
 	fclose(f);
 	rule[strcspn(rule, "\n")] = 0;
-	int fd = open(BINFMT_DIR "/register", O_WRONLY | O_CLOEXEC);
+	int fd = openat(dir, "register", O_WRONLY | O_CLOEXEC);
 	ssize_t n = fd < 0 ? -1 : write(fd, rule, strlen(rule));
 	int e = errno;
 	if (fd >= 0)
 		close(fd);
+	close(dir);
 	if (n != (ssize_t)strlen(rule)) {
 		err("cannot register qemu-%s with binfmt_misc from %s: %s", q, conf, strerror(e));
 		return -1;
@@ -559,19 +637,26 @@ int cmd_client_shell(int argc, char **argv)
 	}
 	cow_store_close(st);
 
-	/* our own mount namespace: nothing mounted here is seen outside */
+	/* our own mount namespace: nothing mounted here is seen outside (the
+	 * caller's is kept for binfmt_misc, which must outlive ours) */
+	struct caller_ns caller = {open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC),
+				   open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)};
+	if (caller.ns < 0 || caller.root < 0) {
+		err("cannot open this command's mount namespace: %s", strerror(errno));
+		goto fail;
+	}
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 		err("cannot make a private mount namespace: %s", strerror(errno));
-		return 1;
+		goto fail;
 	}
 	char root[] = "/tmp/cowroot-shell.XXXXXX";
 	if (!mkdtemp(root)) {
 		err("cannot make a mount point: %s", strerror(errno));
-		return 1;
+		goto fail;
 	}
 	if (mount_view(root, name) != 0) {
 		rmdir(root);
-		return 1;
+		goto fail;
 	}
 	int rc = 1;
 	int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -580,7 +665,7 @@ int cmd_client_shell(int argc, char **argv)
 		goto out;
 	}
 	int guest = root_machine(rootfd), host = host_machine();
-	if (guest && host && guest != host && binfmt_ensure(guest) < 0)
+	if (guest && host && guest != host && binfmt_ensure(guest, &caller) < 0)
 		goto out;
 	const char *nspawn = chroot_only ? NULL : find_nspawn();
 	if (setup_root(root, rootfd, !nspawn) < 0)
@@ -588,6 +673,8 @@ int cmd_client_shell(int argc, char **argv)
 	char *const *command = cmd ? cmd : default_shell(rootfd);
 	rc = nspawn ? run_nspawn(nspawn, root, rootfd, name, command) : run_chroot(root, name, command);
 out:
+	close(caller.ns);
+	close(caller.root);
 	if (rootfd >= 0)
 		close(rootfd);
 	/* the container's mounts go, then the view: its daemon writes the
@@ -597,4 +684,10 @@ out:
 	wait_released(name);
 	rmdir(root);
 	return rc;
+fail:
+	if (caller.ns >= 0)
+		close(caller.ns);
+	if (caller.root >= 0)
+		close(caller.root);
+	return 1;
 }

@@ -194,6 +194,19 @@ static void sql(const char *db, const char *text)
 	sqlite3_close(h);
 }
 
+/* The first line of sqlite's own integrity check of @db, "" if it is ok. */
+static void first_finding(const char *db, char *buf, size_t size)
+{
+	sqlite3 *h;
+	sqlite3_stmt *s;
+	if (sqlite3_open(db, &h) != SQLITE_OK || sqlite3_prepare_v2(h, "PRAGMA integrity_check", -1, &s, NULL) != 0)
+		bail("integrity_check");
+	const unsigned char *t = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
+	snprintf(buf, size, "%s", t && strcmp((const char *)t, "ok") ? (const char *)t : "");
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+}
+
 /* A store with image "base" (a file and a directory) and client "c1". */
 static void make_store(const char *dir)
 {
@@ -440,8 +453,13 @@ static void test_damaged(void)
 			 idx, idx);
 		sql(db, text);
 	}
+	/* which finding comes first is sqlite's choice (3.46 counts the
+	 * index's entries before it looks for missing rows, 3.40 after) */
+	char first[512];
+	first_finding(db, first, sizeof(first));
+	check(strstr(first, "index iiii") != NULL, first, "sqlite's first finding names the long index");
 	check_int(fsck(dir, false, &rep, &lines), 0, "fsck of a database whose findings are long");
-	check(!rep.db_ok && strstr(lines.text, "missing from index iiii"), lines.text, "reports the first of them");
+	check(!rep.db_ok && strstr(lines.text, first), lines.text, "reports the first of them");
 }
 
 /* Operations acknowledged in a batch outlive a batch commit that fails. */
@@ -499,8 +517,7 @@ static void test_failed_batch(void)
 	check_int(cow_lookup(v, root, "later", &a), -ENOENT, "the refused operation left nothing");
 	r = cow_lookup(v, kept, "file", &a);
 	char buf[32] = "";
-	if (check_int(r, 0, "the file created in the failed batch is there") &&
-	    cow_open(v, a.ino, O_RDONLY, &f) == 0) {
+	if (check_int(r, 0, "the file created in the failed batch is there") && cow_open(v, a.ino, O_RDONLY, &f) == 0) {
 		ssize_t n = cow_read(f, buf, sizeof(buf) - 1, 0);
 		buf[n > 0 ? n : 0] = 0;
 		cow_release(f);
@@ -525,7 +542,8 @@ static void test_import_path(void)
 	snprintf(p, sizeof(p), "%s/usr/share/doc", src);
 	char cmd[4096];
 	chmod(top, 0755); /* for the unprivileged user below */
-	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && echo secret > '%s/usr/share/doc/hidden' && chmod 000 "
+	snprintf(cmd, sizeof(cmd),
+		 "mkdir -p '%s' && echo secret > '%s/usr/share/doc/hidden' && chmod 000 "
 		 "'%s/usr/share/doc/hidden' && chown -R 65534:65534 '%s' && mkdir -p '%s' && chown 65534:65534 '%s'",
 		 p, src, src, src, dir, dir);
 	if (system(cmd) != 0)
