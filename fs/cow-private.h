@@ -20,6 +20,10 @@
 
 #define COW_MAX_LAYERS 64
 #define COW_INO_BATCH 4096
+/* STORE/tmp-boot-XXXXXX: where a disk import copies the boot partition out,
+ * locked (flock) by the import while it runs; fsck and gc remove one whose
+ * import died */
+#define COW_TMP_BOOT_PREFIX "tmp-boot-"
 
 /* One version of an object as stored in a layer. */
 struct cow_irow {

@@ -287,6 +287,7 @@ struct cow_fsck_report {
 	uint64_t dead_layers;	 /* reset or removed, waiting for gc (not a problem) */
 	uint64_t unused_layers;	 /* layers no client or image uses, not marked dead */
 	uint64_t unknown_layers; /* data of layers this database never recorded: never removed */
+	uint64_t leftover_tmp;	 /* temporary directories of an interrupted disk import */
 	uint64_t repaired;	 /* problems fixed (with repair) */
 	bool db_ok;		 /* sqlite integrity_check said ok (after repair, if any) */
 	bool db_repaired;	 /* its indexes were rebuilt (with repair) */

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -707,13 +708,16 @@ static int import_boot(struct disk *d, const char *path, uint64_t offset)
 			return r;
 	}
 	char tmp[4200];
-	snprintf(tmp, sizeof(tmp), "%s/tmp-boot-XXXXXX", cow_store_dir(d->st));
+	snprintf(tmp, sizeof(tmp), "%s/" COW_TMP_BOOT_PREFIX "XXXXXX", cow_store_dir(d->st));
 	if (!mkdtemp(tmp))
 		return bad(d, -errno, "cannot make a directory for the boot partition: %s", strerror(errno));
-	r = fat_copy_out(d, path, offset, tmp);
-	int fd = r == 0 ? open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (r == 0 && fd < 0)
+	/* locked while this import uses it: fsck and gc remove it only once
+	 * nobody holds it (an import that died) */
+	int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0)
 		r = -errno;
+	if (r == 0)
+		r = fat_copy_out(d, path, offset, tmp);
 	uint32_t subdirs = 0;
 	if (r == 0) {
 		r = cow_import_entries(&d->b, fd, fw, true, &subdirs);
@@ -722,9 +726,9 @@ static int import_boot(struct disk *d, const char *path, uint64_t offset)
 	}
 	if (r == 0)
 		r = set_nlink(d, fw, 2 + subdirs);
+	cow_rm_tree_at(AT_FDCWD, tmp); /* then unlocked */
 	if (fd >= 0)
 		close(fd);
-	cow_rm_tree_at(AT_FDCWD, tmp);
 	return r;
 }
 

@@ -115,6 +115,44 @@ static void drop_stale_lock(struct cow_store *st, const char *name)
 	close(fd);
 }
 
+/* The temporary directories a disk import copies a boot partition into
+ * (STORE/tmp-boot-*, cow_image_import_disk): one left by an import that
+ * died is removed; one whose import still runs is locked by it (flock on
+ * the directory) and left alone. */
+static int check_tmp_dirs(struct fsck *f)
+{
+	DIR *d = fdopendir(dup(f->st->dirfd));
+	if (d)
+		rewinddir(d); /* dup shares the offset */
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (strncmp(de->d_name, COW_TMP_BOOT_PREFIX, strlen(COW_TMP_BOOT_PREFIX)))
+			continue;
+		int fd = openat(f->st->dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			say(f, "unexpected entry %s (left alone)", de->d_name);
+			continue;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			close(fd); /* its import is running */
+			continue;
+		}
+		f->rep->leftover_tmp++;
+		say(f, "leftover %s of an interrupted disk import%s", de->d_name, f->repair ? ": removed" : "");
+		if (f->repair) {
+			r = cow_rm_tree_at(f->st->dirfd, de->d_name);
+			if (r == 0)
+				f->rep->repaired++;
+		}
+		close(fd);
+	}
+	closedir(d);
+	return r;
+}
+
 static int check_data_dir(struct fsck *f)
 {
 	DIR *d = fdopendir(dup(f->st->datafd));
@@ -404,6 +442,8 @@ int cow_fsck(struct cow_store *st, bool repair, void (*log)(void *arg, const cha
 	if (r == 0)
 		r = check_data_dir(&f);
 	if (r == 0)
+		r = check_tmp_dirs(&f);
+	if (r == 0)
 		r = cow_db_commit(db, true);
 	else
 		cow_db_rollback(db);
@@ -433,6 +473,8 @@ int cow_fsck_orphans(struct cow_store *st, bool repair, void (*log)(void *arg, c
 	struct fsck f = {.st = st, .repair = repair && !st->readonly, .log = log, .arg = arg, .rep = &rep};
 	cow_db_lock(st->db);
 	int r = check_data_dir(&f);
+	if (r == 0)
+		r = check_tmp_dirs(&f);
 	cow_db_unlock(st->db);
 	if (r == 0)
 		*ret = rep;

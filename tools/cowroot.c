@@ -1083,7 +1083,7 @@ static int cmd_fsck(int argc, char **argv)
 		return 1;
 	}
 	uint64_t problems = rep.orphan_files + rep.missing_data + rep.dangling + rep.unused_layers +
-			    rep.unknown_layers + rep.tree_problems + !rep.db_ok + rep.db_marked;
+			    rep.unknown_layers + rep.tree_problems + rep.leftover_tmp + !rep.db_ok + rep.db_marked;
 	if (problems == 0 && !rep.db_repaired) {
 		printf("store '%s' is consistent; nothing changed", store_dir);
 		if (rep.dead_layers)
@@ -1092,12 +1092,13 @@ static int cmd_fsck(int argc, char **argv)
 		return 0;
 	}
 	printf("%llu problem(s): %llu orphan data file(s), %llu missing data file(s), %llu dangling record(s), "
-	       "%llu unused layer(s), %llu unknown layer(s), %llu in trees%s%s; %llu repaired\n",
+	       "%llu unused layer(s), %llu unknown layer(s), %llu in trees, %llu leftover import dir(s)%s%s; "
+	       "%llu repaired\n",
 	       (unsigned long long)problems, (unsigned long long)rep.orphan_files, (unsigned long long)rep.missing_data,
 	       (unsigned long long)rep.dangling, (unsigned long long)rep.unused_layers,
 	       (unsigned long long)rep.unknown_layers, (unsigned long long)rep.tree_problems,
-	       rep.db_ok ? "" : ", database damaged", rep.db_repaired ? ", database indexes rebuilt" : "",
-	       (unsigned long long)rep.repaired);
+	       (unsigned long long)rep.leftover_tmp, rep.db_ok ? "" : ", database damaged",
+	       rep.db_repaired ? ", database indexes rebuilt" : "", (unsigned long long)rep.repaired);
 	/* what repair cannot do, it has said (fsck_line): no advice to repeat */
 	if (rep.tree_problems)
 		printf("problems in trees are not repaired: load the image again from a bundle, or re-import it\n");

@@ -214,4 +214,31 @@ case $rc in
 esac
 check "fsck is clean" cow fsck
 
+# what an import that died leaves: its boot partition's copy, which fsck
+# reports and --repair and gc remove; one whose import still runs (it holds
+# the directory's lock) is left alone
+t_leftover() {
+	mkdir -p "$S/tmp-boot-dead01/overlays" "$S/tmp-boot-dead02" "$S/tmp-boot-live01" || return 1
+	echo x >"$S/tmp-boot-dead01/overlays/a.dtbo"
+	flock -o "$S/tmp-boot-live01" sleep 60 & # the lock is flock's own, not sleep's
+	local holder=$!
+	sleep 0.3
+	cow fsck && { echo "fsck passed with leftovers"; return 1; }
+	grep -q "leftover tmp-boot-dead01 of an interrupted disk import" "$OUT" || { cat "$OUT"; return 1; }
+	grep -q "2 leftover import dir(s)" "$OUT" || { cat "$OUT"; return 1; }
+	cow fsck --repair
+	[ ! -e "$S/tmp-boot-dead01" ] && [ ! -e "$S/tmp-boot-dead02" ] || { echo "not removed"; return 1; }
+	[ -d "$S/tmp-boot-live01" ] || { echo "the running import's directory was removed"; return 1; }
+	mkdir "$S/tmp-boot-dead03"
+	cow gc || { cat "$OUT"; return 1; }
+	[ ! -e "$S/tmp-boot-dead03" ] && [ -d "$S/tmp-boot-live01" ] || { echo "gc: wrong directories removed"; return 1; }
+	pkill -P "$holder" sleep
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	cow gc || return 1
+	[ ! -e "$S/tmp-boot-live01" ] || { echo "gc left it once its import was gone"; return 1; }
+	cow fsck || { cat "$OUT"; return 1; }
+}
+check "a dead import's temporary directory: fsck reports it, --repair and gc remove it, a running one's is kept" t_leftover
+
 finish
