@@ -115,15 +115,30 @@ static void drop_stale_lock(struct cow_store *st, const char *name)
 	close(fd);
 }
 
+/* A stream over the directory @fd from its start (the fd stays open),
+ * or NULL with errno set. */
+static DIR *dir_stream(int fd)
+{
+	int dupfd = dup(fd);
+	DIR *d = dupfd < 0 ? NULL : fdopendir(dupfd);
+	if (!d) {
+		int e = errno;
+		if (dupfd >= 0)
+			close(dupfd);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(d); /* dup shares the offset */
+	return d;
+}
+
 /* The temporary directories a disk import copies a boot partition into
  * (STORE/tmp-boot-*, cow_image_import_disk): one left by an import that
  * died is removed; one whose import still runs is locked by it (flock on
  * the directory) and left alone. */
 static int check_tmp_dirs(struct fsck *f)
 {
-	DIR *d = fdopendir(dup(f->st->dirfd));
-	if (d)
-		rewinddir(d); /* dup shares the offset */
+	DIR *d = dir_stream(f->st->dirfd);
 	if (!d)
 		return -errno;
 	struct dirent *de;
@@ -155,9 +170,7 @@ static int check_tmp_dirs(struct fsck *f)
 
 static int check_data_dir(struct fsck *f)
 {
-	DIR *d = fdopendir(dup(f->st->datafd));
-	if (d)
-		rewinddir(d); /* dup shares the offset */
+	DIR *d = dir_stream(f->st->datafd);
 	if (!d)
 		return -errno;
 	struct dirent *de;
