@@ -98,7 +98,7 @@ fi
 if [ "${SKIP_PACKAGE:-0}" != 1 ]; then
 	# the Debian package of each release: built, checked with lintian,
 	# installed into a clean root, serving from there, purged
-	step "Debian package on bookworm (tests/package/package.sh)"
+	step "Debian package on this machine's release (tests/package/package.sh)"
 	"$src/tests/package/package.sh" </dev/null || status=1
 	if [ "${SKIP_TRIXIE:-0}" != 1 ]; then
 		step "Debian package on trixie (tests/package/package.sh in the trixie root)"
