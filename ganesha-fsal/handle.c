@@ -493,6 +493,22 @@ static bool is_share_state(struct state_t *state)
 	       state->state_type == STATE_TYPE_9P_FID;
 }
 
+#if COWFSAL_API13
+/* ganesha's fd counters and LRU after an open of @fd that found it closed
+ * (@was_closed) or open, ending in @st: counted (a global fd joins the
+ * LRU) when it opened, moved up when it reopened, taken out when a failure
+ * closed it. */
+static void fd_lru_opened(struct cowfsal_fd *fd, bool was_closed, fsal_status_t st)
+{
+	if (!FSAL_IS_ERROR(st) && was_closed)
+		insert_fd_lru(&fd->fsal_fd);
+	else if (!FSAL_IS_ERROR(st))
+		bump_fd_lru(&fd->fsal_fd);
+	else if (!was_closed && !fd->file)
+		remove_fd_lru(&fd->fsal_fd);
+}
+#endif
+
 /* Open @obj by handle into @state's fd, or the global fd without state. */
 static fsal_status_t open_by_handle(struct fsal_obj_handle *obj, struct state_t *state, fsal_openflags_t openflags,
 				    enum fsal_create_mode createmode, fsal_verifier_t verifier,
@@ -541,12 +557,7 @@ static fsal_status_t open_by_handle(struct fsal_obj_handle *obj, struct state_t 
 		update_share_counters(&h->share, openflags, FSAL_O_CLOSED);
 	PTHREAD_RWLOCK_unlock(&obj->obj_lock);
 #if COWFSAL_API13
-	if (!FSAL_IS_ERROR(st) && fresh)
-		insert_fd_lru(&fd->fsal_fd); /* counts it; a global fd joins the LRU */
-	else if (!FSAL_IS_ERROR(st))
-		bump_fd_lru(&fd->fsal_fd);
-	else if (!fresh && !fd->file)
-		remove_fd_lru(&fd->fsal_fd); /* it was open, and is closed now */
+	fd_lru_opened(fd, fresh, st);
 	fsal_complete_fd_work(&fd->fsal_fd);
 #endif
 	return st;
@@ -685,8 +696,7 @@ static fsal_status_t do_reopen2(struct fsal_obj_handle *obj, struct state_t *sta
 		}
 	}
 #if COWFSAL_API13
-	if (!FSAL_IS_ERROR(st) && old == FSAL_O_CLOSED)
-		insert_fd_lru(&fd->fsal_fd);
+	fd_lru_opened(fd, old == FSAL_O_CLOSED, st);
 	fsal_complete_fd_work(&fd->fsal_fd);
 #endif
 	return st;

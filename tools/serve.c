@@ -724,11 +724,11 @@ static void log_line(struct serve *s, const char *line)
 	    strstr(line, "Export block error") || strstr(line, "Export defaults block error") ||
 	    strstr(line, "Error while parsing new configuration file"))
 		g->done = true;
-	if (strstr(line, ":CRIT :") || strstr(line, ":FATAL :") || strstr(line, ":MAJ :")) {
-		p = strstr(line, ":CRIT :")    ? strstr(line, ":CRIT :") + 7
-		    : strstr(line, ":FATAL :") ? strstr(line, ":FATAL :") + 8
-					       : strstr(line, ":MAJ :") + 6;
-		bool fatal = strstr(line, ":FATAL :") != NULL;
+	const char *level;
+	if ((level = strstr(line, ":CRIT :")) || (level = strstr(line, ":FATAL :")) ||
+	    (level = strstr(line, ":MAJ :"))) {
+		p = strchr(level + 1, ':') + 1; /* the message, after ":LEVEL :" */
+		bool fatal = level[1] == 'F';
 		/* ganesha 6 follows a FATAL message with "stack backtrace
 		 * follows:" (MAJ) and the backtrace: the reason is the former */
 		if (!strstr(p, "DBUS") && !strstr(p, "dbus") && !strstr(p, "krb5") && !strstr(p, "principal") &&
