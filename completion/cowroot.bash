@@ -25,6 +25,7 @@ _cowroot_value_opts()
 {
 	case $1 in
 	init) echo "--default-quota --default-quota-files" ;;
+	"image import") echo "--arch" ;;
 	"image check") echo "--fix" ;;
 	"client add") echo "--image --ip --serial --mac" ;;
 	"client set") echo "--ip --serial --mac --boot-args --dtb --on-boot --quota --quota-files" ;;
@@ -141,7 +142,7 @@ _cowroot_value_kind()
 	--image | --onto) echo image ;;
 	--client) echo client ;;
 	--on-boot) echo "w:reset keep" ;;
-	--arch) echo "w:arm64 arm" ;;
+	--arch) [[ $1 == "image import" ]] && echo "w:amd64 arm64 arm 386 ppc64le s390x riscv64" || echo "w:arm64 arm" ;;
 	--interface) echo "w:$(cd /sys/class/net 2>/dev/null && echo *)" ;;
 	*) echo new ;;
 	esac

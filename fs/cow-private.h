@@ -40,6 +40,7 @@ struct cow_layer_info {
 	uint64_t id, parent, root;
 	int kind;
 	int64_t created;
+	char digest[COW_DIGEST_LEN + 1]; /* its OCI chain id, "" if none (schema 8) */
 };
 
 enum { COW_LAYER_IMAGE = 0, COW_LAYER_CLIENT = 1, COW_LAYER_DEAD = 2 };
@@ -120,6 +121,9 @@ int cow_db_layer_add(struct cow_db *db, uint64_t parent, int kind, uint64_t root
 int cow_db_layer_get(struct cow_db *db, uint64_t id, struct cow_layer_info *ret);
 int cow_db_layer_set_kind(struct cow_db *db, uint64_t id, int kind);
 int cow_db_layer_drop_rows(struct cow_db *db, uint64_t id);
+int cow_db_layer_set_digest(struct cow_db *db, uint64_t id, const char *digest);
+/* The oldest image layer (kind COW_LAYER_IMAGE) with OCI chain id @digest. */
+int cow_db_layer_by_digest(struct cow_db *db, const char *digest, uint64_t *ret_id);
 int cow_db_image_add(struct cow_db *db, const char *name, uint64_t layer);
 int cow_db_image_get(struct cow_db *db, const char *name, uint64_t *ret_layer);
 int cow_db_image_foreach(struct cow_db *db, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
@@ -478,6 +482,11 @@ int cow_import_check(struct cow_store *st, const char *name, const char *src);
  * shows it (root's, files 0644, directories 0755, no xattrs; anything
  * else is -EINVAL).  *@ret_subdirs: the directories imported (for @dir's
  * nlink).  Errors as cow_image_import. */
+/* view.c: a writable view of @layer, a layer under construction with no
+ * client (no quota), whose lock @lockfd (cow_layer_lock) the caller holds
+ * and keeps after cow_view_close: what an import applies a layer through. */
+int cow_view_open_layer(struct cow_store *st, uint64_t layer, int lockfd, struct cow_view **ret);
+
 int cow_import_entries(struct cow_build *b, int fd, uint64_t dir, bool fat, uint32_t *ret_subdirs);
 
 /* ---- walk.c ---- */

@@ -157,6 +157,52 @@ struct cow_disk_info {
 int cow_image_import_disk(struct cow_store *st, const char *name, const char *path, cow_progress_fn progress, void *arg,
 			  struct cow_disk_info *ret_info);
 
+#define COW_DIGEST_LEN 71 /* "sha256:" and 64 lowercase hex digits */
+
+/* Where cow_image_import_oci reads an image from. */
+enum {
+	COW_OCI_LAYOUT,		/* an OCI image layout directory (skopeo, buildah, docker buildx) */
+	COW_OCI_DOCKER_ARCHIVE, /* a `docker save` archive (tar, or tar.gz) */
+};
+
+/* What cow_image_import_oci found and did. */
+struct cow_oci_info {
+	char manifest[COW_DIGEST_LEN + 1]; /* the manifest's digest ("" in a docker archive) */
+	char config[COW_DIGEST_LEN + 1];   /* the config's ("" in an old docker archive) */
+	char arch[32];			   /* the architecture its config names */
+	uint32_t layers;		   /* its layers */
+	uint32_t shared;		   /* of them, the bottom ones the store held already */
+	uint64_t objects;		   /* entries read from the others */
+	uint64_t removed;		   /* names their whiteouts and opaque directories removed */
+	uint64_t bytes;			   /* bytes of their blobs read */
+};
+
+/* Import an OCI image as image @name, each of its layers an image layer
+ * on the one beneath it, known by its OCI chain id: layers the store
+ * holds already (from an image built on the same base) are shared, not
+ * read again.  @kind says what @path is; @ref picks the image of an
+ * index that lists several (its org.opencontainers.image.ref.name, or a
+ * docker archive's "NAME:TAG"), @arch the platform of a multi-platform
+ * image (its architecture, e.g. "arm64"); NULL: the only one.  Every
+ * blob must match its digest and every layer its diff id.  All or
+ * nothing, as cow_image_import; cow_store_errmsg says why it failed.
+ * Errors: those of cow_image_import, -EMEDIUMTYPE (not an image of this
+ * kind, or a layer type it cannot read), -EIO (a damaged or truncated
+ * image), -E2BIG (more layers than a view stacks), -ENOENT (no such
+ * reference or platform). */
+int cow_image_import_oci(struct cow_store *st, const char *name, int kind, const char *path, const char *ref,
+			 const char *arch, cow_progress_fn progress, void *arg, struct cow_oci_info *ret_info);
+
+/* One layer of an image's chain (cow_image_layers). */
+struct cow_layer_desc {
+	uint64_t id;
+	char digest[COW_DIGEST_LEN + 1];     /* its OCI chain id, "" for one not imported from an OCI image */
+	char image[COW_ENTITY_NAME_MAX + 1]; /* the image it is the top layer of, "" if none */
+};
+/* Call @fn for each layer of image @name's chain, its top layer first. */
+int cow_image_layers(struct cow_store *st, const char *name, int (*fn)(void *arg, const struct cow_layer_desc *),
+		     void *arg);
+
 /* Call @fn for every image / client, ordered by name.  A non-zero return
  * from @fn stops the walk and is returned. */
 int cow_image_foreach(struct cow_store *st, int (*fn)(void *arg, const struct cow_image_info *), void *arg);
@@ -235,7 +281,9 @@ int cow_image_users(struct cow_store *st, const char *name, int (*fn)(void *arg,
 		    void *arg);
 /* Remove image @name.  -EBUSY while anything depends on it (see
  * cow_image_users), -ETXTBSY while a read-only view of it is open.  Its
- * layer is dead; gc reclaims it. */
+ * layer is dead, and so are the unnamed layers of an OCI image beneath
+ * it that nothing else stands on; gc reclaims them.  A layer that other
+ * OCI images' layers stand on (a shared base) stays, without the name. */
 int cow_image_rm(struct cow_store *st, const char *name);
 /* Materialise image @name's chain as one new base image @newname (same
  * object ids; data files shared by hard link where possible). */

@@ -164,6 +164,39 @@ int cow_image_get(struct cow_store *st, const char *name, struct cow_image_info 
 	return r;
 }
 
+int cow_image_layers(struct cow_store *st, const char *name, int (*fn)(void *arg, const struct cow_layer_desc *),
+		     void *arg)
+{
+	struct cow_layer_desc *d = calloc(COW_MAX_LAYERS, sizeof(*d));
+	int n = 0;
+	uint64_t id;
+	if (!d)
+		return -ENOMEM;
+	cow_db_lock(st->db);
+	int r = cow_db_image_get(st->db, name, &id);
+	while (r == 0 && id) {
+		struct cow_layer_info li;
+		if (n == COW_MAX_LAYERS) {
+			r = -ELOOP;
+			break;
+		}
+		r = cow_db_layer_get(st->db, id, &li);
+		if (r < 0)
+			break;
+		d[n].id = id;
+		snprintf(d[n].digest, sizeof(d[n].digest), "%s", li.digest);
+		if (cow_db_image_by_layer(st->db, id, d[n].image) < 0)
+			d[n].image[0] = 0;
+		n++;
+		id = li.parent;
+	}
+	cow_db_unlock(st->db);
+	for (int i = 0; r == 0 && i < n; i++)
+		r = fn(arg, &d[i]);
+	free(d);
+	return r;
+}
+
 int cow_image_name_of(struct cow_store *st, uint64_t layer, char ret_name[COW_ENTITY_NAME_MAX + 1])
 {
 	cow_db_lock(st->db);
@@ -217,12 +250,33 @@ int cow_image_rm(struct cow_store *st, const char *name)
 	}
 	if (r == 0)
 		r = cow_db_image_del(st->db, name);
-	if (r == 0)
-		r = cow_db_layer_set_kind(st->db, layer, COW_LAYER_DEAD);
+	/* beneath another image's layers (an OCI image on the same base) the
+	 * layer stays, without a name; otherwise it goes, and so do the
+	 * layers without a name beneath it that nothing else stands on */
+	int locks[COW_MAX_LAYERS], nlocks = 0;
+	for (uint64_t id = layer; r == 0 && id && !cow_db_layer_used(st->db, id);) {
+		struct cow_layer_info li;
+		char other[COW_ENTITY_NAME_MAX + 1];
+		r = cow_db_layer_set_kind(st->db, id, COW_LAYER_DEAD);
+		if (r == 0)
+			r = cow_db_layer_get(st->db, id, &li);
+		if (r < 0 || !li.parent || nlocks == COW_MAX_LAYERS)
+			break;
+		id = li.parent;
+		if (cow_db_layer_get(st->db, id, &li) < 0 || li.kind != COW_LAYER_IMAGE ||
+		    cow_db_image_by_layer(st->db, id, other) == 0)
+			break;
+		/* one an import is building on stays, for fsck to report if the import fails */
+		if (cow_layer_lock(st, id, &locks[nlocks]) < 0)
+			break;
+		nlocks++;
+	}
 	if (r == 0)
 		r = cow_db_commit(st->db, true);
 	else
 		cow_db_rollback(st->db);
+	while (nlocks > 0)
+		close(locks[--nlocks]);
 	if (lockfd >= 0)
 		close(lockfd);
 out:

@@ -38,9 +38,11 @@ const char *const cow_stmt_sql[S_COUNT] = {
     [S_META_GET] = "SELECT value FROM meta WHERE key = :key",
     [S_META_SET] = "INSERT OR REPLACE INTO meta (key, value) VALUES (:key, :value)",
     [S_LAYER_ADD] = "INSERT INTO layers (parent, kind, root, created) VALUES (:parent, :kind, :root, :created)",
-    [S_LAYER_GET] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers WHERE id = :id",
+    [S_LAYER_GET] = "SELECT id, ifnull(parent, 0), kind, root, created, ifnull(digest, '') FROM layers WHERE id = :id",
+    [S_LAYER_SET_DIGEST] = "UPDATE layers SET digest = :digest WHERE id = :id",
+    [S_LAYER_BY_DIGEST] = "SELECT id FROM layers WHERE digest = :digest AND kind = 0 ORDER BY id LIMIT 1",
     [S_LAYER_SET_KIND] = "UPDATE layers SET kind = :kind WHERE id = :id",
-    [S_LAYER_ALL] = "SELECT id, ifnull(parent, 0), kind, root, created FROM layers ORDER BY id",
+    [S_LAYER_ALL] = "SELECT id, ifnull(parent, 0), kind, root, created, ifnull(digest, '') FROM layers ORDER BY id",
     [S_LAYER_USED] = "SELECT 1 FROM images WHERE layer = :id UNION ALL SELECT 1 FROM clients WHERE layer = :id "
 		     "UNION ALL SELECT 1 FROM layers WHERE parent = :id AND kind != 2 LIMIT 1",
     [S_IMAGE_ADD] = "INSERT INTO images (name, layer, created) VALUES (:name, :layer, :created)",
@@ -208,6 +210,7 @@ static void layer_row(sqlite3_stmt *s, struct cow_layer_info *l)
 	l->kind = sqlite3_column_int(s, 2);
 	l->root = (uint64_t)sqlite3_column_int64(s, 3);
 	l->created = sqlite3_column_int64(s, 4);
+	snprintf(l->digest, sizeof(l->digest), "%s", (const char *)sqlite3_column_text(s, 5));
 }
 
 int cow_db_layer_get(struct cow_db *db, uint64_t id, struct cow_layer_info *ret)
@@ -231,6 +234,29 @@ int cow_db_layer_set_kind(struct cow_db *db, uint64_t id, int kind)
 	cow_sql_bind_i64(s, ":id", (int64_t)id);
 	cow_sql_bind_i64(s, ":kind", kind);
 	return cow_sql_run(db, s);
+}
+
+int cow_db_layer_set_digest(struct cow_db *db, uint64_t id, const char *digest)
+{
+	sqlite3_stmt *s = cow_sql_stmt(db, S_LAYER_SET_DIGEST);
+	if (!s)
+		return -EIO;
+	cow_sql_bind_i64(s, ":id", (int64_t)id);
+	cow_sql_bind_text(s, ":digest", digest);
+	return cow_sql_run(db, s);
+}
+
+int cow_db_layer_by_digest(struct cow_db *db, const char *digest, uint64_t *ret_id)
+{
+	sqlite3_stmt *s = cow_sql_stmt(db, S_LAYER_BY_DIGEST);
+	if (!s)
+		return -EIO;
+	cow_sql_bind_text(s, ":digest", digest);
+	int r = cow_sql_step(db, s);
+	if (r > 0)
+		*ret_id = (uint64_t)sqlite3_column_int64(s, 0);
+	cow_sql_done(s);
+	return r < 0 ? r : r == 0 ? -ENOENT : 0;
 }
 
 int cow_db_layer_drop_rows(struct cow_db *db, uint64_t id)

@@ -909,17 +909,14 @@ static int view_stack(struct cow_view *v, uint64_t top)
 	return 0;
 }
 
-int cow_view_open(struct cow_store *st, const char *client, const char *image, int flags, struct cow_view **ret)
+static struct cow_view *view_alloc(struct cow_store *st, bool readonly)
 {
 	struct cow_view *v = calloc(1, sizeof(*v));
-	uint64_t top;
-	int r;
-
 	if (!v)
-		return -ENOMEM;
+		return NULL;
 	v->st = st;
 	v->layer_lockfd = -1;
-	v->readonly = !client || (flags & COW_VIEW_READONLY) || st->readonly;
+	v->readonly = readonly || st->readonly;
 	pthread_rwlock_init(&v->ns_lock, NULL);
 	pthread_mutex_init(&v->itable_lock, NULL);
 	pthread_mutex_init(&v->ino_lock, NULL);
@@ -929,9 +926,83 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 	v->itable = calloc(v->itable_size, sizeof(*v->itable));
 	if (!v->itable) {
 		free(v);
-		return -ENOMEM;
+		return NULL;
 	}
+	return v;
+}
 
+/* The writer's start on layer @top, whose lock v->layer_lockfd holds:
+ * mark it in use, reap and recover what a crash left, start the flusher. */
+static int view_start_writer(struct cow_view *v, uint64_t top)
+{
+	struct cow_store *st = v->st;
+	struct reap rp = {.v = v};
+	bool unclean;
+	v->layer = top;
+	int r = layer_mark(st, v->layer_lockfd, "cowroot", &unclean);
+	if (r < 0)
+		return r;
+	cow_db_lock(st->db);
+	r = cow_db_begin(st->db);
+	if (r == 0) {
+		r = cow_db_inode_foreach_unlinked(st->db, v->layer, reap_unlinked, &rp);
+		if (r == 0)
+			r = cow_db_commit(st->db, false);
+		else
+			cow_db_rollback(st->db);
+	}
+	cow_db_unlock(st->db);
+	for (size_t i = 0; r == 0 && i < rp.n; i++)
+		cow_data_unlink(st, v->layer, rp.inos[i]);
+	free(rp.inos);
+	if (r < 0)
+		return r;
+	if (unclean)
+		layer_recover(v);
+	else
+		v->layer_ready = true;
+	r = cow_quota_start(v); /* what recovery left, nothing cached yet */
+	if (r < 0)
+		return r;
+	cow_db_lock(st->db);
+	cow_db_batching(st->db, true);
+	cow_db_unlock(st->db);
+	v->batching = true;
+	return flusher_start(v);
+}
+
+int cow_view_open_layer(struct cow_store *st, uint64_t layer, int lockfd, struct cow_view **ret)
+{
+	struct cow_view *v = view_alloc(st, false);
+	if (!v)
+		return -ENOMEM;
+	int r = v->readonly ? -EROFS : 0;
+	if (r == 0) {
+		cow_db_lock(st->db);
+		r = view_stack(v, layer);
+		cow_db_unlock(st->db);
+	}
+	/* the caller's lock, on a descriptor of the view's own */
+	if (r == 0 && (v->layer_lockfd = fcntl(lockfd, F_DUPFD_CLOEXEC, 0)) < 0)
+		r = -errno;
+	if (r == 0)
+		r = view_start_writer(v, layer);
+	if (r < 0) {
+		cow_view_close(v);
+		return r;
+	}
+	*ret = v;
+	return 0;
+}
+
+int cow_view_open(struct cow_store *st, const char *client, const char *image, int flags, struct cow_view **ret)
+{
+	struct cow_view *v = view_alloc(st, !client || (flags & COW_VIEW_READONLY));
+	uint64_t top;
+	int r;
+
+	if (!v)
+		return -ENOMEM;
 	if (client) {
 		v->client = strdup(client);
 		if (!v->client) {
@@ -989,39 +1060,7 @@ int cow_view_open(struct cow_store *st, const char *client, const char *image, i
 		goto fail;
 
 	if (!v->readonly) {
-		struct reap rp = {.v = v};
-		bool unclean;
-		v->layer = top;
-		r = layer_mark(st, v->layer_lockfd, "cowroot", &unclean);
-		if (r < 0)
-			goto fail;
-		cow_db_lock(st->db);
-		r = cow_db_begin(st->db);
-		if (r == 0) {
-			r = cow_db_inode_foreach_unlinked(st->db, v->layer, reap_unlinked, &rp);
-			if (r == 0)
-				r = cow_db_commit(st->db, false);
-			else
-				cow_db_rollback(st->db);
-		}
-		cow_db_unlock(st->db);
-		for (size_t i = 0; r == 0 && i < rp.n; i++)
-			cow_data_unlink(st, v->layer, rp.inos[i]);
-		free(rp.inos);
-		if (r < 0)
-			goto fail;
-		if (unclean)
-			layer_recover(v);
-		else
-			v->layer_ready = true;
-		r = cow_quota_start(v); /* what recovery left, nothing cached yet */
-		if (r < 0)
-			goto fail;
-		cow_db_lock(st->db);
-		cow_db_batching(st->db, true);
-		cow_db_unlock(st->db);
-		v->batching = true;
-		r = flusher_start(v);
+		r = view_start_writer(v, top);
 		if (r < 0)
 			goto fail;
 	}

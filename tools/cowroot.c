@@ -248,49 +248,109 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* "oci:DIR[:TAG]" or "docker-archive:FILE[:NAME:TAG]": the kind, the
+ * path (a copy in @path) and the reference (NULL: none); -1 for neither. */
+static int oci_source(const char *src, char *path, size_t size, const char **ret_ref)
+{
+	int kind;
+	if (!strncmp(src, "oci:", 4))
+		kind = COW_OCI_LAYOUT, src += 4;
+	else if (!strncmp(src, "docker-archive:", 15))
+		kind = COW_OCI_DOCKER_ARCHIVE, src += 15;
+	else
+		return -1;
+	const char *colon = strchr(src, ':');
+	size_t n = colon ? (size_t)(colon - src) : strlen(src);
+	if (n == 0 || n >= size)
+		return -1;
+	memcpy(path, src, n);
+	path[n] = 0;
+	*ret_ref = colon && colon[1] ? colon + 1 : NULL;
+	return kind;
+}
+
 static int cmd_image_import(int argc, char **argv)
 {
-	static const char usage[] = "image import NAME SRC [--json]   (SRC: a directory, or a disk image .img[.xz])";
-	bool json = argc == 4 && !strcmp(argv[3], "--json");
-	if ((argc != 3 && !json) || want_help(argc, argv))
+	static const char usage[] =
+	    "image import NAME SRC [--arch ARCH] [--json]\n"
+	    "  SRC: a directory, a disk image (.img[.xz]), an OCI image layout (oci:DIR[:TAG])\n"
+	    "  or a docker save archive (docker-archive:FILE[:NAME:TAG]); --arch picks the\n"
+	    "  platform of a multi-platform OCI image (e.g. arm64)";
+	bool json = false;
+	const char *arch = NULL, *pos[2];
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--arch") && i + 1 < argc)
+			arch = argv[++i];
+		else if (argv[i][0] == '-' || npos == 2)
+			return usage_err(usage);
+		else
+			pos[npos++] = argv[i];
+	}
+	if (npos != 2 || want_help(argc, argv))
 		return usage_err(usage);
-	if (bad_name("image", argv[1]))
+	const char *name = pos[0], *src = pos[1];
+	if (bad_name("image", name))
 		return 1;
 	raise_fd_limit();
+	char opath[4096];
+	const char *ref = NULL;
+	int oci = oci_source(src, opath, sizeof(opath), &ref);
+	if (arch && oci != COW_OCI_LAYOUT) {
+		err("--arch is for OCI image layouts (oci:DIR)");
+		return 2;
+	}
+	if (oci < 0 && (!strncmp(src, "oci:", 4) || !strncmp(src, "docker-archive:", 15))) {
+		err("'%s' names no path", src);
+		return 2;
+	}
 	struct stat sb;
-	bool disk = stat(argv[2], &sb) == 0 && S_ISREG(sb.st_mode);
+	bool disk = oci < 0 && stat(src, &sb) == 0 && S_ISREG(sb.st_mode);
 	struct cow_store *st;
 	if (open_store(0, &st))
 		return 1;
 	struct cow_disk_info di = {0};
-	int r = disk ? cow_image_import_disk(st, argv[1], argv[2], progress_or_cancel, tty_arg(), &di)
-		     : cow_image_import(st, argv[1], argv[2], progress_or_cancel, tty_arg());
-	r = long_op("import", r, argv[1]);
+	struct cow_oci_info oi = {0};
+	int r = oci >= 0 ? cow_image_import_oci(st, name, oci, opath, ref, arch, progress_or_cancel, tty_arg(), &oi)
+		: disk	 ? cow_image_import_disk(st, name, src, progress_or_cancel, tty_arg(), &di)
+			 : cow_image_import(st, name, src, progress_or_cancel, tty_arg());
+	r = long_op("import", r, name);
 	const char *why = cow_store_errmsg(st);
 	if (r == -EEXIST)
-		err("image '%s' already exists", argv[1]);
+		err("image '%s' already exists", name);
 	else if (r < 0 && r != -ECANCELED && why && !strncmp(why, "cannot import", 13))
 		err("%s", why); /* names the path it could not read */
-	else if (r < 0 && r != -ECANCELED && disk && why && why[0])
-		err("cannot import '%s': %s", argv[2], why);
+	else if (r < 0 && r != -ECANCELED && (disk || oci >= 0) && why && why[0])
+		err("cannot import '%s': %s", src, why);
 	else if (r == -ENOENT || r == -ENOTDIR)
-		err("cannot import '%s': %s", argv[2], strerror(-r));
+		err("cannot import '%s': %s", src, strerror(-r));
 	else if (r < 0 && r != -ECANCELED) /* long_op said it was interrupted */
-		err("cannot import '%s' as '%s': %s", argv[2], argv[1], store_why(st, r));
+		err("cannot import '%s' as '%s': %s", src, name, store_why(st, r));
 	else if (r == 0 && json) {
 		printf("{\"image\": ");
-		json_str(argv[1]);
+		json_str(name);
 		printf(", \"source\": ");
-		json_str(argv[2]);
+		json_str(src);
 		if (disk)
 			printf(", \"disk\": {\"table\": \"%s\", \"compressed\": %s, \"bytes\": %llu, "
 			       "\"root_partition\": %d, \"boot_partition\": %d, \"objects\": %llu, "
 			       "\"hidden_under_boot\": %u}",
 			       di.table, di.compressed ? "true" : "false", (unsigned long long)di.bytes,
 			       di.root_partition, di.boot_partition, (unsigned long long)di.objects, di.hidden);
+		if (oci >= 0) {
+			printf(", \"oci\": {\"manifest\": \"%s\", \"config\": \"%s\", \"architecture\": ", oi.manifest,
+			       oi.config);
+			json_str(oi.arch);
+			printf(", \"layers\": %u, \"shared\": %u, \"objects\": %llu, \"removed\": %llu, "
+			       "\"bytes\": %llu}",
+			       oi.layers, oi.shared, (unsigned long long)oi.objects, (unsigned long long)oi.removed,
+			       (unsigned long long)oi.bytes);
+		}
 		printf("}\n");
 	} else if (r == 0 && disk) {
-		printf("imported '%s' as image '%s': root from partition %d", argv[2], argv[1], di.root_partition);
+		printf("imported '%s' as image '%s': root from partition %d", src, name, di.root_partition);
 		if (di.boot_partition >= 0)
 			printf(", boot partition %d at /boot/firmware", di.boot_partition);
 		printf(" (%s table%s)\n", di.table, di.compressed ? ", xz" : "");
@@ -299,8 +359,16 @@ static int cmd_image_import(int argc, char **argv)
 				"cowroot: note: the root partition's /boot/firmware held %u entr%s, hidden by the boot "
 				"partition as a mount hides them\n",
 				di.hidden, di.hidden == 1 ? "y" : "ies");
+	} else if (r == 0 && oci >= 0) {
+		printf("imported '%s' as image '%s': %u layer%s", src, name, oi.layers, oi.layers == 1 ? "" : "s");
+		if (oi.shared)
+			printf(", %u shared with images the store holds", oi.shared);
+		if (oi.shared < oi.layers)
+			printf(", %u read (%llu bytes, %llu entries)", oi.layers - oi.shared,
+			       (unsigned long long)oi.bytes, (unsigned long long)oi.objects);
+		printf("%s%s\n", oi.arch[0] ? ", " : "", oi.arch);
 	} else if (r == 0) {
-		printf("imported '%s' as image '%s'\n", argv[2], argv[1]);
+		printf("imported '%s' as image '%s'\n", src, name);
 	}
 	cow_store_close(st);
 	return r < 0 ? 1 : 0;
@@ -1137,7 +1205,8 @@ struct command {
 static const struct command commands[] = {
     {"init", NULL, cmd_init, "init                              create a new store"},
     {"image", "import", cmd_image_import,
-     "image import NAME SRC [--json]    import a rootfs tree or a disk image (.img[.xz]) as an image"},
+     "image import NAME SRC [--json]    import a rootfs tree, a disk image (.img[.xz]) or an OCI image\n"
+     "                                    (oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]) as an image"},
     {"image", "list", cmd_image_list, "image list [--json]               list images"},
     {"image", "show", cmd_image_show, "image show NAME [--json]          details of one image and who uses it"},
     {"image", "rm", cmd_image_rm, "image rm NAME                     remove an image nothing depends on"},

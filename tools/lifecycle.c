@@ -355,6 +355,36 @@ static int list_user(void *arg, const char *kind, const char *name)
 	return 0;
 }
 
+static int list_layer(void *arg, const struct cow_layer_desc *l)
+{
+	struct users *u = arg;
+	if (json) {
+		printf("%s{\"id\":%llu,\"digest\":", u->count ? "," : "", (unsigned long long)l->id);
+		if (l->digest[0])
+			printf("\"%s\"", l->digest);
+		else
+			printf("null");
+		printf(",\"image\":");
+		if (l->image[0])
+			json_str(l->image);
+		else
+			printf("null");
+		putchar('}');
+	} else {
+		printf("%s %llu%s%s%s%s\n", u->count ? "          " : "layers:   ", (unsigned long long)l->id,
+		       l->digest[0] ? " " : "", l->digest, l->image[0] ? " image " : "", l->image);
+	}
+	u->count++;
+	return 0;
+}
+
+/* The digest of the layer beneath the top one, if it has one. */
+static int second_digest(void *arg, const struct cow_layer_desc *l)
+{
+	int *n = arg;
+	return ++*n == 2 && l->digest[0];
+}
+
 int cmd_image_show(int argc, char **argv)
 {
 	static const char usage[] = "image show NAME [--json]";
@@ -390,20 +420,29 @@ int cmd_image_show(int argc, char **argv)
 			json_str(base);
 		else
 			printf("null");
-		printf(",\"objects\":%llu,\"bytes\":%llu,\"disk_bytes\":%llu,\"users\":[",
+		printf(",\"objects\":%llu,\"bytes\":%llu,\"disk_bytes\":%llu,\"layers\":[",
 		       (unsigned long long)ii.objects, (unsigned long long)ii.bytes, (unsigned long long)ls.disk_bytes);
-		r = cow_image_users(st, argv[1], list_user, &u);
+		r = cow_image_layers(st, argv[1], list_layer, &u);
+		printf("],\"users\":[");
+		u.count = 0;
+		if (r == 0)
+			r = cow_image_users(st, argv[1], list_user, &u);
 		printf("]}\n");
 	} else {
 		r = cow_image_users(st, argv[1], list_user, &u);
 		printf("image:     %s\ncreated:   %s\nbuilt on:  %s\nobjects:   %llu (in its own layer)\n"
 		       "data:      %llu bytes, %llu on disk\nused by:   %s\n",
 		       ii.name, when,
-		       base[0]	   ? base
-		       : ii.parent ? "(a removed image)"
-				   : "(imported base)",
+		       base[0]	    ? base
+		       : !ii.parent ? "(imported base)"
+		       : cow_image_layers(st, argv[1], second_digest, &(int){0}) == 1
+			   ? "(the layers of an OCI image, below)"
+			   : "(a removed image)",
 		       (unsigned long long)ii.objects, (unsigned long long)ii.bytes, (unsigned long long)ls.disk_bytes,
 		       u.count ? u.text : "nothing");
+		u.count = 0;
+		if (r == 0)
+			r = cow_image_layers(st, argv[1], list_layer, &u);
 	}
 	cow_store_close(st);
 	return r < 0 ? 1 : 0;

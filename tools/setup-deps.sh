@@ -21,6 +21,10 @@ packages=(
 	libext2fs-dev comerr-dev libblkid-dev mtools
 	# its test builds disk images
 	e2fsprogs fdisk
+	# OCI image import: layer tarballs, the JSON manifests, sha256
+	libarchive-dev libjansson-dev nettle-dev
+	# its test writes a docker archive from an OCI layout
+	skopeo
 	# tests and the demo
 	debootstrap attr acl libcap2-bin fuse-overlayfs util-linux
 	ca-certificates coreutils findutils diffutils jq

@@ -129,14 +129,8 @@ touch -h -d '2021-03-04 05:06:07' "$F/boot/firmware"
 
 check "init" cow init
 check "import the reference tree" cow image import ref "$F"
-dump() { # MNT: every entry, sorted; hardlinked names grouped
-	(cd "$1" && find . -printf '%p %y %M %U:%G %s %n %T@ %l\n' | sort &&
-		find . -type f -printf '%p %b\n' | sort &&
-		find . -type c -printf '%p\n' -o -type b -printf '%p\n' | sort | while read -r p; do stat -c "%n %t:%T" "$p"; done &&
-		find . ! -type l -print0 | sort -z | xargs -0 getfattr -h -d -m - -e hex 2>/dev/null &&
-		find . -type f -print0 | sort -z | xargs -0 sha256sum &&
-		find . -type f -links +1 -printf '%i %p\n' | sort -k2 | awk '{g[$1] = g[$1] " " $2} END {for (i in g) print g[i]}' | sort)
-}
+# shellcheck source=tests/lifecycle/treedump.sh
+. "$(dirname "$0")/treedump.sh"
 mounted_dump() { # IMAGE: dump of a client on it
 	local c=c-$1
 	cow client add "$c" --image "$1" || return 1
