@@ -453,6 +453,13 @@ int cow_getxattr(struct cow_view *v, uint64_t ino, const char *name, void *buf, 
 int cow_setxattr(struct cow_view *v, uint64_t ino, const char *name, const void *value, size_t size, int flags);
 int cow_listxattr(struct cow_view *v, uint64_t ino, char *buf, size_t size);
 int cow_removexattr(struct cow_view *v, uint64_t ino, const char *name);
+/* What a write, truncate or fallocate does to the privileges of regular
+ * file @ino on Linux (file_remove_privs), for a front end whose kernel
+ * does not do it (NFS: the server must): the setuid bit, and the setgid
+ * bit of a group-executable file, go unless @keep_setid (a caller with
+ * CAP_FSETID: root); the file capability (security.capability) goes
+ * whoever writes.  Nothing changes for a file that has none of them. */
+int cow_kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid);
 
 /* dir.c: namespace changes.  Each created object comes back referenced.
  * Errors as the matching syscalls: -EEXIST, -ENOENT, -ENOTDIR, -EISDIR,

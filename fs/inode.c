@@ -501,3 +501,29 @@ void cow_attr_to_stat(const struct cow_attr *a, struct stat *st)
 	st->st_mtim = a->mtime;
 	st->st_ctim = a->ctime;
 }
+
+int cow_kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid)
+{
+	struct cow_attr a, out;
+	int r = cow_getattr(v, ino, &a);
+	if (r < 0)
+		return r;
+	if (!S_ISREG(a.mode))
+		return 0;
+	uint32_t kill = 0;
+	if (!keep_setid && (a.mode & S_ISUID))
+		kill |= S_ISUID;
+	/* setgid without group execute marks mandatory locking: it stays */
+	if (!keep_setid && (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if (kill) {
+		struct cow_attr m = {.mode = a.mode & ~kill};
+		r = cow_setattr(v, ino, &m, COW_SET_MODE, &out);
+		if (r < 0)
+			return r;
+	}
+	r = cow_getxattr(v, ino, "security.capability", NULL, 0);
+	if (r >= 0)
+		r = cow_removexattr(v, ino, "security.capability");
+	return r == -ENODATA ? 0 : r < 0 ? r : 0;
+}

@@ -37,6 +37,16 @@ static struct cow_cred caller_cred(void)
 	return (struct cow_cred){.uid = op_ctx->creds.caller_uid, .gid = op_ctx->creds.caller_gid, .umask = 0};
 }
 
+/* A write or truncate by the caller takes away what Linux's
+ * file_remove_privs does: setuid and setgid unless the caller is root,
+ * the file capability always.  FSAL_VFS gets this from the kernel, which
+ * writes as the caller; here the server must. */
+static int kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid)
+{
+	bool root = op_ctx->fsal_export->exp_ops.is_superuser(op_ctx->fsal_export, &op_ctx->creds);
+	return cow_kill_privs(v, ino, keep_setid || root);
+}
+
 void cowfsal_attr_out(struct cowfsal_handle *h, const struct cow_attr *a, struct fsal_attrlist *out)
 {
 	struct stat st;
@@ -393,7 +403,13 @@ static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struc
 	}
 	if (!set)
 		return ok;
-	int r = cow_setattr(h->exp->view, h->ino, &a, set, &out);
+	int r = 0;
+	/* a truncate as a write (ganesha keeps to chown's setid rules itself;
+	 * an explicit mode is what it asks for); a chown drops the capability */
+	if ((set & COW_SET_SIZE) || (set & (COW_SET_UID | COW_SET_GID)))
+		r = kill_privs(h->exp->view, h->ino, !(set & COW_SET_SIZE) || (set & COW_SET_MODE));
+	if (r == 0)
+		r = cow_setattr(h->exp->view, h->ino, &a, set, &out);
 	if (r < 0)
 		return obj_status(r);
 	return ok;
@@ -457,6 +473,8 @@ static fsal_status_t open_fd(struct fsal_obj_handle *obj, fsal_openflags_t openf
 	struct cowfsal_handle *h = handle_of(obj);
 	struct cow_file *f;
 	int r = cow_open(h->exp->view, h->ino, open_flags(openflags), &f);
+	if (r == 0 && (openflags & FSAL_O_TRUNC) && (r = kill_privs(h->exp->view, h->ino, false)) < 0)
+		cow_release(f);
 	if (r < 0)
 		return obj_status(r);
 	if (fd->file)
@@ -646,6 +664,12 @@ static fsal_status_t do_open2(struct fsal_obj_handle *obj, struct state_t *state
 	}
 	if (r < 0)
 		return cowfsal_status(r);
+	/* an existing file truncated by the open */
+	if (!created && ((flags & O_TRUNC) || (openflags & FSAL_O_TRUNC)) && (r = kill_privs(v, a.ino, false)) < 0) {
+		cow_release(f);
+		cow_forget(v, a.ino, 1);
+		return cowfsal_status(r);
+	}
 	if (S_ISREG(a.mode) && (openflags & FSAL_O_TRUNC) && a.size > 0) {
 		/* UNCHECKED create of an existing file with truncation */
 		struct cow_attr sz = {.size = 0}, out;
@@ -786,6 +810,17 @@ static void do_io(struct fsal_obj_handle *obj, bool bypass, fsal_async_cb done_c
 	uint64_t off = arg->offset;
 	bool short_read = false;
 	arg->io_amount = 0;
+	size_t len = 0;
+	for (int i = 0; write && i < arg->iov_count; i++)
+		len += arg->iov[i].iov_len;
+	if (len > 0) {
+		int r = kill_privs(handle_of(obj)->exp->view, handle_of(obj)->ino, false);
+		if (r < 0) {
+			put_io_fd(obj, &io);
+			done_cb(obj, obj_status(r), arg, caller_arg);
+			return;
+		}
+	}
 	for (int i = 0; i < arg->iov_count && !short_read; i++) {
 		struct iovec *iov = &arg->iov[i];
 		ssize_t n = write ? cow_write(f, iov->iov_base, iov->iov_len, (off_t)off)
@@ -874,7 +909,9 @@ static fsal_status_t do_fallocate(struct fsal_obj_handle *obj, struct state_t *s
 	if (FSAL_IS_ERROR(st))
 		return st;
 	int mode = allocate ? 0 : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-	int r = cow_fallocate(((struct cowfsal_fd *)io.fd)->file, mode, (off_t)offset, (off_t)length);
+	int r = kill_privs(handle_of(obj)->exp->view, handle_of(obj)->ino, false);
+	if (r == 0)
+		r = cow_fallocate(((struct cowfsal_fd *)io.fd)->file, mode, (off_t)offset, (off_t)length);
 	put_io_fd(obj, &io);
 	return r < 0 ? obj_status(r) : ok;
 }

@@ -78,6 +78,17 @@ printf 'hello\n' >"$fix/etc/hostname"
 printf 'image data\n' >"$fix/bin/tool"
 head -c 3000000 /dev/urandom >"$fix/usr/share/blob"
 ln -s ../etc/hostname "$fix/link"
+# what a write or truncate by a user takes away (t_kill_privs)
+mkdir -p "$fix/priv"
+for f in suid trunc rootw keep sgid sgid-noexec; do printf 'priv\n' >"$fix/priv/$f"; done
+chmod 04777 "$fix/priv/suid" "$fix/priv/trunc" "$fix/priv/rootw" "$fix/priv/keep"
+chmod 02777 "$fix/priv/sgid"
+chmod 02766 "$fix/priv/sgid-noexec"
+have_setcap=0
+if command -v setcap >/dev/null && setcap cap_net_raw+ep "$fix/priv/suid" 2>/dev/null; then
+	setcap cap_net_raw+ep "$fix/priv/trunc" && setcap cap_net_raw+ep "$fix/priv/rootw" &&
+		setcap cap_net_raw+ep "$fix/priv/keep" && have_setcap=1
+fi
 cow init >/dev/null || exit 1
 cow image import base "$fix" >/dev/null || exit 1
 cow client add pi1 --image base --ip 127.0.0.2 >/dev/null || exit 1
@@ -903,5 +914,54 @@ t_allow_unprivileged() {
 }
 check "with --allow-unprivileged-ports (and a warning) an unprivileged port is served" t_allow_unprivileged
 stop_server
+
+# as Linux does (file_remove_privs), and FSAL_VFS through the kernel: a
+# write or truncate by a user clears setuid, and setgid of a
+# group-executable file; any write takes the file capability away
+start_server
+privs_rc=$?
+as_user() { NFSCLIENT_UID=1000 NFSCLIENT_GID=1000 "$@"; }
+mode_of() { nc 127.0.0.2 /clients/pi1 "$1" stat "$2" | sed -n 's/.* mode \([0-7]*\) .*/\1/p'; }
+t_kill_privs() {
+	[ "$privs_rc" = 0 ] || { echo "serve did not start again"; return 1; }
+	local m
+	as_user nc 127.0.0.2 /clients/pi1 3 pwrite /priv/suid "user" || return 1
+	m=$(mode_of 3 /priv/suid)
+	[ "$m" = 100777 ] || { echo "v3 write by a user: mode $m, not 100777"; return 1; }
+	# (v3: libnfs 5.0's v4 OPEN as another user than the process fails on
+	# the ACCESS it asks, as against FSAL_VFS; the write path is one)
+	as_user nc 127.0.0.2 /clients/pi1 3 pwrite /priv/sgid "user" || return 1
+	m=$(mode_of 4 /priv/sgid)
+	[ "$m" = 100777 ] || { echo "write by a user: mode $m (v4) of a group-executable setgid file, not 100777"; return 1; }
+	as_user nc 127.0.0.2 /clients/pi1 3 pwrite /priv/sgid-noexec "user" || return 1
+	m=$(mode_of 3 /priv/sgid-noexec)
+	[ "$m" = 102766 ] || { echo "write: mode $m of a setgid file without group execute, not 102766"; return 1; }
+	as_user nc 127.0.0.2 /clients/pi1 3 truncate /priv/trunc 2 || return 1
+	m=$(mode_of 3 /priv/trunc)
+	[ "$m" = 100777 ] || { echo "truncate by a user: mode $m, not 100777"; return 1; }
+	nc 127.0.0.2 /clients/pi1 3 pwrite /priv/rootw "root" || return 1
+	m=$(mode_of 3 /priv/rootw)
+	[ "$m" = 104777 ] || { echo "write by root: mode $m, not 104777 (root keeps setuid)"; return 1; }
+}
+check "a user's write or truncate clears setuid, and setgid of a group-executable file; root's keeps them" t_kill_privs
+[ -z "$serve_pid" ] || stop_server
+t_kill_caps() {
+	[ "$have_setcap" = 1 ] || { echo "setcap cannot set a file capability here"; return 1; }
+	# the capabilities, through a FUSE mount of the client
+	local mnt=$tmp/privmnt
+	mkdir -p "$mnt"
+	"$COWROOT" --store "$store" mount pi1 "$mnt" -f >"$tmp/privmnt.log" 2>&1 &
+	local pid=$!
+	for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+	local caps
+	caps=$(for f in suid trunc rootw; do getfattr -h --only-values -n security.capability "$mnt/priv/$f" >/dev/null 2>&1 && echo "$f"; done)
+	local kept=0
+	getfattr -h --only-values -n security.capability "$mnt/priv/keep" >/dev/null 2>&1 && kept=1
+	fusermount3 -u "$mnt"
+	wait "$pid"
+	[ "$kept" = 1 ] || { echo "the file nobody wrote lost its capability (or the mount shows none)"; return 1; }
+	[ -z "$caps" ] || { echo "the file capability stayed on: $caps"; return 1; }
+}
+check "a write or truncate over NFS, by a user or root, drops the file capability" t_kill_caps
 
 finish

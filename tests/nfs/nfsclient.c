@@ -777,6 +777,11 @@ int main(int argc, char **argv)
 	nfs_set_dircache(nfs, 0);
 	if (getenv("NFSCLIENT_DEBUG"))
 		nfs_set_debug(nfs, atoi(getenv("NFSCLIENT_DEBUG")));
+	/* calls as this user (AUTH_SYS) from this root process's reserved port */
+	if (getenv("NFSCLIENT_UID"))
+		nfs_set_uid(nfs, atoi(getenv("NFSCLIENT_UID")));
+	if (getenv("NFSCLIENT_GID"))
+		nfs_set_gid(nfs, atoi(getenv("NFSCLIENT_GID")));
 	if (nfs_mount(nfs, server, export) < 0) {
 		fprintf(stderr, "FAIL mount %s:%s (v%d): %s\n", server, export, vers, nfs_get_error(nfs));
 		nfs_destroy_context(nfs);
@@ -790,6 +795,22 @@ int main(int argc, char **argv)
 		r = semantics(argv[5]);
 	} else if (!strcmp(cmd, "write") && argc == 7) {
 		r = write_file(argv[5], argv[6], strlen(argv[6]));
+	} else if (!strcmp(cmd, "pwrite") && argc == 7) {
+		/* an open for writing without O_TRUNC and one write at 0
+		 * (O_RDWR: libnfs 5.0's v4 open checks O_WRONLY's access wrongly) */
+		r = nfs_open(nfs, argv[5], O_RDWR, &fh);
+		if (r < 0) {
+			fail("open %s: %s", argv[5], nfs_get_error(nfs));
+		} else {
+			r = nfs_pwrite(nfs, fh, 0, strlen(argv[6]), argv[6]);
+			if (r < 0)
+				fail("write %s: %s", argv[5], nfs_get_error(nfs));
+			nfs_close(nfs, fh);
+		}
+	} else if (!strcmp(cmd, "truncate") && argc == 7) {
+		r = nfs_truncate(nfs, argv[5], strtoull(argv[6], NULL, 10));
+		if (r < 0)
+			fail("truncate %s: %s", argv[5], nfs_get_error(nfs));
 	} else if (!strcmp(cmd, "read") && argc == 7) {
 		r = check_content(argv[5], argv[6], strlen(argv[6]));
 	} else if (!strcmp(cmd, "absent") && argc == 6) {

@@ -47,13 +47,16 @@ if [ -n "${COW_PKG_INNER:-}" ]; then
 	got4=$(timeout 60 nfs-cat "nfs://127.0.0.2/clients/pi/etc/hostname?version=4" 2>&1)
 	pid=$(cat "$root/srv/store/run/serve.pid" 2>/dev/null)
 	[ -n "$pid" ] && kill "$pid"
+	# this pid namespace's processes (its proc, mounted in the root), not
+	# the machine's: another test's ganesha may run meanwhile
+	ganesha_running() { cat "$root"/proc/[0-9]*/comm 2>/dev/null | grep -qx ganesha.nfsd; }
 	for _ in $(seq 300); do
-		pgrep -x ganesha.nfsd >/dev/null || break
+		ganesha_running || break
 		sleep 0.1
 	done
 	[ "$got" = packaged ] || { echo "NFSv3 read: '$got'"; exit 1; }
 	[ "$got4" = packaged ] || { echo "NFSv4 read: '$got4'"; exit 1; }
-	! pgrep -x ganesha.nfsd >/dev/null || { echo "ganesha.nfsd left running"; exit 1; }
+	! ganesha_running || { echo "ganesha.nfsd left running"; exit 1; }
 	exit 0
 fi
 
