@@ -1360,6 +1360,10 @@ static int apply_entry(struct apply *ap, struct stream *s, struct archive_entry 
 		return bad(ap->o, -EINVAL, "an entry without a name");
 	if (strlen(path) > TAR_PATH_MAX)
 		return bad(ap->o, -ENAMETOOLONG, "a path longer than %d bytes", TAR_PATH_MAX);
+	if (archive_entry_uid(e) < 0 || archive_entry_uid(e) >= UINT32_MAX || archive_entry_gid(e) < 0 ||
+	    archive_entry_gid(e) >= UINT32_MAX)
+		return bad(ap->o, -EINVAL, "an owner that is no Linux id (%lld:%lld)", (long long)archive_entry_uid(e),
+			   (long long)archive_entry_gid(e));
 	r = resolve(ap, path, true, &dir, name, &last);
 	if (r < 0)
 		return r;
