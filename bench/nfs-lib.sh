@@ -103,6 +103,18 @@ serve_cowroot() {
 	return 1
 }
 
+# io_flusher_line: what `cowroot serve` writes where ganesha 5 or later
+# may not be an I/O flusher (no CAP_SYS_RESOURCE, bit 24 of CapEff): let
+# it start without (tools/serve.c, io_flusher_refused)
+io_flusher_line() {
+	local major cap
+	major=$(ganesha.nfsd -v 2>/dev/null | sed -n 's/^NFS-Ganesha Release = V\([0-9]*\).*/\1/p' | head -n 1)
+	cap=$(awk '$1 == "CapEff:" { print $2 }' /proc/self/status)
+	if [ "${major:-0}" -ge 5 ] && [ $((0x${cap:-0} >> 24 & 1)) = 0 ]; then
+		printf '\tallow_set_io_flusher_fail = true;\n'
+	fi
+}
+
 # vfs_config DIR PATH: ganesha.conf for FSAL_VFS exporting PATH as /plain to
 # every simulated client.  NFS_CORE_PARAM, NFSv4, EXPORT and LOG settings
 # as `cowroot serve` writes them (tools/serve.c); everything else is
@@ -113,6 +125,7 @@ NFS_CORE_PARAM {
 	Protocols = 3, 4;
 	NFS_Port = 2049;
 	Mount_Path_Pseudo = true;
+$(io_flusher_line)
 }
 
 NFSv4 {
