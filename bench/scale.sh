@@ -90,7 +90,8 @@ if [ -n "${BENCH_SCALE_MDCACHE+set}" ]; then
 # BENCH_SCALE_MDCACHE's block appended unless it says "default"
 conf= prev=
 for a in "\$@"; do [ "\$prev" = -f ] && conf=\$a; prev=\$a; done
-awk -v body="\$BENCH_SCALE_MDCACHE" '
+# (no configuration: a call such as serve's "ganesha.nfsd -v")
+[ -z "\$conf" ] || awk -v body="\$BENCH_SCALE_MDCACHE" '
 	/^MDCACHE *\{/ { in_block = 1 }
 	in_block { if (/^\}/) in_block = 0; print "# " \$0; next }
 	{ print }
