@@ -91,12 +91,14 @@ if [ -n "${BENCH_SCALE_MDCACHE+set}" ]; then
 conf= prev=
 for a in "\$@"; do [ "\$prev" = -f ] && conf=\$a; prev=\$a; done
 # (no configuration: a call such as serve's "ganesha.nfsd -v")
-[ -z "\$conf" ] || awk -v body="\$BENCH_SCALE_MDCACHE" '
+if [ -n "\$conf" ]; then
+	awk -v body="\$BENCH_SCALE_MDCACHE" '
 	/^MDCACHE *\{/ { in_block = 1 }
 	in_block { if (/^\}/) in_block = 0; print "# " \$0; next }
 	{ print }
 	END { if (body != "default") printf "\nMDCACHE {\n\t%s\n}\n", body }
 ' "\$conf" >"\$conf.bench" && mv "\$conf.bench" "\$conf"
+fi
 exec $(command -v ganesha.nfsd) "\$@"
 EOF
 	chmod +x "$work/bin/ganesha.nfsd"
