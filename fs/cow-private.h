@@ -476,6 +476,9 @@ int cow_build_finish(struct cow_build *b, const char *name, int r);
  * (-EROFS), the source's length (-ENAMETOOLONG); clears the store's
  * error message. */
 int cow_import_check(struct cow_store *st, const char *name, const char *src);
+/* An import's failure: say why in the store's error message (what
+ * cow_store_errmsg gives the front end), return @r. */
+int cow_import_err(struct cow_store *st, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Import the entries of directory @fd (not crossing mount points) as the
  * entries of directory @dir, already recorded in the layer @b builds.
  * @fat: a tree copied out of a FAT file system, recorded as a vfat mount

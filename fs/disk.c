@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <lzma.h>
 #include <spawn.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,16 +65,6 @@ struct disk {
 	uint32_t hidden;	   /* entries of the root partition's /boot/firmware left out */
 	char where[512];	   /* after a failure: the path it is about */
 };
-
-static int bad(struct disk *d, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(struct disk *d, int r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(d->st->errmsg, sizeof(d->st->errmsg), fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 static struct seen *seen_find(struct disk *d, uint32_t ino, bool add)
 {
@@ -190,7 +179,8 @@ static int copy_blocks(struct copy *c, blk64_t lblk, blk64_t pblk, blk64_t count
 	uint64_t bs = fs->blocksize;
 	if (pblk < fs->super->s_first_data_block || pblk >= ext2fs_blocks_count(fs->super) ||
 	    count > ext2fs_blocks_count(fs->super) - pblk)
-		return bad(d, -EIO, "a file maps block %llu, outside its file system", (unsigned long long)pblk);
+		return cow_import_err(d->st, -EIO, "a file maps block %llu, outside its file system",
+				      (unsigned long long)pblk);
 	while (count > 0) {
 		uint64_t off = (uint64_t)lblk * bs;
 		if (off >= c->size)
@@ -200,8 +190,8 @@ static int copy_blocks(struct copy *c, blk64_t lblk, blk64_t pblk, blk64_t count
 			n = count;
 		errcode_t e = io_channel_read_blk64(fs->io, pblk, (int)n, d->buf);
 		if (e)
-			return bad(d, ext_err(e), "cannot read block %llu of the root partition",
-				   (unsigned long long)pblk);
+			return cow_import_err(d->st, ext_err(e), "cannot read block %llu of the root partition",
+					      (unsigned long long)pblk);
 		uint64_t len = n * bs;
 		if (len > c->size - off)
 			len = c->size - off;
@@ -231,14 +221,14 @@ static int copy_extents(struct copy *c, ext2_ino_t ino, struct ext2_inode *inode
 	ext2_extent_handle_t h;
 	errcode_t e = ext2fs_extent_open2(d->fs, ino, inode, &h);
 	if (e)
-		return bad(d, ext_err(e), "cannot read the extents of inode %u", ino);
+		return cow_import_err(d->st, ext_err(e), "cannot read the extents of inode %u", ino);
 	struct ext2fs_extent ex;
 	int r = 0;
 	uint64_t steps = 0, limit = ext2fs_blocks_count(d->fs->super) + 16;
 	e = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &ex);
 	while (!e && r == 0) {
 		if (++steps > limit) {
-			r = bad(d, -EIO, "the extent tree of inode %u does not end", ino);
+			r = cow_import_err(d->st, -EIO, "the extent tree of inode %u does not end", ino);
 			break;
 		}
 		if ((ex.e_flags & EXT2_EXTENT_FLAGS_LEAF) && !(ex.e_flags & EXT2_EXTENT_FLAGS_UNINIT) && ex.e_len)
@@ -247,7 +237,7 @@ static int copy_extents(struct copy *c, ext2_ino_t ino, struct ext2_inode *inode
 			e = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &ex);
 	}
 	if (r == 0 && e && e != EXT2_ET_EXTENT_NO_NEXT)
-		r = bad(d, ext_err(e), "cannot read the extents of inode %u", ino);
+		r = cow_import_err(d->st, ext_err(e), "cannot read the extents of inode %u", ino);
 	ext2fs_extent_free(h);
 	return r;
 }
@@ -268,7 +258,7 @@ static int copy_data(struct disk *d, ext2_ino_t ino, struct ext2_inode_large *in
 		if (!e)
 			e = ext2fs_inline_data_get(d->fs, ino, inode, d->buf, &n);
 		if (e)
-			r = bad(d, ext_err(e), "cannot read the inline data of inode %u", ino);
+			r = cow_import_err(d->st, ext_err(e), "cannot read the inline data of inode %u", ino);
 		else
 			r = cow_pwrite_all(out, d->buf, n < size ? n : size, 0);
 	} else if (in->i_flags & EXT4_EXTENTS_FL) {
@@ -278,7 +268,7 @@ static int copy_data(struct disk *d, ext2_ino_t ino, struct ext2_inode_large *in
 		    ext2fs_block_iterate3(d->fs, ino, BLOCK_FLAG_DATA_ONLY | BLOCK_FLAG_READ_ONLY, NULL, block_fn, &c);
 		r = c.r;
 		if (r == 0 && e)
-			r = bad(d, ext_err(e), "cannot read the blocks of inode %u", ino);
+			r = cow_import_err(d->st, ext_err(e), "cannot read the blocks of inode %u", ino);
 	}
 	if (r == 0 && ftruncate(out, (off_t)size) < 0)
 		r = -errno;
@@ -306,14 +296,14 @@ static int xattr_fn(char *name, char *value, size_t len, void *priv)
 		/* ext4 keeps ACLs in a format of its own; this read converts */
 		errcode_t e = ext2fs_xattr_get(x->h, name, &acl, &len);
 		if (e) {
-			x->r = bad(x->d, ext_err(e), "cannot read the ACL of an inode");
+			x->r = cow_import_err(x->d->st, ext_err(e), "cannot read the ACL of an inode");
 			return XATTR_ABORT;
 		}
 		value = acl;
 	}
 	size_t nl = strlen(name);
 	if (nl == 0 || nl > 255 || len > COW_XATTR_SIZE_MAX || cow_xattr_room_add(&x->room, nl, len) < 0) {
-		x->r = bad(x->d, -E2BIG, "an xattr is larger than an object may hold");
+		x->r = cow_import_err(x->d->st, -E2BIG, "an xattr is larger than an object may hold");
 		ext2fs_free_mem(&acl);
 		return XATTR_ABORT;
 	}
@@ -329,7 +319,7 @@ static int import_xattrs(struct disk *d, ext2_ino_t ino, uint64_t id)
 	if (e == EXT2_ET_MISSING_EA_FEATURE)
 		return 0;
 	if (e)
-		return bad(d, ext_err(e), "cannot read the xattrs of inode %u", ino);
+		return cow_import_err(d->st, ext_err(e), "cannot read the xattrs of inode %u", ino);
 	struct xa x = {.d = d, .h = h, .id = id};
 	e = ext2fs_xattrs_read(h);
 	if (!e)
@@ -337,24 +327,24 @@ static int import_xattrs(struct disk *d, ext2_ino_t ino, uint64_t id)
 	ext2fs_xattrs_close(&h);
 	if (x.r < 0)
 		return x.r;
-	return e ? bad(d, ext_err(e), "cannot read the xattrs of inode %u", ino) : 0;
+	return e ? cow_import_err(d->st, ext_err(e), "cannot read the xattrs of inode %u", ino) : 0;
 }
 
 static int read_symlink(struct disk *d, ext2_ino_t ino, struct ext2_inode_large *in, uint64_t size, char *target)
 {
 	struct ext2_inode *inode = (struct ext2_inode *)in;
 	if (size == 0 || size > COW_SYMLINK_MAX)
-		return bad(d, -ENAMETOOLONG, "the symlink of inode %u is %llu bytes long", ino,
-			   (unsigned long long)size);
+		return cow_import_err(d->st, -ENAMETOOLONG, "the symlink of inode %u is %llu bytes long", ino,
+				      (unsigned long long)size);
 	if (in->i_flags & EXT4_INLINE_DATA_FL) {
 		size_t n = d->bufsize;
 		errcode_t e = ext2fs_inline_data_get(d->fs, ino, inode, d->buf, &n);
 		if (e || n < size)
-			return bad(d, -EIO, "cannot read the symlink of inode %u", ino);
+			return cow_import_err(d->st, -EIO, "cannot read the symlink of inode %u", ino);
 		memcpy(target, d->buf, size);
 	} else if (ext2fs_is_fast_symlink(inode)) {
 		if (size >= sizeof(in->i_block))
-			return bad(d, -EIO, "the symlink of inode %u is damaged", ino);
+			return cow_import_err(d->st, -EIO, "the symlink of inode %u is damaged", ino);
 		memcpy(target, in->i_block, size);
 	} else {
 		ext2_file_t f;
@@ -365,11 +355,11 @@ static int read_symlink(struct disk *d, ext2_ino_t ino, struct ext2_inode_large 
 			ext2fs_file_close(f);
 		}
 		if (e || got != size)
-			return bad(d, -EIO, "cannot read the symlink of inode %u", ino);
+			return cow_import_err(d->st, -EIO, "cannot read the symlink of inode %u", ino);
 	}
 	target[size] = 0;
 	if (strlen(target) != size)
-		return bad(d, -EIO, "the symlink of inode %u holds a NUL byte", ino);
+		return cow_import_err(d->st, -EIO, "the symlink of inode %u holds a NUL byte", ino);
 	return 0;
 }
 
@@ -407,7 +397,7 @@ static int dir_fn(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offs
 	if ((len == 1 && de->name[0] == '.') || (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
 		return 0;
 	if (len == 0 || memchr(de->name, '/', (size_t)len) || memchr(de->name, 0, (size_t)len)) {
-		l->r = bad(l->d, -EIO, "a directory entry has an invalid name");
+		l->r = cow_import_err(l->d->st, -EIO, "a directory entry has an invalid name");
 		return DIRENT_ABORT;
 	}
 	if (l->n == l->cap) {
@@ -430,13 +420,13 @@ static int dir_fn(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offs
 static int read_inode(struct disk *d, ext2_ino_t ino, struct ext2_inode_large *in)
 {
 	if (ino < 1 || ino > d->fs->super->s_inodes_count)
-		return bad(d, -EIO, "a directory entry names inode %u, outside the file system", ino);
+		return cow_import_err(d->st, -EIO, "a directory entry names inode %u, outside the file system", ino);
 	memset(in, 0, sizeof(*in));
 	errcode_t e = ext2fs_read_inode_full(d->fs, ino, (struct ext2_inode *)in, sizeof(*in));
 	if (e)
-		return bad(d, ext_err(e), "cannot read inode %u", ino);
+		return cow_import_err(d->st, ext_err(e), "cannot read inode %u", ino);
 	if (in->i_flags & EXT4_ENCRYPT_FL)
-		return bad(d, -EOPNOTSUPP, "inode %u is encrypted", ino);
+		return cow_import_err(d->st, -EOPNOTSUPP, "inode %u is encrypted", ino);
 	return 0;
 }
 
@@ -452,11 +442,11 @@ static int import_entry(struct walk *w, uint64_t parent, const char *path, const
 	int type = (int)((mode & S_IFMT) >> 12);
 	if (!S_ISREG(mode) && !S_ISDIR(mode) && !S_ISLNK(mode) && !S_ISCHR(mode) && !S_ISBLK(mode) && !S_ISFIFO(mode) &&
 	    !S_ISSOCK(mode))
-		return bad(d, -EIO, "inode %u has no valid file type (mode %o)", e->ino, mode);
+		return cow_import_err(d->st, -EIO, "inode %u has no valid file type (mode %o)", e->ino, mode);
 	struct seen *sn = seen_find(d, e->ino, false);
 	if (sn) {
 		if (sn->dir || S_ISDIR(mode))
-			return bad(d, -EIO, "directory inode %u has two names (a loop)", e->ino);
+			return cow_import_err(d->st, -EIO, "directory inode %u has two names (a loop)", e->ino);
 		sn->names++;
 		return cow_db_dirent_put(d->st->db, d->b.layer, parent, e->name, sn->id, type);
 	}
@@ -524,7 +514,7 @@ static int import_dir(struct walk *w, struct pending *p)
 	if (l.r < 0)
 		r = l.r;
 	else if (e)
-		r = bad(d, ext_err(e), "cannot read directory inode %u", p->ino);
+		r = cow_import_err(d->st, ext_err(e), "cannot read directory inode %u", p->ino);
 	if (r == 0 && firmware) {
 		/* the boot partition is mounted here: what lies beneath is hidden */
 		d->firmware_dir = p->id;
@@ -561,7 +551,7 @@ static int import_root(struct disk *d)
 	struct ext2_inode_large in;
 	int r = read_inode(d, EXT2_ROOT_INO, &in);
 	if (r == 0 && !S_ISDIR(in.i_mode))
-		r = bad(d, -EIO, "the root of the root partition is not a directory");
+		r = cow_import_err(d->st, -EIO, "the root of the root partition is not a directory");
 	w.target = malloc(COW_SYMLINK_MAX + 2);
 	if (r == 0 && !w.target)
 		r = -ENOMEM;
@@ -618,7 +608,7 @@ static int ensure_dir(struct disk *d, uint64_t parent, const char *name, uint64_
 	int r = cow_db_dirent_get(d->st->db, d->b.layer, parent, name, &ino, &type);
 	if (r == 0) {
 		if (type != (S_IFDIR >> 12))
-			return bad(d, -ENOTDIR, "/%s in the root partition is not a directory", name);
+			return cow_import_err(d->st, -ENOTDIR, "/%s in the root partition is not a directory", name);
 		*ret = ino;
 		return 0;
 	}
@@ -652,7 +642,7 @@ static int run(struct disk *d, char **argv)
 	int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r != 0)
-		return bad(d, -r, "cannot run %s (apt-get install mtools): %s", argv[0], strerror(r));
+		return cow_import_err(d->st, -r, "cannot run %s (apt-get install mtools): %s", argv[0], strerror(r));
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
@@ -674,7 +664,7 @@ static int fat_copy_out(struct disk *d, const char *path, uint64_t offset, const
 	if (r < 0)
 		return r;
 	if (r != 0)
-		return bad(d, -EIO, "cannot read the boot partition (FAT): mdir failed");
+		return cow_import_err(d->st, -EIO, "cannot read the boot partition (FAT): mdir failed");
 	char *cp[] = {"mcopy", "-s", "-m", "-n", "-Q", "-i", img, "::/*", dest, NULL};
 	r = run(d, cp);
 	if (r < 0)
@@ -690,7 +680,7 @@ static int fat_copy_out(struct disk *d, const char *path, uint64_t offset, const
 			closedir(dd);
 		char *again[] = {"mdir", "-b", "-i", img, "::/*", NULL};
 		if (!empty || run(d, again) == 0)
-			return bad(d, -EIO, "cannot copy the boot partition (FAT) out: mcopy failed");
+			return cow_import_err(d->st, -EIO, "cannot copy the boot partition (FAT) out: mcopy failed");
 	}
 	return 0;
 }
@@ -710,7 +700,8 @@ static int import_boot(struct disk *d, const char *path, uint64_t offset)
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s/" COW_TMP_BOOT_PREFIX "XXXXXX", cow_store_dir(d->st));
 	if (!mkdtemp(tmp))
-		return bad(d, -errno, "cannot make a directory for the boot partition: %s", strerror(errno));
+		return cow_import_err(d->st, -errno, "cannot make a directory for the boot partition: %s",
+				      strerror(errno));
 	/* locked while this import uses it: fsck and gc remove it only once
 	 * nobody holds it (an import that died) */
 	int fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -740,7 +731,7 @@ static int xz_unpack(struct disk *d, int in, int *ret)
 {
 	int out = openat(d->st->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (out < 0)
-		return bad(d, -errno, "cannot make a file to decompress into: %s", strerror(errno));
+		return cow_import_err(d->st, -errno, "cannot make a file to decompress into: %s", strerror(errno));
 	lzma_stream z = LZMA_STREAM_INIT;
 	if (lzma_stream_decoder(&z, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK) {
 		close(out);
@@ -785,8 +776,9 @@ static int xz_unpack(struct disk *d, int in, int *ret)
 				since_check = 0;
 				struct statvfs sv;
 				if (fstatvfs(out, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < XZ_MIN_FREE)
-					r = bad(d, -ENOSPC,
-						"decompressing the image would fill the store's file system");
+					r = cow_import_err(
+					    d->st, -ENOSPC,
+					    "decompressing the image would fill the store's file system");
 				if (r == 0 && d->progress && d->progress(d->arg, "decompress", pos, 0))
 					r = -ECANCELED;
 			}
@@ -794,8 +786,8 @@ static int xz_unpack(struct disk *d, int in, int *ret)
 		if (lr == LZMA_STREAM_END)
 			break;
 		if (r == 0 && lr != LZMA_OK)
-			r = bad(d, lr == LZMA_MEM_ERROR ? -ENOMEM : -EIO, "the xz stream is %s",
-				lr == LZMA_BUF_ERROR ? "truncated" : "corrupt");
+			r = cow_import_err(d->st, lr == LZMA_MEM_ERROR ? -ENOMEM : -EIO, "the xz stream is %s",
+					   lr == LZMA_BUF_ERROR ? "truncated" : "corrupt");
 	}
 	lzma_end(&z);
 	free(ibuf);
@@ -827,7 +819,7 @@ static int read_partitions(struct disk *d, int fd, uint64_t size, struct part *p
 	int n = 0, r = 0;
 	if (blkid_probe_set_device(pr, fd, 0, (blkid_loff_t)size) != 0) {
 		blkid_free_probe(pr);
-		return bad(d, -EIO, "cannot read the image");
+		return cow_import_err(d->st, -EIO, "cannot read the image");
 	}
 	blkid_probe_enable_partitions(pr, 1);
 	blkid_probe_enable_superblocks(pr, 0);
@@ -845,8 +837,8 @@ static int read_partitions(struct disk *d, int fd, uint64_t size, struct part *p
 		int64_t start = blkid_partition_get_start(p), len = blkid_partition_get_size(p);
 		if (start < 0 || len <= 0 || (uint64_t)start > size / 512 ||
 		    (uint64_t)len > size / 512 - (uint64_t)start) {
-			r = bad(d, -EIO, "partition %d lies outside the image (truncated?)",
-				blkid_partition_get_partno(p));
+			r = cow_import_err(d->st, -EIO, "partition %d lies outside the image (truncated?)",
+					   blkid_partition_get_partno(p));
 			break;
 		}
 		if (blkid_partition_is_extended(p))
@@ -889,14 +881,17 @@ static int open_ext(struct disk *d, const char *path, const struct part *p)
 	errcode_t e = ext2fs_open2(path, opts, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0, unix_io_manager, &d->fs);
 	if (e) {
 		d->fs = NULL;
-		return bad(d, -EIO, "cannot open the root partition (%s): %s", p->type, error_message(e));
+		return cow_import_err(d->st, -EIO, "cannot open the root partition (%s): %s", p->type,
+				      error_message(e));
 	}
 	uint64_t bytes = ext2fs_blocks_count(d->fs->super) * (uint64_t)d->fs->blocksize;
 	if (bytes > p->size)
-		return bad(d, -EIO, "the root partition's file system (%llu bytes) is larger than its partition (%llu)",
-			   (unsigned long long)bytes, (unsigned long long)p->size);
+		return cow_import_err(
+		    d->st, -EIO, "the root partition's file system (%llu bytes) is larger than its partition (%llu)",
+		    (unsigned long long)bytes, (unsigned long long)p->size);
 	if (ext2fs_has_feature_journal_needs_recovery(d->fs->super))
-		return bad(d, -EUCLEAN, "the root partition's journal needs recovery (run e2fsck on the image)");
+		return cow_import_err(d->st, -EUCLEAN,
+				      "the root partition's journal needs recovery (run e2fsck on the image)");
 	d->total = d->fs->super->s_inodes_count - d->fs->super->s_free_inodes_count;
 	return 0;
 }
@@ -956,9 +951,10 @@ int cow_image_import_disk(struct cow_store *st, const char *name, const char *pa
 			boot = i;
 	}
 	if (root < 0) {
-		r = bad(&d, -EMEDIUMTYPE,
-			"the image has no ext2/3/4 partition to import as the root (%d partition%s, table %s)", np,
-			np == 1 ? "" : "s", info.table);
+		r = cow_import_err(
+		    d.st, -EMEDIUMTYPE,
+		    "the image has no ext2/3/4 partition to import as the root (%d partition%s, table %s)", np,
+		    np == 1 ? "" : "s", info.table);
 		goto out;
 	}
 	if (boot >= 0)

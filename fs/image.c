@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,6 +441,15 @@ static int count_tree(int dfd, dev_t dev, uint64_t *n)
 	}
 	closedir(d);
 	return 0;
+}
+
+int cow_import_err(struct cow_store *st, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st->errmsg, sizeof(st->errmsg), fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 int cow_import_check(struct cow_store *st, const char *name, const char *src)

@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <nettle/sha2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,16 +51,6 @@ struct oci {
 	struct cow_oci_info *info;
 	char where[TAR_PATH_MAX + 64]; /* after a failure in a layer: what it is about */
 };
-
-static int bad(struct oci *o, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(struct oci *o, int r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(o->st->errmsg, sizeof(o->st->errmsg), fmt, ap);
-	va_end(ap);
-	return r;
-}
 
 /* ---- digests ---- */
 
@@ -102,9 +91,9 @@ static json_t *json_parse(struct oci *o, const char *what, const char *buf, size
 	json_error_t e;
 	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
 	if (!j)
-		bad(o, -EINVAL, "%s is not valid JSON (line %d: %s)", what, e.line, e.text);
+		cow_import_err(o->st, -EINVAL, "%s is not valid JSON (line %d: %s)", what, e.line, e.text);
 	else if (!json_is_object(j) && !json_is_array(j)) {
-		bad(o, -EINVAL, "%s is not a JSON object", what);
+		cow_import_err(o->st, -EINVAL, "%s is not a JSON object", what);
 		json_decref(j);
 		j = NULL;
 	}
@@ -130,7 +119,7 @@ static int read_all(struct oci *o, int fd, const char *what, size_t max, char **
 		if (len == cap) {
 			if (cap > max) {
 				free(buf);
-				return bad(o, -EFBIG, "%s is larger than %d MiB", what, JSON_MAX >> 20);
+				return cow_import_err(o->st, -EFBIG, "%s is larger than %d MiB", what, JSON_MAX >> 20);
 			}
 			char *n = realloc(buf, cap * 2);
 			if (!n) {
@@ -154,7 +143,7 @@ static int read_all(struct oci *o, int fd, const char *what, size_t max, char **
 	}
 	if (len > max) {
 		free(buf);
-		return bad(o, -EFBIG, "%s is larger than %d MiB", what, JSON_MAX >> 20);
+		return cow_import_err(o->st, -EFBIG, "%s is larger than %d MiB", what, JSON_MAX >> 20);
 	}
 	*ret = buf;
 	*ret_len = len;
@@ -170,7 +159,8 @@ static int outer_open(struct oci *o, struct archive **ret)
 	archive_read_support_filter_gzip(a);
 	archive_read_support_format_tar(a);
 	if (archive_read_open_filename(a, o->path, IO_CHUNK) != ARCHIVE_OK) {
-		int r = bad(o, -EINVAL, "'%s' is not a tar archive: %s", o->path, archive_error_string(a));
+		int r =
+		    cow_import_err(o->st, -EINVAL, "'%s' is not a tar archive: %s", o->path, archive_error_string(a));
 		archive_read_free(a);
 		return r;
 	}
@@ -204,7 +194,8 @@ static int outer_find(struct oci *o, struct archive *a, const char *name, char *
 			const char *t = archive_entry_symlink(e), *m = member_name(name), *slash = strrchr(m, '/');
 			int n = slash ? (int)(slash - m) : 0;
 			if (*t == '/')
-				return bad(o, -EINVAL, "'%s' in '%s' is a link out of the archive", name, o->path);
+				return cow_import_err(o->st, -EINVAL, "'%s' in '%s' is a link out of the archive", name,
+						      o->path);
 			snprintf(next, size, "%.*s", n, m);
 			while (!strncmp(t, "../", 3) || !strncmp(t, "./", 2)) {
 				if (t[1] == '/') {
@@ -213,8 +204,8 @@ static int outer_find(struct oci *o, struct archive *a, const char *name, char *
 				}
 				char *up = strrchr(next, '/');
 				if (!next[0])
-					return bad(o, -EINVAL, "'%s' in '%s' is a link out of the archive", name,
-						   o->path);
+					return cow_import_err(
+					    o->st, -EINVAL, "'%s' in '%s' is a link out of the archive", name, o->path);
 				if (up)
 					*up = 0;
 				else
@@ -226,12 +217,12 @@ static int outer_find(struct oci *o, struct archive *a, const char *name, char *
 			return 1;
 		}
 		if (archive_entry_filetype(e) != AE_IFREG)
-			return bad(o, -EINVAL, "'%s' in '%s' is not a file", name, o->path);
+			return cow_import_err(o->st, -EINVAL, "'%s' in '%s' is not a file", name, o->path);
 		return 0;
 	}
 	if (r == ARCHIVE_EOF)
-		return bad(o, -ENOENT, "'%s' has no '%s'", o->path, name);
-	return bad(o, -EIO, "cannot read '%s': %s", o->path, archive_error_string(a));
+		return cow_import_err(o->st, -ENOENT, "'%s' has no '%s'", o->path, name);
+	return cow_import_err(o->st, -EIO, "cannot read '%s': %s", o->path, archive_error_string(a));
 }
 
 /* The outer archive, opened anew at member @name (links followed). */
@@ -254,7 +245,7 @@ static int outer_seek(struct oci *o, const char *name, struct archive **ret)
 			return r;
 		memcpy(cur, next, sizeof(cur));
 	}
-	return bad(o, -ELOOP, "'%s' in '%s': too many links", name, o->path);
+	return cow_import_err(o->st, -ELOOP, "'%s' in '%s': too many links", name, o->path);
 }
 
 /* A small file of the source, whole: a layout's blob by @digest (checked)
@@ -273,7 +264,8 @@ static int small_read(struct oci *o, const char *what, const char *digest, const
 			snprintf(p, sizeof(p), "blobs/sha256/%s", digest + 7);
 		int fd = openat(o->dirfd, p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0)
-			return bad(o, -errno, "%s: cannot open '%s/%s': %s", what, o->path, p, strerror(errno));
+			return cow_import_err(o->st, -errno, "%s: cannot open '%s/%s': %s", what, o->path, p,
+					      strerror(errno));
 		r = read_all(o, fd, what, JSON_MAX, &buf, &len);
 		close(fd);
 	} else {
@@ -285,7 +277,8 @@ static int small_read(struct oci *o, const char *what, const char *digest, const
 		while (r == 0) {
 			if (cap - len < 65536) {
 				if (cap > JSON_MAX) {
-					r = bad(o, -EFBIG, "%s is larger than %d MiB", what, JSON_MAX >> 20);
+					r = cow_import_err(o->st, -EFBIG, "%s is larger than %d MiB", what,
+							   JSON_MAX >> 20);
 					break;
 				}
 				cap = cap ? cap * 2 : 65536;
@@ -298,15 +291,15 @@ static int small_read(struct oci *o, const char *what, const char *digest, const
 			}
 			la_ssize_t n = archive_read_data(a, buf + len, cap - len);
 			if (n < 0)
-				r = bad(o, -EIO, "cannot read '%s' in '%s': %s", name, o->path,
-					archive_error_string(a));
+				r = cow_import_err(o->st, -EIO, "cannot read '%s' in '%s': %s", name, o->path,
+						   archive_error_string(a));
 			else if (n == 0)
 				break;
 			else
 				len += (size_t)n;
 		}
 		if (r == 0 && len > JSON_MAX)
-			r = bad(o, -EFBIG, "%s is larger than %d MiB", what, JSON_MAX >> 20);
+			r = cow_import_err(o->st, -EFBIG, "%s is larger than %d MiB", what, JSON_MAX >> 20);
 		archive_read_free(a);
 	}
 	if (r == 0 && digest) {
@@ -316,8 +309,9 @@ static int small_read(struct oci *o, const char *what, const char *digest, const
 		sha256_update(&c, len, (const uint8_t *)buf);
 		digest_of(&c, got);
 		if (strcmp(got, digest))
-			r = bad(o, -EIO, "%s does not match its digest %s (it is %s): the image is damaged", what,
-				digest, got);
+			r = cow_import_err(o->st, -EIO,
+					   "%s does not match its digest %s (it is %s): the image is damaged", what,
+					   digest, got);
 	}
 	if (r < 0) {
 		free(buf);
@@ -420,11 +414,11 @@ static int pick(struct oci *o, json_t *index, const char *what, const char *ref,
 	size_t i;
 	int candidates = 0;
 	if (!json_is_array(list) || json_array_size(list) == 0)
-		return bad(o, -EINVAL, "%s lists no manifests", what);
+		return cow_import_err(o->st, -EINVAL, "%s lists no manifests", what);
 	json_array_foreach(list, i, d)
 	{
 		if (!json_is_object(d))
-			return bad(o, -EINVAL, "%s has an entry that is not an object", what);
+			return cow_import_err(o->st, -EINVAL, "%s has an entry that is not an object", what);
 		json_t *p = json_object_get(d, "platform");
 		const char *name = jstr(json_object_get(d, "annotations"), "org.opencontainers.image.ref.name");
 		if (ref) {
@@ -446,13 +440,15 @@ static int pick(struct oci *o, json_t *index, const char *what, const char *ref,
 	char choices[512];
 	list_choices(list, !ref && json_object_get(json_array_get(list, 0), "platform"), choices, sizeof(choices));
 	if (candidates == 0 && ref)
-		return bad(o, -ENOENT, "%s has no image '%s' (it has: %s)", what, ref, choices);
+		return cow_import_err(o->st, -ENOENT, "%s has no image '%s' (it has: %s)", what, ref, choices);
 	if (candidates == 0 && arch)
-		return bad(o, -ENOENT, "%s has no image for architecture '%s' (it has: %s)", what, arch, choices);
+		return cow_import_err(o->st, -ENOENT, "%s has no image for architecture '%s' (it has: %s)", what, arch,
+				      choices);
 	if (candidates != 1)
-		return bad(o, -EINVAL, "%s holds %d images (%s): say which, %s", what, candidates, choices,
-			   ref || json_object_get(json_array_get(list, 0), "platform") ? "with --arch ARCH"
-										       : "as oci:DIR:TAG");
+		return cow_import_err(o->st, -EINVAL, "%s holds %d images (%s): say which, %s", what, candidates,
+				      choices,
+				      ref || json_object_get(json_array_get(list, 0), "platform") ? "with --arch ARCH"
+												  : "as oci:DIR:TAG");
 	*ret = found;
 	return 0;
 }
@@ -464,13 +460,14 @@ static int read_manifest(struct oci *o, json_t *manifest, struct image_src *im)
 	const char *cd = jstr(cfgd, "digest");
 	size_t i;
 	if (!digest_ok(cd))
-		return bad(o, -EINVAL, "the manifest names its config by no sha256 digest");
+		return cow_import_err(o->st, -EINVAL, "the manifest names its config by no sha256 digest");
 	if (!json_is_array(layers))
-		return bad(o, -EINVAL, "the manifest has no list of layers");
+		return cow_import_err(o->st, -EINVAL, "the manifest has no list of layers");
 	size_t n = json_array_size(layers);
 	if (n == 0 || n > OCI_LAYERS_MAX)
-		return bad(o, -E2BIG, "the image has %zu layers; cowroot stacks 1 to %d (squash it when building)", n,
-			   OCI_LAYERS_MAX);
+		return cow_import_err(o->st, -E2BIG,
+				      "the image has %zu layers; cowroot stacks 1 to %d (squash it when building)", n,
+				      OCI_LAYERS_MAX);
 	im->layers = calloc(n, sizeof(*im->layers));
 	if (!im->layers)
 		return -ENOMEM;
@@ -480,12 +477,13 @@ static int read_manifest(struct oci *o, json_t *manifest, struct image_src *im)
 		const char *d = jstr(l, "digest"), *t = jstr(l, "mediaType");
 		json_t *sz = json_object_get(l, "size");
 		if (!digest_ok(d))
-			return bad(o, -EINVAL, "layer %zu is named by no sha256 digest", i + 1);
+			return cow_import_err(o->st, -EINVAL, "layer %zu is named by no sha256 digest", i + 1);
 		if (!is_layer_type(t))
-			return bad(o, -EMEDIUMTYPE, "layer %zu is of type '%s', not a tar layer cowroot reads", i + 1,
-				   t ? t : "(none)");
+			return cow_import_err(o->st, -EMEDIUMTYPE,
+					      "layer %zu is of type '%s', not a tar layer cowroot reads", i + 1,
+					      t ? t : "(none)");
 		if (!json_is_integer(sz) || json_integer_value(sz) < 0)
-			return bad(o, -EINVAL, "layer %zu has no size", i + 1);
+			return cow_import_err(o->st, -EINVAL, "layer %zu has no size", i + 1);
 		snprintf(im->layers[i].digest, sizeof(im->layers[i].digest), "%s", d);
 		im->layers[i].size = json_integer_value(sz);
 	}
@@ -504,12 +502,13 @@ static int read_config(struct oci *o, const char *digest, const char *member, st
 	const char *arch = jstr(cfg, "architecture");
 	snprintf(im->arch, sizeof(im->arch), "%s", arch ? arch : "");
 	if (!json_is_array(ids) || json_array_size(ids) != (size_t)im->n)
-		r = bad(o, -EINVAL, "the image config lists %zu layer diff ids for %d layers",
-			json_is_array(ids) ? json_array_size(ids) : 0, im->n);
+		r = cow_import_err(o->st, -EINVAL, "the image config lists %zu layer diff ids for %d layers",
+				   json_is_array(ids) ? json_array_size(ids) : 0, im->n);
 	for (int i = 0; r == 0 && i < im->n; i++) {
 		const char *d = json_string_value(json_array_get(ids, (size_t)i));
 		if (!digest_ok(d))
-			r = bad(o, -EINVAL, "the image config names layer %d by no sha256 diff id", i + 1);
+			r = cow_import_err(o->st, -EINVAL, "the image config names layer %d by no sha256 diff id",
+					   i + 1);
 		else
 			snprintf(im->layers[i].diff_id, sizeof(im->layers[i].diff_id), "%s", d);
 	}
@@ -523,16 +522,16 @@ static int find_layout_image(struct oci *o, const char *ref, const char *arch, s
 	size_t len;
 	int r = small_read(o, "oci-layout", NULL, "oci-layout", &buf, &len);
 	if (r < 0)
-		return bad(o, r == -ENOENT ? -EMEDIUMTYPE : r, "'%s' is no OCI image layout (no oci-layout file)",
-			   o->path);
+		return cow_import_err(o->st, r == -ENOENT ? -EMEDIUMTYPE : r,
+				      "'%s' is no OCI image layout (no oci-layout file)", o->path);
 	json_t *lay = json_parse(o, "oci-layout", buf, len);
 	free(buf);
 	if (!lay)
 		return -EINVAL;
 	const char *ver = jstr(lay, "imageLayoutVersion");
 	if (!ver || strncmp(ver, "1.", 2))
-		r = bad(o, -EMEDIUMTYPE, "'%s' is an OCI image layout of version '%s', not 1.x", o->path,
-			ver ? ver : "(none)");
+		r = cow_import_err(o->st, -EMEDIUMTYPE, "'%s' is an OCI image layout of version '%s', not 1.x", o->path,
+				   ver ? ver : "(none)");
 	json_decref(lay);
 	if (r < 0)
 		return r;
@@ -547,7 +546,7 @@ static int find_layout_image(struct oci *o, const char *ref, const char *arch, s
 	for (int depth = 0; r == 0; depth++) {
 		const char *t = jstr(d, "mediaType"), *dg = jstr(d, "digest");
 		if (!digest_ok(dg)) {
-			r = bad(o, -EINVAL, "an index entry names its manifest by no sha256 digest");
+			r = cow_import_err(o->st, -EINVAL, "an index entry names its manifest by no sha256 digest");
 			break;
 		}
 		if (is_index_type(t) && depth == 0) {
@@ -557,7 +556,7 @@ static int find_layout_image(struct oci *o, const char *ref, const char *arch, s
 			continue;
 		}
 		if (!is_manifest_type(t)) {
-			r = bad(o, -EMEDIUMTYPE, "the image's manifest is of type '%s'", t);
+			r = cow_import_err(o->st, -EMEDIUMTYPE, "the image's manifest is of type '%s'", t);
 			break;
 		}
 		snprintf(o->info->manifest, sizeof(o->info->manifest), "%s", dg);
@@ -615,7 +614,9 @@ static int find_archive_image(struct oci *o, const char *ref, struct image_src *
 	json_t *man;
 	int r = json_read(o, "manifest.json", NULL, "manifest.json", &man);
 	if (r < 0)
-		return r == -ENOENT ? bad(o, -EMEDIUMTYPE, "'%s' is no docker archive (no manifest.json)", o->path) : r;
+		return r == -ENOENT ? cow_import_err(o->st, -EMEDIUMTYPE,
+						     "'%s' is no docker archive (no manifest.json)", o->path)
+				    : r;
 	json_t *e, *found = NULL;
 	size_t i, n = json_is_array(man) ? json_array_size(man) : 0;
 	char tags[512] = "";
@@ -643,20 +644,23 @@ static int find_archive_image(struct oci *o, const char *ref, struct image_src *
 		}
 	}
 	if (n == 0)
-		r = bad(o, -EINVAL, "manifest.json of '%s' lists no image", o->path);
+		r = cow_import_err(o->st, -EINVAL, "manifest.json of '%s' lists no image", o->path);
 	else if (candidates == 0)
-		r = bad(o, -ENOENT, "'%s' has no image '%s' (it has: %s)", o->path, ref, tags[0] ? tags : "no tags");
+		r = cow_import_err(o->st, -ENOENT, "'%s' has no image '%s' (it has: %s)", o->path, ref,
+				   tags[0] ? tags : "no tags");
 	else if (candidates > 1)
-		r = bad(o, -EINVAL, "'%s' holds %d images (%s): say which, as docker-archive:FILE:NAME:TAG", o->path,
-			candidates, tags);
+		r = cow_import_err(o->st, -EINVAL,
+				   "'%s' holds %d images (%s): say which, as docker-archive:FILE:NAME:TAG", o->path,
+				   candidates, tags);
 	const char *cfg = r == 0 ? jstr(found, "Config") : NULL;
 	json_t *layers = r == 0 ? json_object_get(found, "Layers") : NULL;
 	if (r == 0 && (!cfg || strlen(cfg) >= 256))
-		r = bad(o, -EINVAL, "manifest.json names no config");
+		r = cow_import_err(o->st, -EINVAL, "manifest.json names no config");
 	if (r == 0 &&
 	    (!json_is_array(layers) || json_array_size(layers) == 0 || json_array_size(layers) > OCI_LAYERS_MAX))
-		r = bad(o, -E2BIG, "the image has %zu layers; cowroot stacks 1 to %d (squash it when building)",
-			json_is_array(layers) ? json_array_size(layers) : 0, OCI_LAYERS_MAX);
+		r = cow_import_err(o->st, -E2BIG,
+				   "the image has %zu layers; cowroot stacks 1 to %d (squash it when building)",
+				   json_is_array(layers) ? json_array_size(layers) : 0, OCI_LAYERS_MAX);
 	if (r == 0) {
 		im->n = (int)json_array_size(layers);
 		im->layers = calloc((size_t)im->n, sizeof(*im->layers));
@@ -666,7 +670,7 @@ static int find_archive_image(struct oci *o, const char *ref, struct image_src *
 	for (int k = 0; r == 0 && k < im->n; k++) {
 		const char *m = json_string_value(json_array_get(layers, (size_t)k));
 		if (!m || strlen(m) >= sizeof(im->layers[k].member))
-			r = bad(o, -EINVAL, "manifest.json names layer %d by no file", k + 1);
+			r = cow_import_err(o->st, -EINVAL, "manifest.json names layer %d by no file", k + 1);
 		else {
 			snprintf(im->layers[k].member, sizeof(im->layers[k].member), "%s", m);
 			member_digest(m, im->layers[k].digest);
@@ -768,12 +772,13 @@ static int stream_open(struct oci *o, const struct layer_src *l, int idx, struct
 		s->fd = openat(o->dirfd, p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		struct stat sb;
 		if (s->fd < 0)
-			return bad(o, -errno, "layer %d: cannot open '%s/%s': %s", idx, o->path, p, strerror(errno));
+			return cow_import_err(o->st, -errno, "layer %d: cannot open '%s/%s': %s", idx, o->path, p,
+					      strerror(errno));
 		if (fstat(s->fd, &sb) < 0)
 			return -errno;
 		if (!S_ISREG(sb.st_mode) || sb.st_size != l->size)
-			return bad(o, -EIO, "layer %d: '%s/%s' holds %lld bytes, the manifest says %lld", idx, o->path,
-				   p, (long long)sb.st_size, (long long)l->size);
+			return cow_import_err(o->st, -EIO, "layer %d: '%s/%s' holds %lld bytes, the manifest says %lld",
+					      idx, o->path, p, (long long)sb.st_size, (long long)l->size);
 	} else {
 		r = outer_seek(o, l->member, &s->outer);
 		if (r < 0)
@@ -791,12 +796,12 @@ static int stream_open(struct oci *o, const struct layer_src *l, int idx, struct
 	struct archive_entry *e;
 	if (archive_read_open(s->dec, s, NULL, raw_read, NULL) != ARCHIVE_OK ||
 	    archive_read_next_header(s->dec, &e) != ARCHIVE_OK)
-		return bad(o, s->err ? s->err : -EIO, "layer %d: %s", idx,
-			   archive_error_string(s->dec) ? archive_error_string(s->dec) : "empty");
+		return cow_import_err(o->st, s->err ? s->err : -EIO, "layer %d: %s", idx,
+				      archive_error_string(s->dec) ? archive_error_string(s->dec) : "empty");
 	archive_read_support_format_tar(s->tar);
 	if (archive_read_open(s->tar, s, NULL, plain_read, NULL) != ARCHIVE_OK)
-		return bad(o, s->err ? s->err : -EIO, "layer %d is not a tar archive: %s", idx,
-			   archive_error_string(s->tar));
+		return cow_import_err(o->st, s->err ? s->err : -EIO, "layer %d is not a tar archive: %s", idx,
+				      archive_error_string(s->tar));
 	return 0;
 }
 
@@ -809,23 +814,25 @@ static int stream_finish(struct oci *o, struct stream *s, const struct layer_src
 	while ((n = plain_read(s->tar, s, &p)) > 0)
 		;
 	if (n < 0)
-		return bad(o, s->err ? s->err : -EIO, "layer %d: %s", idx, archive_error_string(s->dec));
+		return cow_import_err(o->st, s->err ? s->err : -EIO, "layer %d: %s", idx, archive_error_string(s->dec));
 	if (s->outer || s->fd >= 0)
 		while ((n = raw_read(s->dec, s, &p)) > 0)
 			;
 	if (n < 0)
-		return bad(o, s->err ? s->err : -EIO, "layer %d: cannot read it to its end", idx);
+		return cow_import_err(o->st, s->err ? s->err : -EIO, "layer %d: cannot read it to its end", idx);
 	char raw[COW_DIGEST_LEN + 1], plain[COW_DIGEST_LEN + 1];
 	digest_of(&s->raw, raw);
 	digest_of(&s->plain, plain);
 	if (l->digest[0] && strcmp(raw, l->digest))
-		return bad(o, -EIO, "layer %d does not match its digest %s (it is %s): the image is damaged", idx,
-			   l->digest, raw);
+		return cow_import_err(o->st, -EIO,
+				      "layer %d does not match its digest %s (it is %s): the image is damaged", idx,
+				      l->digest, raw);
 	if (strcmp(plain, l->diff_id))
-		return bad(o, -EIO,
-			   "layer %d's content does not match its diff id %s in the config (it is %s): the image is "
-			   "damaged",
-			   idx, l->diff_id, plain);
+		return cow_import_err(
+		    o->st, -EIO,
+		    "layer %d's content does not match its diff id %s in the config (it is %s): the image is "
+		    "damaged",
+		    idx, l->diff_id, plain);
 	o->info->bytes += s->raw_bytes;
 	return 0;
 }
@@ -846,7 +853,8 @@ static bool blob_damaged(struct oci *o, struct stream *s, const struct layer_src
 	if (n < 0 || !strcmp(raw, l->digest))
 		return false;
 	o->where[0] = 0;
-	bad(o, -EIO, "layer %d does not match its digest %s (it is %s): the image is damaged", idx, l->digest, raw);
+	cow_import_err(o->st, -EIO, "layer %d does not match its digest %s (it is %s): the image is damaged", idx,
+		       l->digest, raw);
 	return true;
 }
 
@@ -1054,7 +1062,7 @@ static int resolve(struct apply *ap, const char *path, bool make, uint64_t *ret_
 		if (!strcmp(name, "."))
 			continue;
 		if (!strcmp(name, ".."))
-			return bad(ap->o, -EINVAL, "'..' in a path");
+			return cow_import_err(ap->o->st, -EINVAL, "'..' in a path");
 		while (*p == '/')
 			p++;
 		if (!*p) { /* the last name */
@@ -1076,7 +1084,8 @@ static int resolve(struct apply *ap, const char *path, bool make, uint64_t *ret_
 			return r;
 		cow_forget(ap->v, a.ino, 1);
 		if (!S_ISDIR(a.mode))
-			return bad(ap->o, -ENOTDIR, "a path through '%s', which is not a directory", name);
+			return cow_import_err(ap->o->st, -ENOTDIR, "a path through '%s', which is not a directory",
+					      name);
 		cur = a.ino;
 	}
 	*ret_parent = cur;
@@ -1161,8 +1170,8 @@ static int name_id(struct apply *ap, bool group, const char *name, uint32_t *ret
 		}
 	}
 	free(buf);
-	return bad(ap->o, -EINVAL, "its ACL names %s '%.64s', whom the image's /%s does not know",
-		   group ? "group" : "user", name, db);
+	return cow_import_err(ap->o->st, -EINVAL, "its ACL names %s '%.64s', whom the image's /%s does not know",
+			      group ? "group" : "user", name, db);
 }
 
 static int set_acl(struct apply *ap, uint64_t ino, struct archive_entry *e, int type, const char *xname)
@@ -1171,7 +1180,7 @@ static int set_acl(struct apply *ap, uint64_t ino, struct archive_entry *e, int 
 	if (n <= 0)
 		return 0;
 	if (n > 1024)
-		return bad(ap->o, -E2BIG, "an ACL of %d entries", n);
+		return cow_import_err(ap->o->st, -E2BIG, "an ACL of %d entries", n);
 	uint8_t *buf = malloc(4 + (size_t)n * 8), *p = buf + 4;
 	if (!buf)
 		return -ENOMEM;
@@ -1208,7 +1217,8 @@ static int set_acl(struct apply *ap, uint64_t ino, struct archive_entry *e, int 
 		if ((kt == 0x02 || kt == 0x08) && id >= 0)
 			kid = (uint32_t)id;
 		else if (kt == 0x02 || kt == 0x08)
-			r = name ? name_id(ap, kt == 0x08, name, &kid) : bad(ap->o, -EINVAL, "its ACL names no one");
+			r = name ? name_id(ap, kt == 0x08, name, &kid)
+				 : cow_import_err(ap->o->st, -EINVAL, "its ACL names no one");
 		if (r < 0) {
 			free(buf);
 			return r;
@@ -1223,7 +1233,7 @@ static int set_acl(struct apply *ap, uint64_t ino, struct archive_entry *e, int 
 	int r = k ? cow_setxattr(ap->v, ino, xname, buf, 4 + (size_t)k * 8, 0) : 0;
 	free(buf);
 	if (r < 0)
-		return bad(ap->o, r, "its ACL: %s", strerror(-r));
+		return cow_import_err(ap->o->st, r, "its ACL: %s", strerror(-r));
 	return 0;
 }
 
@@ -1248,7 +1258,8 @@ static int set_xattrs(struct apply *ap, uint64_t ino, struct archive_entry *e)
 	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
 		r = cow_setxattr(ap->v, ino, name, value, size, 0);
 		if (r < 0)
-			return bad(ap->o, r, "its xattr '%.64s' (%zu bytes): %s", name, size, strerror(-r));
+			return cow_import_err(ap->o->st, r, "its xattr '%.64s' (%zu bytes): %s", name, size,
+					      strerror(-r));
 		access |= !strcmp(name, "system.posix_acl_access");
 		def |= !strcmp(name, "system.posix_acl_default");
 	}
@@ -1316,7 +1327,7 @@ static int write_data(struct apply *ap, struct stream *s, struct cow_file *f, in
 		}
 	}
 	if (r != ARCHIVE_EOF)
-		return bad(ap->o, s->err ? s->err : -EIO, "its data: %s", archive_error_string(s->tar));
+		return cow_import_err(ap->o->st, s->err ? s->err : -EIO, "its data: %s", archive_error_string(s->tar));
 	struct cow_attr a = {.size = size}, out;
 	return cow_setattr(ap->v, cow_file_ino(f), &a, COW_SET_SIZE, &out); /* a hole at the end, too */
 }
@@ -1327,7 +1338,7 @@ static int whiteout(struct apply *ap, uint64_t dir, const char *target)
 {
 	if (target) {
 		if (cow_check_name(target) < 0)
-			return bad(ap->o, -EINVAL, "a whiteout of no name");
+			return cow_import_err(ap->o->st, -EINVAL, "a whiteout of no name");
 		if (made_has(ap, dir, target))
 			return 0;
 		int r = remove_tree(ap, dir, target);
@@ -1357,13 +1368,13 @@ static int apply_entry(struct apply *ap, struct stream *s, struct archive_entry 
 	int r;
 
 	if (!path || !*path)
-		return bad(ap->o, -EINVAL, "an entry without a name");
+		return cow_import_err(ap->o->st, -EINVAL, "an entry without a name");
 	if (strlen(path) > TAR_PATH_MAX)
-		return bad(ap->o, -ENAMETOOLONG, "a path longer than %d bytes", TAR_PATH_MAX);
+		return cow_import_err(ap->o->st, -ENAMETOOLONG, "a path longer than %d bytes", TAR_PATH_MAX);
 	if (archive_entry_uid(e) < 0 || archive_entry_uid(e) >= UINT32_MAX || archive_entry_gid(e) < 0 ||
 	    archive_entry_gid(e) >= UINT32_MAX)
-		return bad(ap->o, -EINVAL, "an owner that is no Linux id (%lld:%lld)", (long long)archive_entry_uid(e),
-			   (long long)archive_entry_gid(e));
+		return cow_import_err(ap->o->st, -EINVAL, "an owner that is no Linux id (%lld:%lld)",
+				      (long long)archive_entry_uid(e), (long long)archive_entry_gid(e));
 	r = resolve(ap, path, true, &dir, name, &last);
 	if (r < 0)
 		return r;
@@ -1371,7 +1382,7 @@ static int apply_entry(struct apply *ap, struct stream *s, struct archive_entry 
 	const char *link = archive_entry_hardlink(e);
 	if (!last) { /* the root itself */
 		if (type != AE_IFDIR || link)
-			return bad(ap->o, -EINVAL, "the root is not a directory");
+			return cow_import_err(ap->o->st, -EINVAL, "the root is not a directory");
 		return set_meta(ap, dir, e);
 	}
 	if (!strncmp(last, ".wh.", 4)) {
@@ -1399,10 +1410,10 @@ static int apply_entry(struct apply *ap, struct stream *s, struct archive_entry 
 		struct cow_attr t;
 		r = resolve_ino(ap, link, &t);
 		if (r < 0)
-			return bad(ap->o, r, "a hard link to '%.1000s', %s", link,
-				   r == -ENOENT ? "which is not there" : strerror(-r));
+			return cow_import_err(ap->o->st, r, "a hard link to '%.1000s', %s", link,
+					      r == -ENOENT ? "which is not there" : strerror(-r));
 		if (S_ISDIR(t.mode))
-			return bad(ap->o, -EPERM, "a hard link to the directory '%.1000s'", link);
+			return cow_import_err(ap->o->st, -EPERM, "a hard link to the directory '%.1000s'", link);
 		if (exists && old.ino == t.ino)
 			return 0;
 	}
@@ -1441,7 +1452,8 @@ static int apply_entry(struct apply *ap, struct stream *s, struct archive_entry 
 	case AE_IFLNK: {
 		const char *target = archive_entry_symlink(e);
 		if (!target || !*target || strlen(target) >= 4096)
-			return bad(ap->o, -EINVAL, "a symbolic link with no target, or one past 4095 bytes");
+			return cow_import_err(ap->o->st, -EINVAL,
+					      "a symbolic link with no target, or one past 4095 bytes");
 		r = cow_symlink(ap->v, dir, last, target, &cred, &a);
 		break;
 	}
@@ -1452,7 +1464,7 @@ static int apply_entry(struct apply *ap, struct stream *s, struct archive_entry 
 		r = cow_mknod(ap->v, dir, last, type | (mode & 07777), archive_entry_rdev(e), &cred, &a);
 		break;
 	default:
-		return bad(ap->o, -EINVAL, "an entry of unknown type 0%o", (unsigned)type);
+		return cow_import_err(ap->o->st, -EINVAL, "an entry of unknown type 0%o", (unsigned)type);
 	}
 	if (r < 0)
 		return r;
@@ -1511,7 +1523,8 @@ static int apply_layer(struct oci *o, const struct layer_src *l, int idx, uint64
 			if (a == ARCHIVE_EOF)
 				break;
 			if (a != ARCHIVE_OK && a != ARCHIVE_WARN) {
-				r = bad(o, s.err ? s.err : -EIO, "layer %d: %s", idx, archive_error_string(s.tar));
+				r = cow_import_err(o->st, s.err ? s.err : -EIO, "layer %d: %s", idx,
+						   archive_error_string(s.tar));
 				break;
 			}
 			r = apply_entry(&ap, &s, e);
@@ -1598,7 +1611,8 @@ static int name_image(struct oci *o, const char *name, const struct image_src *i
 	if (r == 0 && cow_db_image_get(db, name, &dummy) == 0)
 		r = -EEXIST;
 	if (r == 0 && have && (cow_db_layer_get(db, base, &li) < 0 || li.kind != COW_LAYER_IMAGE))
-		r = bad(o, -ESTALE, "the layer it shares with another image was removed meanwhile; import it again");
+		r = cow_import_err(o->st, -ESTALE,
+				   "the layer it shares with another image was removed meanwhile; import it again");
 	for (int i = 0; r == 0 && i < nbuilt; i++) {
 		r = cow_db_layer_set_kind(db, built[i], COW_LAYER_IMAGE);
 		if (r == 0)
@@ -1702,7 +1716,7 @@ int cow_image_import_oci(struct cow_store *st, const char *name, int kind, const
 	if (r == 0 && have) {
 		r = cow_layer_lock_shared(st, base, &basefd);
 		if (r == -EBUSY)
-			r = bad(&o, -EBUSY, "the layer it shares with another image is being removed");
+			r = cow_import_err(o.st, -EBUSY, "the layer it shares with another image is being removed");
 	}
 	if (r < 0)
 		goto out;
