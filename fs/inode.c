@@ -525,5 +525,5 @@ int cow_kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid)
 	r = cow_getxattr(v, ino, "security.capability", NULL, 0);
 	if (r >= 0)
 		r = cow_removexattr(v, ino, "security.capability");
-	return r == -ENODATA ? 0 : r < 0 ? r : 0;
+	return r < 0 && r != -ENODATA ? r : 0;
 }

@@ -254,15 +254,16 @@ int cow_image_rm(struct cow_store *st, const char *name)
 	 * layer stays, without a name; otherwise it goes, and so do the
 	 * layers without a name beneath it that nothing else stands on */
 	int locks[COW_MAX_LAYERS], nlocks = 0;
-	for (uint64_t id = layer; r == 0 && id && !cow_db_layer_used(st->db, id);) {
-		struct cow_layer_info li;
+	struct cow_layer_info li;
+	uint64_t id = layer;
+	if (r == 0)
+		r = cow_db_layer_get(st->db, id, &li);
+	while (r == 0 && !cow_db_layer_used(st->db, id)) {
 		char other[COW_ENTITY_NAME_MAX + 1];
 		r = cow_db_layer_set_kind(st->db, id, COW_LAYER_DEAD);
-		if (r == 0)
-			r = cow_db_layer_get(st->db, id, &li);
 		if (r < 0 || !li.parent || nlocks == COW_MAX_LAYERS)
 			break;
-		id = li.parent;
+		id = li.parent; /* its row, read below, serves the next round too */
 		if (cow_db_layer_get(st->db, id, &li) < 0 || li.kind != COW_LAYER_IMAGE ||
 		    cow_db_image_by_layer(st->db, id, other) == 0)
 			break;

@@ -406,7 +406,7 @@ static fsal_status_t do_setattr2(struct fsal_obj_handle *obj, bool bypass, struc
 	int r = 0;
 	/* a truncate as a write (ganesha keeps to chown's setid rules itself;
 	 * an explicit mode is what it asks for); a chown drops the capability */
-	if ((set & COW_SET_SIZE) || (set & (COW_SET_UID | COW_SET_GID)))
+	if (set & (COW_SET_SIZE | COW_SET_UID | COW_SET_GID))
 		r = kill_privs(h->exp->view, h->ino, !(set & COW_SET_SIZE) || (set & COW_SET_MODE));
 	if (r == 0)
 		r = cow_setattr(h->exp->view, h->ino, &a, set, &out);
