@@ -9,6 +9,11 @@
  *   fsops chmod|chown|setxattr LIST   a metadata-only change on each file
  *   fsops install STAGE ROOT     move every file of STAGE into ROOT as dpkg
  *                                does: rename to NAME.dpkg-new, then over NAME
+ *   fsops loglines FILE N        append N log lines to FILE, each by open,
+ *                                one write and close (a service's log)
+ *   fsops renames DIR N          N atomic rewrites of 20 small files in DIR
+ *                                (write NAME.tmp, rename it over NAME)
+ *   fsops unlink LIST            unlink each file listed
  *
  * Exit 0 when every step worked, 1 otherwise (the first errors are printed).
  */
@@ -122,6 +127,9 @@ static int each(const char *cmd, const char *list)
 		} else if (!strcmp(cmd, "chown")) {
 			if (lchown(p, 1000, 1000))
 				err("chown", p);
+		} else if (!strcmp(cmd, "unlink")) {
+			if (unlink(p))
+				err("unlink", p);
 		} else if (!strcmp(cmd, "setxattr")) {
 			if (lsetxattr(p, "user.bench", "1", 1, 0))
 				err("setxattr", p);
@@ -131,6 +139,51 @@ static int each(const char *cmd, const char *list)
 		}
 	}
 	fclose(f);
+	return 0;
+}
+
+static int loglines(const char *path, long n)
+{
+	char line[160];
+	for (long i = 0; i < n; i++) {
+		int len = snprintf(
+		    line, sizeof(line),
+		    "Dec  4 05:%02ld:%02ld pi bench[%d]: message %ld of a service that logs a line at a time\n",
+		    i / 60 % 60, i % 60, 4242, i);
+		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0640);
+		if (fd < 0) {
+			err("open", path);
+			return 0;
+		}
+		if (write(fd, line, (size_t)len) != len)
+			err("write", path);
+		if (close(fd))
+			err("close", path);
+	}
+	return 0;
+}
+
+static int renames(const char *dir, long n)
+{
+	char p[PATH_MAX], tmp[PATH_MAX + 8], body[128];
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		err("mkdir", dir);
+	for (long i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/conf%02ld", dir, i % 20);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+		int len = snprintf(body, sizeof(body), "# written by bench\nkey=%ld\n", i);
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0) {
+			err("create", tmp);
+			continue;
+		}
+		if (write(fd, body, (size_t)len) != len)
+			err("write", tmp);
+		if (close(fd))
+			err("close", tmp);
+		if (rename(tmp, p))
+			err("rename", tmp);
+	}
 	return 0;
 }
 
@@ -153,6 +206,10 @@ int main(int argc, char **argv)
 			err("nftw", stage);
 		printf("moved %ld\n", nmoved);
 		r = 0;
+	} else if (!strcmp(cmd, "loglines") && argc == 4) {
+		r = loglines(argv[2], atol(argv[3]));
+	} else if (!strcmp(cmd, "renames") && argc == 4) {
+		r = renames(argv[2], atol(argv[3]));
 	} else {
 		r = each(cmd, argv[2]);
 	}
@@ -162,7 +219,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fsops %s: %ld errors\n", cmd, nerr);
 	return r || nerr ? 1 : 0;
 usage:
-	fprintf(stderr, "usage: fsops mkfiles|rmfiles DIR N [SIZE] | append1|chmod|chown|setxattr LIST | "
-			"install STAGE ROOT\n");
+	fprintf(stderr, "usage: fsops mkfiles|rmfiles DIR N [SIZE] | append1|chmod|chown|setxattr|unlink LIST | "
+			"install STAGE ROOT | loglines FILE N | renames DIR N\n");
 	return 2;
 }

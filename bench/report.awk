@@ -84,30 +84,38 @@ END {
 	print line
 
 	print ""
-	print "### Targets (issue 5)"
+	print "Targets (issue 14), this table:"
 	print ""
-	print "Reference geometric means from the issue (same kind of machine and workload): kernel"
-	print "overlayfs 2.2×, overlayfs with metacopy 1.2×, fuse-overlayfs 5.0×, unionfs-fuse 5.5×,"
-	print "libfuse's passthrough_hp 3.0×.  Measured here: " \
-		(("overlay" SUBSEP "walk_cold") in med ? "overlayfs " fmt_r(gm["overlay"]) "×, " : "") \
-		(("overlay-metacopy" SUBSEP "walk_cold") in med ? "metacopy " fmt_r(gm["overlay-metacopy"]) "×, " : "") \
-		(("fuse-overlayfs" SUBSEP "walk_cold") in med ? "fuse-overlayfs " fmt_r(gm["fuse-overlayfs"]) "×." : "")
-	print ""
-	if (!(("cowroot" SUBSEP "walk_cold") in med)) {
+	if (!(("cowroot" SUBSEP M[1]) in med)) {
 		print "cowroot was not run."
 		exit
 	}
 	g = gm["cowroot"]
+	o = ("overlay" SUBSEP M[1]) in med ? gm["overlay"] : ""
 	if (g == "")
-		print "- FUSE view geometric mean ≤ 2.5× plain: **not measured** (failed steps)."
-	else if (g <= 2.5)
-		print "- FUSE view geometric mean ≤ 2.5× plain: **met** (" fmt_r(g) "×)."
+		print "- FUSE view geometric mean ≤ 2.0× plain, and below kernel overlayfs's: **not measured** (failed steps)."
+	else if (g <= 2.0 && (o == "" || g < o))
+		print "- FUSE view geometric mean ≤ 2.0× plain, and below kernel overlayfs's: **met** (" fmt_r(g) "×" (o == "" ? ", overlayfs not run" : " against " fmt_r(o) "×") ")."
 	else
-		printf "- FUSE view geometric mean ≤ 2.5× plain: **missed**: %s×, %.0f%% over the target.\n", fmt_r(g), (g / 2.5 - 1) * 100
-	if (!(("fuse-overlayfs" SUBSEP "walk_cold") in med)) {
-		print "- No step slower than fuse-overlayfs: not measured (fuse-overlayfs not run)."
-		exit
+		printf "- FUSE view geometric mean ≤ 2.0× plain, and below kernel overlayfs's: **missed**: %s× (overlayfs %s×).\n", fmt_r(g), fmt_r(o)
+	# a step's ratio to kernel overlayfs: the per-rep ratios' median over the medians' ratio
+	over = ""
+	for (i = 1; i <= nm; i++) {
+		c = med["cowroot" SUBSEP M[i]]
+		k = med["overlay" SUBSEP M[i]]
+		if (c == "" || k == "" || k <= 0)
+			continue
+		if (c > k * 1.5)
+			over = over (over ? ", " : "") sprintf("%s (%.1f×: %s s vs %s s)", M[i], c / k, fmt_s(c), fmt_s(k))
 	}
+	if (o == "")
+		print "- No step slower than kernel overlayfs by more than 1.5×: not measured (overlayfs not run)."
+	else if (over == "")
+		print "- No step slower than kernel overlayfs by more than 1.5×: **met**."
+	else
+		print "- No step slower than kernel overlayfs by more than 1.5×: **missed** on " over "."
+	if (!(("fuse-overlayfs" SUBSEP M[1]) in med))
+		exit
 	# within 5% is a tie: these machines are noisier than that
 	slower = tie = ""
 	for (i = 1; i <= nm; i++) {

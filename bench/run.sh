@@ -107,8 +107,9 @@ fsops=$build/bench/fsops
 
 rm -rf "$work"
 mkdir -p "$work"/{mnt,logs,pkg}
-results=$work/results.tsv
+results=$work/results.tsv results_client=$work/results-client.tsv
 : >"$results"
+: >"$results_client"
 
 # ---- the base and the package payloads
 
@@ -166,11 +167,11 @@ make_smoke_base() {
 if [ "$smoke" = 1 ]; then
 	base=$work/smoke-base
 	make_smoke_base "$base"
-	export NFILES=300 APPEND_N=20 META_N=40 SEQ_MB=16 DROP=0
+	export NFILES=300 APPEND_N=20 META_N=40 SEQ_MB=16 EXEC_N=5 LOG_N=500 RENAME_N=100 UNLINK_N=20 DROP=0
 else
 	base=$cache/minbase
 	prepare_minbase
-	export NFILES=10000 APPEND_N=200 META_N=1000 SEQ_MB=512 DROP=1
+	export NFILES=10000 APPEND_N=200 META_N=1000 SEQ_MB=512 EXEC_N=100 LOG_N=20000 RENAME_N=5000 UNLINK_N=500 DROP=1
 fi
 export FSOPS=$fsops PKG_DIR=$work/pkg
 
@@ -204,11 +205,11 @@ overlay_dirs() {
 	echo "lowerdir=$base,upperdir=$d/upper,workdir=$d/work"
 }
 setup_overlay() { mount -t overlay overlay -o "$(overlay_dirs "ovl-$1")" "$work/mnt/ovl-$1" && MNT=$work/mnt/ovl-$1; }
-teardown_overlay() { umount "$MNT" && rm -rf "$work/ovl-$rep" "$MNT"; }
+teardown_overlay() { umount "$MNT" && rm -rf "$work/ovl-$sid" "$MNT"; }
 setup_overlay-metacopy() {
 	mount -t overlay overlay -o "$(overlay_dirs "ovlm-$1"),metacopy=on" "$work/mnt/ovlm-$1" && MNT=$work/mnt/ovlm-$1
 }
-teardown_overlay-metacopy() { umount "$MNT" && rm -rf "$work/ovlm-$rep" "$MNT"; }
+teardown_overlay-metacopy() { umount "$MNT" && rm -rf "$work/ovlm-$sid" "$MNT"; }
 
 setup_fuse-overlayfs() {
 	local o
@@ -218,7 +219,7 @@ setup_fuse-overlayfs() {
 	daemon_pid=$!
 	wait_mounted $daemon_pid "$MNT"
 }
-teardown_fuse-overlayfs() { fuse_down && rm -rf "$work/fovl-$rep" "$MNT"; }
+teardown_fuse-overlayfs() { fuse_down && rm -rf "$work/fovl-$sid" "$MNT"; }
 
 store=$work/store
 cow() { "$cowroot" --store "$store" "$@"; }
@@ -269,24 +270,32 @@ fi
 
 failed=0
 want local || reps=0
+# one_run STACK ID SCRIPT LOG RESULTS: SCRIPT on a fresh STACK (named by ID),
+# its metrics appended to RESULTS as STACK <TAB> rep <TAB> metric <TAB> seconds
+one_run() {
+	local s=$1 script=$3 log=$4 res=$5 t0
+	sid=$2
+	if ! "setup_$s" "$sid"; then
+		# a comparison stack this machine cannot mount is reported,
+		# not fatal; plain and cowroot must work
+		echo -n "setup failed "
+		echo -e "$s\t$rep\tsetup\tFAIL" >>"$res"
+		case $s in plain | cowroot) failed=1 ;; esac
+		return 0
+	fi
+	t0=$SECONDS
+	bash "$script" "$MNT" >"$log" 2>&1 || true
+	"teardown_$s" || { echo "teardown of $s failed" >&2; failed=1; }
+	grep -q FAIL "$log" && { failed=1; grep -E 'FAIL|fsops' "$log" | awk 'NR <= 5' >&2; }
+	awk -v s="$s" -v r="$rep" '$1 == "METRIC" { print s "\t" r "\t" $2 "\t" $3 }' "$log" >>"$res"
+	echo -n "$((SECONDS - t0))s "
+}
 for rep in $(seq 1 "$reps"); do
 	for s in "${run_stacks[@]}"; do
-		log=$work/logs/$s-$rep.txt
 		printf '# rep %d/%d %-17s ' "$rep" "$reps" "$s"
-		if ! "setup_$s" "$rep"; then
-			# a comparison stack this machine cannot mount is reported,
-			# not fatal; plain and cowroot must work
-			echo "setup failed"
-			echo -e "$s\t$rep\tsetup\tFAIL" >>"$results"
-			case $s in plain | cowroot) failed=1 ;; esac
-			continue
-		fi
-		t0=$SECONDS
-		bash "$src/bench/workload.sh" "$MNT" >"$log" 2>&1 || true
-		"teardown_$s" || { echo "teardown of $s failed" >&2; failed=1; }
-		grep -q FAIL "$log" && { failed=1; grep -E 'FAIL|fsops' "$log" | awk 'NR <= 5' >&2; }
-		awk -v s="$s" -v r="$rep" '$1 == "METRIC" { print s "\t" r "\t" $2 "\t" $3 }' "$log" >>"$results"
-		echo "$((SECONDS - t0))s"
+		one_run "$s" "$rep" "$src/bench/workload.sh" "$work/logs/$s-$rep.txt" "$results"
+		one_run "$s" "c$rep" "$src/bench/client.sh" "$work/logs/$s-c$rep.txt" "$results_client"
+		echo
 	done
 done
 
@@ -328,8 +337,8 @@ if want scale; then
 	fi
 fi
 
-info() { # the INFO lines of the first plain run
-	grep -h '^INFO' "$work/logs/plain-1.txt" 2>/dev/null | sed 's/^INFO /  /' || true
+info() { # [c]: the INFO lines of the first plain run (of the client workload)
+	grep -h '^INFO' "$work/logs/plain-${1:-}1.txt" 2>/dev/null | sed 's/^INFO /  /' || true
 }
 
 # ---- the report
@@ -370,6 +379,23 @@ Median seconds per step:
 
 EOF
 	awk -F'\t' -v stacks="${run_stacks[*]}" -f "$src/bench/median.awk" -f "$src/bench/report.awk" "$results"
+	cat <<EOF
+
+### A booted client's workload (bench/client.sh)
+
+What a client does with its root once booted, on a fresh stack of its own
+in each rep, after the workload above: binaries and perl started in a
+chroot, dpkg-query, a cold grep through /etc and /usr/share, a service
+log appended one line at a time (open, write, close), /usr/share/doc
+copied and removed, configuration files rewritten by rename, image files
+removed, a cold tar of /usr.  Ratios as above.
+
+$(info c)
+
+Median seconds per step:
+
+EOF
+	awk -F'\t' -v stacks="${run_stacks[*]}" -f "$src/bench/median.awk" -f "$src/bench/report.awk" "$results_client"
 }
 
 section_nfs() {

@@ -21,25 +21,7 @@ NFILES=${NFILES:-10000} APPEND_N=${APPEND_N:-200} META_N=${META_N:-1000} SEQ_MB=
 T=$(mktemp -d /tmp/cowroot-workload.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
-drop() {
-	sync
-	[ "$DROP" = 1 ] && echo 3 >/proc/sys/vm/drop_caches
-}
-
-run() { # [NOSYNC=1] run NAME CMD...: time CMD (after flushing earlier dirty data, untimed)
-	local name=$1 t0 t1 rc
-	shift
-	[ "${NOSYNC:-0}" = 1 ] || sync
-	t0=${EPOCHREALTIME/./}
-	"$@"
-	rc=$?
-	t1=${EPOCHREALTIME/./}
-	if [ $rc -ne 0 ]; then
-		echo "METRIC $name FAIL(rc=$rc)"
-	else
-		printf 'METRIC %s %d.%06d\n' "$name" $(((t1 - t0) / 1000000)) $(((t1 - t0) % 1000000))
-	fi
-}
+. "$(dirname "$0")/steps.sh"
 
 walk() { find "$MNT" -xdev >"$T/walk"; }
 statwalk() { find "$MNT" -xdev -printf '%i %s %m %U %G %T@\n' >"$T/stat"; }

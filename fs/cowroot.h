@@ -455,11 +455,18 @@ int cow_listxattr(struct cow_view *v, uint64_t ino, char *buf, size_t size);
 int cow_removexattr(struct cow_view *v, uint64_t ino, const char *name);
 /* What a write, truncate or fallocate does to the privileges of regular
  * file @ino on Linux (file_remove_privs), for a front end whose kernel
- * does not do it (NFS: the server must): the setuid bit, and the setgid
- * bit of a group-executable file, go unless @keep_setid (a caller with
- * CAP_FSETID: root); the file capability (security.capability) goes
- * whoever writes.  Nothing changes for a file that has none of them. */
-int cow_kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid);
+ * does not do it (NFS, or FUSE with KILLPRIV_V2: the server must): the
+ * setuid bit goes, and the setgid bit of a group-executable file, unless
+ * @keep has COW_KEEP_SETID (a caller with CAP_FSETID); a setgid bit
+ * without group execute goes too unless @keep has COW_KEEP_SGID_NOEXEC
+ * (the caller is in the file's group).  The file capability
+ * (security.capability) goes whoever writes.  Nothing changes for a file
+ * that has none of them, nor for a directory; a special file's bits go
+ * as a regular file's (what a chown does to them).  1 when something was
+ * taken away, 0, or -errno. */
+#define COW_KEEP_SETID 1u
+#define COW_KEEP_SGID_NOEXEC 2u
+int cow_kill_privs(struct cow_view *v, uint64_t ino, unsigned keep);
 
 /* dir.c: namespace changes.  Each created object comes back referenced.
  * Errors as the matching syscalls: -EEXIST, -ENOENT, -ENOTDIR, -EISDIR,

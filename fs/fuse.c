@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/capability.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,13 @@ struct cowfuse {
 	/* set at init: the kernel opens files itself; reads and writes of
 	 * files not made by create come without a handle (fh 0) */
 	bool no_open;
+	/* set at init (libfuse 3.16 and later): the daemon takes setuid,
+	 * setgid and the file capability away at writes, truncates and chowns
+	 * (FUSE_CAP_HANDLE_KILLPRIV_V2), see kill_privs */
+	bool killpriv;
+	/* /proc is this daemon's pid namespace: a caller's tid names it there */
+	bool proc_ours;
+	struct fuse_session *se;
 };
 
 static struct cowfuse *cf_of(fuse_req_t req)
@@ -137,6 +145,20 @@ static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 	 * every change it makes itself: no need to check mtime before every
 	 * cached read and readdir (a GETATTR per directory of a warm walk). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* The kernel's VFS takes setuid, setgid and capabilities away (v1
+	 * would leave it to the daemon whoever writes: never asked for)... */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+#ifdef FUSE_CAP_HANDLE_KILLPRIV_V2
+	/* ...unless the daemon does it as the VFS would (kill_privs).  Then
+	 * the kernel remembers that a file has nothing to take (S_NOSEC)
+	 * instead of asking for security.capability before every write: one
+	 * round trip less per write (an append to a log file is then one
+	 * WRITE), and a chown needs no GETATTR first. */
+	if (conn->capable & FUSE_CAP_HANDLE_KILLPRIV_V2) {
+		conn->want |= FUSE_CAP_HANDLE_KILLPRIV_V2;
+		cf->killpriv = true;
+	}
+#endif
 }
 
 static void cowfuse_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -179,6 +201,88 @@ static void cowfuse_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
 	fuse_reply_attr(req, &st, CACHE_TIMEOUT);
 }
 
+/* What the caller may keep of file @a's setuid and setgid bits at a write,
+ * truncate or chown (COW_KEEP_*): CAP_FSETID keeps both, membership of the
+ * file's group a setgid bit without group execute.  The kernel knows and
+ * says so in the WRITE, but libfuse does not pass it on: read it from the
+ * caller's thread, whose tid the request carries (the caller waits for
+ * the reply, so the tid is still its own).  Without a /proc of this pid
+ * namespace, root is taken to have CAP_FSETID, and only the caller's
+ * primary group counts. */
+static unsigned caller_keeps(fuse_req_t req, const struct cow_attr *a)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	bool fsetid = c->uid == 0, in_group = c->gid == a->gid;
+	char path[64], line[1024];
+	FILE *f = NULL;
+	if (cf_of(req)->proc_ours && c->pid > 0) {
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)c->pid);
+		f = fopen(path, "re");
+	}
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long long eff;
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			fsetid = (eff >> CAP_FSETID) & 1;
+		} else if (!strncmp(line, "Groups:", 7)) {
+			/* a line cut short by the buffer may miss groups: the
+			 * bit then goes, as it would for a caller outside */
+			char *p = line + 7, *end;
+			for (unsigned long g; (g = strtoul(p, &end, 10)), end != p; p = end)
+				in_group = in_group || g == a->gid;
+		}
+	}
+	if (f)
+		fclose(f);
+	return (fsetid ? COW_KEEP_SETID : 0) | (fsetid || in_group ? COW_KEEP_SGID_NOEXEC : 0);
+}
+
+static bool has_setid(const struct cow_attr *a)
+{
+	return !S_ISDIR(a->mode) && (a->mode & (S_ISUID | S_ISGID));
+}
+
+/* What the VFS's file_remove_privs does at a write or fallocate
+ * (cow_kill_privs), and the kernel's cached mode then told to refresh.
+ * With FUSE_CAP_HANDLE_KILLPRIV_V2 the daemon must; without it the kernel
+ * has done it already, but by the rule of its FUSE code, which keeps a
+ * setgid bit without group execute that Linux's own since 6.2 takes from
+ * a writer outside the file's group: the daemon applies that one. */
+static int kill_privs_at_write(fuse_req_t req, fuse_ino_t ino)
+{
+	struct cowfuse *cf = cf_of(req);
+	struct cow_attr a;
+	int r = cow_getattr(cf->v, to_core(req, ino), &a);
+	if (r < 0)
+		return r;
+	r = cow_kill_privs(cf->v, a.ino, has_setid(&a) ? caller_keeps(req, &a) : COW_KEEP_SETID);
+	if (r > 0)
+		fuse_lowlevel_notify_inval_inode(cf->se, ino, -1, 0);
+	return r < 0 ? r : 0;
+}
+
+/* With KILLPRIV_V2 the kernel leaves a chown's setuid and setgid to the
+ * daemon, and a truncate's when the caller lacks CAP_FSETID (it says so
+ * with FATTR_KILL_SUIDGID, which libfuse passes as KILL_SUID).  Any other
+ * truncate is judged here as a write is (see kill_privs_at_write).  An
+ * explicit mode is what the caller asked for.  Done before the change: a
+ * chown's rule is about the group the file had. */
+static int kill_privs_at_setattr(fuse_req_t req, uint64_t ino, int to_set)
+{
+	struct cowfuse *cf = cf_of(req);
+	struct cow_attr a;
+	bool told = cf->killpriv && (to_set & FUSE_SET_ATTR_KILL_SUID);
+	if ((to_set & FUSE_SET_ATTR_MODE) || !(told || (to_set & FUSE_SET_ATTR_SIZE)))
+		return 0;
+	int r = cow_getattr(cf->v, ino, &a);
+	if (r < 0)
+		return r;
+	unsigned keep = COW_KEEP_SETID;
+	if (has_setid(&a))
+		keep = caller_keeps(req, &a) & (told ? COW_KEEP_SGID_NOEXEC : ~0u);
+	r = cow_kill_privs(cf->v, ino, keep);
+	return r < 0 ? r : 0;
+}
+
 static void cowfuse_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
 	(void)fi;
@@ -217,7 +321,9 @@ static void cowfuse_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, i
 		set |= COW_SET_CTIME;
 		a.ctime = attr->st_ctim;
 	}
-	int r = cow_setattr(view_of(req), to_core(req, ino), &a, set, &out);
+	int r = kill_privs_at_setattr(req, to_core(req, ino), to_set);
+	if (r == 0)
+		r = cow_setattr(view_of(req), to_core(req, ino), &a, set, &out);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -413,7 +519,9 @@ static void cowfuse_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec
 	struct cow_file *f;
 	int fd;
 	void *token;
-	int r = get_data_fd(req, ino, fi, true, &f, &fd, &token);
+	int r = kill_privs_at_write(req, ino);
+	if (r == 0)
+		r = get_data_fd(req, ino, fi, true, &f, &fd, &token);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -453,8 +561,8 @@ static void cowfuse_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct f
 static void cowfuse_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	struct cow_file *f;
-	int r = get_file(req, ino, fi, true, &f);
-	if (r == 0) {
+	int r = kill_privs_at_write(req, ino);
+	if (r == 0 && (r = get_file(req, ino, fi, true, &f)) == 0) {
 		r = cow_fallocate(f, mode, off, len);
 		put_file(fi, f);
 	}
@@ -685,7 +793,14 @@ int cowfuse_main(struct cow_view *v, const struct cowfuse_opts *o)
 	argv[argc] = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cowfuse cf = {.v = v};
+	char self[32];
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		cf.proc_ours = atoi(self) == getpid();
+	}
 	struct fuse_session *se = fuse_session_new(&args, &cowfuse_ops, sizeof(cowfuse_ops), &cf);
+	cf.se = se;
 	if (!se) {
 		snprintf(msg, sizeof(msg), "cannot start the FUSE session (bad -o options?)");
 		report(o->ready_fd, msg);

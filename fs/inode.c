@@ -502,20 +502,23 @@ void cow_attr_to_stat(const struct cow_attr *a, struct stat *st)
 	st->st_ctim = a->ctime;
 }
 
-int cow_kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid)
+int cow_kill_privs(struct cow_view *v, uint64_t ino, unsigned keep)
 {
 	struct cow_attr a, out;
 	int r = cow_getattr(v, ino, &a);
 	if (r < 0)
 		return r;
-	if (!S_ISREG(a.mode))
-		return 0;
+	if (S_ISDIR(a.mode))
+		return 0; /* (a chown of a special file clears its bits too) */
 	uint32_t kill = 0;
-	if (!keep_setid && (a.mode & S_ISUID))
-		kill |= S_ISUID;
-	/* setgid without group execute marks mandatory locking: it stays */
-	if (!keep_setid && (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		kill |= S_ISGID;
+	if (!(keep & COW_KEEP_SETID)) {
+		if (a.mode & S_ISUID)
+			kill |= S_ISUID;
+		/* setgid without group execute only from a caller outside
+		 * the file's group (setattr_should_drop_sgid) */
+		if ((a.mode & S_ISGID) && ((a.mode & S_IXGRP) || !(keep & COW_KEEP_SGID_NOEXEC)))
+			kill |= S_ISGID;
+	}
 	if (kill) {
 		struct cow_attr m = {.mode = a.mode & ~kill};
 		r = cow_setattr(v, ino, &m, COW_SET_MODE, &out);
@@ -523,7 +526,9 @@ int cow_kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid)
 			return r;
 	}
 	r = cow_getxattr(v, ino, "security.capability", NULL, 0);
-	if (r >= 0)
-		r = cow_removexattr(v, ino, "security.capability");
-	return r < 0 && r != -ENODATA ? r : 0;
+	if (r >= 0 && (r = cow_removexattr(v, ino, "security.capability")) == 0)
+		return 1;
+	if (r < 0 && r != -ENODATA)
+		return r;
+	return kill ? 1 : 0;
 }

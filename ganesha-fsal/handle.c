@@ -37,14 +37,31 @@ static struct cow_cred caller_cred(void)
 	return (struct cow_cred){.uid = op_ctx->creds.caller_uid, .gid = op_ctx->creds.caller_gid, .umask = 0};
 }
 
+/* Is the caller in group @gid? */
+static bool caller_in_group(uint32_t gid)
+{
+	if (op_ctx->creds.caller_gid == gid)
+		return true;
+	for (unsigned i = 0; i < op_ctx->creds.caller_glen; i++)
+		if (op_ctx->creds.caller_garray[i] == gid)
+			return true;
+	return false;
+}
+
 /* A write or truncate by the caller takes away what Linux's
  * file_remove_privs does: setuid and setgid unless the caller is root,
  * the file capability always.  FSAL_VFS gets this from the kernel, which
  * writes as the caller; here the server must. */
 static int kill_privs(struct cow_view *v, uint64_t ino, bool keep_setid)
 {
-	bool root = op_ctx->fsal_export->exp_ops.is_superuser(op_ctx->fsal_export, &op_ctx->creds);
-	return cow_kill_privs(v, ino, keep_setid || root);
+	unsigned keep = 0;
+	struct cow_attr a;
+	if (keep_setid || op_ctx->fsal_export->exp_ops.is_superuser(op_ctx->fsal_export, &op_ctx->creds))
+		keep = COW_KEEP_SETID;
+	else if (cow_getattr(v, ino, &a) == 0 && (a.mode & S_ISGID) && caller_in_group(a.gid))
+		keep = COW_KEEP_SGID_NOEXEC;
+	int r = cow_kill_privs(v, ino, keep);
+	return r < 0 ? r : 0;
 }
 
 void cowfsal_attr_out(struct cowfsal_handle *h, const struct cow_attr *a, struct fsal_attrlist *out)

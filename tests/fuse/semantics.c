@@ -23,6 +23,7 @@
 #include <ftw.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <linux/capability.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -283,21 +284,30 @@ static void msleep(long ms)
 /* Line of the first failed NCHECK in an as_nobody() child (shared with the parent). */
 static int *nobody_line;
 
-/* Run fn in a child with uid/gid 65534; returns 0 if fn succeeded, the line of its failed
- * NCHECK, or -1 if it could not be run. */
-static int as_nobody(int (*fn)(void))
+static int map_nobody_line(void)
 {
 	if (!nobody_line) {
-		nobody_line = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		if (nobody_line == MAP_FAILED)
+		int *p = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
 			return -1;
+		nobody_line = p;
 	}
 	*nobody_line = 0;
+	return 0;
+}
+
+/* Run fn in a child made what @become (run in it first, 0 or -1) makes it;
+ * returns 0 if fn succeeded, the line of its failed NCHECK, or -1 if it
+ * could not be run. */
+static int in_child(int (*become)(void), int (*fn)(void))
+{
+	if (map_nobody_line() < 0)
+		return -1;
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+		if (become() < 0)
 			_exit(1);
 		_exit(fn());
 	}
@@ -307,6 +317,17 @@ static int as_nobody(int (*fn)(void))
 	if (WEXITSTATUS(st) == 0)
 		return 0;
 	return *nobody_line ? *nobody_line : -1;
+}
+
+static int become_nobody(void)
+{
+	return setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0 ? -1 : 0;
+}
+
+/* Run fn in a child with uid/gid 65534 (see in_child). */
+static int as_nobody(int (*fn)(void))
+{
+	return in_child(become_nobody, fn);
 }
 
 /* Used inside as_nobody() children: record the failing line and fail. */
@@ -1231,6 +1252,12 @@ static int t_chown_clears_suid(void)
 	struct stat st;
 	SYS(stat("f", &st));
 	CHECKF((st.st_mode & 07777) == 0755, "after chown mode %o, want 0755 (suid/sgid cleared)", st.st_mode & 07777);
+	/* so do special files' */
+	SYS(mkfifo("p", 0644));
+	SYS(chmod("p", 06755));
+	SYS(chown("p", 1000, 1000));
+	SYS(lstat("p", &st));
+	CHECKF((st.st_mode & 07777) == 0755, "fifo after chown mode %o, want 0755", st.st_mode & 07777);
 	/* directories keep their bits */
 	SYS(mkdir("d", 0755));
 	SYS(chmod("d", 06755));
@@ -1584,6 +1611,96 @@ static int t_xattr_capability_killpriv(void)
 	SYS(setxattr("f", "security.capability", cap_v2, sizeof(cap_v2), 0));
 	SYS(chown("f", 1, 1));
 	ERR(getxattr("f", "security.capability", v, sizeof(v)), ENODATA);
+	return PASS;
+}
+
+static int nobody_truncate(void)
+{
+	NCHECK(truncate("f", 1) == 0);
+	return 0;
+}
+
+static int nobody_fallocate(void)
+{
+	int fd = open("f", O_WRONLY);
+	NCHECK(fd >= 0);
+	NCHECK(fallocate(fd, 0, 0, 8192) == 0);
+	close(fd);
+	return 0;
+}
+
+/* Root without CAP_FSETID in its effective set. */
+static int become_root_without_fsetid(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) < 0)
+		return -1;
+	d[0].effective &= ~(1u << CAP_FSETID);
+	return syscall(SYS_capset, &h, d) < 0 ? -1 : 0;
+}
+
+static int mode_of(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) < 0 ? -1 : (int)(st.st_mode & 07777);
+}
+
+/* The rules of the VFS's file_remove_privs, whoever applies them (the
+ * kernel, or the daemon under FUSE_HANDLE_KILLPRIV_V2): what a write,
+ * truncate or fallocate takes away, and from whom. */
+static int t_setid_kill_rules(void)
+{
+	if (geteuid() != 0)
+		return skip("needs root to set up");
+	int r, m;
+	CHECK(put_file("f", "x", 1, 0644) == 0);
+	/* root (CAP_FSETID) keeps setuid and setgid at a write and a truncate */
+	SYS(chmod("f", 06775));
+	int fd = SYS(open("f", O_WRONLY | O_APPEND));
+	SYS(write(fd, "y", 1));
+	SYS(close(fd));
+	CHECKF((m = mode_of("f")) == 06775, "after root's write mode %o, want 6775", m);
+	SYS(truncate("f", 1));
+	CHECKF((m = mode_of("f")) == 06775, "after root's truncate mode %o, want 6775", m);
+	/* root without CAP_FSETID does not */
+	r = in_child(become_root_without_fsetid, nobody_write);
+	CHECKF(r == 0, "write without CAP_FSETID failed at line %d", r);
+	CHECKF((m = mode_of("f")) == 0775, "after a write without CAP_FSETID mode %o, want 775", m);
+	/* setgid without group execute goes only for a writer outside the
+	 * file's group (Linux 6.2 and later) */
+	SYS(chmod("f", 02767));
+	CHECK(as_nobody(nobody_write) == 0);
+	CHECKF((m = mode_of("f")) == 0767, "after a write from outside the group mode %o, want 767", m);
+	SYS(chown("f", 0, 65534));
+	SYS(chmod("f", 02767));
+	CHECK(as_nobody(nobody_write) == 0);
+	CHECKF((m = mode_of("f")) == 02767, "after a write from inside the group mode %o, want 2767", m);
+	SYS(chown("f", 0, 0));
+	/* a file written before with nothing to take (the kernel may remember
+	 * that) then made setuid: the next write still takes it */
+	SYS(chmod("f", 0777));
+	CHECK(as_nobody(nobody_write) == 0);
+	SYS(chmod("f", 04777));
+	CHECK(as_nobody(nobody_write) == 0);
+	CHECKF((m = mode_of("f")) == 0777, "after nobody's second write mode %o, want 777", m);
+	/* truncate and fallocate by others */
+	SYS(chmod("f", 06777));
+	CHECK(as_nobody(nobody_truncate) == 0);
+	CHECKF((m = mode_of("f")) == 0777, "after nobody's truncate mode %o, want 777", m);
+	SYS(chmod("f", 06777));
+	CHECK(as_nobody(nobody_fallocate) == 0);
+	CHECKF((m = mode_of("f")) == 0777, "after nobody's fallocate mode %o, want 777", m);
+	/* a capability set on a file written before goes at the next write */
+	unsigned char v[64];
+	SYS(setxattr("f", "security.capability", cap_v2, sizeof(cap_v2), 0));
+	fd = SYS(open("f", O_WRONLY | O_APPEND));
+	SYS(write(fd, "z", 1));
+	SYS(close(fd));
+	ERR(getxattr("f", "security.capability", v, sizeof(v)), ENODATA);
+	struct stat st;
+	SYS(stat("f", &st));
+	CHECKF(st.st_size == 8193, "size %lld after fallocate of 8 KiB and a byte appended", (long long)st.st_size);
 	return PASS;
 }
 
@@ -2361,6 +2478,7 @@ static const struct test {
     {"xattr_trusted", t_xattr_trusted},
     {"xattr_capability", t_xattr_capability},
     {"xattr_capability_killpriv", t_xattr_capability_killpriv},
+    {"setid_kill_rules", t_setid_kill_rules},
     {"xattr_acl", t_xattr_acl},
     {"acl_default_inherit", t_acl_default_inherit},
     {"xattr_list", t_xattr_list},

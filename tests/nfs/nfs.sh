@@ -80,10 +80,11 @@ head -c 3000000 /dev/urandom >"$fix/usr/share/blob"
 ln -s ../etc/hostname "$fix/link"
 # what a write or truncate by a user takes away (t_kill_privs)
 mkdir -p "$fix/priv"
-for f in suid trunc rootw keep sgid sgid-noexec; do printf 'priv\n' >"$fix/priv/$f"; done
+for f in suid trunc rootw keep sgid sgid-noexec sgid-noexec-grp; do printf 'priv\n' >"$fix/priv/$f"; done
 chmod 04777 "$fix/priv/suid" "$fix/priv/trunc" "$fix/priv/rootw" "$fix/priv/keep"
 chmod 02777 "$fix/priv/sgid"
-chmod 02766 "$fix/priv/sgid-noexec"
+chmod 02766 "$fix/priv/sgid-noexec" "$fix/priv/sgid-noexec-grp"
+chgrp 1000 "$fix/priv/sgid-noexec-grp"
 have_setcap=0
 if command -v setcap >/dev/null && setcap cap_net_raw+ep "$fix/priv/suid" 2>/dev/null; then
 	setcap cap_net_raw+ep "$fix/priv/trunc" && setcap cap_net_raw+ep "$fix/priv/rootw" &&
@@ -935,7 +936,11 @@ t_kill_privs() {
 	[ "$m" = 100777 ] || { echo "write by a user: mode $m (v4) of a group-executable setgid file, not 100777"; return 1; }
 	as_user nc 127.0.0.2 /clients/pi1 3 pwrite /priv/sgid-noexec "user" || return 1
 	m=$(mode_of 3 /priv/sgid-noexec)
-	[ "$m" = 102766 ] || { echo "write: mode $m of a setgid file without group execute, not 102766"; return 1; }
+	# (Linux 6.2 and later: from a writer outside the file's group)
+	[ "$m" = 100766 ] || { echo "write: mode $m of a setgid file without group execute, not 100766"; return 1; }
+	as_user nc 127.0.0.2 /clients/pi1 3 pwrite /priv/sgid-noexec-grp "user" || return 1
+	m=$(mode_of 3 /priv/sgid-noexec-grp)
+	[ "$m" = 102766 ] || { echo "write from its group: mode $m of a setgid file without group execute, not 102766"; return 1; }
 	as_user nc 127.0.0.2 /clients/pi1 3 truncate /priv/trunc 2 || return 1
 	m=$(mode_of 3 /priv/trunc)
 	[ "$m" = 100777 ] || { echo "truncate by a user: mode $m, not 100777"; return 1; }
