@@ -281,6 +281,9 @@ struct cow_dir {
 	uint32_t *slots; /* open hash of indexes + 1, 0 empty, UINT32_MAX deleted */
 	size_t nslots;
 	uint64_t last_seq; /* ents are in increasing seq order; compaction keeps it */
+	/* a name was added, removed or changed since the load: a reload
+	 * would not give the same seqs (readdir cookies), so it stays */
+	bool changed;
 };
 
 struct cow_inode {
@@ -310,6 +313,10 @@ struct cow_inode {
 	bool xattrs_loaded;
 	uint64_t parent;     /* for directories: the parent's ino (0 unknown) */
 	struct cow_dir *dir; /* for directories: merged listing, once loaded (see cow_dir) */
+	/* on the view's list of unreferenced inodes it may evict (view.lru),
+	 * protected by view.itable_lock */
+	struct cow_inode *lru_prev, *lru_next;
+	bool on_lru;
 };
 
 struct cow_xattr {
@@ -350,6 +357,11 @@ struct cow_view {
 	pthread_mutex_t itable_lock;
 	struct cow_inode **itable;
 	size_t itable_size, itable_count;
+	/* Unreferenced inodes that may go (oldest first), under itable_lock:
+	 * clean files, and directories whose listing can be dropped (see
+	 * lru_trim in view.c).  At most lru_max stay. */
+	struct cow_inode *lru_head, *lru_tail;
+	size_t lru_count, lru_max;
 
 	pthread_mutex_t ino_lock; /* protects next_ino, end_ino */
 	uint64_t next_ino, end_ino;

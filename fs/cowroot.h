@@ -383,6 +383,19 @@ bool cow_view_readonly(const struct cow_view *v);
  * OPEN requests): an unlinked object keeps its space until they go,
  * rather than until its last cow_file is released. */
 void cow_view_set_refs_are_opens(struct cow_view *v, bool on);
+/* How many objects nobody references the view keeps cached (files, and
+ * directories' listings) before the oldest go; COW_INODE_CACHE unless set.
+ * A server of many clients keeps few, a local mount many (its kernel lets
+ * go of what it caches at memory pressure and at drop_caches).  The
+ * environment's COWROOT_INODE_CACHE, when set, wins (tests, tuning). */
+#define COW_INODE_CACHE 1024
+void cow_view_set_inode_cache(struct cow_view *v, size_t n);
+/* What the view has cached: objects, those of them nobody references, and
+ * directories' loaded listings. */
+struct cow_cache_counts {
+	size_t inodes, unreferenced, listings;
+};
+void cow_view_cache_counts(struct cow_view *v, struct cow_cache_counts *ret);
 /* The id of the view's client (cow_client_info.id), 0 for an image view. */
 uint64_t cow_view_client_id(const struct cow_view *v);
 /* The generation of the view's client (cow_client_info.gen), 0 for an

@@ -64,6 +64,7 @@ static int name_put(struct cow_view *v, struct cow_inode *dp, const char *name, 
 	int r = cow_db_dirent_put(v->st->db, v->layer, dp->ino, name, ino, type);
 	if (r < 0)
 		return r;
+	dp->dir->changed = true;
 	struct cow_dent *e = cow_dir_find(dp->dir, name);
 	if (e) {
 		e->ino = ino;
@@ -81,6 +82,7 @@ static int name_drop(struct cow_view *v, struct cow_inode *dp, const char *name)
 	int r;
 	if (!e)
 		return 0;
+	dp->dir->changed = true;
 	if (e->lower) {
 		r = cow_db_dirent_put(v->st->db, v->layer, dp->ino, name, 0, 0);
 		if (r == 0) {

@@ -138,6 +138,9 @@ static void cowfuse_init(void *userdata, struct fuse_conn_info *conn)
 	if (cf->no_open)
 		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	cow_view_set_refs_are_opens(v, cf->no_open);
+	/* a local mount: keep what the kernel lets go of (drop_caches, memory
+	 * pressure) up to about 100 MiB, the objects of a large image */
+	cow_view_set_inode_cache(v, 256 * 1024);
 	/* Symlink targets cached in the kernel (/lib, /bin... are symlinks
 	 * in a Debian root: every path through them asked for READLINK). */
 	conn->want |= FUSE_CAP_CACHE_SYMLINKS & conn->capable;

@@ -339,6 +339,115 @@ static struct cow_inode *inode_alloc(void)
 	return ip;
 }
 
+/* ---- unreferenced inodes (itable_lock held) ----
+ *
+ * An inode nobody references (no lookup of a front end, no open, no pin,
+ * not dirty) stays cached until lru_max others have joined it, then goes:
+ * a file entirely (what it is can be loaded again: its row is written,
+ * its quota share stays in the view's sum, see quota.c); a directory only
+ * loses its merged listing, and only an unchanged one, whose reload gives
+ * the same readdir cookies; the directory's own inode stays, with the
+ * parent link that rename's loop check and ".." need. */
+
+static void lru_unlink(struct cow_view *v, struct cow_inode *ip)
+{
+	if (!ip->on_lru)
+		return;
+	if (ip->lru_prev)
+		ip->lru_prev->lru_next = ip->lru_next;
+	else
+		v->lru_head = ip->lru_next;
+	if (ip->lru_next)
+		ip->lru_next->lru_prev = ip->lru_prev;
+	else
+		v->lru_tail = ip->lru_prev;
+	ip->lru_prev = ip->lru_next = NULL;
+	ip->on_lru = false;
+	v->lru_count--;
+}
+
+static void lru_push(struct cow_view *v, struct cow_inode *ip)
+{
+	ip->lru_prev = v->lru_tail;
+	ip->lru_next = NULL;
+	if (v->lru_tail)
+		v->lru_tail->lru_next = ip;
+	else
+		v->lru_head = ip;
+	v->lru_tail = ip;
+	ip->on_lru = true;
+	v->lru_count++;
+}
+
+/* A reference more (itable_lock held). */
+static void iref(struct cow_view *v, struct cow_inode *ip)
+{
+	if (ip->refs++ == 0)
+		lru_unlink(v, ip);
+}
+
+/* May @ip go, or lose its listing, once unreferenced?  Its fields read
+ * here change only with a reference held, which nobody has. */
+static bool evictable(const struct cow_inode *ip)
+{
+	if (ip->refs || ip->dirty || ip->on_dirty_list || ip->reset_gone || ip->destroyed || ip->row.nlink == 0)
+		return false;
+	if (S_ISDIR(ip->row.mode))
+		return ip->dir && !ip->dir->changed;
+	return ip->nopen == 0;
+}
+
+static void table_remove(struct cow_view *v, struct cow_inode *ip)
+{
+	struct cow_inode **pp = &v->itable[ihash(v, ip->ino)];
+	while (*pp != ip)
+		pp = &(*pp)->hnext;
+	*pp = ip->hnext;
+	v->itable_count--;
+}
+
+/* Take the oldest past lru_max off the list: files out of the table onto
+ * *@gone (freed by the caller, outside the locks), directories' listings
+ * freed now if the namespace lock can be had (it guards every use of a
+ * listing; held by this thread already, or busy: they wait for the next
+ * trim).  itable_lock held. */
+static void lru_trim(struct cow_view *v, struct cow_inode **gone)
+{
+	bool ns = false, tried = false;
+	size_t skipped = 0;
+	while (v->lru_count > v->lru_max && skipped < v->lru_count) {
+		struct cow_inode *ip = v->lru_head;
+		lru_unlink(v, ip);
+		if (!S_ISDIR(ip->row.mode)) {
+			table_remove(v, ip);
+			ip->hnext = *gone;
+			*gone = ip;
+			continue;
+		}
+		if (!tried) {
+			tried = true;
+			ns = pthread_rwlock_trywrlock(&v->ns_lock) == 0;
+		}
+		if (!ns) {
+			lru_push(v, ip); /* to the back, for a later trim */
+			skipped++;
+			continue;
+		}
+		if (ip->dir && !ip->dir->changed) {
+			cow_dir_free(ip->dir);
+			ip->dir = NULL;
+		}
+	}
+	if (ns)
+		pthread_rwlock_unlock(&v->ns_lock);
+}
+
+static void lru_add(struct cow_view *v, struct cow_inode *ip)
+{
+	if (!ip->on_lru && evictable(ip))
+		lru_push(v, ip);
+}
+
 /* Size and allocation come from the data file: it is the truth after a
  * crash, whatever the row last recorded. */
 static void inode_stat_data(struct cow_view *v, struct cow_inode *ip)
@@ -440,7 +549,7 @@ int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 		return -ESTALE;
 	}
 	if (ip) {
-		ip->refs++;
+		iref(v, ip);
 		pthread_mutex_unlock(&v->itable_lock);
 		*ret = ip;
 		return 0;
@@ -453,7 +562,7 @@ int cow_inode_get(struct cow_view *v, uint64_t ino, struct cow_inode **ret)
 		return r;
 	pthread_mutex_lock(&v->itable_lock);
 	ip = itable_insert(v, n);
-	ip->refs++;
+	iref(v, ip);
 	pthread_mutex_unlock(&v->itable_lock);
 	if (ip != n)
 		inode_free(n);
@@ -517,17 +626,24 @@ void cow_forget(struct cow_view *v, uint64_t ino, uint64_t n)
 			ip->refs = 0;
 		}
 		/* unlink from the table; nobody can find it any more */
-		struct cow_inode **pp = &v->itable[ihash(v, ino)];
-		while (*pp != ip)
-			pp = &(*pp)->hnext;
-		*pp = ip->hnext;
-		v->itable_count--;
+		lru_unlink(v, ip);
+		table_remove(v, ip);
+	}
+	struct cow_inode *evicted = NULL;
+	if (!gone && ip->refs == 0) {
+		lru_add(v, ip);
+		lru_trim(v, &evicted);
 	}
 	pthread_mutex_unlock(&v->itable_lock);
 	pthread_mutex_unlock(&v->dirty_lock);
 	if (gone) {
 		cow_inode_destroy_unlinked(v, ip);
 		inode_free(ip);
+	}
+	while (evicted) {
+		struct cow_inode *next = evicted->hnext;
+		inode_free(evicted);
+		evicted = next;
 	}
 }
 
@@ -624,7 +740,7 @@ void cow_inode_mark_dirty(struct cow_view *v, struct cow_inode *ip)
 		v->dirty = ip;
 		/* the list holds a reference: keep the inode until written */
 		pthread_mutex_lock(&v->itable_lock);
-		ip->refs++;
+		iref(v, ip);
 		pthread_mutex_unlock(&v->itable_lock);
 	}
 	pthread_mutex_unlock(&v->dirty_lock);
@@ -923,6 +1039,7 @@ static struct cow_view *view_alloc(struct cow_store *st, bool readonly)
 	pthread_mutex_init(&v->dirty_lock, NULL);
 	pthread_cond_init(&v->flusher_cond, NULL);
 	v->itable_size = 256; /* grows with the cache: 500 idle clients cost 2 KiB each, not 32 */
+	cow_view_set_inode_cache(v, COW_INODE_CACHE);
 	v->itable = calloc(v->itable_size, sizeof(*v->itable));
 	if (!v->itable) {
 		free(v);
@@ -1276,7 +1393,7 @@ static int pin_all(struct cow_view *v, struct cow_inode ***ret, size_t *ret_n)
 	if (ips)
 		for (size_t i = 0; i < v->itable_size; i++)
 			for (struct cow_inode *ip = v->itable[i]; ip; ip = ip->hnext) {
-				ip->refs++;
+				iref(v, ip);
 				ips[n++] = ip;
 			}
 	pthread_mutex_unlock(&v->itable_lock);
@@ -1378,6 +1495,42 @@ void cow_view_set_caller_times(struct cow_view *v, bool on)
 void cow_view_set_refs_are_opens(struct cow_view *v, bool on)
 {
 	v->refs_are_opens = on;
+}
+
+void cow_view_cache_counts(struct cow_view *v, struct cow_cache_counts *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	pthread_rwlock_rdlock(&v->ns_lock); /* guards the listings */
+	pthread_mutex_lock(&v->itable_lock);
+	ret->inodes = v->itable_count;
+	for (size_t i = 0; i < v->itable_size; i++)
+		for (struct cow_inode *ip = v->itable[i]; ip; ip = ip->hnext) {
+			ret->unreferenced += ip->refs == 0;
+			ret->listings += ip->dir != NULL;
+		}
+	pthread_mutex_unlock(&v->itable_lock);
+	pthread_rwlock_unlock(&v->ns_lock);
+}
+
+void cow_view_set_inode_cache(struct cow_view *v, size_t n)
+{
+	const char *e = getenv("COWROOT_INODE_CACHE");
+	char *end;
+	if (e && *e) {
+		unsigned long long env = strtoull(e, &end, 10);
+		if (!*end)
+			n = (size_t)env;
+	}
+	struct cow_inode *evicted = NULL;
+	pthread_mutex_lock(&v->itable_lock);
+	v->lru_max = n;
+	lru_trim(v, &evicted);
+	pthread_mutex_unlock(&v->itable_lock);
+	while (evicted) {
+		struct cow_inode *next = evicted->hnext;
+		inode_free(evicted);
+		evicted = next;
+	}
 }
 
 bool cow_view_readonly(const struct cow_view *v)
